@@ -1,0 +1,176 @@
+// Guest memory regions and immutable memory-table snapshots.
+#include "vusw/guest_memory.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fmt/format.h>
+
+namespace vusw {
+namespace {
+
+// [a, a+size) as an inclusive range; false when it wraps past 2^64.
+bool last_byte(uint64_t a, uint64_t size, uint64_t& last)
+{
+    if (size == 0 || a + (size - 1) < a)
+        return false;
+    last = a + (size - 1);
+    return true;
+}
+
+bool overlaps(uint64_t a, uint64_t a_last, uint64_t b, uint64_t b_last)
+{
+    return a <= b_last && b <= a_last;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const MappedRegion>> MappedRegion::map(UniqueFd fd, const RegionDesc& d)
+{
+    uint64_t last = 0;
+    if (!fd)
+        return fail("bad_region", "region has no fd");
+    if (!last_byte(d.gpa, d.size, last) || !last_byte(d.uva, d.size, last))
+        return fail("bad_region", fmt::format("region gpa {:#x} uva {:#x} size {:#x}: empty or wraps", d.gpa, d.uva, d.size));
+    const long page = sysconf(_SC_PAGESIZE);
+    const uint64_t aligned_off = d.mmap_offset & ~uint64_t(page - 1);
+    const uint64_t lead = d.mmap_offset - aligned_off;
+    uint64_t file_end = 0;
+    if (!last_byte(d.mmap_offset, d.size, file_end))
+        return fail("bad_region", fmt::format("mmap_offset {:#x} + size {:#x} overflows", d.mmap_offset, d.size));
+    struct stat st {};
+    if (fstat(fd.get(), &st) != 0)
+        return fail("bad_region", "cannot fstat region fd");
+    // A regular file (memfd, hugetlbfs) must be large enough; mapping past its end would
+    // SIGBUS the PMD core on first touch.
+    if (S_ISREG(st.st_mode) && file_end >= uint64_t(st.st_size))
+        return fail("bad_region", fmt::format("region [{:#x}, +{:#x}) ends past the fd's size {:#x}",
+                                              d.mmap_offset, d.size, uint64_t(st.st_size)));
+    const uint64_t length = lead + d.size;
+    void* base = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd.get(), off_t(aligned_off));
+    if (base == MAP_FAILED)
+        return fail("mmap_failed", fmt::format("mmap of {:#x} bytes at offset {:#x} failed", length, aligned_off));
+    auto* host = static_cast<std::byte*>(base) + lead;
+    return std::shared_ptr<const MappedRegion>(new MappedRegion(std::move(fd), d, base, length, host));
+}
+
+MappedRegion::MappedRegion(UniqueFd fd, const RegionDesc& desc, void* base, std::size_t length, std::byte* host)
+    : fd_(std::move(fd)), desc_(desc), mmap_base_(base), mmap_length_(length), host_(host)
+{
+}
+
+MappedRegion::~MappedRegion()
+{
+    munmap(mmap_base_, mmap_length_);
+}
+
+const MemTable::Hot* MemTable::find_gpa(uint64_t gpa) const noexcept
+{
+    // Few regions is the common case: a linear scan beats a binary search there.
+    if (hot_.size() <= 8) {
+        for (const Hot& h : hot_)
+            if (gpa >= h.gpa && gpa <= h.gpa_last)
+                return &h;
+        return nullptr;
+    }
+    auto it = std::upper_bound(hot_.begin(), hot_.end(), gpa, [](uint64_t a, const Hot& h) { return a < h.gpa; });
+    if (it == hot_.begin())
+        return nullptr;
+    --it;
+    return gpa <= it->gpa_last ? &*it : nullptr;
+}
+
+std::byte* MemTable::translate(GuestPhysAddr gpa, uint64_t len) const noexcept
+{
+    uint64_t last = 0;
+    if (!last_byte(gpa.value, len, last))
+        return nullptr;
+    const Hot* h = find_gpa(gpa.value);
+    if (h == nullptr || last > h->gpa_last)
+        return nullptr;
+    return h->host + (gpa.value - h->gpa);
+}
+
+std::span<std::byte> MemTable::translate_prefix(GuestPhysAddr gpa, uint64_t len) const noexcept
+{
+    if (len == 0)
+        return {};
+    const Hot* h = find_gpa(gpa.value);
+    if (h == nullptr)
+        return {};
+    const uint64_t avail = h->gpa_last - gpa.value + 1;  // cannot overflow: region is smaller than 2^64
+    return {h->host + (gpa.value - h->gpa), std::size_t(std::min(len, avail))};
+}
+
+std::byte* MemTable::translate_uva(FrontendAddr uva, uint64_t len) const noexcept
+{
+    uint64_t last = 0;
+    if (!last_byte(uva.value, len, last))
+        return nullptr;
+    for (const Hot& h : hot_)
+        if (uva.value >= h.uva && last <= h.uva_last)
+            return h.host + (uva.value - h.uva);
+    return nullptr;
+}
+
+void MemTable::rebuild_hot()
+{
+    std::sort(owners_.begin(), owners_.end(), [](const auto& a, const auto& b) { return a->desc().gpa < b->desc().gpa; });
+    hot_.clear();
+    hot_.reserve(owners_.size());
+    for (const auto& r : owners_) {
+        const RegionDesc& d = r->desc();
+        hot_.push_back(Hot{d.gpa, d.gpa + d.size - 1, d.uva, d.uva + d.size - 1, r->host()});
+    }
+}
+
+Result<std::unique_ptr<MemTable>> MemTable::with_region(std::shared_ptr<const MappedRegion> region) const
+{
+    if (hot_.size() >= kMaxMemSlots)
+        return fail("mem_slots_full", fmt::format("all {} memory slots are in use", kMaxMemSlots));
+    const RegionDesc& d = region->desc();
+    const uint64_t gpa_last = d.gpa + d.size - 1, uva_last = d.uva + d.size - 1;  // checked by map()
+    for (const Hot& h : hot_) {
+        if (overlaps(d.gpa, gpa_last, h.gpa, h.gpa_last))
+            return fail("region_overlap", fmt::format("region gpa {:#x}+{:#x} overlaps guest memory at {:#x}", d.gpa, d.size, h.gpa));
+        if (overlaps(d.uva, uva_last, h.uva, h.uva_last))
+            return fail("region_overlap", fmt::format("region uva {:#x}+{:#x} overlaps front-end memory at {:#x}", d.uva, d.size, h.uva));
+    }
+    auto table = std::make_unique<MemTable>(*this);
+    table->owners_.push_back(std::move(region));
+    table->rebuild_hot();
+    return table;
+}
+
+Result<std::unique_ptr<MemTable>> MemTable::without_region(const RegionDesc& d) const
+{
+    auto match = [&](const auto& r) {
+        const RegionDesc& o = r->desc();
+        return o.gpa == d.gpa && o.uva == d.uva && o.size == d.size;
+    };
+    auto it = std::find_if(owners_.begin(), owners_.end(), match);
+    if (it == owners_.end())
+        return fail("region_not_found", fmt::format("no region with gpa {:#x} uva {:#x} size {:#x}", d.gpa, d.uva, d.size));
+    auto table = std::make_unique<MemTable>();
+    for (const auto& r : owners_)
+        if (r != *it)
+            table->owners_.push_back(r);
+    table->rebuild_hot();
+    return table;
+}
+
+Result<std::unique_ptr<MemTable>> MemTable::from_regions(std::vector<std::shared_ptr<const MappedRegion>> regions)
+{
+    std::unique_ptr<MemTable> table = std::make_unique<MemTable>();
+    for (auto& r : regions) {
+        auto next = table->with_region(std::move(r));
+        if (!next)
+            return std::unexpected(next.error());
+        table = std::move(*next);
+    }
+    return table;
+}
+
+}  // namespace vusw

@@ -1,0 +1,134 @@
+// The PMD core loop.
+#include "vusw/pmd.h"
+
+#include <rte_cycles.h>
+#include <rte_launch.h>
+#include <rte_mbuf.h>
+#include <rte_pause.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+
+#include <fmt/format.h>
+
+#include <thread>
+
+#include "vusw/l2switch.h"
+
+namespace vusw {
+
+Pmd::Pmd(unsigned index, unsigned lcore, L2Switch& sw, rte_rcu_qsbr* qsbr, rte_mempool* pool)
+    : ctx_{index, pool}, lcore_(lcore), switch_(sw), qsbr_(qsbr)
+{
+}
+
+void Pmd::adopt(Port& port)
+{
+    port.set_owner(ctx_.slot);
+    ports_.push_back(&port);
+}
+
+Status Pmd::launch()
+{
+    if (rte_rcu_qsbr_thread_register(qsbr_, ctx_.slot) != 0)
+        return fail("rcu", fmt::format("cannot register PMD {} with RCU", ctx_.slot));
+    running_.store(true, std::memory_order_release);
+    if (rte_eal_remote_launch(&Pmd::entry, this, lcore_) != 0) {
+        running_.store(false);
+        return fail("launch", fmt::format("cannot launch PMD on lcore {} (is it in --lcores and free?)", lcore_));
+    }
+    return {};
+}
+
+void Pmd::stop()
+{
+    running_.store(false, std::memory_order_release);
+    rte_eal_wait_lcore(lcore_);
+}
+
+int Pmd::entry(void* self)
+{
+    return static_cast<Pmd*>(self)->run();
+}
+
+Result<uint64_t> Pmd::execute(PmdCommand cmd, std::chrono::milliseconds timeout)
+{
+    cmd.seq = ++next_seq_;
+    if (!running_.load(std::memory_order_acquire)) {
+        commands_.push(cmd);  // the core is not polling: its state is ours to change
+        apply_commands();
+        return ack_value_.load(std::memory_order_relaxed);
+    }
+    if (!commands_.push(cmd))
+        return fail("pmd_busy", fmt::format("PMD {} command queue is full", ctx_.slot));
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (acked_seq_.load(std::memory_order_acquire) < cmd.seq) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return fail("pmd_timeout", fmt::format("PMD {} did not answer within {} ms", ctx_.slot, timeout.count()));
+        std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+    return ack_value_.load(std::memory_order_acquire);
+}
+
+void Pmd::apply_commands()
+{
+    PmdCommand cmd;
+    while (commands_.pop(cmd)) {
+        uint64_t value = 0;
+        switch (cmd.kind) {
+        case PmdCommand::Kind::attach_port:
+            cmd.port->set_owner(ctx_.slot);
+            ports_.push_back(cmd.port);
+            break;
+        case PmdCommand::Kind::detach_port:
+            std::erase(ports_, cmd.port);
+            break;
+        case PmdCommand::Kind::call:
+            value = cmd.fn(cmd.arg);
+            break;
+        }
+        ack_value_.store(value, std::memory_order_relaxed);
+        acked_seq_.store(cmd.seq, std::memory_order_release);
+    }
+}
+
+void Pmd::poll_ports()
+{
+    rte_mbuf* pkts[kBurst];
+    uint64_t moved = 0;
+    const uint64_t start = rte_rdtsc();
+    for (Port* port : ports_) {
+        const uint16_t n = port->receive(ctx_, pkts, kBurst);
+        if (n > 0)
+            switch_.forward(ctx_, *port, pkts, n);
+        const unsigned handed = rte_ring_dequeue_burst(port->handoff(), reinterpret_cast<void**>(pkts), kBurst, nullptr);
+        if (handed > 0)
+            port->transmit(ctx_, pkts, uint16_t(handed));
+        moved += n + handed;
+    }
+    const uint64_t spent = rte_rdtsc() - start;
+    (moved > 0 ? busy_cycles_ : idle_cycles_).add(spent);
+    packets_.add(moved);
+    iterations_.add();
+}
+
+int Pmd::run()
+{
+    rte_rcu_qsbr_thread_online(qsbr_, ctx_.slot);
+    while (running_.load(std::memory_order_acquire)) {
+        apply_commands();
+        poll_ports();
+        // Batch boundary: nothing from the previous snapshots is held past this point.
+        rte_rcu_qsbr_quiescent(qsbr_, ctx_.slot);
+    }
+    apply_commands();
+    rte_rcu_qsbr_thread_offline(qsbr_, ctx_.slot);
+    rte_rcu_qsbr_thread_unregister(qsbr_, ctx_.slot);
+    return 0;
+}
+
+PmdStats Pmd::stats() const
+{
+    return PmdStats{busy_cycles_.get(), idle_cycles_.get(), iterations_.get(), packets_.get()};
+}
+
+}  // namespace vusw

@@ -1,0 +1,51 @@
+// Port base: counters and the hand-off ring.
+#include "vusw/port.h"
+
+#include <rte_ring.h>
+
+#include <stdexcept>
+
+namespace vusw {
+namespace {
+constexpr std::array<std::string_view, std::size_t(Drop::count_)> kDropNames = {
+    "no_rx_buffer", "rx_buffer_small", "queue_not_ready", "queue_disabled", "too_many_segments",
+    "oversize", "runt", "no_mbuf", "tx_full", "handoff_full", "no_destination",
+};
+}  // namespace
+
+std::string_view drop_name(Drop d)
+{
+    return kDropNames[std::size_t(d)];
+}
+
+Port::Port(std::string name, std::string_view kind) : name_(std::move(name)), kind_(kind) {}
+
+Port::~Port()
+{
+    rte_ring_free(handoff_);
+}
+
+void Port::create_handoff()
+{
+    static unsigned serial = 0;
+    const std::string ring_name = "vusw_ho" + std::to_string(serial++);
+    handoff_ = rte_ring_create(ring_name.c_str(), 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    if (handoff_ == nullptr)
+        throw std::runtime_error("cannot create the hand-off ring for port " + name_);
+}
+
+PortTotals Port::totals() const
+{
+    PortTotals t;
+    for (const PortCounters& c : counters_) {
+        t.rx_packets += c.rx_packets.get();
+        t.rx_bytes += c.rx_bytes.get();
+        t.tx_packets += c.tx_packets.get();
+        t.tx_bytes += c.tx_bytes.get();
+        for (std::size_t i = 0; i < t.drops.size(); ++i)
+            t.drops[i] += c.drops[i].get();
+    }
+    return t;
+}
+
+}  // namespace vusw

@@ -1,0 +1,53 @@
+// Quiescent-state reclamation of retired snapshots.
+#include "vusw/rcu.h"
+
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+
+#include <stdexcept>
+#include <thread>
+
+namespace vusw {
+
+Reclaimer::Reclaimer(unsigned max_threads)
+{
+    const size_t size = rte_rcu_qsbr_get_memsize(max_threads);
+    qsbr_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc("vusw_qsbr", size, RTE_CACHE_LINE_SIZE));
+    if (qsbr_ == nullptr || rte_rcu_qsbr_init(qsbr_, max_threads) != 0)
+        throw std::runtime_error("cannot allocate the RCU state (out of DPDK memory?)");
+}
+
+Reclaimer::~Reclaimer()
+{
+    pending_.clear();  // PMD cores are stopped by now
+    rte_free(qsbr_);
+}
+
+void Reclaimer::retire(std::shared_ptr<const void> old)
+{
+    pending_.push_back(Pending{rte_rcu_qsbr_start(qsbr_), std::chrono::steady_clock::now(), std::move(old)});
+}
+
+std::size_t Reclaimer::poll()
+{
+    while (!pending_.empty() && rte_rcu_qsbr_check(qsbr_, pending_.front().token, false) == 1) {
+        const std::chrono::duration<double> took = std::chrono::steady_clock::now() - pending_.front().since;
+        grace_seconds_.store(grace_seconds_.load(std::memory_order_relaxed) + took.count(), std::memory_order_relaxed);
+        grace_periods_.fetch_add(1, std::memory_order_relaxed);
+        pending_.pop_front();
+    }
+    return pending_.size();
+}
+
+bool Reclaimer::drain(std::chrono::milliseconds timeout)
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (poll() != 0) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    return true;
+}
+
+}  // namespace vusw

@@ -1,0 +1,61 @@
+// Per-core packet counters.
+//
+// Every counter has exactly one writer (a PMD core, or the control thread), so an
+// increment is a relaxed load and store, not a locked instruction. Readers (the metrics
+// exporter, vuswitchctl) sum the per-core copies on demand.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+
+namespace vusw {
+
+// Upper bound of PMD cores; slot kMaxPmds belongs to the control thread.
+inline constexpr unsigned kMaxPmds = 16;
+inline constexpr unsigned kControlSlot = kMaxPmds;
+
+class Counter {
+public:
+    void add(uint64_t n = 1) noexcept { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<uint64_t> v_{0};
+};
+
+// Why a packet did not make it. Stable names: they are metric labels.
+enum class Drop : uint8_t {
+    no_rx_buffer,       // the guest posted no (or too few) RX buffers
+    rx_buffer_small,    // without MRG_RXBUF, the posted buffer cannot hold the frame
+    queue_not_ready,    // destination queue not started, disabled, or broken
+    queue_disabled,     // guest transmitted on a disabled ring: discarded (spec "Ring states")
+    too_many_segments,  // descriptor chain longer than we gather
+    oversize,           // frame larger than the largest frame we switch
+    runt,               // shorter than an Ethernet header
+    no_mbuf,            // mbuf pool exhausted
+    tx_full,            // NIC transmit queue full
+    handoff_full,       // another core's hand-off ring full
+    no_destination,     // no other port to send to
+    count_
+};
+std::string_view drop_name(Drop d);
+
+struct alignas(64) PortCounters {
+    Counter rx_packets;  // frames the switch received from the port
+    Counter rx_bytes;
+    Counter tx_packets;  // frames the switch delivered to the port
+    Counter tx_bytes;
+    std::array<Counter, std::size_t(Drop::count_)> drops;
+
+    void drop(Drop why, uint64_t n = 1) noexcept { drops[std::size_t(why)].add(n); }
+};
+
+// A sum over all cores' copies, for readers.
+struct PortTotals {
+    uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+    std::array<uint64_t, std::size_t(Drop::count_)> drops{};
+};
+
+}  // namespace vusw

@@ -1,0 +1,104 @@
+// Guest memory as the switch sees it.
+//
+// A front-end shares guest RAM as file-backed regions (SET_MEM_TABLE / ADD_MEM_REG).
+// Each region is mapped once into a MappedRegion, which owns its fd and mapping and
+// releases both exactly once. A MemTable is an immutable snapshot of the regions of one
+// port; the control thread builds a new table for every change and publishes it by RCU
+// (see mem_publisher.h). The only door from a guest address to host memory is
+// translate(gpa, len) (translate_uva for ring addresses in front-end virtual addresses),
+// which checks the whole range, never just its first byte.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "vusw/result.h"
+#include "vusw/unique_fd.h"
+
+namespace vusw {
+
+// Guest-physical address: what descriptors carry.
+struct GuestPhysAddr {
+    uint64_t value;
+};
+
+// Front-end (QEMU process) virtual address: what SET_VRING_ADDR carries.
+struct FrontendAddr {
+    uint64_t value;
+};
+
+// One region as the front-end describes it (vhost-user VhostUserMemoryRegion).
+struct RegionDesc {
+    uint64_t gpa;
+    uint64_t size;
+    uint64_t uva;
+    uint64_t mmap_offset;
+};
+
+// Our memory slot limit, reported by GET_MAX_MEM_SLOTS (front-ends allow up to 509).
+inline constexpr std::size_t kMaxMemSlots = 509;
+
+class MappedRegion {
+public:
+    // Maps `size` bytes at `mmap_offset` of `fd` (shared, read/write). Validates the
+    // description (non-zero size, no overflow, within the file) first.
+    static Result<std::shared_ptr<const MappedRegion>> map(UniqueFd fd, const RegionDesc& desc);
+    ~MappedRegion();
+    MappedRegion(const MappedRegion&) = delete;
+    MappedRegion& operator=(const MappedRegion&) = delete;
+
+    const RegionDesc& desc() const { return desc_; }
+    std::byte* host() const { return host_; }
+
+private:
+    MappedRegion(UniqueFd fd, const RegionDesc& desc, void* base, std::size_t length, std::byte* host);
+
+    UniqueFd fd_;
+    RegionDesc desc_;
+    void* mmap_base_;
+    std::size_t mmap_length_;
+    std::byte* host_;
+};
+
+class MemTable {
+public:
+    MemTable() = default;
+
+    // The contiguous host bytes for [gpa, gpa+len), or nullptr unless the whole range
+    // lies inside one region. len == 0 is rejected.
+    std::byte* translate(GuestPhysAddr gpa, uint64_t len) const noexcept;
+    std::byte* translate_uva(FrontendAddr uva, uint64_t len) const noexcept;
+
+    // The longest contiguous prefix of [gpa, gpa+len) inside one region (for buffers that
+    // span regions, walked segment by segment); empty if gpa itself is unmapped.
+    std::span<std::byte> translate_prefix(GuestPhysAddr gpa, uint64_t len) const noexcept;
+
+    std::size_t region_count() const { return hot_.size(); }
+    const std::vector<std::shared_ptr<const MappedRegion>>& regions() const { return owners_; }
+
+    // New tables; this one is never changed (it may be in use by PMD cores).
+    Result<std::unique_ptr<MemTable>> with_region(std::shared_ptr<const MappedRegion> region) const;
+    // Removes the region whose gpa, uva and size all match (mmap_offset is ignored, spec
+    // "REM_MEM_REG"). Anything else is an error that removes nothing.
+    Result<std::unique_ptr<MemTable>> without_region(const RegionDesc& desc) const;
+    static Result<std::unique_ptr<MemTable>> from_regions(std::vector<std::shared_ptr<const MappedRegion>> regions);
+
+private:
+    struct Hot {  // lookup data, kept dense for the PMD's scans
+        uint64_t gpa;
+        uint64_t gpa_last;  // inclusive, so a region ending at 2^64 cannot overflow
+        uint64_t uva;
+        uint64_t uva_last;
+        std::byte* host;
+    };
+    const Hot* find_gpa(uint64_t gpa) const noexcept;
+    void rebuild_hot();
+
+    std::vector<std::shared_ptr<const MappedRegion>> owners_;  // sorted by gpa
+    std::vector<Hot> hot_;
+};
+
+}  // namespace vusw

@@ -1,0 +1,75 @@
+// PMD cores: the polling loops that move packets.
+//
+// Each PMD core owns a list of ports. Between bursts it applies commands the control
+// thread posted on its single-producer/single-consumer queue, acknowledges them, and
+// reports an RCU quiescent state. Nothing in its loop takes a lock or allocates.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include <boost/lockfree/spsc_queue.hpp>
+
+#include "vusw/port.h"
+#include "vusw/result.h"
+
+struct rte_rcu_qsbr;
+
+namespace vusw {
+
+class L2Switch;
+
+// Work the control thread asks a PMD core to do on state the core owns.
+struct PmdCommand {
+    enum class Kind : uint8_t { attach_port, detach_port, call };
+    Kind kind = Kind::call;
+    Port* port = nullptr;
+    uint64_t (*fn)(void* arg) = nullptr;  // for call: runs on the PMD core
+    void* arg = nullptr;
+    uint64_t seq = 0;
+};
+
+struct PmdStats {
+    uint64_t busy_cycles, idle_cycles, iterations, packets;
+};
+
+class Pmd {
+public:
+    Pmd(unsigned index, unsigned lcore, L2Switch& sw, rte_rcu_qsbr* qsbr, rte_mempool* pool);
+
+    unsigned index() const { return ctx_.slot; }
+    unsigned lcore() const { return lcore_; }
+
+    // Before launch only: gives the core a port to poll.
+    void adopt(Port& port);
+    Status launch();
+    void stop();  // control: ends the loop and waits for the core
+
+    // Control: runs `cmd` on the core between bursts and waits for it (timeout on a
+    // stuck core). Returns the command's result.
+    Result<uint64_t> execute(PmdCommand cmd, std::chrono::milliseconds timeout = std::chrono::seconds(2));
+
+    PmdStats stats() const;
+
+private:
+    static int entry(void* self);
+    int run();
+    void apply_commands();
+    void poll_ports();
+
+    PmdContext ctx_;
+    unsigned lcore_;
+    L2Switch& switch_;
+    rte_rcu_qsbr* qsbr_;
+    std::vector<Port*> ports_;
+    boost::lockfree::spsc_queue<PmdCommand, boost::lockfree::capacity<64>> commands_;
+    uint64_t next_seq_ = 0;                 // control thread only
+    alignas(64) std::atomic<uint64_t> acked_seq_{0};
+    std::atomic<uint64_t> ack_value_{0};
+    std::atomic<bool> running_{false};
+    alignas(64) Counter busy_cycles_, idle_cycles_, iterations_, packets_;
+};
+
+}  // namespace vusw

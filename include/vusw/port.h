@@ -1,0 +1,69 @@
+// The one interface the switch needs from a port.
+//
+// A port is owned by one PMD core (it polls the port's receive side and is the only
+// core that transmits into it; other cores hand packets over through the port's
+// hand-off ring). The control thread creates ports at start-up and reads their state
+// and counters; it changes a port only through PMD commands (pmd.h).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "vusw/counters.h"
+
+struct rte_mbuf;
+struct rte_mempool;
+struct rte_ring;
+
+namespace vusw {
+
+inline constexpr uint16_t kBurst = 32;
+
+// Per-core scratch and identity, handed to ports on the packet path.
+struct PmdContext {
+    unsigned slot;        // counter slot = PMD index
+    rte_mempool* pool;    // mbufs for frames copied out of guests
+};
+
+class Port {
+public:
+    Port(std::string name, std::string_view kind);
+    virtual ~Port();
+    Port(const Port&) = delete;
+    Port& operator=(const Port&) = delete;
+
+    const std::string& name() const { return name_; }
+    std::string_view kind() const { return kind_; }
+    uint16_t id() const { return id_; }
+    void set_id(uint16_t id) { id_ = id; }
+    unsigned owner() const { return owner_; }
+    void set_owner(unsigned pmd) { owner_ = pmd; }
+    rte_ring* handoff() const { return handoff_; }
+
+    // PMD: frames from the port into the switch (up to max); never blocks.
+    virtual uint16_t receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max) = 0;
+    // PMD (owner only): frames out of the switch into the port. Consumes every mbuf:
+    // delivered, or dropped with a counted reason.
+    virtual void transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n) = 0;
+    // Control: a short human state ("ready", "waiting", "up", ...).
+    virtual std::string state() const = 0;
+
+    PortCounters& counters(unsigned slot) { return counters_[slot]; }
+    PortTotals totals() const;
+
+protected:
+    // Creates the hand-off ring; call once the port has a name (DPDK needs EAL).
+    void create_handoff();
+
+private:
+    std::string name_;
+    std::string_view kind_;
+    uint16_t id_ = 0;
+    unsigned owner_ = 0;
+    rte_ring* handoff_ = nullptr;
+    std::array<PortCounters, kMaxPmds + 1> counters_;
+};
+
+}  // namespace vusw

@@ -1,0 +1,108 @@
+// DPDK ethdev ports.
+#include "ports/ethdev_port.h"
+
+#include <rte_dev.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include <fmt/format.h>
+
+namespace vusw {
+namespace {
+
+constexpr uint16_t kRingSize = 1024;
+
+Status configure(uint16_t port, rte_mempool* pool)
+{
+    rte_eth_dev_info info{};
+    if (int rc = rte_eth_dev_info_get(port, &info); rc != 0)
+        return fail("ethdev", fmt::format("cannot query device info: {}", rte_strerror(-rc)));
+    rte_eth_conf conf{};
+    // Frames from guests can be larger than one mbuf: transmit mbuf chains where possible.
+    conf.txmode.offloads = info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+    if (int rc = rte_eth_dev_configure(port, 1, 1, &conf); rc != 0)
+        return fail("ethdev", fmt::format("cannot configure: {}", rte_strerror(-rc)));
+    const int socket = rte_eth_dev_socket_id(port);
+    if (int rc = rte_eth_rx_queue_setup(port, 0, kRingSize, socket, nullptr, pool); rc != 0)
+        return fail("ethdev", fmt::format("cannot set up the RX queue: {}", rte_strerror(-rc)));
+    if (int rc = rte_eth_tx_queue_setup(port, 0, kRingSize, socket, nullptr); rc != 0)
+        return fail("ethdev", fmt::format("cannot set up the TX queue: {}", rte_strerror(-rc)));
+    if (int rc = rte_eth_dev_start(port); rc != 0)
+        return fail("ethdev", fmt::format("cannot start: {}", rte_strerror(-rc)));
+    rte_eth_promiscuous_enable(port);  // a switch port sees every frame; some PMDs cannot, which is fine
+    return {};
+}
+
+}  // namespace
+
+std::string devargs_name(const std::string& devargs)
+{
+    return devargs.substr(0, devargs.find(','));
+}
+
+Result<std::unique_ptr<EthdevPort>> EthdevPort::open(const std::string& devargs, rte_mempool* pool)
+{
+    const std::string name = devargs_name(devargs);
+    if (int rc = rte_dev_probe(devargs.c_str()); rc != 0)
+        return fail("ethdev", fmt::format("--nic {}: cannot probe the device: {} (check the devargs and that the driver exists)",
+                                          devargs, rte_strerror(-rc)));
+    uint16_t port = 0;
+    if (rte_eth_dev_get_port_by_name(name.c_str(), &port) != 0)
+        return fail("ethdev", fmt::format("--nic {}: probed, but no ethdev named {}", devargs, name));
+    if (auto ok = configure(port, pool); !ok)
+        return fail("ethdev", fmt::format("--nic {}: {}", devargs, ok.error().detail));
+    return std::unique_ptr<EthdevPort>(new EthdevPort(name, devargs, port));
+}
+
+EthdevPort::EthdevPort(std::string name, std::string devargs, uint16_t port_id)
+    : Port(std::move(name), "ethdev"), devargs_(std::move(devargs)), port_id_(port_id)
+{
+    create_handoff();
+}
+
+EthdevPort::~EthdevPort()
+{
+    rte_eth_dev_stop(port_id_);
+    rte_eth_dev_close(port_id_);
+}
+
+uint16_t EthdevPort::receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max)
+{
+    const uint16_t n = rte_eth_rx_burst(port_id_, 0, pkts, max);
+    if (n > 0) {
+        PortCounters& c = counters(ctx.slot);
+        uint64_t bytes = 0;
+        for (uint16_t i = 0; i < n; ++i)
+            bytes += pkts[i]->pkt_len;
+        c.rx_packets.add(n);
+        c.rx_bytes.add(bytes);
+    }
+    return n;
+}
+
+void EthdevPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
+{
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < n; ++i)
+        bytes += pkts[i]->pkt_len;
+    const uint16_t sent = rte_eth_tx_burst(port_id_, 0, pkts, n);
+    PortCounters& c = counters(ctx.slot);
+    for (uint16_t i = sent; i < n; ++i)
+        bytes -= pkts[i]->pkt_len;
+    c.tx_packets.add(sent);
+    c.tx_bytes.add(bytes);
+    if (sent < n) {
+        c.drop(Drop::tx_full, n - sent);
+        rte_pktmbuf_free_bulk(pkts + sent, n - sent);
+    }
+}
+
+std::string EthdevPort::state() const
+{
+    rte_eth_link link{};
+    if (rte_eth_link_get_nowait(port_id_, &link) != 0)
+        return "unknown";
+    return link.link_status ? "up" : "down";
+}
+
+}  // namespace vusw

@@ -1,0 +1,33 @@
+// A DPDK ethdev port (a NIC, or a virtual one: net_tap, net_af_packet, net_null, ...).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "vusw/port.h"
+#include "vusw/result.h"
+
+namespace vusw {
+
+class EthdevPort final : public Port {
+public:
+    // Probes `devargs` (any DPDK device string) and starts it with one RX and one TX queue.
+    static Result<std::unique_ptr<EthdevPort>> open(const std::string& devargs, rte_mempool* pool);
+    ~EthdevPort() override;
+
+    uint16_t receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max) override;
+    void transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n) override;
+    std::string state() const override;
+    uint16_t port_id() const { return port_id_; }
+
+private:
+    EthdevPort(std::string name, std::string devargs, uint16_t port_id);
+
+    std::string devargs_;
+    uint16_t port_id_;
+};
+
+// The port name a devargs string gives ("net_tap0,iface=x" -> "net_tap0").
+std::string devargs_name(const std::string& devargs);
+
+}  // namespace vusw

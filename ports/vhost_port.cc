@@ -1,0 +1,278 @@
+// vhost-user-net port: guest TX rings into mbufs, mbufs into guest RX rings.
+#include "ports/vhost_port.h"
+
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace vusw {
+namespace {
+
+constexpr uint32_t kMaxFrame = 65535 + 18;  // largest frame a guest may hand us (TSO off: MTU up to 64K)
+constexpr uint32_t kEthHeader = 14;
+
+// virtio-net header (virtio 1.2 §5.1.6), 12 bytes with VERSION_1 or MRG_RXBUF.
+struct NetHeader {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+    uint16_t num_buffers;
+};
+static_assert(sizeof(NetHeader) == 12);
+
+// Copies a chain (minus its leading virtio-net header) into a fresh mbuf chain.
+rte_mbuf* copy_out(const Chain& c, uint32_t skip, rte_mempool* pool, Drop& why)
+{
+    rte_mbuf* head = rte_pktmbuf_alloc(pool);
+    if (head == nullptr) {
+        why = Drop::no_mbuf;
+        return nullptr;
+    }
+    rte_mbuf* tail = head;
+    for (uint16_t i = 0; i < c.count; ++i) {
+        const std::byte* src = c.seg[i].host;
+        uint32_t left = c.seg[i].len;
+        const uint32_t skipped = std::min(left, skip);
+        src += skipped;
+        left -= skipped;
+        skip -= skipped;
+        while (left > 0) {
+            uint16_t room = rte_pktmbuf_tailroom(tail);
+            if (room == 0) {
+                rte_mbuf* next = rte_pktmbuf_alloc(pool);
+                if (next == nullptr || rte_pktmbuf_chain(head, next) != 0) {
+                    rte_pktmbuf_free(next);
+                    rte_pktmbuf_free(head);
+                    why = Drop::no_mbuf;
+                    return nullptr;
+                }
+                tail = next;
+                room = rte_pktmbuf_tailroom(tail);
+            }
+            const uint16_t n = uint16_t(std::min<uint32_t>(room, left));
+            std::memcpy(rte_pktmbuf_mtod_offset(tail, char*, tail->data_len), src, n);
+            tail->data_len = uint16_t(tail->data_len + n);
+            head->pkt_len += n;
+            src += n;
+            left -= n;
+        }
+    }
+    return head;
+}
+
+// Writes bytes across the segments of a run of RX chains, recording per-chain usage.
+class ChainWriter {
+public:
+    ChainWriter(Chain* chains, uint32_t* used) : chains_(chains), used_(used) {}
+
+    void write(const void* data, uint32_t len)
+    {
+        const auto* src = static_cast<const std::byte*>(data);
+        while (len > 0) {
+            const Segment& s = chains_[chain_].seg[seg_];
+            const uint32_t n = std::min(len, s.len - off_);
+            std::memcpy(s.host + off_, src, n);
+            used_[chain_] += n;
+            src += n;
+            len -= n;
+            off_ += n;
+            if (off_ == s.len)
+                advance();
+        }
+    }
+
+private:
+    void advance()
+    {
+        off_ = 0;
+        if (++seg_ == chains_[chain_].count) {
+            seg_ = 0;
+            ++chain_;
+        }
+    }
+
+    Chain* chains_;
+    uint32_t* used_;
+    uint16_t chain_ = 0;
+    uint16_t seg_ = 0;
+    uint32_t off_ = 0;
+};
+
+}  // namespace
+
+VhostPort::VhostPort(std::string name, std::string path, bool client)
+    : Port(std::move(name), "vhost-user"), path_(std::move(path)), client_(client)
+{
+    create_handoff();
+}
+
+std::string VhostPort::state() const
+{
+    return state_;
+}
+
+uint64_t VhostPort::broken_total() const
+{
+    uint64_t n = 0;
+    for (const Counter& c : broken_)
+        n += c.get();
+    return n;
+}
+
+uint16_t VhostPort::apply_ring(uint16_t index, const RingSetup& s)
+{
+    Vring& v = vrings_[index];
+    if (s.started && (!v.started || s.reconfigure)) {
+        RingConfig ring = s.ring;
+        if (v.started)
+            ring.last_avail = v.queue.last_avail();  // new placement, same position
+        v.queue.configure(ring);
+        v.seen.store(QueueFault::none, std::memory_order_relaxed);
+    }
+    v.call_fd = s.call_fd;
+    v.started = s.started;
+    v.enabled = s.enabled;
+    v.mrg_rxbuf = s.mrg_rxbuf;
+    v.hdr_len = s.hdr_len;
+    return v.queue.last_avail();
+}
+
+void VhostPort::note_fault(Vring& v)
+{
+    const QueueFault f = v.queue.fault();
+    if (f != QueueFault::none && v.seen.load(std::memory_order_relaxed) != f) {
+        broken_[std::size_t(f)].add();
+        v.seen.store(f, std::memory_order_relaxed);
+    }
+}
+
+bool VhostPort::usable(Vring& v, const MemTable* mem)
+{
+    if (!v.started)
+        return false;
+    if (v.queue.memory() != mem)
+        v.queue.attach(mem);  // new snapshot: translate the rings again
+    note_fault(v);
+    return v.queue.ready();
+}
+
+void VhostPort::notify(Vring& v)
+{
+    if (v.queue.flush_used() && v.call_fd >= 0) {
+        const uint64_t one = 1;
+        [[maybe_unused]] ssize_t r = ::write(v.call_fd, &one, sizeof(one));  // the one syscall on the packet path
+    }
+}
+
+uint16_t VhostPort::receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max)
+{
+    const MemTable* mem = memory_.read();
+    uint16_t got = 0;
+    for (uint16_t q = 1; q < vrings_.size() && got < max; q += 2) {
+        Vring& v = vrings_[q];
+        if (usable(v, mem))
+            got = uint16_t(got + receive_ring(ctx, v, mem, pkts + got, uint16_t(max - got)));
+    }
+    return got;
+}
+
+uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, const MemTable*, rte_mbuf** pkts, uint16_t max)
+{
+    PortCounters& counters = this->counters(ctx.slot);
+    const uint16_t n = std::min(v.queue.available(), max);
+    uint16_t got = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        if (!v.queue.pop(tx_chain_, false))
+            break;
+        v.queue.push_used(tx_chain_.head, 0);
+        Drop why = Drop::runt;
+        rte_mbuf* m = nullptr;
+        if (!v.enabled)
+            why = Drop::queue_disabled;
+        else if (tx_chain_.too_long)
+            why = Drop::too_many_segments;
+        else if (tx_chain_.bytes > v.hdr_len + kMaxFrame)
+            why = Drop::oversize;
+        else if (tx_chain_.bytes >= v.hdr_len + kEthHeader)
+            m = copy_out(tx_chain_, v.hdr_len, ctx.pool, why);
+        if (m == nullptr) {
+            counters.drop(why);
+            continue;
+        }
+        counters.rx_packets.add();
+        counters.rx_bytes.add(m->pkt_len);
+        pkts[got++] = m;
+    }
+    note_fault(v);
+    notify(v);
+    return got;
+}
+
+std::optional<Drop> VhostPort::deliver(PmdContext& ctx, Vring& v, rte_mbuf* m, uint16_t& avail)
+{
+    const uint32_t need = v.hdr_len + m->pkt_len;
+    uint32_t have = 0;
+    uint16_t chains = 0;
+    while (have < need) {
+        if (avail == 0 || chains == rx_chains_.size()) {
+            v.queue.unpop(chains);  // not consumed: nothing was written to the used ring
+            avail = uint16_t(avail + chains);
+            return Drop::no_rx_buffer;
+        }
+        if (!v.queue.pop(rx_chains_[chains], true))
+            return Drop::queue_not_ready;
+        --avail;
+        have += rx_chains_[chains++].bytes;
+        if (!v.mrg_rxbuf)
+            break;
+    }
+    if (have < need) {  // a single buffer, too small: return it empty
+        v.queue.push_used(rx_chains_[0].head, 0);
+        return Drop::rx_buffer_small;
+    }
+    NetHeader hdr{};
+    hdr.num_buffers = chains;
+    std::array<uint32_t, std::tuple_size_v<decltype(rx_chains_)>> used{};
+    ChainWriter out(rx_chains_.data(), used.data());
+    out.write(&hdr, v.hdr_len);
+    for (const rte_mbuf* s = m; s != nullptr; s = s->next)
+        out.write(rte_pktmbuf_mtod(s, const void*), s->data_len);
+    for (uint16_t i = 0; i < chains; ++i)
+        v.queue.push_used(rx_chains_[i].head, used[i]);
+    PortCounters& counters = this->counters(ctx.slot);
+    counters.tx_packets.add();
+    counters.tx_bytes.add(m->pkt_len);
+    return std::nullopt;
+}
+
+void VhostPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
+{
+    const MemTable* mem = memory_.read();
+    Vring* target = nullptr;
+    for (uint16_t q = 0; q < vrings_.size() && target == nullptr; q += 2)
+        if (vrings_[q].enabled && usable(vrings_[q], mem))
+            target = &vrings_[q];
+    uint16_t avail = target != nullptr ? target->queue.available() : 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        if (i + 1 < n)
+            rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+        std::optional<Drop> why = Drop::queue_not_ready;
+        if (target != nullptr && target->queue.ready())
+            why = deliver(ctx, *target, pkts[i], avail);
+        if (why)
+            counters(ctx.slot).drop(*why);
+        rte_pktmbuf_free(pkts[i]);
+    }
+    if (target != nullptr) {
+        note_fault(*target);
+        notify(*target);
+    }
+}
+
+}  // namespace vusw

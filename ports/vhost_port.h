@@ -1,0 +1,85 @@
+// A vhost-user-net port: the device side of a guest's virtio-net queues.
+//
+// The PMD side (receive/transmit) walks the guest's rings through the current memory
+// snapshot. The control side (the vhost-user Session) publishes memory snapshots and
+// sends ring setups, which the owning PMD core applies between bursts.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <optional>
+#include <string>
+
+#include "vusw/counters.h"
+#include "vusw/guest_memory.h"
+#include "vusw/port.h"
+#include "vusw/rcu.h"
+#include "vusw/virtqueue.h"
+
+namespace vusw {
+
+inline constexpr uint16_t kMaxQueuePairs = 4;
+
+// What the owning PMD core should do with one ring.
+struct RingSetup {
+    RingConfig ring;         // placement; used when the ring (re)starts or `reconfigure`
+    int call_fd = -1;        // guest notification eventfd; -1 = none
+    bool started = false;    // kicked and not stopped
+    bool enabled = false;    // SET_VRING_ENABLE (or no PROTOCOL_FEATURES)
+    bool reconfigure = false;// new placement for a running ring, keeping its position
+    bool mrg_rxbuf = false;  // VIRTIO_NET_F_MRG_RXBUF
+    uint16_t hdr_len = 12;   // virtio-net header size
+};
+
+class VhostPort final : public Port {
+public:
+    VhostPort(std::string name, std::string path, bool client);
+
+    const std::string& path() const { return path_; }
+    bool client_mode() const { return client_; }
+
+    uint16_t receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max) override;
+    void transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n) override;
+    std::string state() const override;
+
+    // Control side.
+    RcuPointer<MemTable>& memory() { return memory_; }
+    void set_state(std::string s) { state_ = std::move(s); }
+    // Runs on the owning PMD core: applies `setup` to ring `index`; returns last_avail.
+    uint16_t apply_ring(uint16_t index, const RingSetup& setup);
+    // Broken-queue events by reason (written by the owning core).
+    uint64_t broken(QueueFault f) const { return broken_[std::size_t(f)].get(); }
+    uint64_t broken_total() const;
+    // Current fault of ring `index` as last seen by the PMD core (for logs).
+    QueueFault ring_fault(uint16_t index) const { return vrings_[index].seen.load(std::memory_order_relaxed); }
+    uint16_t ring_count() const { return uint16_t(vrings_.size()); }
+
+private:
+    struct alignas(64) Vring {
+        SplitQueue queue;
+        int call_fd = -1;
+        bool started = false;
+        bool enabled = false;
+        bool mrg_rxbuf = false;
+        uint16_t hdr_len = 12;
+        std::atomic<QueueFault> seen{QueueFault::none};
+    };
+
+    bool usable(Vring& v, const MemTable* mem);
+    void note_fault(Vring& v);
+    void notify(Vring& v);
+    uint16_t receive_ring(PmdContext& ctx, Vring& v, const MemTable* mem, rte_mbuf** pkts, uint16_t max);
+    // Copies one frame into the guest's RX buffers; the drop reason if it cannot.
+    std::optional<Drop> deliver(PmdContext& ctx, Vring& v, rte_mbuf* m, uint16_t& avail);
+
+    std::string path_;
+    bool client_;
+    std::string state_ = "waiting";
+    RcuPointer<MemTable> memory_;
+    std::array<Vring, 2 * kMaxQueuePairs> vrings_;
+    std::array<Counter, std::size_t(QueueFault::count_)> broken_;
+    std::array<Chain, 16> rx_chains_;  // scratch for one frame over merged RX buffers
+    Chain tx_chain_;
+};
+
+}  // namespace vusw
