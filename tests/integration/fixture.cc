@@ -1,0 +1,51 @@
+#include "fixture.h"
+
+#include <doctest/doctest.h>
+
+namespace vusw::it {
+
+namespace {
+DaemonConfig bench_config(const std::vector<std::string>& spare) {
+  DaemonConfig cfg;
+  cfg.servers = {"a", "b"};
+  cfg.servers.insert(cfg.servers.end(), spare.begin(), spare.end());
+  return cfg;
+}
+}  // namespace
+
+std::unique_ptr<FakeFrontend> attach(const Daemon& d, const std::string& port, FrontendOptions opt) {
+  auto fe = FakeFrontend::connect(d.socket_path(port), opt);
+  if (!fe || !fe->bring_up()) return nullptr;
+  return fe;
+}
+
+std::unique_ptr<FakeFrontend> handshaken(const Daemon& d, const std::string& port, FrontendOptions opt) {
+  auto fe = FakeFrontend::connect(d.socket_path(port), opt);
+  if (!fe || !fe->handshake()) return nullptr;
+  return fe;
+}
+
+Bench::Bench(const std::vector<std::string>& spare) : d(bench_config(spare)) {
+  a = attach(d, "a");
+  b = attach(d, "b");
+  REQUIRE_MESSAGE(a, "port a did not come up:\n" << d.log_tail());
+  REQUIRE_MESSAGE(b, "port b did not come up:\n" << d.log_tail());
+  REQUIRE_MESSAGE(healthy(), "a <-> b does not switch before the test:\n" << d.log_tail());
+}
+
+uint64_t Bench::guest_faults(const std::string& name) const {
+  nlohmann::json p = d.port(name);
+  return json_u64(p, "broken_queues") + json_sum(p, "drops");
+}
+
+bool Bench::error_counted(const std::string& name, uint64_t before) const {
+  return wait_until([&] { return errors(name) > before; }, std::chrono::milliseconds(2000));
+}
+
+void finish(Daemon& d) {
+  CHECK_MESSAGE(d.alive(), "vuswitchd died during the test:\n" << d.log_tail());
+  int rc = d.stop();
+  CHECK_MESSAGE(rc == 0, "vuswitchd exit status " << rc << ":\n" << d.log_tail());
+}
+
+}  // namespace vusw::it

@@ -1,0 +1,44 @@
+// Shared set-up for the daemon tests: a daemon with a healthy pair of ports
+// ("a" and "b", each with a brought-up fake guest) plus spare ports the test
+// can abuse. Every bad-input test ends by proving that the pair still switches.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon.h"
+#include "fake_frontend.h"
+#include "traffic.h"
+
+namespace vusw::it {
+
+inline const Mac kMacA = mac(0x0a);
+inline const Mac kMacB = mac(0x0b);
+inline const Mac kMacX = mac(0x1e);
+
+// Connects to `port` and runs the whole QEMU-like bring-up; nullptr on failure.
+std::unique_ptr<FakeFrontend> attach(const Daemon& d, const std::string& port, FrontendOptions opt = {});
+// Connects and runs the handshake only (no memory, no rings).
+std::unique_ptr<FakeFrontend> handshaken(const Daemon& d, const std::string& port, FrontendOptions opt = {});
+
+struct Bench {
+  // Ports a and b (attached) plus `spare` server ports left for the test.
+  explicit Bench(const std::vector<std::string>& spare = {"x"});
+  bool healthy() { return pair_switches(*a, kMacA, *b, kMacB); }
+  nlohmann::json port(const std::string& name) const { return d.port(name); }
+  uint64_t errors(const std::string& name) const { return json_sum(d.port(name), "protocol_errors"); }
+  uint64_t regions(const std::string& name) const { return json_u64(d.port(name), "mem_regions"); }
+  // Broken queues plus drops: what a guest-side violation must raise.
+  uint64_t guest_faults(const std::string& name) const;
+  // Waits until errors(name) exceeds `before`.
+  bool error_counted(const std::string& name, uint64_t before) const;
+
+  Daemon d;
+  std::unique_ptr<FakeFrontend> a, b;
+};
+
+// Asserts the daemon is still running, then stops it and asserts exit status 0.
+void finish(Daemon& d);
+
+}  // namespace vusw::it

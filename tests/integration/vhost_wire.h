@@ -1,0 +1,144 @@
+// vhost-user wire format as a front-end sees it (QEMU docs/interop/vhost-user.rst).
+// Kept separate from the daemon's own definitions on purpose: the integration tests
+// must catch a daemon that misreads the spec, so they cannot share its structs.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+namespace vusw::it {
+
+// Front-end -> back-end request codes, spec names.
+enum class Req : uint32_t {
+  GetFeatures = 1,
+  SetFeatures = 2,
+  SetOwner = 3,
+  ResetOwner = 4,
+  SetMemTable = 5,
+  SetLogBase = 6,
+  SetLogFd = 7,
+  SetVringNum = 8,
+  SetVringAddr = 9,
+  SetVringBase = 10,
+  GetVringBase = 11,
+  SetVringKick = 12,
+  SetVringCall = 13,
+  SetVringErr = 14,
+  GetProtocolFeatures = 15,
+  SetProtocolFeatures = 16,
+  GetQueueNum = 17,
+  SetVringEnable = 18,
+  SendRarp = 19,
+  NetSetMtu = 20,
+  GetMaxMemSlots = 36,
+  AddMemReg = 37,
+  RemMemReg = 38,
+  SetStatus = 39,
+  GetStatus = 40,
+};
+
+// Header flags: version in bits 0-1 (must be 1), REPLY bit 2, NEED_REPLY bit 3.
+inline constexpr uint32_t kVersion1 = 0x1;
+inline constexpr uint32_t kFlagReply = 0x4;
+inline constexpr uint32_t kFlagNeedReply = 0x8;
+
+// SET_VRING_KICK/CALL/ERR payload: bits 0-7 ring index, bit 8 "no fd".
+inline constexpr uint64_t kVringNoFd = 1ull << 8;
+
+// virtio / vhost feature bits.
+namespace feat {
+inline constexpr uint64_t kMrgRxbuf = 1ull << 15;
+inline constexpr uint64_t kIndirectDesc = 1ull << 28;
+inline constexpr uint64_t kEventIdx = 1ull << 29;
+inline constexpr uint64_t kProtocolFeatures = 1ull << 30;
+inline constexpr uint64_t kVersion1 = 1ull << 32;
+}  // namespace feat
+
+// VHOST_USER_PROTOCOL_F_* bits.
+namespace pfeat {
+inline constexpr uint64_t kMq = 1ull << 0;
+inline constexpr uint64_t kReplyAck = 1ull << 3;
+inline constexpr uint64_t kConfigureMemSlots = 1ull << 15;
+}  // namespace pfeat
+
+struct MsgHeader {
+  uint32_t request;
+  uint32_t flags;
+  uint32_t size;
+};
+static_assert(sizeof(MsgHeader) == 12);
+
+struct MemRegionDesc {
+  uint64_t guest_phys_addr;
+  uint64_t memory_size;
+  uint64_t userspace_addr;
+  uint64_t mmap_offset;
+};
+static_assert(sizeof(MemRegionDesc) == 32);
+
+// SET_MEM_TABLE payload; the classic table holds at most 8 regions.
+inline constexpr uint32_t kMaxMemTableRegions = 8;
+struct MemTableMsg {
+  uint32_t nregions;
+  uint32_t padding;
+  MemRegionDesc regions[kMaxMemTableRegions];
+};
+static_assert(sizeof(MemTableMsg) == 8 + 8 * 32);
+
+// ADD_MEM_REG / REM_MEM_REG payload ("VhostUserMemRegMsg").
+struct MemRegMsg {
+  uint64_t padding;
+  MemRegionDesc region;
+};
+static_assert(sizeof(MemRegMsg) == 40);
+
+struct VringState {
+  uint32_t index;
+  uint32_t num;
+};
+static_assert(sizeof(VringState) == 8);
+
+struct VringAddr {
+  uint32_t index;
+  uint32_t flags;
+  uint64_t desc_user_addr;
+  uint64_t used_user_addr;
+  uint64_t avail_user_addr;
+  uint64_t log_guest_addr;
+};
+static_assert(sizeof(VringAddr) == 40);
+
+// Split virtqueue layout (virtio 1.x, 2.7).
+inline constexpr uint16_t kDescFNext = 1;
+inline constexpr uint16_t kDescFWrite = 2;
+inline constexpr uint16_t kDescFIndirect = 4;
+
+struct VringDesc {
+  uint64_t addr;
+  uint32_t len;
+  uint16_t flags;
+  uint16_t next;
+};
+static_assert(sizeof(VringDesc) == 16);
+
+struct VringUsedElem {
+  uint32_t id;
+  uint32_t len;
+};
+static_assert(sizeof(VringUsedElem) == 8);
+
+// virtio-net header; with VERSION_1 or MRG_RXBUF it is always these 12 bytes.
+struct VirtioNetHdr {
+  uint8_t flags;
+  uint8_t gso_type;
+  uint16_t hdr_len;
+  uint16_t gso_size;
+  uint16_t csum_start;
+  uint16_t csum_offset;
+  uint16_t num_buffers;
+};
+static_assert(sizeof(VirtioNetHdr) == 12);
+
+static_assert(std::is_trivially_copyable_v<MemTableMsg> && std::is_trivially_copyable_v<VringAddr>);
+
+}  // namespace vusw::it
