@@ -83,7 +83,7 @@ void Pmd::apply_commands()
             std::erase(ports_, cmd.port);
             break;
         case PmdCommand::Kind::call:
-            value = cmd.fn(cmd.arg);
+            value = cmd.fn(cmd.arg, ctx_);
             break;
         }
         ack_value_.store(value, std::memory_order_relaxed);

@@ -106,6 +106,19 @@ private:
 
 }  // namespace
 
+void ProtocolStats::count_message(uint32_t request)
+{
+    std::lock_guard lock(mutex);
+    if (request < messages.size())
+        ++messages[request];
+}
+
+void ProtocolStats::count_error(const std::string& reason)
+{
+    std::lock_guard lock(mutex);
+    ++errors[reason];
+}
+
 VhostPort::VhostPort(std::string name, std::string path, bool client)
     : Port(std::move(name), "vhost-user"), path_(std::move(path)), client_(client)
 {

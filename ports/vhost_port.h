@@ -7,8 +7,11 @@
 
 #include <array>
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "vusw/counters.h"
 #include "vusw/guest_memory.h"
@@ -19,6 +22,23 @@
 namespace vusw {
 
 inline constexpr uint16_t kMaxQueuePairs = 4;
+
+// The spec name of a vhost-user request code (control/vhost_user/dispatch.cc).
+std::string_view vhost_request_name(uint32_t request);
+
+// Control-plane statistics of a port's vhost-user connections (control thread writes,
+// the metrics exporter reads under the mutex; never touched by PMD cores).
+struct ProtocolStats {
+    mutable std::mutex mutex;
+    std::array<uint64_t, 41> messages{};        // by request code
+    std::map<std::string, uint64_t> errors;     // by reason
+    uint64_t rem_mem_reg_fds = 0;                // fds that came with REM_MEM_REG (and were closed)
+    uint64_t connections = 0;
+    uint64_t mem_regions = 0;                    // regions in the current table
+
+    void count_message(uint32_t request);
+    void count_error(const std::string& reason);
+};
 
 // What the owning PMD core should do with one ring.
 struct RingSetup {
@@ -44,6 +64,8 @@ public:
 
     // Control side.
     RcuPointer<MemTable>& memory() { return memory_; }
+    ProtocolStats& protocol() { return protocol_; }
+    const ProtocolStats& protocol() const { return protocol_; }
     void set_state(std::string s) { state_ = std::move(s); }
     // Runs on the owning PMD core: applies `setup` to ring `index`; returns last_avail.
     uint16_t apply_ring(uint16_t index, const RingSetup& setup);
@@ -76,6 +98,7 @@ private:
     bool client_;
     std::string state_ = "waiting";
     RcuPointer<MemTable> memory_;
+    ProtocolStats protocol_;
     std::array<Vring, 2 * kMaxQueuePairs> vrings_;
     std::array<Counter, std::size_t(QueueFault::count_)> broken_;
     std::array<Chain, 16> rx_chains_;  // scratch for one frame over merged RX buffers

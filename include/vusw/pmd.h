@@ -26,7 +26,7 @@ struct PmdCommand {
     enum class Kind : uint8_t { attach_port, detach_port, call };
     Kind kind = Kind::call;
     Port* port = nullptr;
-    uint64_t (*fn)(void* arg) = nullptr;  // for call: runs on the PMD core
+    uint64_t (*fn)(void* arg, PmdContext& ctx) = nullptr;  // for call: runs on the PMD core
     void* arg = nullptr;
     uint64_t seq = 0;
 };

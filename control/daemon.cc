@@ -1,0 +1,230 @@
+// Daemon start-up, control loop and shutdown.
+#include "control/daemon.h"
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include "control/management.h"
+#include "control/metrics.h"
+#include "control/vhost_user/endpoint.h"
+#include "ports/ethdev_port.h"
+#include "ports/vhost_port.h"
+#include "vusw/fdb.h"
+#include "vusw/l2switch.h"
+#include "vusw/log.h"
+#include "vusw/pmd.h"
+#include "vusw/rcu.h"
+
+namespace vusw {
+namespace {
+
+constexpr unsigned kMbufs = 16383;
+constexpr uint32_t kFdbMaxAgeSeconds = 300;
+
+bool looks_like_pci(const std::string& devargs)
+{
+    return devargs.size() >= 7 && std::isxdigit(devargs[0]) && devargs.find(':') != std::string::npos &&
+           devargs.rfind("net_", 0) != 0;
+}
+
+std::vector<std::string> eal_args(const Config& c)
+{
+    std::string lcores;
+    for (unsigned core : c.lcores)
+        lcores += (lcores.empty() ? "" : ",") + std::to_string(core);
+    std::vector<std::string> args = {"vuswitchd", "-l", lcores, "--file-prefix", c.file_prefix, "-m",
+                                     std::to_string(c.memory_mb), "--log-level", "lib.*:warning", "--no-telemetry"};
+    if (c.no_huge)
+        args.push_back("--no-huge");
+    bool pci = false;
+    for (const std::string& nic : c.nics)
+        if (looks_like_pci(nic)) {
+            args.insert(args.end(), {"-a", nic.substr(0, nic.find(','))});
+            pci = true;
+        }
+    if (!pci)
+        args.push_back("--no-pci");  // never grab a host NIC nobody asked for
+    return args;
+}
+
+}  // namespace
+
+Daemon::Daemon(Config config) : config_(std::move(config)) {}
+
+Daemon::~Daemon()
+{
+    for (Pmd* pmd : pmds_)
+        pmd->stop();
+    metrics_.reset();
+    management_.reset();
+    endpoints_.clear();  // sessions stop their rings (the cores are stopped: applied inline)
+    if (reclaimer_)
+        reclaimer_->drain(std::chrono::seconds(1));
+    owned_ports_.clear();
+    rte_mempool_free(pool_);
+    if (reclaimer_) {
+        reclaimer_.reset();
+        rte_eal_cleanup();
+    }
+}
+
+Status Daemon::init_dpdk()
+{
+    std::vector<std::string> args = eal_args(config_);
+    std::vector<char*> argv;
+    for (std::string& a : args)
+        argv.push_back(a.data());
+    log(LogLevel::debug, "EAL arguments: {}", fmt::join(args, " "));
+    if (rte_eal_init(int(argv.size()), argv.data()) < 0)
+        return fail("eal", fmt::format("DPDK initialisation failed: {}. Are huge pages reserved and mounted "
+                                       "(deploy/setup.sh), the --lcores present, and the --file-prefix unused?",
+                                       rte_strerror(rte_errno)));
+    pool_ = rte_pktmbuf_pool_create("vusw_mbufs", kMbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, int(rte_socket_id()));
+    if (pool_ == nullptr)
+        return fail("eal", fmt::format("cannot create the packet buffer pool ({}); raise --memory", rte_strerror(rte_errno)));
+    reclaimer_ = std::make_unique<Reclaimer>(kMaxPmds);
+    fdb_ = std::make_unique<Fdb>();
+    l2_ = std::make_unique<L2Switch>(*fdb_);
+    unsigned index = 0;
+    for (std::size_t i = 1; i < config_.lcores.size(); ++i) {
+        owned_pmds_.push_back(std::make_unique<Pmd>(index++, config_.lcores[i], *l2_, reclaimer_->qsbr(), pool_));
+        pmds_.push_back(owned_pmds_.back().get());
+    }
+    return {};
+}
+
+Status Daemon::create_ports()
+{
+    for (const std::string& nic : config_.nics) {
+        auto port = EthdevPort::open(nic, pool_);
+        if (!port)
+            return std::unexpected(port.error());
+        owned_ports_.push_back(std::move(*port));
+    }
+    auto add_vhost = [&](const std::string& path, bool client) {
+        owned_ports_.push_back(std::make_unique<VhostPort>(port_name_from_path(path), path, client));
+    };
+    for (const std::string& path : config_.vhost_server)
+        add_vhost(path, false);
+    for (const std::string& path : config_.vhost_client)
+        add_vhost(path, true);
+    for (std::size_t i = 0; i < owned_ports_.size(); ++i) {
+        Port& port = *owned_ports_[i];
+        for (std::size_t j = 0; j < i; ++j)
+            if (ports_[j]->name() == port.name())
+                return fail("config", fmt::format("two ports are named {}; give the sockets distinct file names", port.name()));
+        ports_.push_back(&port);
+        l2_->add_port(port);
+        pmds_[i % pmds_.size()]->adopt(port);  // round-robin over PMD cores
+    }
+    logged_faults_.resize(ports_.size());
+    return {};
+}
+
+Status Daemon::start_serving()
+{
+    for (Port* port : ports_) {
+        auto* vhost = dynamic_cast<VhostPort*>(port);
+        if (vhost == nullptr)
+            continue;
+        std::error_code ec;
+        std::filesystem::create_directories(std::filesystem::path(vhost->path()).parent_path(), ec);
+        vhost_user::SessionEnv env{*pmds_[vhost->owner()], *reclaimer_, *l2_, pool_};
+        endpoints_.push_back(std::make_unique<vhost_user::Endpoint>(*vhost, env, loop_));
+        if (auto ok = endpoints_.back()->start(); !ok)
+            return ok;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(config_.control).parent_path(), ec);
+    management_ = std::make_unique<Management>(config_.control, loop_, ports_, *fdb_, pmds_);
+    if (auto ok = management_->start(); !ok)
+        return ok;
+    if (config_.metrics != "off") {
+        metrics_ = std::make_unique<MetricsServer>(ports_, *fdb_, pmds_, *reclaimer_);
+        if (auto ok = metrics_->start(config_.metrics); !ok)
+            return ok;
+    }
+    return loop_.watch(signals_.get(), [this] {
+        signalfd_siginfo info{};
+        if (read(signals_.get(), &info, sizeof(info)) == sizeof(info))
+            log(LogLevel::info, "signal {}: shutting down", strsignal(int(info.ssi_signo)));
+        loop_.stop();
+    });
+}
+
+void Daemon::log_broken_queues()
+{
+    for (std::size_t i = 0; i < ports_.size(); ++i) {
+        const auto* vhost = dynamic_cast<const VhostPort*>(ports_[i]);
+        if (vhost == nullptr)
+            continue;
+        auto& seen = logged_faults_[i];
+        seen.resize(vhost->ring_count());
+        for (uint16_t q = 0; q < vhost->ring_count(); ++q) {
+            const QueueFault f = vhost->ring_fault(q);
+            if (uint8_t(f) != seen[q] && f != QueueFault::none)
+                log(LogLevel::warn, "port {}: vring {} broken: {}; it stays stopped until the front-end sets it up again",
+                    vhost->name(), q, fault_name(f));
+            seen[q] = uint8_t(f);
+        }
+    }
+}
+
+void Daemon::tick()
+{
+    reclaimer_->poll();
+    for (auto& endpoint : endpoints_)
+        endpoint->tick();
+    log_broken_queues();
+    if (++ticks_ % 10 == 0) {  // once a second
+        fdb_->tick(uint32_t(std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::steady_clock::now().time_since_epoch()).count()));
+        fdb_->age(kFdbMaxAgeSeconds);
+    }
+}
+
+int Daemon::run()
+{
+    // Signals go to the signalfd, in every thread DPDK creates too.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    signals_.reset(signalfd(-1, &mask, SFD_CLOEXEC));
+    set_log_level(config_.log_level);
+    Status ok = init_dpdk();
+    if (ok)
+        ok = create_ports();
+    if (ok)
+        for (Pmd* pmd : pmds_)
+            if (ok)
+                ok = pmd->launch();
+    if (ok)
+        ok = start_serving();
+    if (!ok) {
+        log(LogLevel::error, "{}", ok.error().detail);
+        return 1;
+    }
+    for (Port* port : ports_)
+        log(LogLevel::info, "port {} ({}) on PMD {}", port->name(), port->kind(), port->owner());
+    if (config_.metrics != "off")
+        log(LogLevel::info, "metrics on http://{}/metrics", config_.metrics);
+    log(LogLevel::info, "control socket {}", config_.control);
+    fmt::print(stderr, "vuswitchd: ready\n");
+    loop_.run(std::chrono::milliseconds(100), [this] { tick(); });
+    return 0;
+}
+
+}  // namespace vusw

@@ -1,0 +1,28 @@
+// The control thread's epoll loop: fd readiness callbacks and a periodic tick.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+
+#include "vusw/result.h"
+#include "vusw/unique_fd.h"
+
+namespace vusw {
+
+class EventLoop {
+public:
+    EventLoop();
+    Status watch(int fd, std::function<void()> on_readable);
+    void unwatch(int fd);
+    // Runs until stop(); calls `tick` about every `period`.
+    void run(std::chrono::milliseconds period, const std::function<void()>& tick);
+    void stop() { running_ = false; }
+
+private:
+    UniqueFd epoll_;
+    std::map<int, std::function<void()>> handlers_;
+    bool running_ = true;
+};
+
+}  // namespace vusw

@@ -1,0 +1,150 @@
+// Management socket.
+#include "control/management.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "ports/vhost_port.h"
+#include "vusw/fdb.h"
+#include "vusw/log.h"
+#include "vusw/pmd.h"
+
+namespace vusw {
+namespace {
+
+nlohmann::json vhost_details(const VhostPort& port)
+{
+    nlohmann::json j;
+    j["path"] = port.path();
+    j["mode"] = port.client_mode() ? "client" : "server";
+    const ProtocolStats& p = port.protocol();
+    std::lock_guard lock(p.mutex);
+    j["protocol_errors"] = nlohmann::json(p.errors);
+    nlohmann::json messages = nlohmann::json::object();
+    for (uint32_t i = 0; i < p.messages.size(); ++i)
+        if (p.messages[i] != 0)
+            messages[std::string(vhost_request_name(i))] = p.messages[i];
+    j["messages"] = messages;
+    j["mem_regions"] = p.mem_regions;
+    j["rem_mem_reg_fds"] = p.rem_mem_reg_fds;
+    j["connections"] = p.connections;
+    nlohmann::json broken = nlohmann::json::object();
+    for (std::size_t f = 1; f < std::size_t(QueueFault::count_); ++f)
+        if (port.broken(QueueFault(f)) != 0)
+            broken[std::string(fault_name(QueueFault(f)))] = port.broken(QueueFault(f));
+    j["broken"] = broken;
+    j["broken_queues"] = port.broken_total();
+    return j;
+}
+
+}  // namespace
+
+nlohmann::json describe_ports(const std::vector<Port*>& ports)
+{
+    nlohmann::json list = nlohmann::json::array();
+    for (const Port* port : ports) {
+        const PortTotals t = port->totals();
+        nlohmann::json j;
+        j["name"] = port->name();
+        j["type"] = port->kind();
+        j["state"] = port->state();
+        j["pmd"] = port->owner();
+        j["rx_packets"] = t.rx_packets;
+        j["rx_bytes"] = t.rx_bytes;
+        j["tx_packets"] = t.tx_packets;
+        j["tx_bytes"] = t.tx_bytes;
+        nlohmann::json drops = nlohmann::json::object();
+        for (std::size_t d = 0; d < t.drops.size(); ++d)
+            if (t.drops[d] != 0)
+                drops[std::string(drop_name(Drop(d)))] = t.drops[d];
+        j["drops"] = drops;
+        if (const auto* vhost = dynamic_cast<const VhostPort*>(port))
+            j.update(vhost_details(*vhost));
+        list.push_back(std::move(j));
+    }
+    return list;
+}
+
+Management::Management(std::string path, EventLoop& loop, const std::vector<Port*>& ports, const Fdb& fdb,
+                       const std::vector<Pmd*>& pmds)
+    : path_(std::move(path)), loop_(loop), ports_(ports), fdb_(fdb), pmds_(pmds)
+{
+}
+
+Management::~Management()
+{
+    if (listen_) {
+        loop_.unwatch(listen_.get());
+        ::unlink(path_.c_str());
+    }
+}
+
+Status Management::start()
+{
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path_.size() >= sizeof(addr.sun_path))
+        return fail("config", fmt::format("--control {}: path too long", path_));
+    std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+    ::unlink(path_.c_str());
+    listen_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(listen_.get(), 8) != 0)
+        return fail("socket", fmt::format("cannot listen on control socket {}: {}", path_, strerror(errno)));
+    return loop_.watch(listen_.get(), [this] { serve_one(); });
+}
+
+void Management::serve_one()
+{
+    UniqueFd conn(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn)
+        return;
+    std::string line;
+    char buf[4096];
+    while (line.find('\n') == std::string::npos && line.size() < 65536) {
+        pollfd p{conn.get(), POLLIN, 0};
+        if (poll(&p, 1, 1000) <= 0)
+            return;  // a client that says nothing gets nothing
+        const ssize_t n = recv(conn.get(), buf, sizeof(buf), 0);
+        if (n <= 0)
+            return;
+        line.append(buf, std::size_t(n));
+    }
+    nlohmann::json reply;
+    try {
+        reply = handle(nlohmann::json::parse(line.substr(0, line.find('\n'))));
+    } catch (const nlohmann::json::exception& e) {
+        reply = {{"error", std::string("bad request: ") + e.what()}};
+    }
+    const std::string text = reply.dump() + "\n";
+    (void)send(conn.get(), text.data(), text.size(), MSG_NOSIGNAL);
+}
+
+nlohmann::json Management::handle(const nlohmann::json& request) const
+{
+    const std::string cmd = request.value("cmd", "");
+    if (cmd == "show_ports")
+        return {{"ports", describe_ports(ports_)}};
+    if (cmd == "show_fdb") {
+        nlohmann::json list = nlohmann::json::array();
+        for (const FdbEntry& e : fdb_.entries())
+            list.push_back({{"mac", fmt::format("{:012x}", e.mac)}, {"vlan", e.vlan}, {"port", ports_.at(e.port)->name()}, {"age", e.age_s}});
+        return {{"fdb", list}};
+    }
+    if (cmd == "show_pmd") {
+        nlohmann::json list = nlohmann::json::array();
+        for (const Pmd* pmd : pmds_) {
+            const PmdStats s = pmd->stats();
+            list.push_back({{"pmd", pmd->index()}, {"lcore", pmd->lcore()}, {"busy_cycles", s.busy_cycles},
+                            {"idle_cycles", s.idle_cycles}, {"iterations", s.iterations}, {"packets", s.packets}});
+        }
+        return {{"pmds", list}};
+    }
+    return {{"error", fmt::format("unknown command `{}` (known: show_ports, show_fdb, show_pmd)", cmd)}};
+}
+
+}  // namespace vusw

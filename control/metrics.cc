@@ -1,0 +1,151 @@
+// Prometheus metrics.
+#include "control/metrics.h"
+
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
+
+#include <fmt/format.h>
+
+#include "ports/vhost_port.h"
+#include "vusw/fdb.h"
+#include "vusw/pmd.h"
+#include "vusw/rcu.h"
+
+namespace vusw {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily family(std::string name, std::string help, MetricType type)
+{
+    return MetricFamily{std::move(name), std::move(help), type, {}};
+}
+
+void add(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value)
+{
+    ClientMetric m;
+    m.label = std::move(labels);
+    if (f.type == MetricType::Counter)
+        m.counter.value = value;
+    else
+        m.gauge.value = value;
+    f.metric.push_back(std::move(m));
+}
+
+}  // namespace
+
+class PortsCollector : public prometheus::Collectable {
+public:
+    PortsCollector(const std::vector<Port*>& ports, const Fdb& fdb, const std::vector<Pmd*>& pmds, const Reclaimer& rcu)
+        : ports_(ports), fdb_(fdb), pmds_(pmds), rcu_(rcu)
+    {
+    }
+
+    std::vector<MetricFamily> Collect() const override
+    {
+        std::vector<MetricFamily> out;
+        collect_ports(out);
+        collect_vhost(out);
+        collect_core(out);
+        return out;
+    }
+
+private:
+    void collect_ports(std::vector<MetricFamily>& out) const
+    {
+        auto rxp = family("vusw_port_rx_packets_total", "Frames the switch received from the port", MetricType::Counter);
+        auto rxb = family("vusw_port_rx_bytes_total", "Bytes the switch received from the port", MetricType::Counter);
+        auto txp = family("vusw_port_tx_packets_total", "Frames the switch delivered to the port", MetricType::Counter);
+        auto txb = family("vusw_port_tx_bytes_total", "Bytes the switch delivered to the port", MetricType::Counter);
+        auto drops = family("vusw_port_drops_total", "Frames dropped, by port and reason", MetricType::Counter);
+        for (const Port* p : ports_) {
+            const PortTotals t = p->totals();
+            add(rxp, {{"port", p->name()}}, double(t.rx_packets));
+            add(rxb, {{"port", p->name()}}, double(t.rx_bytes));
+            add(txp, {{"port", p->name()}}, double(t.tx_packets));
+            add(txb, {{"port", p->name()}}, double(t.tx_bytes));
+            for (std::size_t d = 0; d < t.drops.size(); ++d)
+                add(drops, {{"port", p->name()}, {"reason", std::string(drop_name(Drop(d)))}}, double(t.drops[d]));
+        }
+        for (auto* f : {&rxp, &rxb, &txp, &txb, &drops})
+            out.push_back(std::move(*f));
+    }
+
+    void collect_vhost(std::vector<MetricFamily>& out) const
+    {
+        auto msgs = family("vusw_vhost_messages_total", "vhost-user messages received, by type", MetricType::Counter);
+        auto errs = family("vusw_vhost_protocol_errors_total", "vhost-user protocol errors, by reason", MetricType::Counter);
+        auto regions = family("vusw_port_mem_regions", "Guest memory regions mapped", MetricType::Gauge);
+        auto remfds = family("vusw_vhost_rem_mem_reg_fds_total", "fds that came with REM_MEM_REG (closed unused)", MetricType::Counter);
+        auto broken = family("vusw_queue_broken_total", "Queues marked broken by a guest error, by reason", MetricType::Counter);
+        for (const Port* p : ports_) {
+            const auto* v = dynamic_cast<const VhostPort*>(p);
+            if (v == nullptr)
+                continue;
+            const ProtocolStats& s = v->protocol();
+            std::lock_guard lock(s.mutex);
+            for (uint32_t i = 1; i < s.messages.size(); ++i)
+                if (s.messages[i] != 0)
+                    add(msgs, {{"port", p->name()}, {"type", std::string(vhost_request_name(i))}}, double(s.messages[i]));
+            for (const auto& [reason, n] : s.errors)
+                add(errs, {{"port", p->name()}, {"reason", reason}}, double(n));
+            add(regions, {{"port", p->name()}}, double(s.mem_regions));
+            add(remfds, {{"port", p->name()}}, double(s.rem_mem_reg_fds));
+            for (std::size_t f = 1; f < std::size_t(QueueFault::count_); ++f)
+                add(broken, {{"port", p->name()}, {"reason", std::string(fault_name(QueueFault(f)))}}, double(v->broken(QueueFault(f))));
+        }
+        for (auto* f : {&msgs, &errs, &regions, &remfds, &broken})
+            out.push_back(std::move(*f));
+    }
+
+    void collect_core(std::vector<MetricFamily>& out) const
+    {
+        auto busy = family("vusw_pmd_busy_cycles_total", "TSC cycles PMD iterations spent moving packets", MetricType::Counter);
+        auto idle = family("vusw_pmd_idle_cycles_total", "TSC cycles PMD iterations spent finding nothing", MetricType::Counter);
+        for (const Pmd* pmd : pmds_) {
+            const PmdStats s = pmd->stats();
+            add(busy, {{"pmd", std::to_string(pmd->index())}}, double(s.busy_cycles));
+            add(idle, {{"pmd", std::to_string(pmd->index())}}, double(s.idle_cycles));
+        }
+        auto fdb_entries = family("vusw_fdb_entries", "Learned MAC table entries", MetricType::Gauge);
+        add(fdb_entries, {}, double(fdb_.size()));
+        auto learned = family("vusw_fdb_learned_total", "MAC table entries learned", MetricType::Counter);
+        add(learned, {}, double(fdb_.learned()));
+        auto aged = family("vusw_fdb_aged_total", "MAC table entries aged out", MetricType::Counter);
+        add(aged, {}, double(fdb_.aged()));
+        auto gp = family("vusw_rcu_grace_periods_total", "Memory snapshots reclaimed after an RCU grace period", MetricType::Counter);
+        add(gp, {}, double(rcu_.grace_periods()));
+        auto gps = family("vusw_rcu_grace_period_seconds_total", "Time retired snapshots waited for their grace period", MetricType::Counter);
+        add(gps, {}, rcu_.grace_seconds());
+        for (auto* f : {&busy, &idle, &fdb_entries, &learned, &aged, &gp, &gps})
+            out.push_back(std::move(*f));
+    }
+
+    const std::vector<Port*>& ports_;
+    const Fdb& fdb_;
+    const std::vector<Pmd*>& pmds_;
+    const Reclaimer& rcu_;
+};
+
+MetricsServer::MetricsServer(const std::vector<Port*>& ports, const Fdb& fdb, const std::vector<Pmd*>& pmds, const Reclaimer& rcu)
+    : collector_(std::make_shared<PortsCollector>(ports, fdb, pmds, rcu))
+{
+}
+
+MetricsServer::~MetricsServer() = default;
+
+Status MetricsServer::start(const std::string& address)
+{
+    try {
+        exposer_ = std::make_unique<prometheus::Exposer>(address);
+    } catch (const std::exception& e) {
+        return fail("metrics", fmt::format("--metrics {}: cannot listen ({}); pick a free port or `off`", address, e.what()));
+    }
+    exposer_->RegisterCollectable(collector_);
+    return {};
+}
+
+}  // namespace vusw

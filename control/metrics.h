@@ -1,0 +1,35 @@
+// Prometheus exporter: sums the per-core counters on each scrape. The packet path never
+// calls prometheus-cpp; it only bumps its own single-writer counters.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vusw/port.h"
+#include "vusw/result.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace vusw {
+
+class Fdb;
+class Pmd;
+class Reclaimer;
+class PortsCollector;
+
+class MetricsServer {
+public:
+    MetricsServer(const std::vector<Port*>& ports, const Fdb& fdb, const std::vector<Pmd*>& pmds, const Reclaimer& rcu);
+    ~MetricsServer();
+    // Listens on ADDR:PORT.
+    Status start(const std::string& address);
+
+private:
+    std::shared_ptr<PortsCollector> collector_;
+    std::unique_ptr<prometheus::Exposer> exposer_;
+};
+
+}  // namespace vusw

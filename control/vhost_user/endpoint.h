@@ -1,0 +1,41 @@
+// The socket side of a vhost-user port: listen (server) or connect with backoff
+// (client), and at most one Session at a time.
+#pragma once
+
+#include <chrono>
+#include <memory>
+
+#include "control/event_loop.h"
+#include "control/vhost_user/session.h"
+
+namespace vusw::vhost_user {
+
+class Endpoint {
+public:
+    Endpoint(VhostPort& port, SessionEnv env, EventLoop& loop);
+    ~Endpoint();
+
+    // Server: binds and listens (a stale socket file is replaced; a live one is an error).
+    // Client: starts connecting.
+    Status start();
+    // Control tick: client reconnects when due.
+    void tick();
+    VhostPort& port() { return port_; }
+
+private:
+    void accept_one();
+    void try_connect();
+    void attach(UniqueFd sock);
+    void on_session_readable();
+    void close_session();
+
+    VhostPort& port_;
+    SessionEnv env_;
+    EventLoop& loop_;
+    UniqueFd listen_;
+    std::unique_ptr<Session> session_;
+    std::chrono::milliseconds backoff_{100};
+    std::chrono::steady_clock::time_point next_attempt_{};
+};
+
+}  // namespace vusw::vhost_user

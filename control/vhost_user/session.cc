@@ -1,0 +1,413 @@
+// vhost-user message handlers.
+#include "control/vhost_user/session.h"
+
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+
+#include <bit>
+#include <cstring>
+
+#include "control/vhost_user/dispatch.h"
+#include "vusw/l2switch.h"
+#include "vusw/log.h"
+#include "vusw/pmd.h"
+#include "vusw/rcu.h"
+
+namespace vusw::vhost_user {
+namespace {
+
+RegionDesc region_desc(const MemRegion& r)
+{
+    return RegionDesc{r.guest_phys_addr, r.memory_size, r.userspace_addr, r.mmap_offset};
+}
+
+struct RingCall {
+    VhostPort* port;
+    uint16_t index;
+    RingSetup setup;
+    static uint64_t run(void* arg, PmdContext&)
+    {
+        auto* self = static_cast<RingCall*>(arg);
+        return self->port->apply_ring(self->index, self->setup);
+    }
+};
+
+struct InjectCall {
+    L2Switch* l2;
+    Port* from;
+    rte_mbuf* frame;
+    static uint64_t run(void* arg, PmdContext& ctx)
+    {
+        auto* self = static_cast<InjectCall*>(arg);
+        self->l2->forward(ctx, *self->from, &self->frame, 1);
+        return 0;
+    }
+};
+
+// RARP announcing `mac` (what a migrated guest without GUEST_ANNOUNCE needs; RFC 903).
+rte_mbuf* make_rarp(rte_mempool* pool, const uint8_t* mac)
+{
+    std::array<uint8_t, 60> frame{};
+    std::fill_n(frame.begin(), 6, 0xff);            // broadcast
+    std::copy_n(mac, 6, frame.begin() + 6);
+    frame[12] = 0x80, frame[13] = 0x35;             // ethertype RARP
+    const uint8_t arp[] = {0, 1, 8, 0, 6, 4, 0, 3};  // ethernet, IPv4, hlen 6, plen 4, op 3 (request reverse)
+    std::copy_n(arp, sizeof(arp), frame.begin() + 14);
+    std::copy_n(mac, 6, frame.begin() + 22);        // sender hardware address
+    std::copy_n(mac, 6, frame.begin() + 32);        // target hardware address
+    rte_mbuf* m = rte_pktmbuf_alloc(pool);
+    char* data = m != nullptr ? rte_pktmbuf_append(m, frame.size()) : nullptr;
+    if (data == nullptr) {
+        rte_pktmbuf_free(m);
+        return nullptr;
+    }
+    std::memcpy(data, frame.data(), frame.size());
+    return m;
+}
+
+const MemTable& current_table(VhostPort& port)
+{
+    static const MemTable empty;
+    const auto& owned = port.memory().owned();
+    return owned ? *owned : empty;
+}
+
+}  // namespace
+
+Session::Session(VhostPort& port, UniqueFd sock, SessionEnv env) : port_(port), conn_(std::move(sock)), env_(env)
+{
+    port_.set_state("connected");
+    std::lock_guard lock(port_.protocol().mutex);
+    ++port_.protocol().connections;
+}
+
+Session::~Session()
+{
+    for (uint32_t i = 0; i < rings_.size(); ++i) {
+        uint16_t last = 0;
+        (void)stop_ring(i, last);
+    }
+    port_.memory().publish(nullptr, env_.reclaimer);  // regions unmapped after the grace period
+    {
+        std::lock_guard lock(port_.protocol().mutex);
+        port_.protocol().mem_regions = 0;
+    }
+    port_.set_state(port_.client_mode() ? "connecting" : "waiting");
+}
+
+void Session::record_error(const Error& e)
+{
+    port_.protocol().count_error(e.reason);
+    log(LogLevel::warn, "port {}: {} ({})", port_.name(), e.detail, e.reason);
+}
+
+bool Session::on_readable()
+{
+    if (auto ok = conn_.receive(msg_); !ok) {
+        if (std::string_view(ok.error().reason) == "peer_closed")
+            log(LogLevel::info, "port {}: front-end disconnected", port_.name());
+        else
+            record_error(ok.error());
+        return false;
+    }
+    const uint32_t code = msg_.header.request;
+    port_.protocol().count_message(code);
+    log(LogLevel::debug, "port {}: {} size {} fds {}", port_.name(), request_name(code), msg_.header.size, msg_.fds.size());
+    const Row* row = find_row(code);
+    Status result = row != nullptr ? check(*row, msg_, protocol_features_)
+                                   : fail("unknown_request", fmt::format("unknown request code {}", code));
+    if (result)
+        result = (this->*row->handler)(msg_);
+    if (!result)
+        record_error(result.error());
+    msg_.fds.clear();  // closes every fd no handler kept
+    if (row != nullptr && row->reply == Reply::always)
+        return result.has_value();  // the front-end waits for an answer we could not give: hang up
+    if (msg_.need_reply() && has(protocol::kReplyAck))
+        return conn_.reply_u64(Request(code), result ? 0 : 1).has_value();
+    return true;
+}
+
+Result<uint32_t> Session::ring_index(uint64_t index) const
+{
+    if (index >= rings_.size())
+        return fail("bad_vring_index", fmt::format("vring index {} out of range (we have {})", index, rings_.size()));
+    return uint32_t(index);
+}
+
+Status Session::sync_ring(uint32_t index, bool reconfigure)
+{
+    Ring& r = rings_[index];
+    RingCall call{&port_, uint16_t(index), {}};
+    RingSetup& s = call.setup;
+    s.ring = r.config;
+    s.ring.event_idx = features_ & feature::kEventIdx;
+    s.call_fd = r.call.get();
+    s.started = r.kicked && r.have_num && r.have_addr;
+    s.enabled = r.enabled;
+    s.reconfigure = reconfigure;
+    s.mrg_rxbuf = features_ & feature::kMrgRxbuf;
+    s.hdr_len = (features_ & (feature::kVersion1 | feature::kMrgRxbuf)) ? 12 : 10;
+    auto done = env_.pmd.execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
+    return done ? Status{} : std::unexpected(done.error());
+}
+
+Status Session::stop_ring(uint32_t index, uint16_t& last_avail)
+{
+    Ring& r = rings_[index];
+    const bool was_running = r.kicked && r.have_num && r.have_addr;
+    r.kicked = false;
+    r.kick.reset();
+    RingCall call{&port_, uint16_t(index), {}};
+    call.setup.call_fd = -1;
+    auto done = env_.pmd.execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
+    if (!done)
+        return std::unexpected(done.error());
+    if (was_running)
+        r.config.last_avail = uint16_t(*done);
+    last_avail = r.config.last_avail;
+    return {};
+}
+
+Status Session::publish(Result<std::unique_ptr<MemTable>> table)
+{
+    if (!table)
+        return std::unexpected(table.error());
+    const std::size_t regions = (*table)->region_count();
+    port_.memory().publish(std::shared_ptr<const MemTable>(std::move(*table)), env_.reclaimer);
+    std::lock_guard lock(port_.protocol().mutex);
+    port_.protocol().mem_regions = regions;
+    return {};
+}
+
+Status Session::get_features(Message&)
+{
+    return conn_.reply_u64(Request::GetFeatures, kOfferedFeatures);
+}
+
+Status Session::set_features(Message& m)
+{
+    const uint64_t wanted = m.as<uint64_t>();
+    if (wanted & ~kOfferedFeatures)
+        return fail("unsupported_features", fmt::format("features {:#x} include bits we did not offer ({:#x})", wanted,
+                                                        wanted & ~kOfferedFeatures));
+    features_ = wanted;
+    features_set_ = true;
+    for (uint32_t i = 0; i < rings_.size(); ++i)
+        if (rings_[i].kicked)
+            if (auto ok = sync_ring(i); !ok)
+                return ok;
+    return {};
+}
+
+Status Session::set_owner(Message&)
+{
+    return {};
+}
+
+Status Session::reset_owner(Message&)
+{
+    // Deprecated; the spec allows treating it as "disable all rings" but keeping the session.
+    for (uint32_t i = 0; i < rings_.size(); ++i) {
+        uint16_t last = 0;
+        if (auto ok = stop_ring(i, last); !ok)
+            return ok;
+    }
+    return {};
+}
+
+Status Session::set_mem_table(Message& m)
+{
+    const auto table = m.as<MemoryTable>();
+    if (table.nregions > kMaxMemTableRegions || m.header.size != 8 + table.nregions * sizeof(MemRegion))
+        return fail("bad_payload_size", fmt::format("SET_MEM_TABLE: {} regions in {} bytes", table.nregions, m.header.size));
+    if (m.fds.size() != table.nregions)
+        return fail("bad_fd_count", fmt::format("SET_MEM_TABLE: {} regions but {} fds", table.nregions, m.fds.size()));
+    std::vector<std::shared_ptr<const MappedRegion>> regions;
+    for (uint32_t i = 0; i < table.nregions; ++i) {
+        auto region = MappedRegion::map(std::move(m.fds[i]), region_desc(table.regions[i]));
+        if (!region)
+            return std::unexpected(region.error());
+        regions.push_back(std::move(*region));
+    }
+    return publish(MemTable::from_regions(std::move(regions)));
+}
+
+Status Session::add_mem_reg(Message& m)
+{
+    const RegionDesc desc = region_desc(m.as<SingleRegion>().region);
+    const MemTable& now = current_table(port_);
+    if (now.region_count() >= kMaxMemSlots)  // before mapping anything
+        return fail("mem_slots_full", fmt::format("ADD_MEM_REG: all {} memory slots in use", kMaxMemSlots));
+    auto region = MappedRegion::map(std::move(m.fds[0]), desc);
+    if (!region)
+        return std::unexpected(region.error());
+    return publish(now.with_region(std::move(*region)));
+}
+
+Status Session::rem_mem_reg(Message& m)
+{
+    {
+        std::lock_guard lock(port_.protocol().mutex);
+        port_.protocol().rem_mem_reg_fds += m.fds.size();
+    }
+    return publish(current_table(port_).without_region(region_desc(m.as<SingleRegion>().region)));
+}
+
+Status Session::get_max_mem_slots(Message&)
+{
+    return conn_.reply_u64(Request::GetMaxMemSlots, kMaxMemSlots);
+}
+
+Status Session::set_vring_num(Message& m)
+{
+    const auto state = m.as<VringState>();
+    auto index = ring_index(state.index);
+    if (!index)
+        return std::unexpected(index.error());
+    if (state.num == 0 || state.num > virtio::kMaxQueueSize || !std::has_single_bit(state.num))
+        return fail("bad_ring_size", fmt::format("vring {}: size {} is not a power of two in 1..32768", state.index, state.num));
+    rings_[*index].config.size = uint16_t(state.num);
+    rings_[*index].have_num = true;
+    return rings_[*index].kicked ? sync_ring(*index, true) : Status{};
+}
+
+Status Session::set_vring_addr(Message& m)
+{
+    const auto addr = m.as<VringAddr>();
+    auto index = ring_index(addr.index);
+    if (!index)
+        return std::unexpected(index.error());
+    Ring& r = rings_[*index];
+    r.config.desc = FrontendAddr{addr.desc};
+    r.config.avail = FrontendAddr{addr.avail};
+    r.config.used = FrontendAddr{addr.used};
+    r.have_addr = true;
+    return r.kicked ? sync_ring(*index, true) : Status{};
+}
+
+Status Session::set_vring_base(Message& m)
+{
+    const auto state = m.as<VringState>();
+    auto index = ring_index(state.index);
+    if (!index)
+        return std::unexpected(index.error());
+    if (state.num > 0xffff)
+        return fail("bad_vring_base", fmt::format("vring {}: base {} does not fit a split ring index", state.index, state.num));
+    rings_[*index].config.last_avail = uint16_t(state.num);
+    return {};
+}
+
+Status Session::get_vring_base(Message& m)
+{
+    const auto state = m.as<VringState>();
+    auto index = ring_index(state.index);
+    if (!index)
+        return std::unexpected(index.error());
+    uint16_t last = 0;
+    if (auto ok = stop_ring(*index, last); !ok)  // spec: GET_VRING_BASE stops the ring
+        return ok;
+    const VringState reply{state.index, last};
+    return conn_.reply(Request::GetVringBase, std::as_bytes(std::span(&reply, 1)));
+}
+
+Status Session::set_ring_fd(Message& m, UniqueFd Ring::*slot)
+{
+    const uint64_t value = m.as<uint64_t>();
+    auto index = ring_index(value & kVringIndexMask);
+    if (!index)
+        return std::unexpected(index.error());
+    const bool no_fd = value & kVringNoFdFlag;
+    if (no_fd != m.fds.empty())
+        return fail("bad_fd_count", fmt::format("{} for vring {}: no-fd flag {} but {} fds", request_name(m.header.request),
+                                                *index, no_fd, m.fds.size()));
+    UniqueFd previous = std::move(rings_[*index].*slot);  // closed after the PMD stopped using it
+    rings_[*index].*slot = no_fd ? UniqueFd() : std::move(m.fds[0]);
+    if (slot == &Ring::kick) {
+        rings_[*index].kicked = true;  // spec "Ring states": a kick starts the ring
+        // Without PROTOCOL_FEATURES rings start enabled.
+        if (!(features_ & feature::kProtocolFeatures))
+            rings_[*index].enabled = true;
+    }
+    return slot == &Ring::err || !rings_[*index].kicked ? Status{} : sync_ring(*index);
+}
+
+Status Session::set_vring_kick(Message& m)
+{
+    return set_ring_fd(m, &Ring::kick);
+}
+
+Status Session::set_vring_call(Message& m)
+{
+    return set_ring_fd(m, &Ring::call);
+}
+
+Status Session::set_vring_err(Message& m)
+{
+    return set_ring_fd(m, &Ring::err);
+}
+
+Status Session::get_protocol_features(Message&)
+{
+    return conn_.reply_u64(Request::GetProtocolFeatures, kOfferedProtocolFeatures);
+}
+
+Status Session::set_protocol_features(Message& m)
+{
+    const uint64_t wanted = m.as<uint64_t>();
+    if (wanted & ~kOfferedProtocolFeatures)
+        return fail("unsupported_features", fmt::format("protocol features {:#x} include bits we did not offer", wanted));
+    protocol_features_ = wanted;
+    return {};
+}
+
+Status Session::get_queue_num(Message&)
+{
+    return conn_.reply_u64(Request::GetQueueNum, kMaxQueuePairs);
+}
+
+Status Session::set_vring_enable(Message& m)
+{
+    // QEMU sends this before any ring setup (qemu-7.2-notes.md): accept it on any valid index.
+    const auto state = m.as<VringState>();
+    auto index = ring_index(state.index);
+    if (!index)
+        return std::unexpected(index.error());
+    rings_[*index].enabled = state.num != 0;
+    return rings_[*index].kicked ? sync_ring(*index) : Status{};
+}
+
+Status Session::send_rarp(Message& m)
+{
+    uint8_t mac[8];
+    std::memcpy(mac, m.payload.data(), sizeof(mac));
+    InjectCall call{&env_.l2, &port_, make_rarp(env_.pool, mac)};
+    if (call.frame == nullptr)
+        return fail("no_mbuf", "SEND_RARP: no mbuf for the RARP frame");
+    auto done = env_.pmd.execute(PmdCommand{PmdCommand::Kind::call, nullptr, &InjectCall::run, &call, 0});
+    return done ? Status{} : std::unexpected(done.error());
+}
+
+Status Session::net_set_mtu(Message& m)
+{
+    const uint64_t mtu = m.as<uint64_t>();
+    if (mtu < 68 || mtu > 65535)
+        return fail("bad_mtu", fmt::format("NET_SET_MTU {} outside 68..65535", mtu));
+    mtu_ = uint16_t(mtu);
+    return {};
+}
+
+Status Session::set_status(Message& m)
+{
+    status_ = uint8_t(m.as<uint64_t>());
+    if (status_ == 0)  // virtio: writing 0 resets the device
+        return reset_owner(m);
+    return {};
+}
+
+Status Session::get_status(Message&)
+{
+    return conn_.reply_u64(Request::GetStatus, status_);
+}
+
+}  // namespace vusw::vhost_user

@@ -1,0 +1,105 @@
+// The back-end side of one vhost-user connection: protocol state and message handlers.
+//
+// A Session lives on the control thread. It owns the connection, the eventfds, and the
+// per-ring configuration; it publishes memory snapshots to its port and sends ring
+// setups to the port's PMD core. Handlers are named after the spec's messages. Any
+// error costs at most this connection; the daemon and other ports keep running.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "control/vhost_user/connection.h"
+#include "control/vhost_user/message.h"
+#include "ports/vhost_port.h"
+#include "vusw/result.h"
+
+namespace vusw {
+class Pmd;
+class Reclaimer;
+class L2Switch;
+}  // namespace vusw
+
+namespace vusw::vhost_user {
+
+inline constexpr uint64_t kOfferedFeatures = feature::kVersion1 | feature::kMrgRxbuf | feature::kIndirectDesc |
+                                             feature::kEventIdx | feature::kProtocolFeatures | feature::kNetMtu;
+inline constexpr uint64_t kOfferedProtocolFeatures = protocol::kMq | protocol::kRarp | protocol::kReplyAck |
+                                                     protocol::kNetMtu | protocol::kConfigureMemSlots | protocol::kStatus;
+
+// What a session needs from the daemon.
+struct SessionEnv {
+    Pmd& pmd;             // the core that owns the port
+    Reclaimer& reclaimer; // retires memory snapshots
+    L2Switch& l2;         // SEND_RARP injects a frame
+    rte_mempool* pool;
+};
+
+class Session {
+public:
+    Session(VhostPort& port, UniqueFd sock, SessionEnv env);
+    ~Session();  // stops the rings, drops guest memory
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    int fd() const { return conn_.fd(); }
+    // Reads and handles one message. False: the connection must be closed.
+    bool on_readable();
+
+    // Handlers (spec names as verbs); the dispatcher has checked sizes, fds, features.
+    Status get_features(Message& m);
+    Status set_features(Message& m);
+    Status set_owner(Message& m);
+    Status reset_owner(Message& m);
+    Status set_mem_table(Message& m);
+    Status set_vring_num(Message& m);
+    Status set_vring_addr(Message& m);
+    Status set_vring_base(Message& m);
+    Status get_vring_base(Message& m);
+    Status set_vring_kick(Message& m);
+    Status set_vring_call(Message& m);
+    Status set_vring_err(Message& m);
+    Status get_protocol_features(Message& m);
+    Status set_protocol_features(Message& m);
+    Status get_queue_num(Message& m);
+    Status set_vring_enable(Message& m);
+    Status send_rarp(Message& m);
+    Status net_set_mtu(Message& m);
+    Status get_max_mem_slots(Message& m);
+    Status add_mem_reg(Message& m);
+    Status rem_mem_reg(Message& m);
+    Status set_status(Message& m);
+    Status get_status(Message& m);
+
+private:
+    struct Ring {
+        RingConfig config;
+        bool have_num = false;
+        bool have_addr = false;
+        bool kicked = false;
+        bool enabled = false;
+        UniqueFd kick, call, err;
+    };
+
+    Result<uint32_t> ring_index(uint64_t index) const;
+    Status sync_ring(uint32_t index, bool reconfigure = false);
+    Status stop_ring(uint32_t index, uint16_t& last_avail);
+    Status publish(Result<std::unique_ptr<MemTable>> table);
+    Status set_ring_fd(Message& m, UniqueFd Ring::*slot);
+    void record_error(const Error& e);
+    bool has(uint64_t protocol_feature) const { return protocol_features_ & protocol_feature; }
+
+    VhostPort& port_;
+    Connection conn_;
+    SessionEnv env_;
+    uint64_t features_ = 0;
+    uint64_t protocol_features_ = 0;
+    bool features_set_ = false;
+    uint8_t status_ = 0;
+    uint16_t mtu_ = 1500;
+    std::array<Ring, 2 * kMaxQueuePairs> rings_;
+    Message msg_;  // receive buffer, reused
+};
+
+}  // namespace vusw::vhost_user

@@ -1,0 +1,26 @@
+// vuswitchd: the switch daemon.
+#include <cstdio>
+
+#include "control/config.h"
+#include "control/daemon.h"
+#include "vusw/log.h"
+
+int main(int argc, char** argv)
+{
+    auto parsed = vusw::parse_args(argc, argv);
+    if (!parsed) {
+        fmt::print(stderr, "vuswitchd: {}\n", parsed.error().detail);
+        return 2;
+    }
+    if (!parsed->print.empty()) {
+        fmt::print("{}", parsed->print);
+        return 0;
+    }
+    try {
+        vusw::Daemon daemon(parsed->config);
+        return daemon.run();
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "vuswitchd: error: {}\n", e.what());
+        return 1;
+    }
+}
