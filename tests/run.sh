@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Set up the host, build, and run every test suite of vuswitch. Run as root from anywhere:
+#
+#   tests/run.sh
+#
+# Suites, in order (each counted once in the summary):
+#   build             meson setup build (debugoptimized) + ninja
+#   build-asan        meson setup build-asan (-Db_sanitize=address,undefined) + ninja
+#   meson test        meson test -C build       (doctest unit + integration suites)
+#   meson test asan   meson test -C build-asan  (the same under ASan/UBSan)
+#   testpmd_pair      tests/system/testpmd_pair.sh (two DPDK virtio-user front-ends)
+#   nic               tests/system/nic.sh (netns + veth + net_af_packet)
+# A suite whose build failed is counted as failed, not skipped. A system test that
+# exits 77 (e.g. no hugepages possible) is counted as skipped, with its reason.
+# The last line is "N passed, N failed, N skipped"; the exit status is non-zero if
+# anything failed.
+#
+# Environment: VUSW_SKIP_SETUP=1 skips deploy/setup.sh (host already prepared).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+NAMES=()
+RESULTS=()
+TIMES=()
+NOTES=()
+
+banner() { printf '\n==================== %s ====================\n' "$*"; }
+
+# record NAME RESULT SECONDS [NOTE]
+record() {
+  NAMES+=("$1"); RESULTS+=("$2"); TIMES+=("$3"); NOTES+=("${4:-}")
+  printf -- '---- %s: %s (%ss)%s\n' "$1" "$2" "$3" "${4:+ - $4}"
+}
+
+# suite NAME COMMAND...: run, time and record one suite (exit 77 = skipped).
+suite() {
+  local name=$1 start rc=0 out
+  shift
+  banner "$name"
+  start=$SECONDS
+  out=$(mktemp)
+  "$@" 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  local secs=$((SECONDS - start))
+  case $rc in
+    0) record "$name" PASS "$secs" ;;
+    77) record "$name" SKIP "$secs" "$(grep -m1 -o 'SKIP: .*' "$out" | cut -c7-)" ;;
+    *) record "$name" FAIL "$secs" "exit status $rc" ;;
+  esac
+  rm -f "$out"
+  return "$rc"
+}
+
+not_run() { # NAME REASON
+  banner "$1"
+  record "$1" FAIL 0 "not run: $2"
+}
+
+build() { # DIR MESON-ARGS...
+  local dir=$1
+  shift
+  if [[ ! -f $dir/build.ninja ]]; then
+    meson setup "$dir" "$@" || return 1
+  fi
+  ninja -C "$dir"
+}
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "tests/run.sh: must run as root (hugepages, vhost-user sockets, network namespaces)" >&2
+  echo "0 passed, 1 failed, 0 skipped"
+  exit 1
+fi
+
+total_start=$SECONDS
+if [[ ${VUSW_SKIP_SETUP:-0} != 1 ]]; then
+  banner "setup (deploy/setup.sh)"
+  if ! deploy/setup.sh; then
+    echo "tests/run.sh: host setup failed; nothing was built or tested" >&2
+    echo "0 passed, 1 failed, 0 skipped"
+    exit 1
+  fi
+fi
+
+build_ok=0
+asan_ok=0
+suite "build" build build --buildtype=debugoptimized && build_ok=1
+suite "build-asan" build build-asan --buildtype=debugoptimized \
+  -Db_sanitize=address,undefined -Db_lundef=false && asan_ok=1
+
+if ((build_ok)); then
+  suite "meson test" meson test -C build --print-errorlogs
+else
+  not_run "meson test" "build failed"
+fi
+if ((asan_ok)); then
+  suite "meson test asan" meson test -C build-asan --print-errorlogs
+else
+  not_run "meson test asan" "build-asan failed"
+fi
+
+for t in testpmd_pair nic; do
+  if ((build_ok)); then
+    suite "$t" env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
+  else
+    not_run "$t" "build failed"
+  fi
+done
+
+banner "summary"
+passed=0 failed=0 skipped=0
+for i in "${!NAMES[@]}"; do
+  printf '  %-16s %-4s %5ss  %s\n' "${NAMES[$i]}" "${RESULTS[$i]}" "${TIMES[$i]}" "${NOTES[$i]}"
+  case ${RESULTS[$i]} in
+    PASS) passed=$((passed + 1)) ;;
+    FAIL) failed=$((failed + 1)) ;;
+    SKIP) skipped=$((skipped + 1)) ;;
+  esac
+done
+printf '  total time %ss\n' "$((SECONDS - total_start))"
+echo "$passed passed, $failed failed, $skipped skipped"
+((failed == 0))

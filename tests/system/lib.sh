@@ -1,0 +1,233 @@
+# shellcheck shell=bash
+# Helpers for the system tests and perf scripts: run vuswitchd and dpdk-testpmd
+# in the background, drive testpmd's interactive prompt without a tty (commands go
+# through a fifo), parse its port statistics, and clean up every process, temp file,
+# DPDK runtime directory and hugepage file we created -- also on failure.
+#
+# Source it, then call sys_init NAME once. Everything lives under $SYS_TMP.
+
+SYS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SYS_TESTPMD=${TESTPMD:-dpdk-testpmd}
+SYS_BUILD=${VUSW_BUILD:-$SYS_ROOT/build}
+SYS_VUSWITCHD=${VUSWITCHD:-$SYS_BUILD/control/vuswitchd}
+SYS_VUSWITCHCTL=${VUSWITCHCTL:-$SYS_BUILD/control/vuswitchctl}
+
+SYS_NAME=
+SYS_TMP=
+SYS_PIDS=()          # every background process we started, killed by PID on exit
+SYS_CLEANUP_HOOKS=() # extra commands run at exit (netns removal, ...)
+declare -A TP_FD=() TP_PID=() TP_LOG=()
+
+log()  { printf '[%s] %s\n' "$SYS_NAME" "$*"; }
+fail() { printf '[%s] FAIL: %s\n' "$SYS_NAME" "$*" >&2; exit 1; }
+skip() { printf '[%s] SKIP: %s\n' "$SYS_NAME" "$*" >&2; exit 77; }
+
+# sys_init NAME: temp dir, exit trap, basic preconditions (root, hugepages, tools).
+sys_init() {
+  SYS_NAME=$1
+  [[ $(id -u) -eq 0 ]] || skip "needs root (hugepages, vhost-user sockets, netns)"
+  command -v "$SYS_TESTPMD" >/dev/null || skip "dpdk-testpmd not found (Debian package dpdk-dev; run deploy/setup.sh)"
+  SYS_TMP=$(mktemp -d "/tmp/vusw-$SYS_NAME.XXXXXX")
+  trap sys_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+sys_require_hugepages() { # MB
+  local need_mb=$1 free_pages
+  findmnt -n -t hugetlbfs /dev/hugepages >/dev/null 2>&1 \
+    || skip "no hugetlbfs at /dev/hugepages (run deploy/setup.sh)"
+  free_pages=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+  (( free_pages * 2 >= need_mb )) \
+    || skip "needs ${need_mb} MiB of free 2 MiB hugepages, only $((free_pages * 2)) MiB free (run deploy/setup.sh)"
+}
+
+sys_require_daemon() {
+  [[ -x $SYS_VUSWITCHD ]] || fail "vuswitchd not built at $SYS_VUSWITCHD (meson setup build && ninja -C build)"
+  [[ -x $SYS_VUSWITCHCTL ]] || fail "vuswitchctl not built at $SYS_VUSWITCHCTL"
+}
+
+# A DPDK file prefix unique to this run. sys_cleanup removes the hugepage files and
+# runtime directories of every prefix of this form ($$ is the script's PID, also in
+# subshells), since EAL leaves them behind and they would pin hugepages.
+sys_prefix() { # TAG
+  printf 'vusw-%s-%s-%s' "$SYS_NAME" "$1" "$$"
+}
+
+sys_stop_pid() { # PID [timeout_s]: TERM, wait, then KILL
+  local pid=$1 t=${2:-10} i
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < t * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+sys_cleanup() {
+  local rc=$? pid h
+  trap - EXIT
+  for pid in "${SYS_PIDS[@]}"; do sys_stop_pid "$pid" 5; done
+  for h in "${SYS_CLEANUP_HOOKS[@]}"; do eval "$h" >/dev/null 2>&1 || true; done
+  rm -f /dev/hugepages/"vusw-$SYS_NAME-"*"-$$map_"* 2>/dev/null || true
+  rm -rf /var/run/dpdk/"vusw-$SYS_NAME-"*"-$$" 2>/dev/null || true
+  if [[ $rc -ne 0 && $rc -ne 77 && -n $SYS_TMP && -d $SYS_TMP && ${SYS_KEEP_LOGS:-0} != 1 ]]; then
+    local f
+    for f in "$SYS_TMP"/*.log; do
+      [[ -f $f ]] || continue
+      printf '\n----- %s (last 40 lines) -----\n' "${f##*/}" >&2
+      tail -n 40 "$f" >&2
+    done
+  fi
+  [[ -n $SYS_TMP && ${SYS_KEEP_LOGS:-0} != 1 ]] && rm -rf "$SYS_TMP"
+  [[ ${SYS_KEEP_LOGS:-0} == 1 ]] && printf '[%s] logs kept in %s\n' "$SYS_NAME" "$SYS_TMP" >&2
+  exit "$rc"
+}
+
+# wait_for TIMEOUT_S DESCRIPTION COMMAND...: poll every 0.1 s until COMMAND succeeds.
+wait_for() {
+  local t=$1 what=$2 i
+  shift 2
+  for ((i = 0; i < t * 10; i++)); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  fail "timed out after ${t}s waiting for $what"
+}
+
+# ---------------------------------------------------------------- vuswitchd
+
+VUSW_PID=
+VUSW_LOG=
+VUSW_CTL=
+
+# vusw_start TAG ARGS...: start vuswitchd (own prefix, run dir, control socket) and
+# wait for "vuswitchd: ready". Extra ARGS are passed through (--vhost-user, --nic ...).
+vusw_start() {
+  local tag=$1 prefix
+  shift
+  prefix=$(sys_prefix "$tag")
+  VUSW_LOG=$SYS_TMP/vuswitchd-$tag.log
+  VUSW_CTL=$SYS_TMP/run-$tag/vuswitchd.ctl
+  mkdir -p "$SYS_TMP/run-$tag"
+  log "start vuswitchd: --file-prefix $prefix --run-dir $SYS_TMP/run-$tag $*"
+  "$SYS_VUSWITCHD" --file-prefix "$prefix" --run-dir "$SYS_TMP/run-$tag" \
+    --control "$VUSW_CTL" --metrics off "$@" </dev/null >"$VUSW_LOG" 2>&1 &
+  VUSW_PID=$!
+  SYS_PIDS+=("$VUSW_PID")
+  local i
+  for ((i = 0; i < 300; i++)); do
+    grep -q 'vuswitchd: ready' "$VUSW_LOG" && return 0
+    kill -0 "$VUSW_PID" 2>/dev/null || fail "vuswitchd exited during start-up"
+    sleep 0.1
+  done
+  fail "vuswitchd not ready after 30 s"
+}
+
+vusw_stop() {
+  [[ -n $VUSW_PID ]] || return 0
+  kill -TERM "$VUSW_PID" 2>/dev/null || true
+  local i rc=0
+  for ((i = 0; i < 100; i++)); do kill -0 "$VUSW_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$VUSW_PID" 2>/dev/null; then
+    kill -KILL "$VUSW_PID" 2>/dev/null
+    wait "$VUSW_PID" 2>/dev/null
+    VUSW_PID=
+    fail "vuswitchd did not exit within 10 s of SIGTERM"
+  fi
+  wait "$VUSW_PID" || rc=$?
+  VUSW_PID=
+  return "$rc"
+}
+
+# vusw_port_json NAME FIELD: one numeric field of one port from `vuswitchctl --json show ports`.
+vusw_port_json() {
+  "$SYS_VUSWITCHCTL" --control "$VUSW_CTL" --json show ports \
+    | python3 -c '
+import json, sys
+name, field = sys.argv[1], sys.argv[2]
+for p in json.load(sys.stdin)["ports"]:
+    if p["name"] == name:
+        v = p[field]
+        print(sum(v.values()) if isinstance(v, dict) else v)
+        sys.exit(0)
+sys.exit("no port %r in vuswitchctl output" % name)' "$1" "$2"
+}
+
+# ---------------------------------------------------------------- dpdk-testpmd
+
+# tp_start NAME EAL-AND-APP-ARGS...: start testpmd in interactive mode (-i is added),
+# reading commands from a fifo so it needs no tty and no stdin.
+tp_start() {
+  local name=$1 fifo
+  shift
+  fifo=$SYS_TMP/$name.in
+  TP_LOG[$name]=$SYS_TMP/$name.log
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  printf '===== %s %s -i\n' "$SYS_TESTPMD" "$*" >>"${TP_LOG[$name]}"
+  # stdbuf: testpmd prints with stdio; without it the statistics sit in a buffer.
+  stdbuf -oL -eL "$SYS_TESTPMD" "$@" -i <"$fifo" >>"${TP_LOG[$name]}" 2>&1 &
+  TP_PID[$name]=$!
+  SYS_PIDS+=("${TP_PID[$name]}")
+  # Opening the write end blocks until testpmd's shell opened the read end.
+  exec {TP_FD[$name]}>"$fifo"
+}
+
+tp_cmd() { # NAME COMMAND
+  printf '%s\n' "$2" >&"${TP_FD[$1]}" || fail "testpmd $1 is gone (command: $2)"
+}
+
+tp_alive() { kill -0 "${TP_PID[$1]}" 2>/dev/null; }
+
+# tp_wait_ready NAME [timeout]: wait for the first prompt (ports configured, links checked).
+tp_wait_ready() {
+  local name=$1 t=${2:-60} i
+  for ((i = 0; i < t * 10; i++)); do
+    grep -q 'testpmd> ' "${TP_LOG[$name]}" && return 0
+    tp_alive "$name" || fail "testpmd $name exited during start-up"
+    sleep 0.1
+  done
+  fail "testpmd $name: no prompt after ${t}s"
+}
+
+# tp_stats NAME NPORTS: run "show port stats all" and print one line per port:
+#   port rx_packets tx_packets rx_pps tx_pps rx_bytes tx_bytes
+# rx_pps/tx_pps are testpmd's own rates since the previous "show port stats".
+tp_stats() {
+  local name=$1 nports=$2 logf=${TP_LOG[$1]} off i n
+  off=$(stat -c %s "$logf")
+  tp_cmd "$name" "show port stats all"
+  for ((i = 0; i < 100; i++)); do
+    n=$(tail -c +"$((off + 1))" "$logf" | grep -c 'Tx-pps:' || true)
+    (( n >= nports )) && break
+    sleep 0.1
+  done
+  (( n >= nports )) || fail "testpmd $name: no port statistics output"
+  tail -c +"$((off + 1))" "$logf" | awk '
+    /NIC statistics for port/ { for (i = 1; i <= NF; i++) if ($i == "port") p = $(i + 1) }
+    /RX-packets:/ { rxp = $2; rxb = $6 }
+    /TX-packets:/ { txp = $2; txb = $6 }
+    /Rx-pps:/     { rxpps = $2 }
+    /Tx-pps:/     { print p, rxp, txp, rxpps, $2, rxb, txb }'
+}
+
+# tp_stat NAME NPORTS PORT COLUMN: one value from tp_stats (columns as above, 2 = rx_packets).
+tp_stat() {
+  tp_stats "$1" "$2" | awk -v p="$3" -v c="$4" '$1 == p { print $c }'
+}
+
+# tp_quit NAME: stop forwarding, quit, wait (TERM/KILL after 15 s).
+tp_quit() {
+  local name=$1 pid=${TP_PID[$1]} i
+  [[ -n $pid ]] || return 0
+  printf 'stop\nquit\n' >&"${TP_FD[$name]}" 2>/dev/null || true
+  exec {TP_FD[$name]}>&-
+  for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  sys_stop_pid "$pid" 5
+  TP_PID[$name]=
+}
