@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Loopback benchmark: a dpdk-testpmd virtio-user generator on core 0 (two ports, mac
+# forwarding, each port aimed at the other) pushes frames around a loop through the
+# switch under test on core 1:
+#
+#   gen port0 --vhost-user s0--> [switch on core 1] --s1--> gen port1 (mac fwd) --s1--> [switch] --s0--> gen port0 ...
+#
+# Switches measured in the same run:
+#   vuswitch   build/control/vuswitchd --lcores 0,1 (control thread on 0, PMD on 1)
+#   reference  dpdk-testpmd --vdev net_vhost0,iface=s0 --vdev net_vhost1,iface=s1, io forwarding on core 1
+#
+# Rate = the generator's own receive rate (testpmd "Rx-pps"), summed over both ports,
+# over a fixed window after warm-up: every frame counted crossed the switch once.
+# Frame sizes are Ethernet frame sizes including the 4-byte FCS that virtio does not
+# carry, as in RFC 2544 and DPDK's vhost performance reports: "64" sends 60-byte
+# buffers, "1518" sends 1514-byte buffers (testpmd "set txpkts SIZE-4").
+#
+# Usage (root): perf/loopback.sh [--sizes "64 1518"] [--duration 10] [--warmup 5]
+#                                [--bursts 64] [--targets "reference vuswitch"]
+#                                [--repeat 1] [--markdown FILE] [--no-setup]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=../tests/system/lib.sh
+source tests/system/lib.sh
+
+SIZES="64 1518"
+DURATION=10
+WARMUP=5
+BURSTS=64
+TARGETS="reference vuswitch"
+REPEAT=1
+MARKDOWN=
+SETUP=1
+GEN_CORE=0
+DUT_CORE=1
+MAC0=02:00:00:00:00:01
+MAC1=02:00:00:00:00:02
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --sizes) SIZES=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
+    --bursts) BURSTS=$2; shift 2 ;;
+    --targets) TARGETS=$2; shift 2 ;;
+    --repeat) REPEAT=$2; shift 2 ;;
+    --markdown) MARKDOWN=$2; shift 2 ;;
+    --no-setup) SETUP=0; shift ;;
+    -h|--help) usage 0 ;;
+    *) echo "unknown option: $1" >&2; usage 2 ;;
+  esac
+done
+
+sys_init perf
+if [[ $SETUP == 1 ]]; then deploy/setup.sh; fi
+sys_require_hugepages 1100
+[[ " $TARGETS " == *" vuswitch "* ]] && sys_require_daemon
+
+# ---------------------------------------------------------------- switches under test
+
+# start_dut TARGET DIR: switch listening on DIR/s0.sock and DIR/s1.sock, PMD on DUT_CORE.
+start_dut() {
+  local target=$1 dir=$2
+  case $target in
+    reference)
+      tp_start ref --lcores "0@$DUT_CORE,1@$DUT_CORE" --main-lcore 0 --no-pci \
+        --file-prefix "$(sys_prefix ref)" -m 512 \
+        --vdev "net_vhost0,iface=$dir/s0.sock" --vdev "net_vhost1,iface=$dir/s1.sock" \
+        -- --forward-mode=io --auto-start
+      tp_wait_ready ref
+      ;;
+    vuswitch)
+      vusw_start perf --lcores "$GEN_CORE,$DUT_CORE" --log-level warn \
+        --vhost-user "$dir/s0.sock" --vhost-user "$dir/s1.sock"
+      ;;
+  esac
+  wait_for 10 "vhost-user sockets in $dir" test -S "$dir/s0.sock" -a -S "$dir/s1.sock"
+}
+
+stop_dut() {
+  case $1 in
+    reference) tp_quit ref ;;
+    vuswitch)
+      "$SYS_VUSWITCHCTL" --control "$VUSW_CTL" show ports >>"$SYS_TMP/vuswitchctl.log" 2>&1 || true
+      vusw_stop || log "WARNING: vuswitchd exited non-zero"
+      ;;
+  esac
+}
+
+# ---------------------------------------------------------------- disturbance check
+
+# CPU time (clock ticks) used by the whole machine, and by the given processes.
+# Anything else running during the window (a compiler, another test) steals a core
+# from either side of the loop; the window's foreign share is reported per sample.
+cpu_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+proc_ticks() {
+  local pid sum=0 t
+  for pid in "$@"; do
+    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    sum=$((sum + t))
+  done
+  echo "$sum"
+}
+
+# ---------------------------------------------------------------- generator
+
+# measure TARGET SIZE: sets MEAS="mpps port0_rx_mpps port1_rx_mpps crosscheck_mpps".
+MEAS=
+measure() {
+  local target=$1 size=$2 dir
+  dir=$SYS_TMP/$target-$size
+  mkdir -p "$dir"
+  start_dut "$target" "$dir"
+  tp_start gen --lcores "0@$GEN_CORE,1@$GEN_CORE" --main-lcore 0 --no-pci \
+    --single-file-segments --iova-mode=va --file-prefix "$(sys_prefix gen)" -m 512 \
+    --vdev "net_virtio_user0,path=$dir/s0.sock,mac=$MAC0" \
+    --vdev "net_virtio_user1,path=$dir/s1.sock,mac=$MAC1" \
+    -- --forward-mode=mac --eth-peer=0,$MAC1 --eth-peer=1,$MAC0
+  tp_wait_ready gen
+  tp_cmd gen "set txpkts $((size - 4))"
+  tp_cmd gen "start tx_first $BURSTS"
+  sleep "$WARMUP"
+  local before after t0 t1 dut_pid busy0 busy1 own0 own1 hz
+  if [[ $target == reference ]]; then dut_pid=${TP_PID[ref]}; else dut_pid=$VUSW_PID; fi
+  hz=$(getconf CLK_TCK)
+  busy0=$(cpu_busy_ticks); own0=$(proc_ticks "${TP_PID[gen]}" "$dut_pid")
+  t0=$(date +%s.%N)
+  before=$(tp_stats gen 2)
+  sleep "$DURATION"
+  after=$(tp_stats gen 2)
+  t1=$(date +%s.%N)
+  busy1=$(cpu_busy_ticks); own1=$(proc_ticks "${TP_PID[gen]}" "$dut_pid")
+  # foreign CPU in % of one core over the window
+  FOREIGN=$(awk -v b="$((busy1 - busy0 - own1 + own0))" -v hz="$hz" -v t0="$t0" -v t1="$t1" \
+    'BEGIN { f = 100 * b / hz / (t1 - t0); printf "%.0f", f < 0 ? 0 : f }')
+  tp_quit gen
+  stop_dut "$target"
+  # Rates from testpmd's own timestamps (Rx-pps since the previous show); the
+  # RX-packets delta over our wall clock is a cross-check in the log.
+  printf '%s\n%s\n' "$before" "$after" >>"$SYS_TMP/stats-$target-$size.txt"
+  MEAS=$(awk -v t0="$t0" -v t1="$t1" '
+    NR <= 2 { rx0[$1] = $2; next }
+    { pps[$1] = $4; delta[$1] = $2 - rx0[$1] }
+    END {
+      printf "%.3f %.3f %.3f %.3f\n", (pps[0] + pps[1]) / 1e6, pps[0] / 1e6, pps[1] / 1e6,
+             (delta[0] + delta[1]) / (t1 - t0) / 1e6
+    }' <<<"$before"$'\n'"$after")
+}
+
+# ---------------------------------------------------------------- run
+
+log "sizes: $SIZES   window: ${WARMUP}s warm-up + ${DURATION}s   bursts: $BURSTS x 32 per port   repeat: $REPEAT"
+log "generator: testpmd virtio-user, lcore on core $GEN_CORE; switch PMD on core $DUT_CORE"
+log "host: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(nproc) cores, kernel $(uname -r), DPDK $(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo '?')"
+log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+declare -A RESULT=()
+for size in $SIZES; do
+  for target in $TARGETS; do
+    best=
+    for ((r = 1; r <= REPEAT; r++)); do
+      measure "$target" "$size"
+      read -r mpps d0 d1 check <<<"$MEAS"
+      log "$(printf '%-9s %4s B  run %d: %7.3f Mpps  (port0 rx %.3f, port1 rx %.3f; counter cross-check %.3f; foreign CPU %s%% of a core)' \
+        "$target" "$size" "$r" "$mpps" "$d0" "$d1" "$check" "$FOREIGN")"
+      if (( FOREIGN > 10 )); then
+        log "WARNING: other processes used ${FOREIGN}% of a core during this window; the number is disturbed"
+      fi
+      if [[ -z $best ]] || awk -v a="$mpps" -v b="$best" 'BEGIN { exit !(a > b) }'; then best=$mpps; fi
+    done
+    RESULT[$target/$size]=$best
+  done
+done
+log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+table() {
+  printf '| frame | reference (testpmd net_vhost, io) Mpps | vuswitch Mpps | vuswitch / reference |\n'
+  printf '|------:|---------:|---------:|------:|\n'
+  local size ref vus ratio
+  for size in $SIZES; do
+    ref=${RESULT[reference/$size]:-}
+    vus=${RESULT[vuswitch/$size]:-}
+    ratio=n/a
+    if [[ -n $ref && -n $vus ]] && awk -v r="$ref" 'BEGIN { exit !(r > 0) }'; then
+      ratio=$(awk -v v="$vus" -v r="$ref" 'BEGIN { printf "%.2f", v / r }')
+    fi
+    printf '| %s B | %s | %s | %s |\n' "$size" "${ref:-not run}" "${vus:-not run}" "$ratio"
+  done
+}
+
+echo
+table
+if [[ -n $MARKDOWN ]]; then
+  table >"$MARKDOWN"
+  log "table written to $MARKDOWN"
+fi
