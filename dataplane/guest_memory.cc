@@ -49,7 +49,7 @@ Result<std::shared_ptr<const MappedRegion>> MappedRegion::map(UniqueFd fd, const
         return fail("bad_region", fmt::format("region [{:#x}, +{:#x}) ends past the fd's size {:#x}",
                                               d.mmap_offset, d.size, uint64_t(st.st_size)));
     const uint64_t length = lead + d.size;
-    void* base = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd.get(), off_t(aligned_off));
+    void* base = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), off_t(aligned_off));
     if (base == MAP_FAILED)
         return fail("mmap_failed", fmt::format("mmap of {:#x} bytes at offset {:#x} failed", length, aligned_off));
     auto* host = static_cast<std::byte*>(base) + lead;
