@@ -121,11 +121,19 @@ bool Session::on_readable()
     if (!result)
         record_error(result.error());
     msg_.fds.clear();  // closes every fd no handler kept
+    update_state();
     if (row != nullptr && row->reply == Reply::always)
         return result.has_value();  // the front-end waits for an answer we could not give: hang up
     if (msg_.need_reply() && has(protocol::kReplyAck))
         return conn_.reply_u64(Request(code), result ? 0 : 1).has_value();
     return true;
+}
+
+void Session::update_state()
+{
+    auto running = [](const Ring& r) { return r.kicked && r.have_num && r.have_addr; };
+    const bool ready = port_.memory().owned() && running(rings_[0]) && running(rings_[1]);
+    port_.set_state(ready ? "ready" : "connected");
 }
 
 Result<uint32_t> Session::ring_index(uint64_t index) const

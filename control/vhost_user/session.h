@@ -88,6 +88,8 @@ private:
     Status publish(Result<std::unique_ptr<MemTable>> table);
     Status set_ring_fd(Message& m, UniqueFd Ring::*slot);
     void record_error(const Error& e);
+    // "ready" once memory and the first queue pair run, else "connected".
+    void update_state();
     bool has(uint64_t protocol_feature) const { return protocol_features_ & protocol_feature; }
 
     VhostPort& port_;
