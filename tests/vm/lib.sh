@@ -1,0 +1,258 @@
+# shellcheck shell=bash
+# Helpers for the VM tests: build/locate the guest, run vuswitchd and QEMU guests in
+# the background, talk to them (QMP, serial markers, the guest agent on ttyS1), read
+# the switch's counters, and clean up every process (by PID) and temp file on exit.
+#
+# Source it, then call vm_init NAME once. Everything lives under $VM_TMP.
+# Environment:
+#   VUSW_BUILD        build directory (default ROOT/build): vuswitchd, vuswitchctl, vm-guest/
+#   VUSW_GUEST_DIR    guest cache (default $VUSW_BUILD/vm-guest)
+#   VM_KEEP_LOGS=1    keep $VM_TMP (logs) after the test
+#   VM_VERBOSE=1      full guest kernel log on the serial console (slower under TCG)
+#   VM_LOG_LEVEL      vuswitchd --log-level (default debug: every vhost-user message is logged)
+
+VM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VM_DIR=$VM_ROOT/tests/vm
+VM_BUILD=${VUSW_BUILD:-$VM_ROOT/build}
+VM_GUEST_DIR=${VUSW_GUEST_DIR:-$VM_BUILD/vm-guest}
+VUSWITCHD=${VUSWITCHD:-$VM_BUILD/control/vuswitchd}
+VUSWITCHCTL=${VUSWITCHCTL:-$VM_BUILD/control/vuswitchctl}
+QEMU=${QEMU:-qemu-system-x86_64}
+VMCTL=$VM_DIR/vmctl.py
+# Cores: the switch's PMD polls core 1 at 100%; QEMU (TCG, one vCPU thread each) and the
+# switch's control thread share core 0, so the PMD is never preempted by a guest.
+VM_QEMU_CPUS=${VM_QEMU_CPUS:-0}
+VM_LCORES=${VM_LCORES:-0,1}
+
+VM_NAME=
+VM_TMP=
+VM_PIDS=()           # every background process we started; stopped by PID on exit
+VM_START=$SECONDS
+declare -A VM_PID=() VM_SERIAL=()
+
+log()  { printf '[%s %3ds] %s\n' "$VM_NAME" "$((SECONDS - VM_START))" "$*"; }
+fail() { printf '[%s %3ds] FAIL: %s\n' "$VM_NAME" "$((SECONDS - VM_START))" "$*" >&2; exit 1; }
+skip() { printf '[%s] SKIP: %s\n' "$VM_NAME" "$*" >&2; exit 77; }
+
+# vm_init NAME: preconditions, guest image, temp dir, exit trap.
+vm_init() {
+  VM_NAME=$1
+  [[ $(id -u) -eq 0 ]] || skip "needs root (vhost-user sockets, DPDK)"
+  command -v python3 >/dev/null || skip "python3 not found"
+  [[ -x $VUSWITCHD && -x $VUSWITCHCTL ]] || fail "vuswitchd/vuswitchctl not built in $VM_BUILD (meson setup build && ninja -C build)"
+  VM_TMP=$(mktemp -d "/tmp/vusw-vm-$VM_NAME.XXXXXX")
+  trap vm_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  vm_probe_qemu
+  "$VM_DIR/build-guest.sh" "$VM_GUEST_DIR" || fail "building the guest failed"
+  # shellcheck disable=SC1091
+  source "$VM_GUEST_DIR/guest.env"
+}
+
+# Skip (77) only if QEMU itself cannot run a TCG machine with shared memfd RAM here.
+vm_probe_qemu() {
+  command -v "$QEMU" >/dev/null || skip "$QEMU not found (Debian package qemu-system-x86)"
+  local out
+  if ! out=$(echo quit | timeout 30 "$QEMU" -accel tcg -machine pc -m 64M -display none -nodefaults \
+      -object memory-backend-memfd,id=m,size=64M,share=on -numa node,memdev=m -S -monitor stdio 2>&1); then
+    skip "$QEMU cannot start a TCG machine with memfd shared memory here: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+  fi
+}
+
+stop_pid() { # PID [timeout_s]: TERM, wait, then KILL
+  local pid=$1 t=${2:-10} i
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < t * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true
+}
+
+vm_cleanup() {
+  local rc=$? pid f
+  trap - EXIT
+  for pid in "${VM_PIDS[@]}"; do stop_pid "$pid" 5; done
+  # EAL leaves its runtime directory behind (with --no-huge there are no hugepage files).
+  rm -rf /var/run/dpdk/"vusw-vm-$VM_NAME-"*"-$$" 2>/dev/null || true
+  if [[ $rc -ne 0 && $rc -ne 77 && -n $VM_TMP && -d $VM_TMP && ${VM_KEEP_LOGS:-0} != 1 ]]; then
+    for f in "$VM_TMP"/*.log; do
+      [[ -f $f ]] || continue
+      printf '\n----- %s (last 30 lines) -----\n' "${f##*/}" >&2
+      tail -n 30 "$f" >&2
+    done
+  fi
+  if [[ ${VM_KEEP_LOGS:-0} == 1 ]]; then
+    printf '[%s] logs kept in %s\n' "$VM_NAME" "$VM_TMP" >&2
+  elif [[ -n $VM_TMP ]]; then
+    rm -rf "$VM_TMP"
+  fi
+  exit "$rc"
+}
+
+# wait_for TIMEOUT_S DESCRIPTION COMMAND...: poll every 0.2 s until COMMAND succeeds.
+wait_for() {
+  local t=$1 what=$2 end=$((SECONDS + $1))
+  shift 2
+  while ((SECONDS < end)); do
+    "$@" && return 0
+    sleep 0.2
+  done
+  fail "timed out after ${t}s waiting for $what"
+}
+
+# ---------------------------------------------------------------- vuswitchd
+
+VUSW_PID=
+VUSW_LOG=
+VUSW_CTL=
+VUSW_ARGS=()
+VUSW_RUNS=0
+
+# vusw_start ARGS...: start vuswitchd (unique file prefix, run dir, control socket, no
+# hugepages, debug log) and wait for "vuswitchd: ready". Each start gets its own log
+# (vuswitchd-N.log); VUSW_ARGS remembers the args for vusw_restart.
+vusw_start() {
+  VUSW_ARGS=("$@")
+  VUSW_RUNS=$((VUSW_RUNS + 1))
+  VUSW_LOG=$VM_TMP/vuswitchd-$VUSW_RUNS.log
+  VUSW_CTL=$VM_TMP/run/vuswitchd.ctl
+  mkdir -p "$VM_TMP/run"
+  local prefix="vusw-vm-$VM_NAME-$VUSW_RUNS-$$"
+  log "start vuswitchd #$VUSW_RUNS: $*"
+  "$VUSWITCHD" --file-prefix "$prefix" --run-dir "$VM_TMP/run" --control "$VUSW_CTL" \
+    --metrics off --no-huge --lcores "$VM_LCORES" --log-level "${VM_LOG_LEVEL:-debug}" "$@" \
+    </dev/null >"$VUSW_LOG" 2>&1 &
+  VUSW_PID=$!
+  VM_PIDS+=("$VUSW_PID")
+  local end=$((SECONDS + 30))
+  until grep -q 'vuswitchd: ready' "$VUSW_LOG"; do
+    kill -0 "$VUSW_PID" 2>/dev/null || fail "vuswitchd exited during start-up (see ${VUSW_LOG##*/})"
+    ((SECONDS < end)) || fail "vuswitchd not ready after 30 s"
+    sleep 0.1
+  done
+}
+
+# vusw_stop: SIGTERM, expect exit 0 within 10 s.
+vusw_stop() {
+  [[ -n $VUSW_PID ]] || return 0
+  local pid=$VUSW_PID rc=0 end=$((SECONDS + 10))
+  VUSW_PID=
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    fail "vuswitchd did not exit within 10 s of SIGTERM"
+  fi
+  wait "$pid" || rc=$?
+  ((rc == 0)) || fail "vuswitchd exited with status $rc on SIGTERM"
+}
+
+vusw_restart() { vusw_stop; vusw_start "${VUSW_ARGS[@]}"; }
+
+vusw_json() { "$VUSWITCHCTL" --control "$VUSW_CTL" --json show ports; }
+
+# vusw_snap TAG: save `vuswitchctl --json show ports` as $VM_TMP/ports-TAG.json and
+# print the path. Checks then read the file (one vuswitchctl call, not one per field).
+vusw_snap() {
+  local f=$VM_TMP/ports-$1.json
+  vusw_json >"$f" || fail "vuswitchctl show ports failed"
+  printf '%s\n' "$f"
+}
+
+# snap_get SNAP PORT.FIELD[.KEY]: one value (dicts summed unless .KEY; missing = 0).
+snap_get() { python3 "$VMCTL" ports-get "$1" "$2"; }
+
+# snap_check SNAP EXPR...: e.g. vm1.rx_packets>=20 vm1.drops==0 vm1.state=connected|ready;
+# prints the failed expressions (empty output = all good).
+snap_check() { python3 "$VMCTL" ports-check "$@" || true; }
+
+# vusw_summary [SNAP]: two lines per port: counters, non-zero drops/errors, messages.
+vusw_summary() {
+  local snap=${1:-$(vusw_snap now)}
+  python3 -c '
+import json, sys
+for p in json.load(open(sys.argv[1]))["ports"]:
+    nz = lambda d: {k: v for k, v in (d or {}).items() if v}
+    print("  %-4s %-10s rx=%d tx=%d drops=%s errors=%s mem_regions=%s rem_mem_reg_fds=%s broken_queues=%s" % (
+        p["name"], p["state"], p["rx_packets"], p["tx_packets"], nz(p.get("drops")),
+        nz(p.get("protocol_errors")), p.get("mem_regions"), p.get("rem_mem_reg_fds"), p.get("broken_queues")))
+    print("       messages: %s" % " ".join("%s=%d" % kv for kv in sorted(nz(p.get("messages")).items())))
+' "$snap"
+}
+
+# ---------------------------------------------------------------- QEMU guests
+
+# vm_start NAME MAC IP NETDEV-CHARDEV-OPTS [KERNEL-ARGS...]
+#   NETDEV-CHARDEV-OPTS: the socket chardev options for the vhost-user netdev, e.g.
+#   "path=/x/vm1.sock,reconnect=1" (QEMU connects to our server socket) or
+#   "path=/x/vm2.sock,server=on,wait=off" (QEMU listens, vuswitchd --vhost-user-client).
+# The guest gets 256 MiB boot RAM as a shared memfd (the switch maps it), room for 4
+# DIMMs up to 1 GiB, a QMP socket NAME.qmp, its console in NAME.serial.log and the
+# command agent on its second UART (socket NAME.agent).
+vm_start() {
+  local name=$1 mac=$2 ip=$3 chardev=$4
+  shift 4
+  local serial=$VM_TMP/$name.serial.log quiet=quiet
+  [[ ${VM_VERBOSE:-0} == 1 ]] && quiet=
+  VM_SERIAL[$name]=$serial
+  : >"$serial"
+  log "start guest $name (mac $mac, ip $ip, chardev $chardev)"
+  # vectors=0: QEMU 7.2 under TCG has crashed when a guest enabled a vhost-user
+  # virtio-net with MSI-X; legacy INTx avoids it.
+  taskset -c "$VM_QEMU_CPUS" "$QEMU" -name "$name" -accel tcg -machine pc -smp 1 \
+    -m 256M,slots=4,maxmem=1G \
+    -object memory-backend-memfd,id=mem0,size=256M,share=on -numa node,memdev=mem0 \
+    -chardev "socket,id=c0,$chardev" \
+    -netdev vhost-user,id=n0,chardev=c0 \
+    -device "virtio-net-pci,netdev=n0,mac=$mac,vectors=0" \
+    -display none -nodefaults -no-user-config -no-reboot \
+    -serial "file:$serial" \
+    -chardev "socket,id=agent,path=$VM_TMP/$name.agent,server=on,wait=off" -serial chardev:agent \
+    -qmp "unix:$VM_TMP/$name.qmp,server=on,wait=off" \
+    -kernel "$KERNEL" -initrd "$INITRD" \
+    -append "console=ttyS0 $quiet panic=1 mitigations=off vusw_name=$name vusw_ip=$ip $*" \
+    </dev/null >"$VM_TMP/$name.qemu.log" 2>&1 &
+  VM_PID[$name]=$!
+  VM_PIDS+=("${VM_PID[$name]}")
+}
+
+vm_alive() { kill -0 "${VM_PID[$1]}" 2>/dev/null; }
+
+# vm_marker NAME PATTERN: the last serial line matching PATTERN (empty if none).
+vm_marker() { grep -a "$2" "${VM_SERIAL[$1]}" 2>/dev/null | tail -1 | tr -d '\r'; }
+
+# vm_wait_marker NAME PATTERN TIMEOUT: wait for a serial marker; fail if QEMU dies.
+vm_wait_marker() {
+  local name=$1 pat=$2 t=$3 end=$((SECONDS + $3))
+  until grep -aq "$pat" "${VM_SERIAL[$name]}" 2>/dev/null; do
+    vm_alive "$name" || fail "QEMU $name exited while waiting for '$pat' (see $name.qemu.log)"
+    ((SECONDS < end)) || fail "guest $name: no '$pat' on its console after ${t}s"
+    sleep 0.5
+  done
+}
+
+vm_ready() { vm_wait_marker "$1" 'VUSW-GUEST-READY' "${2:-120}"; log "guest $1 ready: $(vm_marker "$1" VUSW-GUEST-READY)"; }
+
+# vm_exec NAME [-t SECS] -- COMMAND: run COMMAND in the guest through the agent.
+vm_exec() { local name=$1; shift; python3 "$VMCTL" guest "$VM_TMP/$name.agent" "$@"; }
+
+vm_qmp() { local name=$1; shift; python3 "$VMCTL" qmp "$VM_TMP/$name.qmp" "$@"; }
+
+# vm_stop NAME: QMP quit (QEMU stops the rings: GET_VRING_BASE), then TERM/KILL.
+vm_stop() {
+  local name=$1 pid=${VM_PID[$1]} end=$((SECONDS + 10))
+  [[ -n $pid ]] || return 0
+  vm_qmp "$name" quit >/dev/null 2>&1 || true
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && log "QEMU $name still running 10 s after QMP quit; killing it"
+  stop_pid "$pid" 5
+  VM_PID[$name]=
+}
+
+# ping_result LINE FIELD: a field (sent, received, loss) of a VUSW-PING-RESULT marker.
+marker_field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1" | tr -d '%'; }

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Small host-side helper for the VM tests: QMP and the guest command agent.
+
+  vmctl.py qmp SOCK COMMAND [ARGS-JSON]      run one QMP command, print its "return" as JSON
+  vmctl.py dimm-add SOCK ID SIZE             object-add memory-backend-memfd (share=on) mem-ID
+                                             + device_add pc-dimm ID
+  vmctl.py dimm-del SOCK ID TIMEOUT          device_del ID, wait for DEVICE_DELETED, object-del mem-ID;
+                                             exit 2 if the guest did not release it in time
+  vmctl.py guest SOCK [-t SECS] -- COMMAND   run COMMAND in the guest (agent on ttyS1), print its
+                                             output, exit with its status (124 on timeout)
+  vmctl.py ports-get JSON PORT.FIELD[.KEY]   print one value of a saved `vuswitchctl --json show ports`
+  vmctl.py ports-check JSON EXPR...          check expressions like vm1.rx_packets>=20, vm1.drops==0,
+                                             vm1.messages.SET_MEM_TABLE==0, vm1.state=connected|ready;
+                                             print each failed one, exit 1 if any failed
+  (a dict field without .KEY is summed: drops, protocol_errors; a missing key reads 0)
+
+Only the standard library: python3 is all the test needs on the host.
+QMP events that arrive while waiting for a reply are skipped, except the one waited for.
+"""
+import json
+import os
+import socket
+import sys
+import time
+
+
+def die(msg, code=1):
+    print(f"vmctl: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+class Qmp:
+    def __init__(self, path, timeout=30.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+        greeting = self._read()
+        if "QMP" not in greeting:
+            die(f"no QMP greeting from {path}: {greeting}")
+        self.execute("qmp_capabilities")
+
+    def _read(self, deadline=None):
+        while b"\n" not in self.buf:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.sock.settimeout(left)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                die("QMP connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def execute(self, cmd, args=None):
+        req = {"execute": cmd}
+        if args:
+            req["arguments"] = args
+        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        while True:
+            msg = self._read()
+            if "return" in msg:
+                return msg["return"]
+            if "error" in msg:
+                raise RuntimeError(f"{cmd}: {msg['error'].get('desc', msg['error'])}")
+            # an asynchronous event: not ours
+
+    def wait_event(self, name, match, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self._read(deadline)
+            if msg.get("event") == name and all(msg.get("data", {}).get(k) == v for k, v in match.items()):
+                return msg
+
+
+def cmd_qmp(path, cmd, args=None):
+    q = Qmp(path)
+    try:
+        print(json.dumps(q.execute(cmd, json.loads(args) if args else None)))
+    except RuntimeError as e:
+        die(str(e))
+
+
+def cmd_dimm_add(path, dev_id, size):
+    q = Qmp(path)
+    try:
+        q.execute("object-add", {"qom-type": "memory-backend-memfd", "id": f"mem-{dev_id}",
+                                 "size": int(size), "share": True})
+        q.execute("device_add", {"driver": "pc-dimm", "id": dev_id, "memdev": f"mem-{dev_id}"})
+    except RuntimeError as e:
+        die(str(e))
+    print(f"dimm {dev_id} added ({int(size) >> 20} MiB)")
+
+
+def cmd_dimm_del(path, dev_id, timeout):
+    q = Qmp(path)
+    start = time.monotonic()
+    try:
+        q.execute("device_del", {"id": dev_id})
+        try:
+            q.wait_event("DEVICE_DELETED", {"device": dev_id}, float(timeout))
+        except TimeoutError:
+            die(f"no DEVICE_DELETED for {dev_id} within {timeout}s (guest did not release the memory)", 2)
+        q.execute("object-del", {"id": f"mem-{dev_id}"})
+    except RuntimeError as e:
+        die(str(e))
+    print(f"dimm {dev_id} removed after {time.monotonic() - start:.1f}s")
+
+
+def cmd_guest(path, timeout, command):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    tag = f"{os.getpid()}x{time.monotonic_ns() % 1000000}"
+    # The agent reads whole lines from a raw tty; a newline inside the command would end it.
+    sock.sendall(f"{tag} {command.replace(chr(10), '; ')}\n".encode())
+    deadline = time.monotonic() + timeout
+    buf = b""
+    end = f"@@END {tag} ".encode()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            sys.stdout.write(buf.decode(errors="replace"))
+            die(f"guest command timed out after {timeout}s: {command}", 124)
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        if not chunk:
+            die("agent connection closed")
+        buf += chunk
+        pos = buf.find(end)
+        if pos >= 0 and b"\n" in buf[pos:]:
+            rest = buf[pos + len(end):].split(b"\n", 1)[0]
+            out = buf[:pos]
+            # Drop anything printed for earlier (timed-out) commands.
+            prev = out.rfind(b"@@END ")
+            if prev >= 0:
+                out = out[out.find(b"\n", prev) + 1:]
+            sys.stdout.write(out.decode(errors="replace"))
+            sys.exit(int(rest.strip() or b"1"))
+
+
+def port_value(ports, ref):
+    parts = ref.split(".")
+    if len(parts) < 2:
+        die(f"bad reference {ref!r}: want PORT.FIELD[.KEY]")
+    port = next((p for p in ports if p["name"] == parts[0]), None)
+    if port is None:
+        die(f"no port {parts[0]!r} in vuswitchctl output")
+    v = port.get(parts[1], 0)
+    if isinstance(v, dict):
+        v = v.get(parts[2], 0) if len(parts) > 2 else sum(v.values())
+    return v
+
+
+def load_ports(path):
+    with open(path) as f:
+        return json.load(f)["ports"]
+
+
+def cmd_ports_check(path, exprs):
+    import re
+    ports = load_ports(path)
+    failed = 0
+    for e in exprs:
+        m = re.fullmatch(r"([\w.]+?)\s*(>=|<=|==|!=|>|<|=)\s*(.+)", e)
+        if not m:
+            die(f"bad expression {e!r}")
+        ref, op, want = m.groups()
+        v = port_value(ports, ref)
+        if op == "=":
+            ok = str(v) in want.split("|")
+        else:
+            ok = eval(f"{int(v)} {op} {int(want)}")
+        if not ok:
+            print(f"{e} (is {v})")
+            failed += 1
+    sys.exit(1 if failed else 0)
+
+
+def main(argv):
+    if len(argv) < 3:
+        die(__doc__)
+    op, path = argv[1], argv[2]
+    if op == "qmp" and len(argv) in (4, 5):
+        cmd_qmp(path, argv[3], argv[4] if len(argv) == 5 else None)
+    elif op == "dimm-add" and len(argv) == 5:
+        cmd_dimm_add(path, argv[3], argv[4])
+    elif op == "dimm-del" and len(argv) == 5:
+        cmd_dimm_del(path, argv[3], argv[4])
+    elif op == "ports-get" and len(argv) == 4:
+        print(port_value(load_ports(path), argv[3]))
+    elif op == "ports-check" and len(argv) >= 4:
+        cmd_ports_check(path, argv[3:])
+    elif op == "guest":
+        rest = argv[3:]
+        timeout = 30.0
+        if rest[:1] == ["-t"]:
+            timeout = float(rest[1])
+            rest = rest[2:]
+        if rest[:1] == ["--"]:
+            rest = rest[1:]
+        if not rest:
+            die("guest: no command")
+        cmd_guest(path, timeout, " ".join(rest))
+    else:
+        die(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
