@@ -1,6 +1,7 @@
 // vuswitchd: owns every part of a running switch and wires them together.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -53,7 +54,7 @@ private:
     std::unique_ptr<Management> management_;
     std::unique_ptr<MetricsServer> metrics_;
     UniqueFd signals_;
-    unsigned ticks_ = 0;
+    std::chrono::steady_clock::time_point next_second_{};
     std::vector<std::vector<uint8_t>> logged_faults_;
 };
 

@@ -29,9 +29,9 @@ void EventLoop::unwatch(int fd)
     handlers_.erase(fd);
 }
 
-void EventLoop::run(std::chrono::milliseconds period, const std::function<void()>& tick)
+void EventLoop::run(const std::function<std::chrono::milliseconds()>& period, const std::function<void()>& tick)
 {
-    auto next_tick = std::chrono::steady_clock::now() + period;
+    auto next_tick = std::chrono::steady_clock::now() + period();
     while (running_) {
         const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - std::chrono::steady_clock::now());
         epoll_event events[16];
@@ -46,7 +46,7 @@ void EventLoop::run(std::chrono::milliseconds period, const std::function<void()
         }
         if (std::chrono::steady_clock::now() >= next_tick) {
             tick();
-            next_tick = std::chrono::steady_clock::now() + period;
+            next_tick = std::chrono::steady_clock::now() + period();
         }
     }
 }

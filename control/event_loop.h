@@ -15,8 +15,8 @@ public:
     EventLoop();
     Status watch(int fd, std::function<void()> on_readable);
     void unwatch(int fd);
-    // Runs until stop(); calls `tick` about every `period`.
-    void run(std::chrono::milliseconds period, const std::function<void()>& tick);
+    // Runs until stop(); calls `tick` about every `period()` (asked anew after each tick).
+    void run(const std::function<std::chrono::milliseconds()>& period, const std::function<void()>& tick);
     void stop() { running_ = false; }
 
 private:

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <limits>
+
 #include "ports/vhost_port.h"
 #include "vusw/fdb.h"
 #include "vusw/pmd.h"
@@ -32,6 +34,22 @@ void add(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value)
         m.counter.value = value;
     else
         m.gauge.value = value;
+    f.metric.push_back(std::move(m));
+}
+
+void add_histogram(MetricFamily& f, std::vector<ClientMetric::Label> labels, const GraceStats& g)
+{
+    ClientMetric m;
+    m.label = std::move(labels);
+    uint64_t cumulative = 0;
+    for (std::size_t b = 0; b < GraceStats::kBounds.size(); ++b) {
+        cumulative += g.buckets[b].get();
+        m.histogram.bucket.push_back({cumulative, GraceStats::kBounds[b]});
+    }
+    cumulative += g.buckets.back().get();
+    m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+    m.histogram.sample_count = cumulative;
+    m.histogram.sample_sum = g.sum.load(std::memory_order_relaxed);
     f.metric.push_back(std::move(m));
 }
 
@@ -81,6 +99,8 @@ private:
         auto regions = family("vusw_port_mem_regions", "Guest memory regions mapped", MetricType::Gauge);
         auto remfds = family("vusw_vhost_rem_mem_reg_fds_total", "fds that came with REM_MEM_REG (closed unused)", MetricType::Counter);
         auto broken = family("vusw_queue_broken_total", "Queues marked broken by a guest error, by reason", MetricType::Counter);
+        auto updates = family("vusw_mem_table_updates_total", "Memory tables published, by the message that caused them", MetricType::Counter);
+        auto grace = family("vusw_grace_period_seconds", "Time from publishing a memory table until the old one was freed (RCU grace period)", MetricType::Histogram);
         for (const Port* p : ports_) {
             const auto* v = dynamic_cast<const VhostPort*>(p);
             if (v == nullptr)
@@ -93,11 +113,14 @@ private:
             for (const auto& [reason, n] : s.errors)
                 add(errs, {{"port", p->name()}, {"reason", reason}}, double(n));
             add(regions, {{"port", p->name()}}, double(s.mem_regions));
+            for (const auto& [type, n] : s.mem_updates)
+                add(updates, {{"port", p->name()}, {"type", type}}, double(n));
+            add_histogram(grace, {{"port", p->name()}}, v->grace());
             add(remfds, {{"port", p->name()}}, double(s.rem_mem_reg_fds));
             for (std::size_t f = 1; f < std::size_t(QueueFault::count_); ++f)
                 add(broken, {{"port", p->name()}, {"reason", std::string(fault_name(QueueFault(f)))}}, double(v->broken(QueueFault(f))));
         }
-        for (auto* f : {&msgs, &errs, &regions, &remfds, &broken})
+        for (auto* f : {&msgs, &errs, &regions, &remfds, &broken, &updates, &grace})
             out.push_back(std::move(*f));
     }
 
@@ -116,11 +139,9 @@ private:
         add(learned, {}, double(fdb_.learned()));
         auto aged = family("vusw_fdb_aged_total", "MAC table entries aged out", MetricType::Counter);
         add(aged, {}, double(fdb_.aged()));
-        auto gp = family("vusw_rcu_grace_periods_total", "Memory snapshots reclaimed after an RCU grace period", MetricType::Counter);
-        add(gp, {}, double(rcu_.grace_periods()));
-        auto gps = family("vusw_rcu_grace_period_seconds_total", "Time retired snapshots waited for their grace period", MetricType::Counter);
-        add(gps, {}, rcu_.grace_seconds());
-        for (auto* f : {&busy, &idle, &fdb_entries, &learned, &aged, &gp, &gps})
+        auto grace = family("vusw_rcu_grace_period_seconds", "RCU grace periods of all retired snapshots", MetricType::Histogram);
+        add_histogram(grace, {}, rcu_.stats());
+        for (auto* f : {&busy, &idle, &fdb_entries, &learned, &aged, &grace})
             out.push_back(std::move(*f));
     }
 

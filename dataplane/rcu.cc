@@ -23,17 +23,28 @@ Reclaimer::~Reclaimer()
     rte_free(qsbr_);
 }
 
-void Reclaimer::retire(std::shared_ptr<const void> old)
+void GraceStats::record(double seconds)
 {
-    pending_.push_back(Pending{rte_rcu_qsbr_start(qsbr_), std::chrono::steady_clock::now(), std::move(old)});
+    std::size_t b = 0;
+    while (b < kBounds.size() && seconds > kBounds[b])
+        ++b;
+    buckets[b].add();
+    count.add();
+    sum.store(sum.load(std::memory_order_relaxed) + seconds, std::memory_order_relaxed);
+}
+
+void Reclaimer::retire(std::shared_ptr<const void> old, GraceStats* stats)
+{
+    pending_.push_back(Pending{rte_rcu_qsbr_start(qsbr_), std::chrono::steady_clock::now(), std::move(old), stats});
 }
 
 std::size_t Reclaimer::poll()
 {
     while (!pending_.empty() && rte_rcu_qsbr_check(qsbr_, pending_.front().token, false) == 1) {
         const std::chrono::duration<double> took = std::chrono::steady_clock::now() - pending_.front().since;
-        grace_seconds_.store(grace_seconds_.load(std::memory_order_relaxed) + took.count(), std::memory_order_relaxed);
-        grace_periods_.fetch_add(1, std::memory_order_relaxed);
+        stats_.record(took.count());
+        if (pending_.front().stats != nullptr)
+            pending_.front().stats->record(took.count());
         pending_.pop_front();
     }
     return pending_.size();

@@ -35,6 +35,7 @@ struct ProtocolStats {
     uint64_t rem_mem_reg_fds = 0;                // fds that came with REM_MEM_REG (and were closed)
     uint64_t connections = 0;
     uint64_t mem_regions = 0;                    // regions in the current table
+    std::map<std::string, uint64_t> mem_updates; // tables published, by message type
 
     void count_message(uint32_t request);
     void count_error(const std::string& reason);
@@ -65,6 +66,8 @@ public:
     // Control side.
     RcuPointer<MemTable>& memory() { return memory_; }
     ProtocolStats& protocol() { return protocol_; }
+    GraceStats& grace() { return grace_; }
+    const GraceStats& grace() const { return grace_; }
     const ProtocolStats& protocol() const { return protocol_; }
     void set_state(std::string s) { state_ = std::move(s); }
     // Runs on the owning PMD core: applies `setup` to ring `index`; returns last_avail.
@@ -99,6 +102,7 @@ private:
     std::string state_ = "waiting";
     RcuPointer<MemTable> memory_;
     ProtocolStats protocol_;
+    GraceStats grace_;
     std::array<Vring, 2 * kMaxQueuePairs> vrings_;
     std::array<Counter, std::size_t(QueueFault::count_)> broken_;
     std::array<Chain, 16> rx_chains_;  // scratch for one frame over merged RX buffers

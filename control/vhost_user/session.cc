@@ -87,7 +87,7 @@ Session::~Session()
         uint16_t last = 0;
         (void)stop_ring(i, last);
     }
-    port_.memory().publish(nullptr, env_.reclaimer);  // regions unmapped after the grace period
+    port_.memory().publish(nullptr, env_.reclaimer, &port_.grace());  // unmapped after the grace period
     {
         std::lock_guard lock(port_.protocol().mutex);
         port_.protocol().mem_regions = 0;
@@ -182,9 +182,10 @@ Status Session::publish(Result<std::unique_ptr<MemTable>> table)
     if (!table)
         return std::unexpected(table.error());
     const std::size_t regions = (*table)->region_count();
-    port_.memory().publish(std::shared_ptr<const MemTable>(std::move(*table)), env_.reclaimer);
+    port_.memory().publish(std::shared_ptr<const MemTable>(std::move(*table)), env_.reclaimer, &port_.grace());
     std::lock_guard lock(port_.protocol().mutex);
     port_.protocol().mem_regions = regions;
+    ++port_.protocol().mem_updates[std::string(request_name(msg_.header.request))];
     return {};
 }
 

@@ -6,15 +6,29 @@
 // Nothing here blocks a PMD core.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
 
+#include "vusw/counters.h"
+
 struct rte_rcu_qsbr;
 
 namespace vusw {
+
+// Grace-period durations: a fixed-bucket histogram with count and sum (for metrics and
+// the hotplug benchmark). Written by the control thread, read by the exporter.
+struct GraceStats {
+    static constexpr std::array<double, 10> kBounds = {1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 1.0};
+    std::array<Counter, kBounds.size() + 1> buckets;  // non-cumulative; last = above 1 s
+    Counter count;
+    std::atomic<double> sum{0};
+
+    void record(double seconds);
+};
 
 class Reclaimer {
 public:
@@ -25,27 +39,28 @@ public:
 
     rte_rcu_qsbr* qsbr() const { return qsbr_; }
 
-    // Frees `old` once all registered PMD cores have passed a quiescent state.
-    void retire(std::shared_ptr<const void> old);
+    // Frees `old` once all registered PMD cores have passed a quiescent state; the wait
+    // is recorded in the global stats and in `stats` (e.g. the port's) if given.
+    void retire(std::shared_ptr<const void> old, GraceStats* stats = nullptr);
     // Frees what is due; returns how many snapshots remain pending. Control thread only.
     std::size_t poll();
     // Blocks (control thread) until everything pending is freed or `timeout` passes.
     bool drain(std::chrono::milliseconds timeout);
 
-    // Grace periods completed and their summed duration, for metrics.
-    uint64_t grace_periods() const { return grace_periods_.load(std::memory_order_relaxed); }
-    double grace_seconds() const { return grace_seconds_.load(std::memory_order_relaxed); }
+    bool pending() const { return !pending_.empty(); }
+    // Every grace period completed, for metrics.
+    const GraceStats& stats() const { return stats_; }
 
 private:
     struct Pending {
         uint64_t token;
         std::chrono::steady_clock::time_point since;
         std::shared_ptr<const void> object;
+        GraceStats* stats;
     };
     rte_rcu_qsbr* qsbr_;
     std::deque<Pending> pending_;
-    std::atomic<uint64_t> grace_periods_{0};
-    std::atomic<double> grace_seconds_{0};
+    GraceStats stats_;
 };
 
 // A pointer the control thread publishes and PMD cores read at batch start.
@@ -55,11 +70,11 @@ public:
     const T* read() const noexcept { return current_.load(std::memory_order_acquire); }
 
     // Control thread: installs `next` and retires the previous snapshot.
-    void publish(std::shared_ptr<const T> next, Reclaimer& reclaimer)
+    void publish(std::shared_ptr<const T> next, Reclaimer& reclaimer, GraceStats* stats = nullptr)
     {
         current_.store(next.get(), std::memory_order_release);
         if (owner_)
-            reclaimer.retire(std::move(owner_));
+            reclaimer.retire(std::move(owner_), stats);
         owner_ = std::move(next);
     }
     // The control thread's own view (it is the only writer).
