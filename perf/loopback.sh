@@ -82,7 +82,7 @@ stop_dut() {
   case $1 in
     reference) tp_quit ref ;;
     vuswitch)
-      "$SYS_VUSWITCHCTL" --control "$VUSW_CTL" show ports >>"$SYS_TMP/vuswitchctl.log" 2>&1 || true
+      vusw_ctl show ports >>"$SYS_TMP/vuswitchctl.log" 2>&1 || true
       vusw_stop || log "WARNING: vuswitchd exited non-zero"
       ;;
   esac

@@ -101,7 +101,8 @@ fi
 
 for t in testpmd_pair nic; do
   if ((build_ok)); then
-    suite "$t" env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
+    # A bound on the whole script; each step inside has its own timeout as well.
+    suite "$t" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
   else
     not_run "$t" "build failed"
   fi

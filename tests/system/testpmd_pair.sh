@@ -22,7 +22,7 @@ MAC_A=02:00:00:00:0a:01
 MAC_B=02:00:00:00:0b:01
 
 sys_init testpmd_pair
-sys_require_hugepages 1300
+sys_require_hugepages 1100
 sys_require_daemon
 
 vusw_start pair --lcores 0,1 --log-level info \
@@ -31,19 +31,25 @@ vusw_start pair --lcores 0,1 --log-level info \
 
 start_frontend() { # NAME SOCK MAC PEER_MAC
   tp_start "$1" --lcores 0@0,1@0 --main-lcore 0 --no-pci --single-file-segments \
-    --iova-mode=va --file-prefix "$(sys_prefix "$1")" -m 512 \
+    --iova-mode=va --file-prefix "$(sys_prefix "$1")" -m 256 \
     --vdev "net_virtio_user0,path=$2,mac=$3" \
-    -- --forward-mode=rxonly --eth-peer=0,"$4"
+    -- --forward-mode=rxonly --eth-peer=0,"$4" --total-num-mbufs=16384
   tp_wait_ready "$1"
 }
 start_frontend A "$SYS_TMP/vm1.sock" "$MAC_A" "$MAC_B"
 start_frontend B "$SYS_TMP/vm2.sock" "$MAC_B" "$MAC_A"
 
+errors=0
 port_state() { vusw_port_json "$1" state 2>/dev/null; }
 both_ready() { [[ $(port_state vm1) == ready && $(port_state vm2) == ready ]]; }
 for ((i = 0; i < 100; i++)); do both_ready && break; sleep 0.1; done
-both_ready || fail "ports not ready after 10 s: vm1=$(port_state vm1) vm2=$(port_state vm2)"
-log "both virtio-user front-ends connected, ports ready"
+if both_ready; then
+  log "ok: both virtio-user front-ends connected, ports ready"
+else
+  # Counted as a failure, but traffic is still tried: its result says more.
+  log "MISMATCH: ports not \"ready\" 10 s after the front-ends started: vm1=$(port_state vm1) vm2=$(port_state vm2)"
+  errors=$((errors + 1))
+fi
 
 # send FROM TO SIZE: ROUNDS rounds of 128 frames FROM -> TO.
 send() {
@@ -72,9 +78,9 @@ stats_a=$(tp_stats A 1)
 stats_b=$(tp_stats B 1)
 read -r _ a_rx a_tx _ _ a_rxb a_txb <<<"$stats_a"
 read -r _ b_rx b_tx _ _ b_rxb b_txb <<<"$stats_b"
-json=$("$SYS_VUSWITCHCTL" --control "$VUSW_CTL" --json show ports) || fail "vuswitchctl --json show ports failed"
+json=$(vusw_ctl --json show ports) || fail "vuswitchctl --json show ports failed"
 printf '%s\n' "$json" >"$SYS_TMP/show_ports.json"
-"$SYS_VUSWITCHCTL" --control "$VUSW_CTL" show ports || fail "vuswitchctl show ports (table) failed"
+vusw_ctl show ports || fail "vuswitchctl show ports (table) failed"
 counts=$(python3 -c '
 import json, sys
 ports = {p["name"]: p for p in json.load(sys.stdin)["ports"]}
@@ -90,7 +96,6 @@ log "testpmd B: tx $b_tx ($b_txb B)  rx $b_rx ($b_rxb B)"
 log "switch vm1: rx $s1_rx ($s1_rxb B)  tx $s1_tx ($s1_txb B)  drops $s1_drops"
 log "switch vm2: rx $s2_rx ($s2_rxb B)  tx $s2_tx ($s2_txb B)  drops $s2_drops"
 
-errors=0
 check() { # DESCRIPTION LEFT RIGHT
   if [[ $2 == "$3" ]]; then log "ok: $1 ($2)"; else log "MISMATCH: $1: $2 != $3"; errors=$((errors + 1)); fi
 }
