@@ -54,8 +54,10 @@ require_tools() {
   [[ -x $BUSYBOX ]] || missing+=("busybox-static ($BUSYBOX)")
   ((${#missing[@]} == 0)) || die "missing: ${missing[*]} (Debian packages: apt dpkg cpio gzip busybox-static)"
   # The initramfs has no libc: a dynamically linked busybox would not start.
-  if ! "$BUSYBOX" --help 2>&1 | head -1 | grep -q BusyBox; then die "$BUSYBOX is not busybox"; fi
-  if command -v file >/dev/null && file -L "$BUSYBOX" | grep -q 'dynamically linked'; then
+  local banner
+  banner=$("$BUSYBOX" --help 2>&1 || true)
+  [[ $banner == BusyBox* ]] || die "$BUSYBOX is not busybox"
+  if command -v file >/dev/null && [[ $(file -L "$BUSYBOX") == *'dynamically linked'* ]]; then
     die "$BUSYBOX is dynamically linked; install busybox-static"
   fi
 }
@@ -151,7 +153,7 @@ online_all() { # online|online_movable|online_kernel
   local b n=0
   for b in /sys/devices/system/memory/memory*; do
     [ "$(cat $b/state)" = offline ] || continue
-    echo "$1" >$b/online 2>/dev/null && n=$((n + 1))
+    echo "$1" >$b/state 2>/dev/null && n=$((n + 1))
   done
   echo "onlined $n blocks as $1"
 }
@@ -219,6 +221,73 @@ EOF
   chmod 755 "$1"
 }
 
+# Helper commands for the tests (run through the agent): /bin/vusw-online, /bin/vusw-flood,
+# /bin/vusw-zones, /bin/vusw-icmp. Busybox sh/awk only.
+write_helpers() { # BINDIR
+  cat >"$1/vusw-online" <<'EOF'
+#!/bin/sh
+# vusw-online POLICY [TIMEOUT_S]: wait until hot-added memory blocks appear (offline),
+# online them with POLICY (online|online_kernel|online_movable), print block, zone.
+pol=$1; t=${2:-60}; i=0; n=0
+while :; do
+  for b in /sys/devices/system/memory/memory*; do
+    [ "$(cat $b/state)" = offline ] || continue
+    if echo "$pol" >$b/state; then
+      echo "${b##*/} phys_index=$(cat $b/phys_index) state=$(cat $b/state) zone=$(cat $b/valid_zones)"
+      n=$((n + 1))
+    else
+      echo "${b##*/}: $pol failed"; exit 1
+    fi
+  done
+  [ $n -gt 0 ] && exit 0
+  i=$((i + 1)); [ $i -ge $((t * 5)) ] && { echo "no offline memory block after ${t}s"; exit 1; }
+  sleep 0.2
+done
+EOF
+  cat >"$1/vusw-flood" <<'EOF'
+#!/bin/sh
+# vusw-flood start PEER INTERVAL SEGMENT | stop | status
+# Pings PEER every INTERVAL s in back-to-back runs of SEGMENT pings until stopped; each run
+# completes (late replies are still counted), so stopping loses nothing in flight.
+# Prints "FLOOD runs=N sent=N received=N max_rtt_ms=X" (sums over all completed runs).
+sum() {
+  awk '/packets transmitted/ { s += $1; r += $4; n++ }
+       /round-trip/ { split($4, a, "/"); if (a[3] + 0 > m) m = a[3] + 0 }
+       END { printf "FLOOD runs=%d sent=%d received=%d max_rtt_ms=%s\n", n, s, r, m + 0 }' /tmp/flood.out
+}
+case $1 in
+start)
+  rm -f /tmp/flood.stop /tmp/flood.done /tmp/flood.out
+  ( while [ ! -e /tmp/flood.stop ]; do ping -q -c "$4" -i "$3" -W 5 "$2"; done >/tmp/flood.out 2>&1
+    touch /tmp/flood.done ) &
+  echo "flood started: $2 every $3 s, runs of $4" ;;
+stop)
+  touch /tmp/flood.stop
+  i=0
+  while [ ! -e /tmp/flood.done ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+  [ -e /tmp/flood.done ] || { echo "flood did not stop"; exit 1; }
+  sum ;;
+status) sum ;;
+esac
+EOF
+  cat >"$1/vusw-zones" <<'EOF'
+#!/bin/sh
+# vusw-zones: pages per zone: "zone NAME present=N managed=N free=N used=N" (4 KiB pages).
+awk '/^Node/ { z = $4 } $1 == "pages" && $2 == "free" { f[z] = $3 }
+     $1 == "present" { p[z] = $2 } $1 == "managed" { m[z] = $2 }
+     END { for (z in p) if (p[z] > 0) printf "zone %s present=%d managed=%d free=%d used=%d\n", z, p[z], m[z], f[z], m[z] - f[z] }' /proc/zoneinfo
+EOF
+  cat >"$1/vusw-icmp" <<'EOF'
+#!/bin/sh
+# vusw-icmp: the kernel's ICMP echo counters (counted below any socket, so a ping socket
+# that overflows while the guest stalls does not hide or fake network loss).
+awk '$1 == "Icmp:" && $2 ~ /^[A-Za-z]/ { for (i = 2; i <= NF; i++) h[i] = $i; next }
+     $1 == "Icmp:" { for (i = 2; i <= NF; i++) v[h[i]] = $i }
+     END { printf "OutEchos=%d InEchoReps=%d InEchos=%d OutEchoReps=%d\n", v["OutEchos"], v["InEchoReps"], v["InEchos"], v["OutEchoReps"] }' /proc/net/snmp
+EOF
+  chmod 755 "$1/vusw-online" "$1/vusw-flood" "$1/vusw-zones" "$1/vusw-icmp"
+}
+
 main() {
   require_tools
   mkdir -p "$OUT"
@@ -242,7 +311,7 @@ main() {
   kver=${kroot##*/}
   check_config "$OUT/pkg/boot/config-$kver"
 
-  say "building initramfs (busybox $("$BUSYBOX" --help 2>&1 | head -1 | awk '{print $2}'))"
+  say "building initramfs (busybox $("$BUSYBOX" --help 2>&1 | awk 'NR == 1 {print $2}'))"
   stage=$OUT/initramfs
   rm -rf "$stage"
   mkdir -p "$stage"/{bin,dev,proc,sys,tmp,run,lib/modules}
@@ -250,6 +319,7 @@ main() {
   ln -s busybox "$stage/bin/sh"
   copy_modules "$kroot" "$stage/lib/modules"
   write_init "$stage/init"
+  write_helpers "$stage/bin"
   # The kernel opens /dev/console before /init runs; without the node init has no stdio.
   mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
   (cd "$stage" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) | gzip -9 >"$OUT/initrd.gz.tmp"

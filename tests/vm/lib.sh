@@ -19,6 +19,8 @@ VUSWITCHD=${VUSWITCHD:-$VM_BUILD/control/vuswitchd}
 VUSWITCHCTL=${VUSWITCHCTL:-$VM_BUILD/control/vuswitchctl}
 QEMU=${QEMU:-qemu-system-x86_64}
 VMCTL=$VM_DIR/vmctl.py
+# The system python: a pyenv shim in PATH can cost seconds per call on a loaded host.
+PY=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 # Cores: the switch's PMD polls core 1 at 100%; QEMU (TCG, one vCPU thread each) and the
 # switch's control thread share core 0, so the PMD is never preempted by a guest.
 VM_QEMU_CPUS=${VM_QEMU_CPUS:-0}
@@ -28,6 +30,7 @@ VM_NAME=
 VM_TMP=
 VM_PIDS=()           # every background process we started; stopped by PID on exit
 VM_START=$SECONDS
+VM_T0=${EPOCHREALTIME/./}   # microseconds; log files are stamped relative to it
 declare -A VM_PID=() VM_SERIAL=()
 
 log()  { printf '[%s %3ds] %s\n' "$VM_NAME" "$((SECONDS - VM_START))" "$*"; }
@@ -38,7 +41,7 @@ skip() { printf '[%s] SKIP: %s\n' "$VM_NAME" "$*" >&2; exit 77; }
 vm_init() {
   VM_NAME=$1
   [[ $(id -u) -eq 0 ]] || skip "needs root (vhost-user sockets, DPDK)"
-  command -v python3 >/dev/null || skip "python3 not found"
+  [[ -n $PY ]] || skip "python3 not found"
   [[ -x $VUSWITCHD && -x $VUSWITCHCTL ]] || fail "vuswitchd/vuswitchctl not built in $VM_BUILD (meson setup build && ninja -C build)"
   VM_TMP=$(mktemp -d "/tmp/vusw-vm-$VM_NAME.XXXXXX")
   trap vm_cleanup EXIT
@@ -104,6 +107,16 @@ wait_for() {
   fail "timed out after ${t}s waiting for $what"
 }
 
+# stamp_lines: prefix each line with seconds since the test started (ms resolution), so
+# the daemon's debug log can be lined up with QMP actions and guest events.
+stamp_lines() {
+  local line t
+  while IFS= read -r line; do
+    t=$((${EPOCHREALTIME/./} - VM_T0))
+    printf '%4d.%03d %s\n' $((t / 1000000)) $((t / 1000 % 1000)) "$line"
+  done
+}
+
 # ---------------------------------------------------------------- vuswitchd
 
 VUSW_PID=
@@ -125,7 +138,7 @@ vusw_start() {
   log "start vuswitchd #$VUSW_RUNS: $*"
   "$VUSWITCHD" --file-prefix "$prefix" --run-dir "$VM_TMP/run" --control "$VUSW_CTL" \
     --metrics off --no-huge --lcores "$VM_LCORES" --log-level "${VM_LOG_LEVEL:-debug}" "$@" \
-    </dev/null >"$VUSW_LOG" 2>&1 &
+    </dev/null > >(stamp_lines >"$VUSW_LOG") 2>&1 &
   VUSW_PID=$!
   VM_PIDS+=("$VUSW_PID")
   local end=$((SECONDS + 30))
@@ -165,22 +178,24 @@ vusw_snap() {
 }
 
 # snap_get SNAP PORT.FIELD[.KEY]: one value (dicts summed unless .KEY; missing = 0).
-snap_get() { python3 "$VMCTL" ports-get "$1" "$2"; }
+snap_get() { "$PY" "$VMCTL" ports-get "$1" "$2"; }
 
 # snap_check SNAP EXPR...: e.g. vm1.rx_packets>=20 vm1.drops==0 vm1.state=connected|ready;
 # prints the failed expressions (empty output = all good).
-snap_check() { python3 "$VMCTL" ports-check "$@" || true; }
+snap_check() { "$PY" "$VMCTL" ports-check "$@" || true; }
 
 # vusw_summary [SNAP]: two lines per port: counters, non-zero drops/errors, messages.
 vusw_summary() {
   local snap=${1:-$(vusw_snap now)}
-  python3 -c '
+  "$PY" -c '
 import json, sys
 for p in json.load(open(sys.argv[1]))["ports"]:
     nz = lambda d: {k: v for k, v in (d or {}).items() if v}
-    print("  %-4s %-10s rx=%d tx=%d drops=%s errors=%s mem_regions=%s rem_mem_reg_fds=%s broken_queues=%s" % (
+    print("  %-4s %-10s rx=%d tx=%d drops=%s errors=%s mem_regions=%s rem_mem_reg_fds=%s broken_queues=%s"
+          " connections=%s grace_periods=%s (%.3fs)" % (
         p["name"], p["state"], p["rx_packets"], p["tx_packets"], nz(p.get("drops")),
-        nz(p.get("protocol_errors")), p.get("mem_regions"), p.get("rem_mem_reg_fds"), p.get("broken_queues")))
+        nz(p.get("protocol_errors")), p.get("mem_regions"), p.get("rem_mem_reg_fds"), p.get("broken_queues"),
+        p.get("connections"), p.get("grace_periods"), p.get("grace_seconds") or 0))
     print("       messages: %s" % " ".join("%s=%d" % kv for kv in sorted(nz(p.get("messages")).items())))
 ' "$snap"
 }
@@ -239,9 +254,9 @@ vm_wait_marker() {
 vm_ready() { vm_wait_marker "$1" 'VUSW-GUEST-READY' "${2:-120}"; log "guest $1 ready: $(vm_marker "$1" VUSW-GUEST-READY)"; }
 
 # vm_exec NAME [-t SECS] -- COMMAND: run COMMAND in the guest through the agent.
-vm_exec() { local name=$1; shift; python3 "$VMCTL" guest "$VM_TMP/$name.agent" "$@"; }
+vm_exec() { local name=$1; shift; "$PY" "$VMCTL" guest "$VM_TMP/$name.agent" "$@"; }
 
-vm_qmp() { local name=$1; shift; python3 "$VMCTL" qmp "$VM_TMP/$name.qmp" "$@"; }
+vm_qmp() { local name=$1; shift; "$PY" "$VMCTL" qmp "$VM_TMP/$name.qmp" "$@"; }
 
 # vm_stop NAME: QMP quit (QEMU stops the rings: GET_VRING_BASE), then TERM/KILL.
 vm_stop() {

@@ -35,6 +35,7 @@ class Qmp:
         self.sock.settimeout(timeout)
         self.sock.connect(path)
         self.buf = b""
+        self.events = []
         greeting = self._read()
         if "QMP" not in greeting:
             die(f"no QMP greeting from {path}: {greeting}")
@@ -65,13 +66,18 @@ class Qmp:
                 return msg["return"]
             if "error" in msg:
                 raise RuntimeError(f"{cmd}: {msg['error'].get('desc', msg['error'])}")
-            # an asynchronous event: not ours
+            self.events.append(msg)  # an event that arrived before the reply
 
     def wait_event(self, name, match, timeout):
+        def wanted(msg):
+            return msg.get("event") == name and all(msg.get("data", {}).get(k) == v for k, v in match.items())
+        for msg in self.events:
+            if wanted(msg):
+                return msg
         deadline = time.monotonic() + timeout
         while True:
             msg = self._read(deadline)
-            if msg.get("event") == name and all(msg.get("data", {}).get(k) == v for k, v in match.items()):
+            if wanted(msg):
                 return msg
 
 
@@ -86,27 +92,36 @@ def cmd_qmp(path, cmd, args=None):
 def cmd_dimm_add(path, dev_id, size):
     q = Qmp(path)
     try:
+        t0 = time.monotonic()
         q.execute("object-add", {"qom-type": "memory-backend-memfd", "id": f"mem-{dev_id}",
                                  "size": int(size), "share": True})
+        t1 = time.monotonic()
+        # device_add returns after QEMU told every vhost-user back-end (ADD_MEM_REG, and
+        # with REPLY_ACK it waits for the ack): its duration includes the switch's reply.
         q.execute("device_add", {"driver": "pc-dimm", "id": dev_id, "memdev": f"mem-{dev_id}"})
+        t2 = time.monotonic()
     except RuntimeError as e:
         die(str(e))
-    print(f"dimm {dev_id} added ({int(size) >> 20} MiB)")
+    print(f"dimm {dev_id} added ({int(size) >> 20} MiB): object-add {t1 - t0:.2f}s, device_add {t2 - t1:.2f}s")
 
 
 def cmd_dimm_del(path, dev_id, timeout):
     q = Qmp(path)
-    start = time.monotonic()
     try:
+        t0 = time.monotonic()
         q.execute("device_del", {"id": dev_id})
+        t1 = time.monotonic()
         try:
             q.wait_event("DEVICE_DELETED", {"device": dev_id}, float(timeout))
         except TimeoutError:
             die(f"no DEVICE_DELETED for {dev_id} within {timeout}s (guest did not release the memory)", 2)
+        t2 = time.monotonic()
         q.execute("object-del", {"id": f"mem-{dev_id}"})
+        t3 = time.monotonic()
     except RuntimeError as e:
         die(str(e))
-    print(f"dimm {dev_id} removed after {time.monotonic() - start:.1f}s")
+    print(f"dimm {dev_id} removed: device_del {t1 - t0:.2f}s, DEVICE_DELETED after {t2 - t0:.2f}s, "
+          f"object-del {t3 - t2:.2f}s")
 
 
 def cmd_guest(path, timeout, command):
