@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in corpus/<target>/: a few well-formed inputs per target so the
+fuzzers start from deep paths (valid rings, valid messages, valid region sequences)."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# fuzz_dispatch: [u8 nfds][u64 protocol features][header][payload]
+ALL = 0xFFFFFFFFFFFFFFFF
+def msg(nfds, feats, req, flags, payload):
+    return struct.pack("<BQIII", nfds, feats, req, flags, len(payload)) + payload
+
+write("fuzz_dispatch", "get_features", msg(0, 0, 1, 1, b""))
+write("fuzz_dispatch", "set_features", msg(0, 0, 2, 1, struct.pack("<Q", 1 << 32)))
+write("fuzz_dispatch", "set_mem_table", msg(1, 0, 5, 1, struct.pack("<II4Q", 1, 0, 0, 0x10000, 0x7f0000000000, 0)))
+write("fuzz_dispatch", "set_vring_addr", msg(0, 0, 9, 1, struct.pack("<II4Q", 0, 0, 0x1000, 0x2000, 0x3000, 0)))
+write("fuzz_dispatch", "set_vring_kick", msg(1, 0, 12, 1, struct.pack("<Q", 0)))
+write("fuzz_dispatch", "get_max_mem_slots", msg(0, 1 << 15, 36, 1, b""))
+write("fuzz_dispatch", "add_mem_reg", msg(1, 1 << 15, 37, 9, struct.pack("<5Q", 0, 0x100000, 0x10000, 0x7f0000100000, 0)))
+write("fuzz_dispatch", "rem_mem_reg", msg(1, ALL, 38, 1, struct.pack("<5Q", 0, 0x100000, 0x10000, 0x7f0000100000, 0)))
+write("fuzz_dispatch", "postcopy_advise", msg(0, ALL, 28, 1, b""))
+
+# fuzz_virtqueue: [ring log2][flags][u16 last_avail][unpop_every][ring_shift] + region A bytes
+# Region A (gpa 0x10000): desc table at 0, avail at 0x1000, used at 0x2000; region B at 0x14000.
+def ring(size_log2, flags, descs, heads, extra=b"", extra_at=0x3000, used_event=None):
+    size = 1 << size_log2
+    mem = bytearray(0x4000)
+    for i, (addr, length, dflags, nxt) in descs.items():
+        struct.pack_into("<QIHH", mem, 16 * i, addr, length, dflags, nxt)
+    struct.pack_into("<HH", mem, 0x1000, 0, len(heads))
+    for n, h in enumerate(heads):
+        struct.pack_into("<H", mem, 0x1000 + 4 + 2 * n, h)
+    if used_event is not None:
+        struct.pack_into("<H", mem, 0x1000 + 4 + 2 * size, used_event)
+    mem[extra_at:extra_at + len(extra)] = extra
+    return bytes([size_log2, flags]) + struct.pack("<H", 0) + bytes([0, 0]) + bytes(mem)
+
+NEXT, WRITE, INDIRECT = 1, 2, 4
+write("fuzz_virtqueue", "single", ring(3, 0, {0: (0x13000, 64, 0, 0)}, [0]))
+write("fuzz_virtqueue", "chain", ring(3, 0, {2: (0x13000, 16, NEXT, 5), 5: (0x13100, 32, NEXT, 1), 1: (0x13200, 8, 0, 0)}, [2]))
+write("fuzz_virtqueue", "rx_event_idx", ring(4, 3, {0: (0x13000, 512, WRITE, 0), 1: (0x13400, 512, WRITE, 0)}, [0, 1], used_event=1))
+write("fuzz_virtqueue", "spanning", ring(2, 0, {0: (0x13f00, 0x200, 0, 0)}, [0]))
+table = struct.pack("<QIHH", 0x13800, 16, NEXT, 1) + struct.pack("<QIHH", 0x13900, 16, 0, 0)
+write("fuzz_virtqueue", "indirect", ring(3, 0, {3: (0x13000, len(table), INDIRECT, 0)}, [3], extra=table))
+
+# fuzz_memtable: 26-byte records [kind][flags][u16 gpa][u16 uva][u16 size][u16 off][u64 raw][u64 len]
+def rec(kind, flags=0, gpa=0, uva=0, size=0, off=0, raw=0, length=0):
+    return struct.pack("<BBHHHHQQ", kind, flags, gpa, uva, size, off, raw, length)
+
+write("fuzz_memtable", "add_translate_remove",
+      rec(0, 0, 0x10, 0x100, 0x4000) + rec(0, 0x40, 0x14, 0x200, 0x4000, 0x4000) + rec(2, 0, 0, 0, 0x100, 0, 0x3f80)
+      + rec(3) + rec(1, 0, 0) + rec(2, 0, 0, 0, 0x10, 0, 0x10) + rec(1, 0, 0))
+write("fuzz_memtable", "overlaps",
+      rec(0, 0, 0x10, 0x100, 0x4000) + rec(0, 0, 0x12, 0x300, 0x4000) + rec(0, 0, 0x40, 0x102, 0x1000)
+      + rec(1, 1, 0) + rec(2, 0, 0x10, 0, 0x10))
