@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Run the VM test suite (real QEMU guests through vuswitchd) and print a summary:
 #
-#   tests/vm/run.sh [TEST...]        default: ping hotplug reconnect
+#   tests/vm/run.sh [TEST...]        default: ping nic hotplug reconnect
 #
 #   ping       two guests ping each other (QEMU as client and as server of the socket)
+#   nic        a guest and a netns interface ping each other through a net_af_packet port
 #   hotplug    memory hot-add/remove under traffic: ADD_MEM_REG/REM_MEM_REG, zero drops
 #   reconnect  restart vuswitchd, then a QEMU, under running guests: traffic resumes
 #
@@ -16,7 +17,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 TESTS=("$@")
-((${#TESTS[@]})) || TESTS=(ping hotplug reconnect)
+((${#TESTS[@]})) || TESTS=(ping nic hotplug reconnect)
 
 names=() results=() times=() notes=()
 start_all=$SECONDS
