@@ -7,6 +7,7 @@
 # Environment:
 #   VUSW_BUILD        build directory (default ROOT/build): vuswitchd, vuswitchctl, vm-guest/
 #   VUSW_GUEST_DIR    guest cache (default $VUSW_BUILD/vm-guest)
+#   VM_GUEST_BUILT=1  the guest is known to be up to date (run.sh built it): do not re-check
 #   VM_KEEP_LOGS=1    keep $VM_TMP (logs) after the test
 #   VM_VERBOSE=1      full guest kernel log on the serial console (slower under TCG)
 #   VM_LOG_LEVEL      vuswitchd --log-level (default debug: every vhost-user message is logged)
@@ -49,7 +50,9 @@ vm_init() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
   vm_probe_qemu
-  "$VM_DIR/build-guest.sh" "$VM_GUEST_DIR" || fail "building the guest failed"
+  if [[ ${VM_GUEST_BUILT:-0} != 1 || ! -f $VM_GUEST_DIR/guest.env ]]; then
+    "$VM_DIR/build-guest.sh" "$VM_GUEST_DIR" || fail "building the guest failed"
+  fi
   # shellcheck disable=SC1091
   source "$VM_GUEST_DIR/guest.env"
 }
