@@ -104,6 +104,12 @@ TEST_CASE("semantic errors get a REPLY_ACK failure and the connection stays") {
     CHECK(fe->sync());
   }
   CHECK(fe->anomalies().empty());
+  // Every case was counted once, and /metrics agrees with the ctl JSON.
+  uint64_t total = bench.errors("x");
+  CHECK(total == std::size(cases));
+  auto m = bench.d.scrape();
+  REQUIRE(m);
+  CHECK(m->sum("vusw_vhost_protocol_errors_total", {{"port", "x"}}) == double(total));
   finish(bench.d);
 }
 
