@@ -36,7 +36,7 @@ po::options_description describe()
         ("control", po::value<std::string>(), "PATH of the management socket for vuswitchctl (default RUN_DIR/vuswitchd.ctl)")
         ("run-dir", po::value<std::string>(), "DIR for the default sockets (default /run/vuswitch)")
         ("file-prefix", po::value<std::string>(), "DPDK file prefix, unique per DPDK process on the host (default vuswitch)")
-        ("memory", po::value<unsigned>(), "MB of (huge page) memory for packet buffers (default 256)")
+        ("memory", po::value<long long>(), "MB of (huge page) memory for packet buffers, 64..65536 (default 256)")
         ("no-huge", po::bool_switch(), "use ordinary memory instead of huge pages (tests, sanitizers)")
         ("log-level", po::value<std::string>(), "error|warn|info|debug (default info)");
     return d;
@@ -71,8 +71,12 @@ Status to_config(const po::variables_map& vm, Config& c)
     c.control = vm.count("control") ? vm["control"].as<std::string>() : c.run_dir + "/vuswitchd.ctl";
     if (vm.count("file-prefix"))
         c.file_prefix = vm["file-prefix"].as<std::string>();
-    if (vm.count("memory"))
-        c.memory_mb = vm["memory"].as<unsigned>();
+    if (vm.count("memory")) {
+        const long long mb = vm["memory"].as<long long>();
+        if (mb < 64 || mb > 65536)
+            return fail("config", fmt::format("--memory {}: expected 64..65536 MB", mb));
+        c.memory_mb = unsigned(mb);
+    }
     c.no_huge = vm["no-huge"].as<bool>();
     if (vm.count("log-level")) {
         auto level = parse_level(vm["log-level"].as<std::string>());
@@ -112,15 +116,16 @@ Result<std::vector<unsigned>> parse_lcores(const std::string& list)
         unsigned lo = 0, hi = 0;
         char dash = 0;
         std::stringstream one(item);
-        if (!(one >> lo) || ((one >> dash) && (dash != '-' || !(one >> hi) || hi < lo)) || !one.eof() || lo > 1023)
+        if (!(one >> lo) || ((one >> dash) && (dash != '-' || !(one >> hi) || hi < lo)) || !one.eof() || lo > 1023 ||
+            hi > 1023)
             return fail("config", fmt::format("--lcores {}: `{}` is not a core or a range like 2-3", list, item));
         if (dash == 0)
             hi = lo;
         for (unsigned c = lo; c <= hi; ++c)
             out.push_back(c);
     }
-    if (out.empty())
-        return fail("config", "--lcores is empty");
+    if (out.empty() || list.back() == ',')
+        return fail("config", fmt::format("--lcores `{}`: expected a list like 0,1 or 0-3", list));
     return out;
 }
 

@@ -97,7 +97,7 @@ bool SplitQueue::add_buffer(const virtio::Desc& d, Chain& chain)
             chain.too_long = true;  // keep walking: the chain must still be validated and returned
         } else {
             chain.seg[chain.count++] = Segment{piece.data(), uint32_t(piece.size())};
-            chain.bytes += uint32_t(piece.size());
+            chain.bytes += piece.size();
         }
         done += uint32_t(piece.size());
     }

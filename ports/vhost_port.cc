@@ -325,8 +325,8 @@ uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, cons
 
 std::optional<Drop> VhostPort::deliver(PmdContext& ctx, Vring& v, rte_mbuf* m, uint16_t& avail)
 {
-    const uint32_t need = v.hdr_len + m->pkt_len;
-    uint32_t have = 0;
+    const uint64_t need = v.hdr_len + m->pkt_len;
+    uint64_t have = 0;
     uint16_t chains = 0;
     while (have < need) {
         if (avail == 0 || chains == rx_chains_.size()) {

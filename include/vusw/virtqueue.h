@@ -76,7 +76,7 @@ struct Chain {
     static constexpr std::size_t kMaxSegments = 64;
     uint16_t head = 0;
     uint16_t count = 0;
-    uint32_t bytes = 0;      // bytes in seg[] (all of the chain unless too_long)
+    uint64_t bytes = 0;      // bytes in seg[] (all of the chain unless too_long); 64 descriptors of 4 GiB must not wrap
     bool too_long = false;  // more segments than kMaxSegments: drop the packet, not the queue
     std::array<Segment, kMaxSegments> seg;
 };

@@ -2,7 +2,11 @@
 // (connection closed for framing violations, REPLY_ACK failure otherwise), that
 // it was counted in protocol_errors, that no fd leaked, and that ports a <-> b
 // keep switching. Spec: vhost-user.rst "Message types"; contract.md.
+// Cases run one after another against one daemon (each on a fresh connection
+// where the case may spoil it): a daemon start costs seconds.
 #include <doctest/doctest.h>
+
+#include <functional>
 
 #include "fixture.h"
 
@@ -22,39 +26,47 @@ void expect_contained(Bench& bench, uint64_t errors_before, size_t fds_before) {
                 "daemon fds " << bench.d.fd_count() << " > " << fds_before);
 }
 
+struct FramingCase {
+  const char* name;
+  std::function<void(VhostConn&)> send;
+};
+
+void send_header(VhostConn& c, MsgHeader h, size_t len = sizeof(MsgHeader)) {
+  REQUIRE(c.send_raw(bytes_of(h).first(len)));
+}
+
+const FramingCase kFraming[] = {
+    {"truncated header, then close",
+     [](VhostConn& c) {
+       send_header(c, {uint32_t(Req::GetFeatures), kVersion1, 0}, 6);
+       c.close();
+     }},
+    {"payload size larger than any message",
+     [](VhostConn& c) { send_header(c, {uint32_t(Req::SetMemTable), kVersion1, 1u << 20}); }},
+    {"version 0 in flags", [](VhostConn& c) { send_header(c, {uint32_t(Req::GetFeatures), 0x0, 0}); }},
+    {"version 2 in flags", [](VhostConn& c) { send_header(c, {uint32_t(Req::GetFeatures), 0x2, 0}); }},
+};
+
 }  // namespace
 
 TEST_CASE("framing violations close that connection only") {
   Bench bench;
-  auto fe = handshaken(bench.d, "x");
-  REQUIRE(fe);
-  size_t fds = bench.d.fd_count();
-  uint64_t errors = bench.errors("x");
-
-  SUBCASE("truncated header, then close") {
-    MsgHeader h{uint32_t(Req::GetFeatures), kVersion1, 0};
-    REQUIRE(fe->conn().send_raw(bytes_of(h).first(6)));
-    fe->conn().close();
+  for (const FramingCase& c : kFraming) {
+    CAPTURE(c.name);
+    auto fe = handshaken(bench.d, "x");
+    REQUIRE(fe);
+    size_t fds = bench.d.fd_count();
+    uint64_t errors = bench.errors("x");
+    c.send(fe->conn());
+    if (fe->conn().fd() >= 0) CHECK(fe->conn().wait_closed(milliseconds(2000)));
+    expect_contained(bench, errors, fds);
+    fe.reset();
+    // The port takes a new front-end afterwards.
+    CHECK(wait_until([&] { return bench.port("x").value("state", "") == "waiting"; }, milliseconds(2000)));
+    auto again = attach(bench.d, "x");
+    REQUIRE(again);
+    CHECK(pair_switches(*again, kMacX, *bench.a, kMacA));
   }
-  SUBCASE("payload size larger than any message") {
-    MsgHeader h{uint32_t(Req::SetMemTable), kVersion1, 1u << 20};
-    REQUIRE(fe->conn().send_raw(bytes_of(h)));
-    CHECK(fe->conn().wait_closed(milliseconds(2000)));
-  }
-  SUBCASE("version 0 in flags") {
-    REQUIRE(fe->conn().send(uint32_t(Req::GetFeatures), 0x0, {}));
-    CHECK(fe->conn().wait_closed(milliseconds(2000)));
-  }
-  SUBCASE("version 2 in flags") {
-    REQUIRE(fe->conn().send(uint32_t(Req::GetFeatures), 0x2, {}));
-    CHECK(fe->conn().wait_closed(milliseconds(2000)));
-  }
-  expect_contained(bench, errors, fds);
-  // The port takes a new front-end afterwards.
-  fe.reset();
-  auto again = attach(bench.d, "x");
-  REQUIRE(again);
-  CHECK(pair_switches(*again, kMacX, *bench.a, kMacA));
   finish(bench.d);
 }
 
@@ -63,39 +75,34 @@ TEST_CASE("semantic errors get a REPLY_ACK failure and the connection stays") {
   auto fe = handshaken(bench.d, "x");
   REQUIRE(fe);
   REQUIRE(fe->reply_ack());
-  size_t fds = bench.d.fd_count();
-  uint64_t errors = bench.errors("x");
-
-  SUBCASE("unknown request code") {
-    CHECK(fe->request(static_cast<Req>(999), {}).failed());
+  auto e1 = make_eventfd(), e2 = make_eventfd(), e3 = make_eventfd();
+  const uint64_t tx = kTxRing, junk = 0;
+  const std::pair<const char*, std::function<Ack()>> cases[] = {
+      {"unknown request code", [&] { return fe->request(static_cast<Req>(999), {}); }},
+      {"SET_VRING_KICK with 3 fds",
+       [&] { return fe->request(Req::SetVringKick, bytes_of(tx), std::array{e1.get(), e2.get(), e3.get()}); }},
+      {"SET_VRING_CALL with the no-fd flag and an fd",
+       [&] {
+         uint64_t v = kTxRing | kVringNoFd;
+         return fe->request(Req::SetVringCall, bytes_of(v), std::array{e1.get()});
+       }},
+      {"SET_OWNER with an fd",
+       [&] { return fe->request(Req::SetOwner, {}, std::array{e1.get()}); }},
+      {"SET_VRING_NUM payload of 4 bytes", [&] { return fe->request(Req::SetVringNum, bytes_of(junk).first(4)); }},
+      {"vring index 200", [&] { return fe->set_vring_num(200, 256); }},
+      {"SET_VRING_CALL index 200 with an fd", [&] { return fe->set_vring_fd(Req::SetVringCall, 200, e1.get()); }},
+      {"ring size not a power of two", [&] { return fe->set_vring_num(kTxRing, 100); }},
+      {"ring size above 32768", [&] { return fe->set_vring_num(kTxRing, 65536); }},
+      {"ring size 0", [&] { return fe->set_vring_num(kTxRing, 0); }},
+  };
+  for (const auto& [name, send] : cases) {
+    CAPTURE(name);
+    size_t fds = bench.d.fd_count();
+    uint64_t errors = bench.errors("x");
+    CHECK(send().failed());
+    expect_contained(bench, errors, fds);
+    CHECK(fe->sync());
   }
-  SUBCASE("SET_VRING_KICK with 3 fds") {
-    auto e1 = make_eventfd(), e2 = make_eventfd(), e3 = make_eventfd();
-    uint64_t idx = kTxRing;
-    CHECK(fe->request(Req::SetVringKick, bytes_of(idx), std::array{e1.get(), e2.get(), e3.get()}).failed());
-  }
-  SUBCASE("SET_VRING_NUM payload of 4 bytes") {
-    uint64_t junk = 0;
-    CHECK(fe->request(Req::SetVringNum, bytes_of(junk).first(4)).failed());
-  }
-  SUBCASE("vring index 200") {
-    CHECK(fe->set_vring_num(200, 256).failed());
-  }
-  SUBCASE("SET_VRING_CALL index 200 with an fd") {
-    auto e = make_eventfd();
-    CHECK(fe->set_vring_fd(Req::SetVringCall, 200, e.get()).failed());
-  }
-  SUBCASE("ring size not a power of two") {
-    CHECK(fe->set_vring_num(kTxRing, 100).failed());
-  }
-  SUBCASE("ring size above 32768") {
-    CHECK(fe->set_vring_num(kTxRing, 65536).failed());
-  }
-  SUBCASE("ring size 0") {
-    CHECK(fe->set_vring_num(kTxRing, 0).failed());
-  }
-  expect_contained(bench, errors, fds);
-  CHECK(fe->sync());
   CHECK(fe->anomalies().empty());
   finish(bench.d);
 }
@@ -106,23 +113,27 @@ TEST_CASE("bad memory regions are rejected without side effects") {
   REQUIRE(fe);
   MemRegion base(kGpa, kSmall), other(kGpa + 4 * kSmall, kSmall);
   REQUIRE(fe->add_mem_reg(base).ok());
-  size_t fds = bench.d.fd_count();
-  uint64_t errors = bench.errors("x");
-  MemRegionDesc d = other.desc();
-
-  SUBCASE("size 0") { d.memory_size = 0; }
-  SUBCASE("mmap_offset + size beyond the file") { d.mmap_offset = kSmall / 2; }
-  SUBCASE("size larger than the file") { d.memory_size = 4 * kSmall; }
-  SUBCASE("gpa + size overflows") { d.guest_phys_addr = ~0ull - 4095; }
-  SUBCASE("uva + size overflows") { d.userspace_addr = ~0ull - 4095; }
-  SUBCASE("mmap_offset + size overflows") { d.mmap_offset = ~0ull - 4095; }
-  SUBCASE("GPA overlaps an existing region") { d.guest_phys_addr = kGpa + kSmall / 2; }
-  SUBCASE("UVA overlaps an existing region") { d.userspace_addr = base.uva() + 4096; }
-
-  CHECK(fe->add_mem_reg_raw(d, std::array{other.fd()}).failed());
-  CHECK(bench.regions("x") == 1);
-  expect_contained(bench, errors, fds);
-  CHECK(fe->sync());
+  const std::pair<const char*, std::function<void(MemRegionDesc&)>> cases[] = {
+      {"size 0", [](MemRegionDesc& d) { d.memory_size = 0; }},
+      {"mmap_offset + size beyond the file", [](MemRegionDesc& d) { d.mmap_offset = kSmall / 2; }},
+      {"size larger than the file", [](MemRegionDesc& d) { d.memory_size = 2 * kSmall; }},
+      {"gpa + size overflows", [](MemRegionDesc& d) { d.guest_phys_addr = ~0ull - 4095; }},
+      {"uva + size overflows", [](MemRegionDesc& d) { d.userspace_addr = ~0ull - 4095; }},
+      {"mmap_offset + size overflows", [](MemRegionDesc& d) { d.mmap_offset = ~0ull - 4095; }},
+      {"GPA overlaps an existing region", [](MemRegionDesc& d) { d.guest_phys_addr = kGpa + kSmall / 2; }},
+      {"UVA overlaps an existing region", [&](MemRegionDesc& d) { d.userspace_addr = base.uva() + 4096; }},
+  };
+  for (const auto& [name, spoil] : cases) {
+    CAPTURE(name);
+    size_t fds = bench.d.fd_count();
+    uint64_t errors = bench.errors("x");
+    MemRegionDesc d = other.desc();
+    spoil(d);
+    CHECK(fe->add_mem_reg_raw(d, std::array{other.fd()}).failed());
+    CHECK(bench.regions("x") == 1);
+    expect_contained(bench, errors, fds);
+    CHECK(fe->sync());
+  }
   finish(bench.d);
 }
 
@@ -131,51 +142,61 @@ TEST_CASE("SET_MEM_TABLE with a bad region is rejected") {
   auto fe = handshaken(bench.d, "x");
   REQUIRE(fe);
   MemRegion r1(kGpa, kSmall), r2(kGpa + 4 * kSmall, kSmall);
-  size_t fds = bench.d.fd_count();
-  uint64_t errors = bench.errors("x");
-  MemTableMsg m{};
-  m.nregions = 2;
-  m.regions[0] = r1.desc();
-  m.regions[1] = r2.desc();
-  std::vector<int> fd_list{r1.fd(), r2.fd()};
-
-  SUBCASE("overlapping GPAs") { m.regions[1].guest_phys_addr = kGpa + 4096; }
-  SUBCASE("fewer fds than regions") { fd_list.pop_back(); }
-  SUBCASE("more than 8 regions") { m.nregions = 9; }
-
-  size_t len = offsetof(MemTableMsg, regions) + 2 * sizeof(MemRegionDesc);
-  CHECK(fe->request(Req::SetMemTable, bytes_of(m).first(len), fd_list).failed());
-  CHECK(bench.regions("x") == 0);
-  expect_contained(bench, errors, fds);
+  const std::pair<const char*, std::function<void(MemTableMsg&, std::vector<int>&)>> cases[] = {
+      {"overlapping GPAs", [](MemTableMsg& m, std::vector<int>&) { m.regions[1].guest_phys_addr = kGpa + 4096; }},
+      {"fewer fds than regions", [](MemTableMsg&, std::vector<int>& fds) { fds.pop_back(); }},
+      {"more fds than regions", [&](MemTableMsg&, std::vector<int>& fds) { fds.push_back(r1.fd()); }},
+      {"nregions 9", [](MemTableMsg& m, std::vector<int>&) { m.nregions = 9; }},
+  };
+  for (const auto& [name, spoil] : cases) {
+    CAPTURE(name);
+    size_t fds = bench.d.fd_count();
+    uint64_t errors = bench.errors("x");
+    MemTableMsg m{};
+    m.nregions = 2;
+    m.regions[0] = r1.desc();
+    m.regions[1] = r2.desc();
+    std::vector<int> fd_list{r1.fd(), r2.fd()};
+    spoil(m, fd_list);
+    size_t len = offsetof(MemTableMsg, regions) + 2 * sizeof(MemRegionDesc);
+    CHECK(fe->request(Req::SetMemTable, bytes_of(m).first(len), fd_list).failed());
+    CHECK(bench.regions("x") == 0);
+    expect_contained(bench, errors, fds);
+  }
   finish(bench.d);
 }
 
 TEST_CASE("ring addresses outside guest memory break only that ring") {
   Bench bench;
-  auto fe = handshaken(bench.d, "x");
-  REQUIRE(fe);
-  REQUIRE(fe->send_memory().ok());
-  uint64_t errors = bench.errors("x");
-  uint64_t faults = bench.guest_faults("x");
-  VringAddr addr = fe->tx().vring_addr(kTxRing);
-  SUBCASE("descriptor table") { addr.desc_user_addr = 0x10000; }
-  SUBCASE("avail ring") { addr.avail_user_addr = fe->main_region().uva() + fe->main_region().size(); }
-  SUBCASE("used ring straddles the region end") {
-    addr.used_user_addr = fe->main_region().uva() + fe->main_region().size() - 8;
+  const std::pair<const char*, std::function<void(VringAddr&, const MemRegion&)>> cases[] = {
+      {"descriptor table", [](VringAddr& a, const MemRegion&) { a.desc_user_addr = 0x10000; }},
+      {"avail ring", [](VringAddr& a, const MemRegion& r) { a.avail_user_addr = r.uva() + r.size(); }},
+      {"used ring straddles the region end",
+       [](VringAddr& a, const MemRegion& r) { a.used_user_addr = r.uva() + r.size() - 8; }},
+  };
+  for (const auto& [name, spoil] : cases) {
+    CAPTURE(name);
+    auto fe = handshaken(bench.d, "x");
+    REQUIRE(fe);
+    REQUIRE(fe->send_memory().ok());
+    uint64_t errors = bench.errors("x");
+    uint64_t faults = bench.guest_faults("x");
+    VringAddr addr = fe->tx().vring_addr(kTxRing);
+    spoil(addr, fe->main_region());
+    REQUIRE(fe->set_vring_num(kTxRing, fe->tx().size()).ok());
+    // Either refused right away, or accepted and the ring breaks when it starts.
+    if (!fe->set_vring_addr(addr).failed()) {
+      REQUIRE(fe->set_vring_fd(Req::SetVringKick, kTxRing, fe->kick_fd(kTxRing)).ok());
+      fe->kick(kTxRing);
+    }
+    bool counted = wait_until(
+        [&] { return bench.errors("x") > errors || bench.guest_faults("x") > faults; }, milliseconds(2000));
+    CHECK_MESSAGE(counted, "bad ring address neither refused nor counted");
+    CHECK(bench.d.alive());
+    CHECK(bench.healthy());
+    fe.reset();
+    CHECK(wait_until([&] { return bench.port("x").value("state", "") == "waiting"; }, milliseconds(2000)));
   }
-
-  REQUIRE(fe->set_vring_num(kTxRing, fe->tx().size()).ok());
-  Ack ack = fe->set_vring_addr(addr);
-  // Either refused right away, or accepted and the ring breaks when it starts.
-  if (!ack.failed()) {
-    REQUIRE(fe->set_vring_fd(Req::SetVringKick, kTxRing, fe->kick_fd(kTxRing)).ok());
-    fe->kick(kTxRing);
-  }
-  bool counted = wait_until([&] { return bench.errors("x") > errors || bench.guest_faults("x") > faults; },
-                            milliseconds(2000));
-  CHECK_MESSAGE(counted, "bad ring address neither refused nor counted");
-  CHECK(bench.d.alive());
-  CHECK(bench.healthy());
   finish(bench.d);
 }
 

@@ -33,6 +33,15 @@ Bench::Bench(const std::vector<std::string>& spare) : d(bench_config(spare)) {
   REQUIRE_MESSAGE(healthy(), "a <-> b does not switch before the test:\n" << d.log_tail());
 }
 
+bool Bench::healthy() {
+  PumpResult r = exchange(*a, kMacA, *b, kMacB);
+  bool ok = r.completed && r.flows[0].corrupt == 0 && r.flows[1].corrupt == 0;
+  if (!ok)
+    MESSAGE("a <-> b: " << r.summary() << "\na: " << d.port("a").dump() << "\nb: " << d.port("b").dump()
+                        << "\n" << d.log_tail());
+  return ok;
+}
+
 uint64_t Bench::guest_faults(const std::string& name) const {
   nlohmann::json p = d.port(name);
   return json_u64(p, "broken_queues") + json_sum(p, "drops");

@@ -25,7 +25,8 @@ std::unique_ptr<FakeFrontend> handshaken(const Daemon& d, const std::string& por
 struct Bench {
   // Ports a and b (attached) plus `spare` server ports left for the test.
   explicit Bench(const std::vector<std::string>& spare = {"x"});
-  bool healthy() { return pair_switches(*a, kMacA, *b, kMacB); }
+  // a <-> b still switch; on failure prints what was lost and the daemon log.
+  bool healthy();
   nlohmann::json port(const std::string& name) const { return d.port(name); }
   uint64_t errors(const std::string& name) const { return json_sum(d.port(name), "protocol_errors"); }
   uint64_t regions(const std::string& name) const { return json_u64(d.port(name), "mem_regions"); }

@@ -2,10 +2,12 @@
 // back-end must bound every walk (design.md "Dataplane": chain length <= ring
 // size, no nested indirect, indirect length multiple of 16, no length
 // overflow, whole-range translation): the queue is marked broken or the frame
-// dropped, counted, and ports a <-> b keep switching.
+// dropped, counted, and ports a <-> b keep switching. Each case uses a fresh
+// guest connection on x against one daemon.
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <functional>
 
 #include "fixture.h"
 
@@ -13,123 +15,145 @@ namespace vusw::it {
 namespace {
 
 using std::chrono::milliseconds;
+constexpr uint64_t kOutside = 0x7fff00000000;  // far from any fake guest region
 
-// Space for a hand-made indirect table: the second KiB of descriptor d's slot.
-VringDesc* indirect_table(SplitRing& ring, uint16_t d) {
-  return reinterpret_cast<VringDesc*>(ring.slot(d) + 1024);
+using Attack = std::function<void(FakeFrontend& x, FakeFrontend& a)>;
+struct Case {
+  const char* name;
+  Attack attack;
+};
+
+// A fresh guest on x that has exchanged frames with a (so the switch knows its MAC).
+std::unique_ptr<FakeFrontend> fresh_x(Bench& bench) {
+  CHECK(wait_until([&] { return bench.port("x").value("state", "") == "waiting"; }, milliseconds(2000)));
+  auto x = attach(bench.d, "x");
+  REQUIRE(x);
+  REQUIRE(pair_switches(*x, kMacX, *bench.a, kMacA));
+  return x;
+}
+
+void run_cases(Bench& bench, std::span<const Case> cases) {
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    auto x = fresh_x(bench);
+    uint64_t faults = bench.guest_faults("x");
+    c.attack(*x, *bench.a);
+    CHECK_MESSAGE(wait_until([&] { return bench.guest_faults("x") > faults; }, milliseconds(2000)),
+                  "no broken queue or drop counted on x: " << bench.port("x").dump());
+    CHECK(bench.d.alive());
+    CHECK(bench.healthy());
+  }
+}
+
+// Publishes a hand-made TX head d0 = 200 (free: pair_switches reclaimed all).
+// `build` writes the descriptors; the slot of d0 holds a valid 64 B frame and
+// its second KiB is room for an indirect table.
+Attack tx_attack(std::function<void(SplitRing&, uint16_t d0, uint64_t s0, VringDesc* table)> build) {
+  return [build](FakeFrontend& x, FakeFrontend&) {
+    SplitRing& tx = x.tx();
+    REQUIRE(tx.num_free() == tx.size());
+    const uint16_t d0 = 200;
+    std::memcpy(tx.slot(d0), make_frame(kMacA, kMacX, 0, 64).data(), 64);
+    build(tx, d0, tx.slot_gpa(d0), reinterpret_cast<VringDesc*>(tx.slot(d0) + 1024));
+    tx.publish_raw(d0);
+    x.kick(kTxRing);
+  };
+}
+
+// Sends a few frames from a to x so the back-end takes x's RX buffers.
+void send_to_x(FakeFrontend& a) {
+  for (uint32_t i = 0; i < 4; ++i) a.send_frame(make_frame(kMacX, kMacA, i, 64), TxLayout::Single);
+  a.kick(kTxRing);
+}
+
+// Rewrites every RX descriptor: all are posted, so the device finds them next
+// (a guest racing the device could do the same).
+Attack rx_attack(std::function<void(SplitRing&, uint16_t i)> spoil) {
+  return [spoil](FakeFrontend& x, FakeFrontend& a) {
+    for (uint16_t i = 0; i < x.rx().size(); ++i) spoil(x.rx(), i);
+    send_to_x(a);
+  };
 }
 
 }  // namespace
 
 TEST_CASE("hostile TX descriptors break only that queue") {
   Bench bench;
-  auto x = attach(bench.d, "x");
-  REQUIRE(x);
-  REQUIRE(pair_switches(*x, kMacX, *bench.a, kMacA));
-  uint64_t faults = bench.guest_faults("x");
-  SplitRing& tx = x->tx();
-  // Descriptors 200..203 are free: pair_switches reclaimed everything it posted.
-  REQUIRE(tx.num_free() == tx.size());
-  const uint16_t d0 = 200, d1 = 201;
-  const uint64_t s0 = tx.slot_gpa(d0);
-  std::memcpy(tx.slot(d0), make_frame(kMacA, kMacX, 0, 64).data(), 64);
-
-  SUBCASE("looping chain") {
-    tx.desc(d0) = {s0, 64, kDescFNext, d1};
-    tx.desc(d1) = {s0, 64, kDescFNext, d0};
-  }
-  SUBCASE("self loop") { tx.desc(d0) = {s0, 64, kDescFNext, d0}; }
-  SUBCASE("next index out of range") { tx.desc(d0) = {s0, 64, kDescFNext, 60000}; }
-  SUBCASE("address outside guest memory") { tx.desc(d0) = {0x7fff00000000, 64, 0, 0}; }
-  SUBCASE("buffer straddles the region end") {
-    const MemRegion& r = x->main_region();
-    tx.desc(d0) = {r.gpa() + r.size() - 16, 64, 0, 0};
-  }
-  SUBCASE("zero-length descriptor") { tx.desc(d0) = {s0, 0, 0, 0}; }
-  SUBCASE("addr + len wraps") { tx.desc(d0) = {~0ull - 63, 4096, 0, 0}; }
-  SUBCASE("len close to 4 GiB") { tx.desc(d0) = {s0, 0xffffffffu, 0, 0}; }
-  SUBCASE("indirect table length not a multiple of 16") {
-    VringDesc* t = indirect_table(tx, d0);
-    t[0] = {s0, 64, 0, 0};
-    tx.desc(d0) = {s0 + 1024, 24, kDescFIndirect, 0};
-  }
-  SUBCASE("nested indirect") {
-    VringDesc* t = indirect_table(tx, d0);
-    t[0] = {s0 + 1024, 16, kDescFIndirect, 0};
-    tx.desc(d0) = {s0 + 1024, 16, kDescFIndirect, 0};
-  }
-  SUBCASE("indirect table loops") {
-    VringDesc* t = indirect_table(tx, d0);
-    t[0] = {s0, 64, kDescFNext, 1};
-    t[1] = {s0, 64, kDescFNext, 0};
-    tx.desc(d0) = {s0 + 1024, 32, kDescFIndirect, 0};
-  }
-  SUBCASE("indirect table outside guest memory") {
-    tx.desc(d0) = {0x7fff00000000, 32, kDescFIndirect, 0};
-  }
-
-  tx.publish_raw(d0);
-  x->kick(kTxRing);
-  CHECK_MESSAGE(wait_until([&] { return bench.guest_faults("x") > faults; }, milliseconds(2000)),
-                "no broken queue or drop counted on x");
-  CHECK(bench.d.alive());
-  CHECK(bench.healthy());
+  const Case cases[] = {
+      {"looping chain", tx_attack([](SplitRing& tx, uint16_t d0, uint64_t s0, VringDesc*) {
+         tx.desc(d0) = {s0, 64, kDescFNext, uint16_t(d0 + 1)};
+         tx.desc(d0 + 1) = {s0, 64, kDescFNext, d0};
+       })},
+      {"self loop", tx_attack([](SplitRing& tx, uint16_t d0, uint64_t s0, VringDesc*) {
+         tx.desc(d0) = {s0, 64, kDescFNext, d0};
+       })},
+      {"next index out of range", tx_attack([](SplitRing& tx, uint16_t d0, uint64_t s0, VringDesc*) {
+         tx.desc(d0) = {s0, 64, kDescFNext, 60000};
+       })},
+      {"address outside guest memory", tx_attack([](SplitRing& tx, uint16_t d0, uint64_t, VringDesc*) {
+         tx.desc(d0) = {kOutside, 64, 0, 0};
+       })},
+      {"buffer straddles the region end",
+       [](FakeFrontend& x, FakeFrontend& a) {
+         const uint64_t end = x.main_region().gpa() + x.main_region().size();
+         tx_attack([end](SplitRing& tx, uint16_t d0, uint64_t, VringDesc*) { tx.desc(d0) = {end - 16, 64, 0, 0}; })(x, a);
+       }},
+      {"zero-length descriptor", tx_attack([](SplitRing& tx, uint16_t d0, uint64_t s0, VringDesc*) {
+         tx.desc(d0) = {s0, 0, 0, 0};
+       })},
+      {"addr + len wraps", tx_attack([](SplitRing& tx, uint16_t d0, uint64_t, VringDesc*) {
+         tx.desc(d0) = {~0ull - 63, 4096, 0, 0};
+       })},
+      {"len close to 4 GiB", tx_attack([](SplitRing& tx, uint16_t d0, uint64_t s0, VringDesc*) {
+         tx.desc(d0) = {s0, 0xffffffffu, 0, 0};
+       })},
+      {"indirect table length not a multiple of 16",
+       tx_attack([](SplitRing& tx, uint16_t d0, uint64_t s0, VringDesc* t) {
+         t[0] = {s0, 64, 0, 0};
+         tx.desc(d0) = {s0 + 1024, 24, kDescFIndirect, 0};
+       })},
+      {"nested indirect", tx_attack([](SplitRing& tx, uint16_t d0, uint64_t s0, VringDesc* t) {
+         t[0] = {s0 + 1024, 16, kDescFIndirect, 0};
+         tx.desc(d0) = {s0 + 1024, 16, kDescFIndirect, 0};
+       })},
+      {"indirect table loops", tx_attack([](SplitRing& tx, uint16_t d0, uint64_t s0, VringDesc* t) {
+         t[0] = {s0, 64, kDescFNext, 1};
+         t[1] = {s0, 64, kDescFNext, 0};
+         tx.desc(d0) = {s0 + 1024, 32, kDescFIndirect, 0};
+       })},
+      {"indirect table outside guest memory", tx_attack([](SplitRing& tx, uint16_t d0, uint64_t, VringDesc*) {
+         tx.desc(d0) = {kOutside, 32, kDescFIndirect, 0};
+       })},
+  };
+  run_cases(bench, cases);
   finish(bench.d);
 }
 
-TEST_CASE("avail index jumping more than the ring size ahead breaks the queue") {
+TEST_CASE("hostile RX buffers and avail index jumps break only that queue") {
   Bench bench;
-  auto x = attach(bench.d, "x");
-  REQUIRE(x);
-  REQUIRE(pair_switches(*x, kMacX, *bench.a, kMacA));
-  uint64_t faults = bench.guest_faults("x");
   auto jump = [](SplitRing& ring) {
     ring.set_avail_idx_raw(static_cast<uint16_t>(ring.avail_idx() + ring.size() + 5));
   };
-  SUBCASE("TX ring") {
-    jump(x->tx());
-    x->kick(kTxRing);
-  }
-  SUBCASE("RX ring") {
-    jump(x->rx());
-    x->kick(kRxRing);
-    // Traffic towards x makes the back-end take RX buffers.
-    for (uint32_t i = 0; i < 4; ++i) bench.a->send_frame(make_frame(kMacX, kMacA, i, 64), TxLayout::Single);
-    bench.a->kick(kTxRing);
-  }
-  CHECK_MESSAGE(wait_until([&] { return bench.guest_faults("x") > faults; }, milliseconds(2000)),
-                "no broken queue or drop counted on x");
-  CHECK(bench.d.alive());
-  CHECK(bench.healthy());
-  finish(bench.d);
-}
-
-TEST_CASE("hostile RX buffers break only that queue") {
-  Bench bench;
-  auto x = attach(bench.d, "x");
-  REQUIRE(x);
-  REQUIRE(pair_switches(*x, kMacX, *bench.a, kMacA));
-  uint64_t faults = bench.guest_faults("x");
-  SplitRing& rx = x->rx();
-  // Every RX descriptor is posted, so rewriting them all changes what the
-  // device finds next (a guest racing the device could do the same).
-  SUBCASE("RX buffer outside guest memory") {
-    for (uint16_t i = 0; i < rx.size(); ++i) rx.desc(i) = {0x7fff00000000, 2048, kDescFWrite, 0};
-  }
-  SUBCASE("RX buffer not writable") {
-    for (uint16_t i = 0; i < rx.size(); ++i) rx.desc(i).flags = 0;
-  }
-  SUBCASE("RX chain loops") {
-    for (uint16_t i = 0; i < rx.size(); ++i)
-      rx.desc(i) = {rx.slot_gpa(i), 16, uint16_t(kDescFWrite | kDescFNext), i};
-  }
-  for (uint32_t i = 0; i < 4; ++i) bench.a->send_frame(make_frame(kMacX, kMacA, i, 64), TxLayout::Single);
-  bench.a->kick(kTxRing);
-  CHECK_MESSAGE(wait_until([&] { return bench.guest_faults("x") > faults; }, milliseconds(2000)),
-                "no broken queue or drop counted on x");
-  CHECK(x->poll_rx().empty());
-  CHECK(bench.d.alive());
-  CHECK(bench.healthy());
+  const Case cases[] = {
+      {"RX buffer outside guest memory",
+       rx_attack([](SplitRing& rx, uint16_t i) { rx.desc(i) = {kOutside, 2048, kDescFWrite, 0}; })},
+      {"RX buffer not device-writable", rx_attack([](SplitRing& rx, uint16_t i) { rx.desc(i).flags = 0; })},
+      {"RX chain loops", rx_attack([](SplitRing& rx, uint16_t i) {
+         rx.desc(i) = {rx.slot_gpa(i), 16, uint16_t(kDescFWrite | kDescFNext), i};
+       })},
+      {"TX avail index jumps past the ring size",
+       [&](FakeFrontend& x, FakeFrontend&) {
+         jump(x.tx());
+         x.kick(kTxRing);
+       }},
+      {"RX avail index jumps past the ring size",
+       [&](FakeFrontend& x, FakeFrontend& a) {
+         jump(x.rx());
+         x.kick(kRxRing);
+         send_to_x(a);
+       }},
+  };
+  run_cases(bench, cases);
   finish(bench.d);
 }
 

@@ -2,6 +2,8 @@
 // GET_MAX_MEM_SLOTS / SET_MEM_TABLE; design.md "vhost-user memory slot rules").
 #include <doctest/doctest.h>
 
+#include <functional>
+
 #include "fixture.h"
 
 namespace vusw::it {
@@ -112,18 +114,23 @@ TEST_CASE("REM_MEM_REG must match gpa, uva and size; a partial match removes not
   Bench bench;
   // Port a's rings live in its main region: removing it by mistake stops a <-> b.
   MemRegionDesc good = bench.a->main_region().desc();
-  MemRegionDesc bad = good;
-  SUBCASE("wrong gpa") { bad.guest_phys_addr += 4096; }
-  SUBCASE("wrong uva") { bad.userspace_addr += 4096; }
-  SUBCASE("wrong size") { bad.memory_size -= 4096; }
-  SUBCASE("unknown region") { bad = {kGpa, kSmall, 0x10000, 0}; }
-
-  uint64_t errors = bench.errors("a");
-  CHECK(bench.a->rem_mem_reg_raw(bad, {}).failed());
-  CHECK(bench.errors("a") == errors + 1);
-  CHECK(bench.regions("a") == 1);
-  CHECK(bench.a->sync());
-  CHECK(bench.healthy());
+  const std::pair<const char*, std::function<void(MemRegionDesc&)>> cases[] = {
+      {"wrong gpa", [](MemRegionDesc& d) { d.guest_phys_addr += 4096; }},
+      {"wrong uva", [](MemRegionDesc& d) { d.userspace_addr += 4096; }},
+      {"wrong size", [](MemRegionDesc& d) { d.memory_size -= 4096; }},
+      {"unknown region", [](MemRegionDesc& d) { d = {kGpa, kSmall, 0x10000, 0}; }},
+  };
+  for (const auto& [name, spoil] : cases) {
+    CAPTURE(name);
+    MemRegionDesc bad = good;
+    spoil(bad);
+    uint64_t errors = bench.errors("a");
+    CHECK(bench.a->rem_mem_reg_raw(bad, {}).failed());
+    CHECK(bench.errors("a") == errors + 1);
+    CHECK(bench.regions("a") == 1);
+    CHECK(bench.a->sync());
+    CHECK(bench.healthy());
+  }
   finish(bench.d);
 }
 

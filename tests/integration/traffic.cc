@@ -42,8 +42,9 @@ bool receive_some(FakeFrontend* to, std::vector<Flow>& flows, PumpResult& r) {
   for (const auto& fr : frames) {
     Flow* owner = nullptr;
     for (Flow& f : flows)
-      // Flows sharing a source are told apart by frame length.
-      if (f.to == to && frame_from(fr, f.src) && fr.size() == f.len) owner = &f;
+      // Flows sharing a source are told apart by frame length. Frames for
+      // another MAC are flood copies from earlier exchanges: not ours.
+      if (f.to == to && frame_from(fr, f.src) && frame_to(fr, f.dst) && fr.size() == f.len) owner = &f;
     if (owner == nullptr) {
       ++r.stray;
       continue;
@@ -79,6 +80,10 @@ std::vector<std::byte> make_frame(const Mac& dst, const Mac& src, uint32_t seq, 
 bool frame_from(std::span<const std::byte> f, const Mac& src) {
   return f.size() >= kMinTestFrame && std::memcmp(f.data() + 6, src.data(), 6) == 0 &&
          get16(f.data() + 12) == kTestEtherType;
+}
+
+bool frame_to(std::span<const std::byte> f, const Mac& dst) {
+  return f.size() >= kMinTestFrame && std::memcmp(f.data(), dst.data(), 6) == 0;
 }
 
 bool check_frame(std::span<const std::byte> f, const Mac& dst, const Mac& src, uint32_t& seq) {
@@ -121,9 +126,12 @@ std::string PumpResult::summary() const {
   return s + "; stray " + std::to_string(stray);
 }
 
+PumpResult exchange(FakeFrontend& a, const Mac& ma, FakeFrontend& b, const Mac& mb, uint32_t n) {
+  return pump({Flow{&a, &b, ma, mb, 128, TxLayout::Single, n}, Flow{&b, &a, mb, ma, 128, TxLayout::Single, n}});
+}
+
 bool pair_switches(FakeFrontend& a, const Mac& ma, FakeFrontend& b, const Mac& mb, uint32_t n) {
-  PumpResult r = pump({Flow{&a, &b, ma, mb, 128, TxLayout::Single, n},
-                       Flow{&b, &a, mb, ma, 128, TxLayout::Single, n}});
+  PumpResult r = exchange(a, ma, b, mb, n);
   return r.completed && r.flows[0].corrupt == 0 && r.flows[1].corrupt == 0;
 }
 

@@ -29,6 +29,7 @@ std::vector<std::byte> make_frame(const Mac& dst, const Mac& src, uint32_t seq, 
 // True if `f` is exactly make_frame(dst, src, seq, len) for some len; returns seq.
 bool check_frame(std::span<const std::byte> f, const Mac& dst, const Mac& src, uint32_t& seq);
 bool frame_from(std::span<const std::byte> f, const Mac& src);
+bool frame_to(std::span<const std::byte> f, const Mac& dst);
 
 struct Flow {
   FakeFrontend* from;
@@ -45,7 +46,7 @@ struct Flow {
 
 struct PumpResult {
   bool completed = false;     // every flow delivered `count` frames
-  uint32_t stray = 0;         // frames that belong to no flow
+  uint32_t stray = 0;         // frames that belong to no flow (e.g. flood copies)
   std::string summary() const;
   std::vector<Flow> flows;
 };
@@ -54,6 +55,8 @@ struct PumpResult {
 PumpResult pump(std::vector<Flow> flows, std::chrono::milliseconds stall = std::chrono::milliseconds(3000));
 
 // n frames each way between a and b (after which the switch has learned both MACs).
+PumpResult exchange(FakeFrontend& a, const Mac& ma, FakeFrontend& b, const Mac& mb, uint32_t n = 16);
+// exchange() delivered everything intact.
 bool pair_switches(FakeFrontend& a, const Mac& ma, FakeFrontend& b, const Mac& mb, uint32_t n = 16);
 
 // Polls pred every 10 ms until true or timeout.

@@ -89,6 +89,8 @@ download() {
       || die "apt-get download $pkg failed"
     deb=$(ls "$OUT/dl/${pkg}_"*.deb 2>/dev/null | head -1 || true)
     [[ -n $deb ]] || die "apt-get download $pkg produced no .deb"
+    # A newer kernel replaced an older one in the archive: drop the old package.
+    find "$OUT/dl" -name 'linux-image-*.deb' ! -name "${deb##*/}" -delete
   else
     say "cached: ${deb##*/}" >&2
   fi

@@ -17,6 +17,8 @@
 #     (per-port rx/tx agree) and dropped none, the loss is reported as a guest/TCG stall,
 #     separately from switch drops;
 #   - switch drop counters, protocol errors and broken queues stay zero;
+#   - after the movable cycles vuswitchd holds as many memfd mappings and fds as before
+#     (removed regions are unmapped and closed once their grace period is over);
 #   - the switch got the memory as ADD_MEM_REG / REM_MEM_REG (never SET_MEM_TABLE),
 #     mem_regions follows every add/remove, and rem_mem_reg_fds (fds that came with
 #     REM_MEM_REG: QEMU 7.2 sends none) is reported.
@@ -87,7 +89,17 @@ regions_a=$((regions_a + 1))
 regions_b=$((regions_b + 1))
 log "flood so far: $(vm_exec A -- vusw-flood status)"
 
+# memfd_use: "MAPPINGS FDS": guest-memory mappings and memfd descriptors vuswitchd holds.
+memfd_use() {
+  local maps fds
+  maps=$(grep -c 'memfd:' "/proc/$VUSW_PID/maps" || true)
+  fds=$(find "/proc/$VUSW_PID/fd" -lname '/memfd:*' 2>/dev/null | wc -l)
+  echo "$maps $fds"
+}
+
 # ---- 2. movable DIMMs on A: add, online_movable, traffic, remove; repeated
+sleep 1  # let the grace period of any earlier change pass
+use_before=$(memfd_use)
 for ((i = 1; i <= MOVABLE_CYCLES; i++)); do
   t0=$SECONDS
   log "cycle $i: $(dimm_add A "dm$i")"
@@ -104,6 +116,10 @@ for ((i = 1; i <= MOVABLE_CYCLES; i++)); do
   sleep 1
 done
 
+sleep 1
+use_after=$(memfd_use)
+log "vuswitchd memfd mappings/fds before the movable cycles: $use_before, after: $use_after"
+[[ $use_after == "$use_before" ]] || failed "vuswitchd still holds removed guest memory: memfd mappings/fds $use_before before the cycles, $use_after after"
 flood=$(vm_exec A -t 60 -- vusw-flood stop)
 icmp_a1=$(vm_exec A -- vusw-icmp)
 icmp_b1=$(vm_exec B -- vusw-icmp)
@@ -129,12 +145,16 @@ req_in=$(icmp_delta "$icmp_b0" "$icmp_b1" InEchos)        # requests B got
 rep_out=$(icmp_delta "$icmp_b0" "$icmp_b1" OutEchoReps)   # replies B sent
 rep_in=$(icmp_delta "$icmp_a0" "$icmp_a1" InEchoReps)     # replies A got
 log "ICMP in the guests' kernels: A sent $req_out requests, B got $req_in and sent $rep_out replies, A got $rep_in; ping counted $received of $sent (max RTT ${max_rtt} ms)"
-switch_drops=$(($(snap_get "$final" vm1.drops) + $(snap_get "$final" vm2.drops)))
-# Two ports: every frame received on one must have been sent to the other.
+switch_drops=$(($(delta vm1.drops) + $(delta vm2.drops)))
+# Two ports: every frame received on one must have been sent to the other (counted from
+# the base snapshot, taken once both guests' interfaces were up: a guest whose eth0 is
+# still down has posted no RX buffers, so frames flooded to it during boot are dropped).
 forwarded_all=1
-[[ $(snap_get "$final" vm1.rx_packets) == $(snap_get "$final" vm2.tx_packets) &&
-   $(snap_get "$final" vm2.rx_packets) == $(snap_get "$final" vm1.tx_packets) ]] || forwarded_all=0
-((forwarded_all)) || failed "switch rx/tx disagree: vm1 rx $(snap_get "$final" vm1.rx_packets) vs vm2 tx $(snap_get "$final" vm2.tx_packets), vm2 rx $(snap_get "$final" vm2.rx_packets) vs vm1 tx $(snap_get "$final" vm1.tx_packets)"
+[[ $(delta vm1.rx_packets) == $(delta vm2.tx_packets) && $(delta vm2.rx_packets) == $(delta vm1.tx_packets) ]] \
+  || forwarded_all=0
+((forwarded_all)) || failed "switch rx/tx disagree during the test: vm1 rx +$(delta vm1.rx_packets) vs vm2 tx +$(delta vm2.tx_packets), vm2 rx +$(delta vm2.rx_packets) vs vm1 tx +$(delta vm1.tx_packets)"
+boot_drops=$(snap_get "$base" vm1.drops)+$(snap_get "$base" vm2.drops)
+[[ $boot_drops == 0+0 ]] || log "drops while the guests booted (before the test; not counted): vm1 $(snap_get "$base" vm1.drops), vm2 $(snap_get "$base" vm2.drops)"
 GUEST_NOTE=
 if ((sent == 0)); then
   failed "no pings were sent during the test"
@@ -150,10 +170,12 @@ elif ((received != sent)); then
   [[ ${VM_STRICT_PING:-0} == 1 ]] && failed "$GUEST_NOTE (VM_STRICT_PING=1)"
 fi
 
+while IFS= read -r f; do [[ -n $f ]] && failed "switch, during the test: $f"; done < <(
+  snap_check "$final" --since "$base" vm1.drops==0 vm2.drops==0 vm1.protocol_errors==0 vm2.protocol_errors==0 \
+    vm1.broken_queues==0 vm2.broken_queues==0)
 while IFS= read -r f; do [[ -n $f ]] && failed "switch: $f"; done < <(
-  snap_check "$final" vm1.drops==0 vm2.drops==0 vm1.protocol_errors==0 vm2.protocol_errors==0 \
-    vm1.broken_queues==0 vm2.broken_queues==0 vm1.messages.SET_MEM_TABLE==0 vm2.messages.SET_MEM_TABLE==0 \
-    vm1.mem_regions==$regions_a vm2.mem_regions==$regions_b)
+  snap_check "$final" vm1.protocol_errors==0 vm2.protocol_errors==0 vm1.messages.SET_MEM_TABLE==0 \
+    vm2.messages.SET_MEM_TABLE==0 vm1.mem_regions==$regions_a vm2.mem_regions==$regions_b)
 cycles_done=$(delta vm1.messages.REM_MEM_REG)
 adds=$(delta vm1.messages.ADD_MEM_REG)
 ((adds == 1 + MOVABLE_CYCLES)) || failed "vm1: $adds ADD_MEM_REG during the test, expected $((1 + MOVABLE_CYCLES))"

@@ -7,6 +7,7 @@
 # Environment:
 #   VUSW_BUILD        build directory (default ROOT/build): vuswitchd, vuswitchctl, vm-guest/
 #   VUSW_GUEST_DIR    guest cache (default $VUSW_BUILD/vm-guest)
+#   VM_GUEST_BUILT=1  the guest is known to be up to date (run.sh built it): do not re-check
 #   VM_KEEP_LOGS=1    keep $VM_TMP (logs) after the test
 #   VM_VERBOSE=1      full guest kernel log on the serial console (slower under TCG)
 #   VM_LOG_LEVEL      vuswitchd --log-level (default debug: every vhost-user message is logged)
@@ -29,6 +30,7 @@ VM_LCORES=${VM_LCORES:-0,1}
 VM_NAME=
 VM_TMP=
 VM_PIDS=()           # every background process we started; stopped by PID on exit
+VM_CLEANUP_HOOKS=()  # extra commands run at exit after the processes stopped (netns, veth)
 VM_START=$SECONDS
 VM_T0=${EPOCHREALTIME/./}   # microseconds; log files are stamped relative to it
 declare -A VM_PID=() VM_SERIAL=()
@@ -48,7 +50,9 @@ vm_init() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
   vm_probe_qemu
-  "$VM_DIR/build-guest.sh" "$VM_GUEST_DIR" || fail "building the guest failed"
+  if [[ ${VM_GUEST_BUILT:-0} != 1 || ! -f $VM_GUEST_DIR/guest.env ]]; then
+    "$VM_DIR/build-guest.sh" "$VM_GUEST_DIR" || fail "building the guest failed"
+  fi
   # shellcheck disable=SC1091
   source "$VM_GUEST_DIR/guest.env"
 }
@@ -79,6 +83,7 @@ vm_cleanup() {
   local rc=$? pid f
   trap - EXIT
   for pid in "${VM_PIDS[@]}"; do stop_pid "$pid" 5; done
+  for f in "${VM_CLEANUP_HOOKS[@]}"; do eval "$f" >/dev/null 2>&1 || true; done
   # EAL leaves its runtime directory behind (with --no-huge there are no hugepage files).
   rm -rf /var/run/dpdk/"vusw-vm-$VM_NAME-"*"-$$" 2>/dev/null || true
   if [[ $rc -ne 0 && $rc -ne 77 && -n $VM_TMP && -d $VM_TMP && ${VM_KEEP_LOGS:-0} != 1 ]]; then
@@ -191,12 +196,14 @@ vusw_summary() {
 import json, sys
 for p in json.load(open(sys.argv[1]))["ports"]:
     nz = lambda d: {k: v for k, v in (d or {}).items() if v}
-    print("  %-4s %-10s rx=%d tx=%d drops=%s errors=%s mem_regions=%s rem_mem_reg_fds=%s broken_queues=%s"
-          " connections=%s grace_periods=%s (%.3fs)" % (
-        p["name"], p["state"], p["rx_packets"], p["tx_packets"], nz(p.get("drops")),
-        nz(p.get("protocol_errors")), p.get("mem_regions"), p.get("rem_mem_reg_fds"), p.get("broken_queues"),
-        p.get("connections"), p.get("grace_periods"), p.get("grace_seconds") or 0))
-    print("       messages: %s" % " ".join("%s=%d" % kv for kv in sorted(nz(p.get("messages")).items())))
+    line = "  %-4s %-10s rx=%d tx=%d drops=%s" % (p["name"], p["state"], p["rx_packets"], p["tx_packets"], nz(p.get("drops")))
+    if p.get("type") == "vhost-user":
+        line += " errors=%s mem_regions=%s rem_mem_reg_fds=%s broken_queues=%s connections=%s grace_periods=%s (%.3fs)" % (
+            nz(p.get("protocol_errors")), p.get("mem_regions"), p.get("rem_mem_reg_fds"), p.get("broken_queues"),
+            p.get("connections"), p.get("grace_periods"), p.get("grace_seconds") or 0)
+    print(line)
+    if p.get("messages"):
+        print("       messages: %s" % " ".join("%s=%d" % kv for kv in sorted(nz(p.get("messages")).items())))
 ' "$snap"
 }
 

@@ -9,9 +9,11 @@
   vmctl.py guest SOCK [-t SECS] -- COMMAND   run COMMAND in the guest (agent on ttyS1), print its
                                              output, exit with its status (124 on timeout)
   vmctl.py ports-get JSON PORT.FIELD[.KEY]   print one value of a saved `vuswitchctl --json show ports`
-  vmctl.py ports-check JSON EXPR...          check expressions like vm1.rx_packets>=20, vm1.drops==0,
+  vmctl.py ports-check JSON [--since BASE] EXPR...
+                                             check expressions like vm1.rx_packets>=20, vm1.drops==0,
                                              vm1.messages.SET_MEM_TABLE==0, vm1.state=connected|ready;
-                                             print each failed one, exit 1 if any failed
+                                             print each failed one, exit 1 if any failed; with
+                                             --since, numbers are growth since the BASE snapshot
   (a dict field without .KEY is summed: drops, protocol_errors; a missing key reads 0)
 
 Only the standard library: python3 is all the test needs on the host.
@@ -179,6 +181,10 @@ def load_ports(path):
 def cmd_ports_check(path, exprs):
     import re
     ports = load_ports(path)
+    base = None
+    if exprs[:1] == ["--since"]:
+        base = load_ports(exprs[1])
+        exprs = exprs[2:]
     failed = 0
     for e in exprs:
         m = re.fullmatch(r"([\w.]+?)\s*(>=|<=|==|!=|>|<|=)\s*(.+)", e)
@@ -186,6 +192,8 @@ def cmd_ports_check(path, exprs):
             die(f"bad expression {e!r}")
         ref, op, want = m.groups()
         v = port_value(ports, ref)
+        if base is not None and isinstance(v, (int, float)):
+            v -= port_value(base, ref)
         if op == "=":
             ok = str(v) in want.split("|")
         else:
