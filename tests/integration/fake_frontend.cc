@@ -176,7 +176,7 @@ std::optional<VringState> FakeFrontend::get_vring_base(uint32_t index) {
 
 bool FakeFrontend::start_ring(uint32_t index) {
   SplitRing& ring = index == kRxRing ? *rx_ : *tx_;
-  return set_vring_num(index, ring.size()).ok() && set_vring_base(index, ring.avail_idx()).ok() &&
+  return set_vring_num(index, ring.size()).ok() && set_vring_base(index, ring.used_idx()).ok() &&
          set_vring_addr(ring.vring_addr(index)).ok() &&
          set_vring_fd(Req::SetVringKick, index, kick_[index].get()).ok() &&
          set_vring_fd(Req::SetVringCall, index, call_[index].get()).ok();
@@ -217,6 +217,16 @@ bool FakeFrontend::send_frame(std::span<const std::byte> frame, TxLayout layout)
   std::memcpy(s0 + 64, frame.data(), frame.size());
   std::array segs{Seg{tx_->slot_gpa(d[0]), kNetHdrLen, false}, Seg{tx_->slot_gpa(d[0]) + 64, flen, false}};
   return tx_->post_indirect(segs).has_value();
+}
+
+bool FakeFrontend::send_frame_at(std::span<const std::byte> frame, uint64_t gpa) {
+  std::vector<std::byte> buf(kNetHdrLen);
+  tx_hdr_write(buf.data());
+  buf.insert(buf.end(), frame.begin(), frame.end());
+  if (tx_->num_free() == 0) reclaim_tx();
+  if (!mem_.write(gpa, buf)) return false;
+  Seg seg{gpa, static_cast<uint32_t>(buf.size()), false};
+  return tx_->post_chain(std::span(&seg, 1)).has_value();
 }
 
 size_t FakeFrontend::reclaim_tx() { return tx_->reclaim().size(); }

@@ -87,7 +87,8 @@ class FakeFrontend {
   Ack set_vring_addr(const VringAddr& a) { return request(Req::SetVringAddr, bytes_of(a)); }
   Ack set_vring_fd(Req req, uint32_t index, int fd);
   std::optional<VringState> get_vring_base(uint32_t index);
-  // SET_VRING_NUM/BASE/ADDR/KICK/CALL for one ring, as QEMU does.
+  // SET_VRING_NUM/BASE/ADDR/KICK/CALL for one ring, as QEMU does. The base is
+  // the used index: an in-order device has consumed exactly what it returned.
   bool start_ring(uint32_t index);
 
   // ---- net device ----
@@ -101,6 +102,9 @@ class FakeFrontend {
 
   // Queues one frame on the TX ring (no kick); false if the ring stays full.
   bool send_frame(std::span<const std::byte> frame, TxLayout layout);
+  // Queues one frame whose single TX buffer (header + frame) is at `gpa`, which
+  // may be any guest memory, even spanning two GPA-adjacent regions.
+  bool send_frame_at(std::span<const std::byte> frame, uint64_t gpa);
   size_t reclaim_tx();
   // Posts empty buffers until the RX ring is full, then kicks it.
   void fill_rx();

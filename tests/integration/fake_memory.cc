@@ -78,6 +78,18 @@ std::byte* GuestMemory::host(uint64_t gpa, uint64_t len) const {
   return nullptr;
 }
 
+bool GuestMemory::write(uint64_t gpa, std::span<const std::byte> bytes) const {
+  while (!bytes.empty()) {
+    MemRegion* r = find(gpa);
+    if (r == nullptr) return false;
+    size_t n = std::min<uint64_t>(bytes.size(), r->gpa() + r->size() - gpa);
+    std::memcpy(r->host() + (gpa - r->gpa()), bytes.data(), n);
+    bytes = bytes.subspan(n);
+    gpa += n;
+  }
+  return true;
+}
+
 uint64_t GuestMemory::uva(uint64_t gpa) const {
   MemRegion* r = find(gpa);
   if (r == nullptr) throw std::out_of_range("uva: gpa not in guest memory");

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "vhost_wire.h"
@@ -70,6 +71,9 @@ class GuestMemory {
   // Host pointer for [gpa, gpa+len) if it lies inside one region, else nullptr.
   std::byte* host(uint64_t gpa, uint64_t len) const;
   uint64_t uva(uint64_t gpa) const;
+  // Copies bytes to guest memory piece by piece, so [gpa, gpa+len) may span
+  // GPA-adjacent regions. False if any byte is unmapped.
+  bool write(uint64_t gpa, std::span<const std::byte> bytes) const;
   template <class T>
   T* at(uint64_t gpa) const {
     return reinterpret_cast<T*>(host(gpa, sizeof(T)));

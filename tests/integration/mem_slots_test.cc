@@ -95,6 +95,8 @@ TEST_CASE("REM_MEM_REG accepts one fd (closed) or none") {
   MemRegion r(kGpa, kSmall);
   REQUIRE(fe->add_mem_reg(r).ok());
   REQUIRE(bench.regions("x") == 1);
+  // The daemon maps the region: proves the maps count below can see a leak.
+  CHECK(bench.d.maps_count() > maps);
 
   SUBCASE("with one fd (QEMU 5.1-7.0)") {
     MemRegion extra(kGpa + kSmall, kSmall);
@@ -174,9 +176,11 @@ TEST_CASE("SET_MEM_TABLE replaces every region") {
 
   // Only r2 stays: the ring region and r1 are gone, so x's rings are unusable.
   const MemRegion* table[] = {&r2};
+  uint64_t faults = bench.guest_faults("x");
   CHECK(x->set_mem_table(table).ok());
   CHECK(bench.regions("x") == 1);
   CHECK_FALSE(pair_switches(*x, kMacX, *bench.a, kMacA, 4));
+  CHECK(bench.guest_faults("x") > faults);
   CHECK(bench.d.alive());
   CHECK(bench.healthy());
   finish(bench.d);

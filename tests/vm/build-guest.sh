@@ -251,16 +251,31 @@ EOF
 # vusw-flood start PEER INTERVAL SEGMENT | stop | status
 # Pings PEER every INTERVAL s in back-to-back runs of SEGMENT pings until stopped; each run
 # completes (late replies are still counted), so stopping loses nothing in flight.
-# Prints "FLOOD runs=N sent=N received=N max_rtt_ms=X" (sums over all completed runs).
+# Prints "FLOOD runs=N sent=N received=N max_rtt_ms=X sock_drops=N" (sums over completed
+# runs). sock_drops: replies the kernel dropped at ping's raw socket (its receive buffer
+# was full), sampled from /proc/net/raw while each run lasts (a lower bound: drops in a
+# run's last quarter second are missed); ping's is the only raw socket.
 sum() {
   awk '/packets transmitted/ { s += $1; r += $4; n++ }
        /round-trip/ { split($4, a, "/"); if (a[3] + 0 > m) m = a[3] + 0 }
-       END { printf "FLOOD runs=%d sent=%d received=%d max_rtt_ms=%s\n", n, s, r, m + 0 }' /tmp/flood.out
+       /^sock_drops / { d += $2 }
+       END { printf "FLOOD runs=%d sent=%d received=%d max_rtt_ms=%s sock_drops=%d\n", n, s, r, m + 0, d }' /tmp/flood.out
 }
 case $1 in
 start)
   rm -f /tmp/flood.stop /tmp/flood.done /tmp/flood.out
-  ( while [ ! -e /tmp/flood.stop ]; do ping -q -c "$4" -i "$3" -W 5 "$2"; done >/tmp/flood.out 2>&1
+  ( while [ ! -e /tmp/flood.stop ]; do
+      ping -q -c "$4" -i "$3" -W 5 "$2" >/tmp/flood.run 2>&1 &
+      p=$! d=0
+      while kill -0 $p 2>/dev/null; do
+        x=$(awk 'NR > 1 { s += $NF } END { print s + 0 }' /proc/net/raw)
+        [ "$x" -gt "$d" ] && d=$x
+        sleep 0.25
+      done
+      wait $p
+      cat /tmp/flood.run
+      echo "sock_drops $d"
+    done >/tmp/flood.out 2>&1
     touch /tmp/flood.done ) &
   echo "flood started: $2 every $3 s, runs of $4" ;;
 stop)
