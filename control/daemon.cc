@@ -52,8 +52,8 @@ std::vector<std::string> eal_args(const Config& c)
             args.insert(args.end(), {"-a", nic.substr(0, nic.find(','))});
             pci = true;
         }
-    if (!pci)
-        args.push_back("--no-pci");  // never grab a host NIC nobody asked for
+    if (!pci)  // never grab a host NIC nobody asked for; virtual addresses are DMA addresses
+        args.insert(args.end(), {"--no-pci", "--iova-mode=va"});
     return args;
 }
 

@@ -15,6 +15,14 @@
 #include "vusw/l2switch.h"
 
 namespace vusw {
+namespace {
+thread_local int t_pmd_slot = -1;
+}  // namespace
+
+int current_pmd()
+{
+    return t_pmd_slot;
+}
 
 Pmd::Pmd(unsigned index, unsigned lcore, L2Switch& sw, rte_rcu_qsbr* qsbr, rte_mempool* pool)
     : ctx_{index, pool}, lcore_(lcore), switch_(sw), qsbr_(qsbr)
@@ -100,6 +108,7 @@ void Pmd::poll_ports()
         const uint16_t n = port->receive(ctx_, pkts, kBurst);
         if (n > 0)
             switch_.forward(ctx_, *port, pkts, n);
+        port->flush(ctx_);
         const unsigned handed = rte_ring_dequeue_burst(port->handoff(), reinterpret_cast<void**>(pkts), kBurst, nullptr);
         if (handed > 0)
             port->transmit(ctx_, pkts, uint16_t(handed));
@@ -113,6 +122,7 @@ void Pmd::poll_ports()
 
 int Pmd::run()
 {
+    t_pmd_slot = int(ctx_.slot);
     rte_rcu_qsbr_thread_online(qsbr_, ctx_.slot);
     while (running_.load(std::memory_order_acquire)) {
         apply_commands();

@@ -33,14 +33,15 @@ void GraceStats::record(double seconds)
     sum.store(sum.load(std::memory_order_relaxed) + seconds, std::memory_order_relaxed);
 }
 
-void Reclaimer::retire(std::shared_ptr<const void> old, GraceStats* stats)
+void Reclaimer::retire(std::shared_ptr<const void> old, GraceStats* stats, const std::atomic<uint32_t>* busy)
 {
-    pending_.push_back(Pending{rte_rcu_qsbr_start(qsbr_), std::chrono::steady_clock::now(), std::move(old), stats});
+    pending_.push_back(Pending{rte_rcu_qsbr_start(qsbr_), std::chrono::steady_clock::now(), std::move(old), stats, busy});
 }
 
 std::size_t Reclaimer::poll()
 {
-    while (!pending_.empty() && rte_rcu_qsbr_check(qsbr_, pending_.front().token, false) == 1) {
+    auto lent = [](const Pending& p) { return p.busy != nullptr && p.busy->load(std::memory_order_acquire) != 0; };
+    while (!pending_.empty() && rte_rcu_qsbr_check(qsbr_, pending_.front().token, false) == 1 && !lent(pending_.front())) {
         const std::chrono::duration<double> took = std::chrono::steady_clock::now() - pending_.front().since;
         stats_.record(took.count());
         if (pending_.front().stats != nullptr)

@@ -39,6 +39,9 @@ bool SplitQueue::attach(const MemTable* mem)
 {
     mem_ = mem;
     desc_ = nullptr;
+    avail_ = nullptr;
+    used_hdr_ = nullptr;  // never write through a mapping the new snapshot dropped
+    used_ = nullptr;
     if (size_ == 0 || mem == nullptr)
         return false;
     const uint64_t event = config_.event_idx ? 2 : 0;  // used_event / avail_event words
@@ -160,6 +163,8 @@ bool SplitQueue::pop(Chain& chain, bool writable)
 
 void SplitQueue::push_used(uint16_t id, uint32_t len)
 {
+    if (used_ == nullptr)
+        return;  // rings not in guest memory: the entry is lost with the broken queue
     virtio::UsedElem& e = used_[used_idx_ & (size_ - 1)];
     e.id = id;
     e.len = len;

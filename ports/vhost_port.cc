@@ -1,12 +1,15 @@
 // vhost-user-net port: guest TX rings into mbufs, mbufs into guest RX rings.
 #include "ports/vhost_port.h"
 
+#include <rte_eal.h>
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
+#include <rte_ring.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 namespace vusw {
 namespace {
@@ -123,6 +126,16 @@ VhostPort::VhostPort(std::string name, std::string path, bool client)
     : Port(std::move(name), "vhost-user"), path_(std::move(path)), client_(client)
 {
     create_handoff();
+    static unsigned serial = 0;
+    const std::string ring_name = "vusw_ret" + std::to_string(serial++);
+    returns_ = rte_ring_create(ring_name.c_str(), kMaxLoans, SOCKET_ID_ANY, RING_F_SC_DEQ | RING_F_EXACT_SZ);
+    if (returns_ == nullptr)
+        throw std::runtime_error("cannot create the buffer return ring for port " + this->name());
+}
+
+VhostPort::~VhostPort()
+{
+    rte_ring_free(returns_);
 }
 
 std::string VhostPort::state() const
@@ -147,6 +160,10 @@ uint16_t VhostPort::apply_ring(uint16_t index, const RingSetup& s)
             ring.last_avail = v.queue.last_avail();  // new placement, same position
         v.queue.configure(ring);
         v.seen.store(QueueFault::none, std::memory_order_relaxed);
+        ++v.generation;  // loans of the previous run are not returned into this one
+        // Loan slots are addressed by in-flight mbufs: never move them while any is lent.
+        if (index % 2 == 1 && v.lent.size() < ring.size && v.loans.load(std::memory_order_relaxed) == 0)
+            v.lent = std::vector<Loan>(ring.size);
     }
     v.call_fd = s.call_fd;
     v.started = s.started;
@@ -185,17 +202,91 @@ void VhostPort::notify(Vring& v)
 
 uint16_t VhostPort::receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max)
 {
+    take_returns();
     const MemTable* mem = memory_.read();
     uint16_t got = 0;
     for (uint16_t q = 1; q < vrings_.size() && got < max; q += 2) {
         Vring& v = vrings_[q];
         if (usable(v, mem))
-            got = uint16_t(got + receive_ring(ctx, v, mem, pkts + got, uint16_t(max - got)));
+            got = uint16_t(got + receive_ring(ctx, v, q, mem, pkts + got, uint16_t(max - got)));
     }
     return got;
 }
 
-uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, const MemTable*, rte_mbuf** pkts, uint16_t max)
+rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, Drop& why)
+{
+    // Lend only a frame that sits in one piece of guest memory after its header.
+    const Chain& c = tx_chain_;
+    const uint32_t frame = c.bytes - v.hdr_len;
+    std::byte* data = nullptr;
+    if (c.count == 1)
+        data = c.seg[0].host + v.hdr_len;
+    else if (c.count == 2 && c.seg[0].len == v.hdr_len)
+        data = c.seg[1].host;
+    if (data == nullptr || frame < kZeroCopyMinBytes || frame > UINT16_MAX || lent_total_ >= kMaxLoans ||
+        c.head >= v.lent.size())
+        return nullptr;
+    rte_mbuf* m = rte_pktmbuf_alloc(ctx.pool);
+    if (m == nullptr) {
+        why = Drop::no_mbuf;
+        return nullptr;
+    }
+    Loan& loan = v.lent[c.head];
+    loan = Loan{{}, this, mem, v.generation, index, c.head};
+    loan.shinfo.free_cb = &VhostPort::on_mbuf_free;
+    loan.shinfo.fcb_opaque = &loan;
+    rte_mbuf_ext_refcnt_set(&loan.shinfo, 1);
+    const rte_iova_t iova = rte_eal_iova_mode() == RTE_IOVA_VA ? rte_iova_t(uintptr_t(data)) : RTE_BAD_IOVA;
+    rte_pktmbuf_attach_extbuf(m, data, iova, uint16_t(frame), &loan.shinfo);
+    m->data_len = uint16_t(frame);
+    m->pkt_len = frame;
+    mem->loans().store(mem->loans().load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    v.loans.store(v.loans.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    ++lent_total_;
+    return m;
+}
+
+void VhostPort::on_mbuf_free(void*, void* opaque)
+{
+    Loan* loan = static_cast<Loan*>(opaque);
+    VhostPort* port = loan->port;
+    if (current_pmd() == int(port->owner())) {
+        port->give_back(*loan);
+        return;
+    }
+    // Freed by another core (a NIC or hand-off owned elsewhere): the owner returns it.
+    // The ring holds kMaxLoans entries, as many as can be lent, so this cannot fail.
+    rte_ring_mp_enqueue(port->returns_, loan);
+}
+
+void VhostPort::give_back(Loan& loan)
+{
+    Vring& v = vrings_[loan.ring];
+    if (loan.generation == v.generation)
+        v.queue.push_used(loan.head, 0);  // published by the next flush()
+    v.loans.store(v.loans.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+    --lent_total_;
+    // Last: once zero, the control thread may free the snapshot.
+    loan.table->loans().store(loan.table->loans().load(std::memory_order_relaxed) - 1, std::memory_order_release);
+}
+
+void VhostPort::take_returns()
+{
+    void* back[kBurst];
+    unsigned n;
+    while ((n = rte_ring_sc_dequeue_burst(returns_, back, kBurst, nullptr)) > 0)
+        for (unsigned i = 0; i < n; ++i)
+            give_back(*static_cast<Loan*>(back[i]));
+}
+
+void VhostPort::flush(PmdContext&)
+{
+    for (uint16_t q = 1; q < vrings_.size(); q += 2)
+        notify(vrings_[q]);
+}
+
+uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, rte_mbuf** pkts,
+                                 uint16_t max)
 {
     PortCounters& counters = this->counters(ctx.slot);
     const uint16_t n = std::min(v.queue.available(), max);
@@ -203,17 +294,23 @@ uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, const MemTable*, rte
     for (uint16_t i = 0; i < n; ++i) {
         if (!v.queue.pop(tx_chain_, false))
             break;
-        v.queue.push_used(tx_chain_.head, 0);
         Drop why = Drop::runt;
         rte_mbuf* m = nullptr;
+        bool lent = false;
         if (!v.enabled)
             why = Drop::queue_disabled;
         else if (tx_chain_.too_long)
             why = Drop::too_many_segments;
         else if (tx_chain_.bytes > v.hdr_len + kMaxFrame)
             why = Drop::oversize;
-        else if (tx_chain_.bytes >= v.hdr_len + kEthHeader)
-            m = copy_out(tx_chain_, v.hdr_len, ctx.pool, why);
+        else if (tx_chain_.bytes >= v.hdr_len + kEthHeader) {
+            m = lend(ctx, v, index, mem, why);
+            lent = m != nullptr;
+            if (!lent)
+                m = copy_out(tx_chain_, v.hdr_len, ctx.pool, why);
+        }
+        if (!lent)
+            v.queue.push_used(tx_chain_.head, 0);  // copied (or dropped): the buffer is free again
         if (m == nullptr) {
             counters.drop(why);
             continue;
@@ -223,7 +320,6 @@ uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, const MemTable*, rte
         pkts[got++] = m;
     }
     note_fault(v);
-    notify(v);
     return got;
 }
 

@@ -12,6 +12,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <rte_mbuf_core.h>
 
 #include "vusw/counters.h"
 #include "vusw/guest_memory.h"
@@ -55,13 +58,20 @@ struct RingSetup {
 class VhostPort final : public Port {
 public:
     VhostPort(std::string name, std::string path, bool client);
+    ~VhostPort() override;
 
     const std::string& path() const { return path_; }
     bool client_mode() const { return client_; }
 
     uint16_t receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max) override;
     void transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n) override;
+    void flush(PmdContext& ctx) override;
     std::string state() const override;
+
+    // Guest TX buffers at least this long are lent to mbufs instead of copied.
+    static constexpr uint32_t kZeroCopyMinBytes = 512;
+    // Most buffers lent at once per port (bounds the return ring and guest stalls).
+    static constexpr uint32_t kMaxLoans = 4096;
 
     // Control side.
     RcuPointer<MemTable>& memory() { return memory_; }
@@ -78,8 +88,21 @@ public:
     // Current fault of ring `index` as last seen by the PMD core (for logs).
     QueueFault ring_fault(uint16_t index) const { return vrings_[index].seen.load(std::memory_order_relaxed); }
     uint16_t ring_count() const { return uint16_t(vrings_.size()); }
+    // Buffers of ring `index` still lent to mbufs; GET_VRING_BASE waits for zero.
+    uint32_t loans(uint16_t index) const { return vrings_[index].loans.load(std::memory_order_acquire); }
 
 private:
+    // A guest TX buffer lent to an mbuf (DPDK external buffer) until the mbuf is freed;
+    // then its descriptor goes back to the guest. Indexed by descriptor head.
+    struct Loan {
+        rte_mbuf_ext_shared_info shinfo;
+        VhostPort* port;
+        const MemTable* table;  // stays mapped while lent
+        uint32_t generation;    // of the ring when lent: a restarted ring ignores old loans
+        uint16_t ring;
+        uint16_t head;
+    };
+
     struct alignas(64) Vring {
         SplitQueue queue;
         int call_fd = -1;
@@ -87,13 +110,20 @@ private:
         bool enabled = false;
         bool mrg_rxbuf = false;
         uint16_t hdr_len = 12;
+        uint32_t generation = 0;
+        std::vector<Loan> lent;            // TX rings: one slot per descriptor
+        std::atomic<uint32_t> loans{0};    // owner writes, control reads
         std::atomic<QueueFault> seen{QueueFault::none};
     };
 
     bool usable(Vring& v, const MemTable* mem);
     void note_fault(Vring& v);
     void notify(Vring& v);
-    uint16_t receive_ring(PmdContext& ctx, Vring& v, const MemTable* mem, rte_mbuf** pkts, uint16_t max);
+    uint16_t receive_ring(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, rte_mbuf** pkts, uint16_t max);
+    rte_mbuf* lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, Drop& why);
+    void give_back(Loan& loan);   // owner core: the descriptor returns to the guest
+    void take_returns();          // owner core: loans freed on other cores
+    static void on_mbuf_free(void* addr, void* opaque);
     // Copies one frame into the guest's RX buffers; the drop reason if it cannot.
     std::optional<Drop> deliver(PmdContext& ctx, Vring& v, rte_mbuf* m, uint16_t& avail);
 
@@ -105,6 +135,8 @@ private:
     GraceStats grace_;
     std::array<Vring, 2 * kMaxQueuePairs> vrings_;
     std::array<Counter, std::size_t(QueueFault::count_)> broken_;
+    rte_ring* returns_ = nullptr;  // Loan* freed off the owner core (multi-producer)
+    uint32_t lent_total_ = 0;      // owner core
     std::array<Chain, 16> rx_chains_;  // scratch for one frame over merged RX buffers
     Chain tx_chain_;
 };

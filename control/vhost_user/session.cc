@@ -5,6 +5,8 @@
 #include <rte_mbuf.h>
 
 #include <bit>
+#include <chrono>
+#include <thread>
 #include <cstring>
 
 #include "control/vhost_user/dispatch.h"
@@ -171,6 +173,14 @@ Status Session::stop_ring(uint32_t index, uint16_t& last_avail)
     auto done = env_.pmd.execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
     if (!done)
         return std::unexpected(done.error());
+    // Buffers lent to mbufs (zero copy) go back to the guest before we report the ring
+    // stopped: nothing may touch it after GET_VRING_BASE's reply.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (env_.pmd.running() && port_.loans(uint16_t(index)) != 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    if (port_.loans(uint16_t(index)) != 0)
+        log(LogLevel::warn, "port {}: vring {} stopped with {} buffers still lent; they will not be returned",
+            port_.name(), index, port_.loans(uint16_t(index)));
     if (was_running)
         r.config.last_avail = uint16_t(*done);
     last_avail = r.config.last_avail;

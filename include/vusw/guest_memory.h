@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -67,6 +68,10 @@ class MemTable {
 public:
     MemTable() = default;
 
+    // Guest buffers of this snapshot currently lent to mbufs (zero copy). Written only by
+    // the owning PMD core; the snapshot is freed only once it is zero (see rcu.h).
+    std::atomic<uint32_t>& loans() const { return loans_.n; }
+
     // The contiguous host bytes for [gpa, gpa+len), or nullptr unless the whole range
     // lies inside one region. len == 0 is rejected.
     std::byte* translate(GuestPhysAddr gpa, uint64_t len) const noexcept;
@@ -97,8 +102,16 @@ private:
     const Hot* find_gpa(uint64_t gpa) const noexcept;
     void rebuild_hot();
 
+    struct LoanCount {  // a new table starts with no loans, also when copied
+        mutable std::atomic<uint32_t> n{0};
+        LoanCount() = default;
+        LoanCount(const LoanCount&) {}
+        LoanCount& operator=(const LoanCount&) { return *this; }
+    };
+
     std::vector<std::shared_ptr<const MappedRegion>> owners_;  // sorted by gpa
     std::vector<Hot> hot_;
+    LoanCount loans_;
 };
 
 }  // namespace vusw

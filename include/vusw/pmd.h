@@ -41,6 +41,7 @@ public:
 
     unsigned index() const { return ctx_.slot; }
     unsigned lcore() const { return lcore_; }
+    bool running() const { return running_.load(std::memory_order_acquire); }
 
     // Before launch only: gives the core a port to poll.
     void adopt(Port& port);

@@ -21,6 +21,9 @@ namespace vusw {
 
 inline constexpr uint16_t kBurst = 32;
 
+// The PMD slot of the calling thread, or -1 off the PMD cores (control thread).
+int current_pmd();
+
 // Per-core scratch and identity, handed to ports on the packet path.
 struct PmdContext {
     unsigned slot;        // counter slot = PMD index
@@ -47,6 +50,9 @@ public:
     // PMD (owner only): frames out of the switch into the port. Consumes every mbuf:
     // delivered, or dropped with a counted reason.
     virtual void transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n) = 0;
+    // PMD (owner only), after the received burst was switched: publish completions
+    // (buffers returned to a guest) and wake whoever waits for them.
+    virtual void flush(PmdContext&) {}
     // Control: a short human state ("ready", "waiting", "up", ...).
     virtual std::string state() const = 0;
 

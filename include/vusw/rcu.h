@@ -41,7 +41,9 @@ public:
 
     // Frees `old` once all registered PMD cores have passed a quiescent state; the wait
     // is recorded in the global stats and in `stats` (e.g. the port's) if given.
-    void retire(std::shared_ptr<const void> old, GraceStats* stats = nullptr);
+    // `busy`, if given, must also read zero before `old` is freed (buffers still lent out).
+    void retire(std::shared_ptr<const void> old, GraceStats* stats = nullptr,
+                const std::atomic<uint32_t>* busy = nullptr);
     // Frees what is due; returns how many snapshots remain pending. Control thread only.
     std::size_t poll();
     // Blocks (control thread) until everything pending is freed or `timeout` passes.
@@ -57,6 +59,7 @@ private:
         std::chrono::steady_clock::time_point since;
         std::shared_ptr<const void> object;
         GraceStats* stats;
+        const std::atomic<uint32_t>* busy;
     };
     rte_rcu_qsbr* qsbr_;
     std::deque<Pending> pending_;
@@ -73,8 +76,12 @@ public:
     void publish(std::shared_ptr<const T> next, Reclaimer& reclaimer, GraceStats* stats = nullptr)
     {
         current_.store(next.get(), std::memory_order_release);
-        if (owner_)
-            reclaimer.retire(std::move(owner_), stats);
+        if (owner_) {
+            const std::atomic<uint32_t>* busy = nullptr;
+            if constexpr (requires(const T& t) { t.loans(); })
+                busy = &owner_->loans();  // zero-copy buffers still point into it
+            reclaimer.retire(std::move(owner_), stats, busy);
+        }
         owner_ = std::move(next);
     }
     // The control thread's own view (it is the only writer).
