@@ -101,7 +101,7 @@ bool FakeFrontend::handshake() {
                   (opt_.mrg_rxbuf ? feat::kMrgRxbuf : 0) | (opt_.indirect ? feat::kIndirectDesc : 0);
   features_ = want & backend_features_;
   if (features_ & feat::kProtocolFeatures) negotiate_protocol_features();
-  bool ok = request(Req::SetOwner, {}).ok();
+  bool ok = request(Req::SetOwner, {}, {}, opt_.ack_all).ok();
   // QEMU sends CALL/ERR fds and enables both rings right at connect, before memory.
   for (uint32_t i : {kRxRing, kTxRing}) {
     ok &= set_vring_fd(Req::SetVringCall, i, call_[i].get()).ok();
@@ -109,7 +109,7 @@ bool FakeFrontend::handshake() {
   }
   if (features_ & feat::kProtocolFeatures)
     for (uint32_t i : {kRxRing, kTxRing}) ok &= set_vring_enable(i, true).ok();
-  ok &= request(Req::SetFeatures, bytes_of(features_)).ok();
+  ok &= request(Req::SetFeatures, bytes_of(features_), {}, opt_.ack_all).ok();
   return ok && sync();
 }
 
@@ -156,13 +156,13 @@ Ack FakeFrontend::send_memory() {
 
 Ack FakeFrontend::vring_state(Req req, uint32_t index, uint32_t num) {
   VringState s{index, num};
-  return request(req, bytes_of(s));
+  return request(req, bytes_of(s), {}, opt_.ack_all);
 }
 
 Ack FakeFrontend::set_vring_fd(Req req, uint32_t index, int fd) {
   uint64_t v = index | (fd < 0 ? kVringNoFd : 0);
-  if (fd < 0) return request(req, bytes_of(v));
-  return request(req, bytes_of(v), std::array{fd});
+  if (fd < 0) return request(req, bytes_of(v), {}, opt_.ack_all);
+  return request(req, bytes_of(v), std::array{fd}, opt_.ack_all);
 }
 
 std::optional<VringState> FakeFrontend::get_vring_base(uint32_t index) {

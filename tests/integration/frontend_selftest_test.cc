@@ -144,6 +144,25 @@ TEST_CASE("self-test: handshake follows the QEMU 7.2 order") {
   }
 }
 
+TEST_CASE("self-test: with QEMU's flags only memory messages ask for a reply") {
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  std::vector<Seen> seen;
+  std::thread backend([&] { seen = scripted_backend(VhostConn(UniqueFd(sv[1]))); });
+  {
+    FrontendOptions opt;
+    opt.ack_all = false;
+    FakeFrontend fe{VhostConn(UniqueFd(sv[0])), opt};
+    CHECK(fe.bring_up());
+  }
+  backend.join();
+  for (const Seen& s : seen) {
+    CAPTURE(s.request);
+    bool memory = s.request == uint32_t(Req::AddMemReg) || s.request == uint32_t(Req::SetMemTable);
+    CHECK(s.flags == (memory ? kVersion1 | kFlagNeedReply : kVersion1));
+  }
+}
+
 TEST_CASE("self-test: TX layouts and merged RX buffers against a mini device") {
   int sv[2];
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
