@@ -88,7 +88,12 @@ std::vector<std::string> base_args(const std::string& run_dir, uint16_t metrics_
 
 std::string daemon_binary() {
   const char* env = std::getenv("VUSWITCHD");
-  return env != nullptr && *env != '\0' ? env : "build/control/vuswitchd";
+  if (env != nullptr && *env != '\0') return env;
+  // Same build tree as this test binary: <build>/tests/integration/integration_tests.
+  std::error_code ec;
+  fs::path sibling = fs::read_symlink("/proc/self/exe", ec).parent_path() / "../../control/vuswitchd";
+  if (!ec && fs::exists(sibling)) return sibling.lexically_normal().string();
+  return "build/control/vuswitchd";
 }
 
 Daemon::Daemon(DaemonConfig cfg) : run_dir_(make_run_dir()), log_path_(run_dir_ + "/daemon.log") {

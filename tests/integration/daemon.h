@@ -84,7 +84,8 @@ class Daemon {
   int exited_status_ = 0;
 };
 
-// Path of the daemon binary: $VUSWITCHD, else build/control/vuswitchd.
+// Path of the daemon binary: $VUSWITCHD, else the vuswitchd of this test
+// binary's build tree, else build/control/vuswitchd (from the repo root).
 std::string daemon_binary();
 
 }  // namespace vusw::it
