@@ -11,6 +11,8 @@ SYS_TESTPMD=${TESTPMD:-dpdk-testpmd}
 SYS_BUILD=${VUSW_BUILD:-$SYS_ROOT/build}
 SYS_VUSWITCHD=${VUSWITCHD:-$SYS_BUILD/control/vuswitchd}
 SYS_VUSWITCHCTL=${VUSWITCHCTL:-$SYS_BUILD/control/vuswitchctl}
+# Debian's python3 (setup.sh installs it), not whatever a version manager puts first in PATH.
+if [[ -x /usr/bin/python3 ]]; then PYTHON=${PYTHON:-/usr/bin/python3}; else PYTHON=${PYTHON:-python3}; fi
 
 SYS_NAME=
 SYS_TMP=
@@ -159,7 +161,7 @@ vusw_ctl() {
 # (dicts such as "drops" are summed).
 vusw_port_json() {
   vusw_ctl --json show ports \
-    | python3 -c '
+    | "$PYTHON" -c '
 import json, sys
 name, field = sys.argv[1], sys.argv[2]
 for p in json.load(sys.stdin)["ports"]:

@@ -25,7 +25,7 @@ sys_init nic
 sys_require_hugepages 800
 sys_require_daemon
 command -v ip >/dev/null || skip "ip (iproute2) not installed"
-command -v python3 >/dev/null || skip "python3 not installed"
+command -v "$PYTHON" >/dev/null || skip "python3 not installed"
 
 NS=vusw-nic-$$
 HOST_IF=vswh$$
@@ -67,35 +67,36 @@ NIC_PORT=net_af_packet0
 ns_rx() { ip netns exec "$NS" cat "/sys/class/net/$NS_IF/statistics/rx_packets"; }
 
 # ---- namespace -> front-end
+# One round = 100 frames from a raw AF_PACKET socket, payload = a sequence number.
 SENDER='
-import socket, sys, time
-ifname, dst, ethertype, rounds, per_round = sys.argv[1], sys.argv[2], int(sys.argv[3], 16), int(sys.argv[4]), int(sys.argv[5])
-sizes = [int(x) for x in sys.argv[6:]]
+import socket, sys
+ifname, dst, ethertype, count, size, first = sys.argv[1], sys.argv[2], int(sys.argv[3], 16), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 src = open("/sys/class/net/%s/address" % ifname).read().strip()
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((ifname, 0))
 hdr = bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + ethertype.to_bytes(2, "big")
-sent = 0
-for size in sizes:
-    for r in range(rounds):
-        for i in range(per_round):
-            payload = (sent).to_bytes(4, "big") * ((size - 14) // 4 + 1)
-            s.send(hdr + payload[: size - 14])
-            sent += 1
-        time.sleep(0.2)  # lets the receiver on the shared core drain its ring
-print(sent)
+for seq in range(first, first + count):
+    s.send(hdr + (seq.to_bytes(4, "big") * (size // 4 + 1))[: size - 14])
 '
+vm_got() { grep -c "type=0x$ETHERTYPE" "${TP_LOG[vm]}" || true; }
 tp_cmd vm "set verbose 1"
 tp_cmd vm "start"
 sleep 0.5
-# shellcheck disable=SC2086
-ns_sent=$(ip netns exec "$NS" taskset -c 0 python3 -c "$SENDER" "$NS_IF" "$VM_MAC" "$ETHERTYPE" "$ROUNDS" 100 $SIZES) \
-  || fail "raw sender in the namespace failed"
-sleep 1
+ns_sent=0
+for size in $SIZES; do
+  for ((r = 0; r < ROUNDS; r++)); do
+    ip netns exec "$NS" taskset -c 0 "$PYTHON" -c "$SENDER" "$NS_IF" "$VM_MAC" "$ETHERTYPE" 100 "$size" "$ns_sent" \
+      || fail "raw sender in the namespace failed"
+    ns_sent=$((ns_sent + 100))
+    # Let the front-end (it shares core 0 with the sender) drain before the next round.
+    for ((i = 0; i < 50; i++)); do (( $(vm_got) >= ns_sent )) && break; sleep 0.2; done
+  done
+done
+sleep 0.5
 tp_cmd vm "stop"
 tp_cmd vm "set verbose 0"
 sleep 0.5
-vm_got=$(grep -c "type=0x$ETHERTYPE" "${TP_LOG[vm]}" || true)
+vm_got=$(vm_got)
 log "namespace sent $ns_sent frames (ethertype 0x$ETHERTYPE); front-end received $vm_got of them"
 
 # ---- front-end -> namespace
@@ -105,18 +106,23 @@ for size in $SIZES; do
   tp_cmd vm "set txpkts $size"
   for ((r = 0; r < ROUNDS; r++)); do
     tp_cmd vm "start tx_first 4"
-    sleep 0.3
+    sleep 0.2
     tp_cmd vm "stop"
+    # Wait until everything sent so far arrived, so no ring ever holds more than a round.
+    for ((i = 0; i < 50; i++)); do
+      (( $(ns_rx) - ns_rx0 >= $(tp_stat vm 1 0 3) - vm_tx0 )) && break
+      sleep 0.2
+    done
   done
 done
-sleep 1
+sleep 0.5
 vm_sent=$(( $(tp_stat vm 1 0 3) - vm_tx0 ))
 ns_got=$(( $(ns_rx) - ns_rx0 ))
 log "front-end sent $vm_sent frames to $NS_MAC; namespace interface received $ns_got"
 
 json=$(vusw_ctl --json show ports) || fail "vuswitchctl --json show ports failed"
 vusw_ctl show ports || fail "vuswitchctl show ports (table) failed"
-read -r nic_rx nic_tx vm_rx vm_tx < <(python3 -c '
+read -r nic_rx nic_tx vm_rx vm_tx < <("$PYTHON" -c '
 import json, sys
 ports = {p["name"]: p for p in json.load(sys.stdin)["ports"]}
 print(ports[sys.argv[1]]["rx_packets"], ports[sys.argv[1]]["tx_packets"], ports["vm1"]["rx_packets"], ports["vm1"]["tx_packets"])

@@ -51,24 +51,35 @@ else
   errors=$((errors + 1))
 fi
 
-# send FROM TO SIZE: ROUNDS rounds of 128 frames FROM -> TO.
+# settled FROM FROM_PORT TO TO_PORT: the switch took every frame FROM queued, and TO
+# received every frame the switch sent it. Waiting for this after each round keeps
+# every ring at most half full even when a core is busy with something else (a
+# descheduled PMD or receiver must not turn into drops at a full ring).
+settled() {
+  local from_tx sw_rx sw_tx to_rx
+  from_tx=$(tp_stat "$1" 1 0 3) && sw_rx=$(vusw_port_json "$2" rx_packets) &&
+    sw_tx=$(vusw_port_json "$4" tx_packets) && to_rx=$(tp_stat "$3" 1 0 2) &&
+    [[ $from_tx == "$sw_rx" && $sw_tx == "$to_rx" ]]
+}
+
+# send FROM FROM_PORT TO TO_PORT SIZE: ROUNDS rounds of 128 frames FROM -> TO.
 send() {
-  local from=$1 to=$2 size=$3 r
+  local from=$1 from_port=$2 to=$3 to_port=$4 size=$5 r i
   tp_cmd "$from" "set txpkts $size"
   tp_cmd "$to" "start"
   for ((r = 0; r < ROUNDS; r++)); do
     tp_cmd "$from" "start tx_first 4"
-    sleep 0.3
+    sleep 0.2
     tp_cmd "$from" "stop"
+    for ((i = 0; i < 50; i++)); do settled "$from" "$from_port" "$to" "$to_port" && break; sleep 0.2; done
   done
-  sleep 0.5
   tp_cmd "$to" "stop"
 }
 expected=0
 for size in $SIZES; do
   log "sending $ROUNDS x 128 frames of $size B A->B and B->A"
-  send A B "$size"
-  send B A "$size"
+  send A vm1 B vm2 "$size"
+  send B vm2 A vm1 "$size"
   expected=$((expected + ROUNDS * 128))
 done
 sleep 1
@@ -81,7 +92,7 @@ read -r _ b_rx b_tx _ _ b_rxb b_txb <<<"$stats_b"
 json=$(vusw_ctl --json show ports) || fail "vuswitchctl --json show ports failed"
 printf '%s\n' "$json" >"$SYS_TMP/show_ports.json"
 vusw_ctl show ports || fail "vuswitchctl show ports (table) failed"
-counts=$(python3 -c '
+counts=$("$PYTHON" -c '
 import json, sys
 ports = {p["name"]: p for p in json.load(sys.stdin)["ports"]}
 out = []
