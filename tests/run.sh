@@ -10,6 +10,7 @@
 #   meson test asan   meson test -C build-asan  (the same under ASan/UBSan)
 #   testpmd_pair      tests/system/testpmd_pair.sh (two DPDK virtio-user front-ends)
 #   nic               tests/system/nic.sh (netns + veth + net_af_packet)
+#   testpmd_pair asan, nic asan   the same against build-asan's vuswitchd
 # A suite whose build failed is counted as failed, not skipped. A system test that
 # exits 77 (e.g. no hugepages possible) is counted as skipped, with its reason.
 # The last line is "N passed, N failed, N skipped"; the exit status is non-zero if
@@ -99,12 +100,20 @@ else
   not_run "meson test asan" "build-asan failed"
 fi
 
+# System tests: once against build/, once against the sanitizer build's daemon.
+# A bound on each whole script; every step inside has its own timeout as well.
 for t in testpmd_pair nic; do
   if ((build_ok)); then
-    # A bound on the whole script; each step inside has its own timeout as well.
     suite "$t" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
   else
     not_run "$t" "build failed"
+  fi
+done
+for t in testpmd_pair nic; do
+  if ((asan_ok)); then
+    suite "$t asan" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build-asan" "tests/system/$t.sh"
+  else
+    not_run "$t asan" "build-asan failed"
   fi
 done
 
