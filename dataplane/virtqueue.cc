@@ -161,6 +161,14 @@ bool SplitQueue::pop(Chain& chain, bool writable)
     return walk(table, d.len / sizeof(virtio::Desc), 0, chain, writable);
 }
 
+void SplitQueue::prefetch_heads(uint16_t n) const
+{
+    for (uint16_t i = 0; i < n; ++i) {
+        const uint16_t head = avail_[2 + ((last_avail_ + i) & (size_ - 1))];  // a hint only: pop() checks it
+        __builtin_prefetch(&desc_[head & (size_ - 1)]);
+    }
+}
+
 void SplitQueue::push_used(uint16_t id, uint32_t len)
 {
     if (used_ == nullptr)

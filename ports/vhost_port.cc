@@ -213,10 +213,9 @@ uint16_t VhostPort::receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max)
     return got;
 }
 
-rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, Drop& why)
+rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, Drop& why)
 {
     // Lend only a frame that sits in one piece of guest memory after its header.
-    const Chain& c = tx_chain_;
     const uint32_t frame = c.bytes - v.hdr_len;
     std::byte* data = nullptr;
     if (c.count == 1)
@@ -285,39 +284,60 @@ void VhostPort::flush(PmdContext&)
         notify(vrings_[q]);
 }
 
+bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c,
+                           rte_mbuf*& out)
+{
+    Drop why = Drop::runt;
+    rte_mbuf* m = nullptr;
+    bool lent = false;
+    if (!v.enabled)
+        why = Drop::queue_disabled;
+    else if (c.too_long)
+        why = Drop::too_many_segments;
+    else if (c.bytes > v.hdr_len + kMaxFrame)
+        why = Drop::oversize;
+    else if (c.bytes >= v.hdr_len + kEthHeader) {
+        m = lend(ctx, v, index, mem, c, why);
+        lent = m != nullptr;
+        if (!lent)
+            m = copy_out(c, v.hdr_len, ctx.pool, why);
+    }
+    if (!lent)
+        v.queue.push_used(c.head, 0);  // copied (or dropped): the buffer is free again
+    PortCounters& counters = this->counters(ctx.slot);
+    if (m == nullptr) {
+        counters.drop(why);
+        return false;
+    }
+    counters.rx_packets.add();
+    counters.rx_bytes.add(m->pkt_len);
+    out = m;
+    return true;
+}
+
 uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, rte_mbuf** pkts,
                                  uint16_t max)
 {
-    PortCounters& counters = this->counters(ctx.slot);
     const uint16_t n = std::min(v.queue.available(), max);
+    v.queue.prefetch_heads(n);
+    // Two-stage pipeline: pop chain i and prefetch its frame while chain i-1 is copied.
     uint16_t got = 0;
-    for (uint16_t i = 0; i < n; ++i) {
-        if (!v.queue.pop(tx_chain_, false))
-            break;
-        Drop why = Drop::runt;
-        rte_mbuf* m = nullptr;
-        bool lent = false;
-        if (!v.enabled)
-            why = Drop::queue_disabled;
-        else if (tx_chain_.too_long)
-            why = Drop::too_many_segments;
-        else if (tx_chain_.bytes > v.hdr_len + kMaxFrame)
-            why = Drop::oversize;
-        else if (tx_chain_.bytes >= v.hdr_len + kEthHeader) {
-            m = lend(ctx, v, index, mem, why);
-            lent = m != nullptr;
-            if (!lent)
-                m = copy_out(tx_chain_, v.hdr_len, ctx.pool, why);
+    const Chain* pending = nullptr;
+    for (uint16_t i = 0; i <= n; ++i) {
+        const Chain* next = nullptr;
+        if (i < n) {
+            Chain& c = tx_chains_[i & 1];
+            if (v.queue.pop(c, false)) {
+                next = &c;
+                rte_prefetch0(c.seg[0].host);
+                rte_prefetch0(c.seg[0].host + RTE_CACHE_LINE_SIZE);
+            }
         }
-        if (!lent)
-            v.queue.push_used(tx_chain_.head, 0);  // copied (or dropped): the buffer is free again
-        if (m == nullptr) {
-            counters.drop(why);
-            continue;
-        }
-        counters.rx_packets.add();
-        counters.rx_bytes.add(m->pkt_len);
-        pkts[got++] = m;
+        if (pending != nullptr && take_frame(ctx, v, index, mem, *pending, pkts[got]))
+            ++got;
+        pending = next;
+        if (next == nullptr)
+            break;  // done, or the queue faulted
     }
     note_fault(v);
     return got;
@@ -368,6 +388,8 @@ void VhostPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
         if (vrings_[q].enabled && usable(vrings_[q], mem))
             target = &vrings_[q];
     uint16_t avail = target != nullptr ? target->queue.available() : 0;
+    if (target != nullptr)
+        target->queue.prefetch_heads(std::min(avail, n));
     for (uint16_t i = 0; i < n; ++i) {
         if (i + 1 < n)
             rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
@@ -376,8 +398,8 @@ void VhostPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
             why = deliver(ctx, *target, pkts[i], avail);
         if (why)
             counters(ctx.slot).drop(*why);
-        rte_pktmbuf_free(pkts[i]);
     }
+    rte_pktmbuf_free_bulk(pkts, n);
     if (target != nullptr) {
         note_fault(*target);
         notify(*target);

@@ -120,7 +120,9 @@ private:
     void note_fault(Vring& v);
     void notify(Vring& v);
     uint16_t receive_ring(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, rte_mbuf** pkts, uint16_t max);
-    rte_mbuf* lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, Drop& why);
+    // One popped guest TX chain into an mbuf (lent or copied); false if dropped.
+    bool take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, rte_mbuf*& out);
+    rte_mbuf* lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, Drop& why);
     void give_back(Loan& loan);   // owner core: the descriptor returns to the guest
     void take_returns();          // owner core: loans freed on other cores
     static void on_mbuf_free(void* addr, void* opaque);
@@ -138,7 +140,7 @@ private:
     rte_ring* returns_ = nullptr;  // Loan* freed off the owner core (multi-producer)
     uint32_t lent_total_ = 0;      // owner core
     std::array<Chain, 16> rx_chains_;  // scratch for one frame over merged RX buffers
-    Chain tx_chain_;
+    std::array<Chain, 2> tx_chains_;  // guest TX pipeline: one being copied, one prefetched
 };
 
 }  // namespace vusw

@@ -95,6 +95,9 @@ public:
     // Walks the chain at the next avail slot. Returns false (fault() set) on a
     // guest error that breaks the queue. `writable` is the direction we expect.
     bool pop(Chain& chain, bool writable);
+    // Prefetches the head descriptors of the next `n` available chains, so a burst's
+    // cache misses overlap instead of coming one chain at a time.
+    void prefetch_heads(uint16_t n) const;
     // Puts back the last `n` popped chains (RX: not enough buffers for a frame).
     void unpop(uint16_t n) { last_avail_ = uint16_t(last_avail_ - n); }
 
