@@ -16,7 +16,8 @@ PACKAGES=(
   # build
   g++ meson ninja-build pkg-config
   libdpdk-dev libboost-dev libboost-program-options-dev prometheus-cpp-dev doctest-dev nlohmann-json3-dev libfmt-dev
-  clang libclang-rt-14-dev
+  # fuzzing: clang 14 cannot compile libstdc++ 12's std::expected; clang 16 can
+  clang-16 libclang-rt-16-dev
   # runtime: DPDK (dpdk-dev ships dpdk-testpmd; the PMDs the tests load explicitly)
   dpdk dpdk-dev librte-net-virtio23 librte-net-vhost23 librte-net-af-packet23 librte-net-tap23
   librte-net-null23 librte-mempool-ring23

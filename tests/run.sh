@@ -10,6 +10,9 @@
 #   meson test asan   meson test -C build-asan  (the same under ASan/UBSan)
 #   testpmd_pair      tests/system/testpmd_pair.sh (two DPDK virtio-user front-ends)
 #   nic               tests/system/nic.sh (netns + veth + net_af_packet)
+#   (both system tests run again against build-asan's daemon)
+#   vm                tests/vm/run.sh (QEMU guests: ping, NIC, memory hotplug, reconnect)
+#   fuzz              tests/fuzz/run.sh (libFuzzer targets, 20 s each)
 #   testpmd_pair asan, nic asan   the same against build-asan's vuswitchd
 # A suite whose build failed is counted as failed, not skipped. A system test that
 # exits 77 (e.g. no hugepages possible) is counted as skipped, with its reason.
@@ -116,6 +119,16 @@ for t in testpmd_pair nic; do
     not_run "$t asan" "build-asan failed"
   fi
 done
+
+# Real QEMU guests (TCG) through the switch: ping, NIC, memory hotplug, reconnect.
+if ((build_ok)); then
+  suite "vm" timeout --kill-after=30 900 env VUSW_BUILD="$ROOT/build" tests/vm/run.sh
+else
+  not_run "vm" "build failed"
+fi
+
+# libFuzzer targets (clang 16), each for a bounded time; non-zero on a crash.
+suite "fuzz" timeout --kill-after=30 900 env FUZZ_TIME=20 tests/fuzz/run.sh
 
 banner "summary"
 passed=0 failed=0 skipped=0
