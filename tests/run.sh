@@ -10,6 +10,7 @@
 #   meson test asan   meson test -C build-asan  (the same under ASan/UBSan)
 #   testpmd_pair      tests/system/testpmd_pair.sh (two DPDK virtio-user front-ends)
 #   nic               tests/system/nic.sh (netns + veth + net_af_packet)
+#   null_nic          tests/system/null_nic.sh (net_null NIC both ways)
 #   (both system tests run again against build-asan's daemon)
 #   vm                tests/vm/run.sh (QEMU guests: ping, NIC, memory hotplug, reconnect)
 #   fuzz              tests/fuzz/run.sh (libFuzzer targets, 20 s each)
@@ -105,14 +106,14 @@ fi
 
 # System tests: once against build/, once against the sanitizer build's daemon.
 # A bound on each whole script; every step inside has its own timeout as well.
-for t in testpmd_pair nic; do
+for t in testpmd_pair nic null_nic; do
   if ((build_ok)); then
     suite "$t" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
   else
     not_run "$t" "build failed"
   fi
 done
-for t in testpmd_pair nic; do
+for t in testpmd_pair nic null_nic; do
   if ((asan_ok)); then
     suite "$t asan" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build-asan" "tests/system/$t.sh"
   else
