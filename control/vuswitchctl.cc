@@ -76,10 +76,16 @@ void print_ports(const nlohmann::json& j)
     for (const auto& p : j.at("ports")) {
         if (!p.contains("protocol_errors"))
             continue;
-        fmt::print("\n{} ({} {}): memory regions {}, connections {}, broken queues {}, protocol errors {}\n",
+        const uint64_t grace_n = p.value("grace_periods", uint64_t(0));
+        const double grace_s = p.value("grace_seconds", 0.0);
+        fmt::print("\n{} ({} {}): connections {}, protocol errors {}\n"
+                   "  memory: {} regions, table updates {}, RCU grace periods {} (mean {:.3f} ms)\n"
+                   "  broken queues {}: {}\n",
                    p.at("name").get<std::string>(), p.at("mode").get<std::string>(), p.at("path").get<std::string>(),
-                   p.at("mem_regions").get<uint64_t>(), p.at("connections").get<uint64_t>(),
-                   p.at("broken_queues").get<uint64_t>(), drops_text(p.at("protocol_errors")));
+                   p.at("connections").get<uint64_t>(), drops_text(p.at("protocol_errors")),
+                   p.at("mem_regions").get<uint64_t>(), drops_text(p.value("mem_updates", nlohmann::json::object())),
+                   grace_n, grace_n > 0 ? 1e3 * grace_s / double(grace_n) : 0.0, p.at("broken_queues").get<uint64_t>(),
+                   drops_text(p.value("broken", nlohmann::json::object())));
     }
 }
 
