@@ -118,6 +118,10 @@ void SplitRing::set_avail_idx_raw(uint16_t idx) {
   std::atomic_ref<uint16_t>(avail_[1]).store(idx, std::memory_order_release);
 }
 
+void SplitRing::set_no_interrupt(bool on) {
+  std::atomic_ref<uint16_t>(avail_[0]).store(on ? 1 : 0, std::memory_order_release);
+}
+
 uint16_t SplitRing::used_idx() const {
   return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(used_ + 2))
       .load(std::memory_order_acquire);

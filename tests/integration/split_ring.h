@@ -66,6 +66,8 @@ class SplitRing {
   void publish_raw(uint16_t head);
   // Stores any avail index (e.g. far ahead of what was posted).
   void set_avail_idx_raw(uint16_t idx);
+  // VRING_AVAIL_F_NO_INTERRUPT: a polling driver needs no used-buffer notifications.
+  void set_no_interrupt(bool on);
 
  private:
   void publish(uint16_t head, std::vector<uint16_t> chain);
