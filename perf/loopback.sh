@@ -18,6 +18,9 @@
 # Usage (root): perf/loopback.sh [--sizes "64 1518"] [--duration 10] [--warmup 5]
 #                                [--bursts 64] [--targets "reference vuswitch"]
 #                                [--repeat 1] [--markdown FILE] [--no-setup]
+#                                [--quiet-wait SECONDS]
+# --quiet-wait: before each measurement wait (at most SECONDS) until the host has been
+# idle (< 5 % of a core busy) for 3 s, for shared machines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=../tests/system/lib.sh
@@ -31,6 +34,7 @@ TARGETS="reference vuswitch"
 REPEAT=1
 MARKDOWN=
 SETUP=1
+QUIET_WAIT=0
 GEN_CORE=0
 DUT_CORE=1
 MAC0=02:00:00:00:00:01
@@ -47,6 +51,7 @@ while [[ $# -gt 0 ]]; do
     --repeat) REPEAT=$2; shift 2 ;;
     --markdown) MARKDOWN=$2; shift 2 ;;
     --no-setup) SETUP=0; shift ;;
+    --quiet-wait) QUIET_WAIT=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "unknown option: $1" >&2; usage 2 ;;
   esac
@@ -103,6 +108,17 @@ proc_ticks() {
   echo "$sum"
 }
 
+# wait_quiet: up to QUIET_WAIT seconds for 3 s with less than 5 % of a core busy.
+wait_quiet() {
+  local deadline=$((SECONDS + QUIET_WAIT)) a b hz
+  hz=$(getconf CLK_TCK)
+  while ((SECONDS < deadline)); do
+    a=$(cpu_busy_ticks); sleep 3; b=$(cpu_busy_ticks)
+    (( (b - a) * 100 < 5 * 3 * hz )) && return 0
+  done
+  log "host not idle after ${QUIET_WAIT}s of waiting; measuring anyway"
+}
+
 # ---------------------------------------------------------------- generator
 
 # measure TARGET SIZE: sets MEAS="mpps port0_rx_mpps port1_rx_mpps crosscheck_mpps".
@@ -111,6 +127,7 @@ measure() {
   local target=$1 size=$2 dir
   dir=$SYS_TMP/$target-$size
   mkdir -p "$dir"
+  ((QUIET_WAIT > 0)) && wait_quiet
   start_dut "$target" "$dir"
   tp_start gen --lcores "0@$GEN_CORE,1@$GEN_CORE" --main-lcore 0 --no-pci \
     --single-file-segments --iova-mode=va --file-prefix "$(sys_prefix gen)" -m 512 \
@@ -155,10 +172,10 @@ log "generator: testpmd virtio-user, lcore on core $GEN_CORE; switch PMD on core
 log "host: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(nproc) cores, kernel $(uname -r), DPDK $(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo '?')"
 log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-declare -A RESULT=()
+declare -A RESULT=() FOREIGN_OF=()
 for size in $SIZES; do
   for target in $TARGETS; do
-    best=
+    best= best_foreign=
     for ((r = 1; r <= REPEAT; r++)); do
       measure "$target" "$size"
       read -r mpps d0 d1 check <<<"$MEAS"
@@ -167,9 +184,12 @@ for size in $SIZES; do
       if (( FOREIGN > 10 )); then
         log "WARNING: other processes used ${FOREIGN}% of a core during this window; the number is disturbed"
       fi
-      if [[ -z $best ]] || awk -v a="$mpps" -v b="$best" 'BEGIN { exit !(a > b) }'; then best=$mpps; fi
+      if [[ -z $best ]] || awk -v a="$mpps" -v b="$best" 'BEGIN { exit !(a > b) }'; then
+        best=$mpps best_foreign=$FOREIGN
+      fi
     done
     RESULT[$target/$size]=$best
+    FOREIGN_OF[$target/$size]=$best_foreign
   done
 done
 log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -187,6 +207,15 @@ table() {
     fi
     printf '| %s B | %s | %s | %s |\n' "$size" "${ref:-not run}" "${vus:-not run}" "$ratio"
   done
+  printf '\nBest of %s run(s) of %ss after %ss warm-up, %s tx_first bursts; CPU used by other processes during the kept windows (%% of a core):' \
+    "$REPEAT" "$DURATION" "$WARMUP" "$BURSTS"
+  local key
+  for size in $SIZES; do
+    for key in reference vuswitch; do
+      [[ -n ${FOREIGN_OF[$key/$size]:-} ]] && printf ' %s/%s B %s%%;' "$key" "$size" "${FOREIGN_OF[$key/$size]}"
+    done
+  done
+  printf '\n'
 }
 
 echo
