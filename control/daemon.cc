@@ -94,6 +94,7 @@ Status Daemon::init_dpdk()
         return fail("eal", fmt::format("cannot create the packet buffer pool ({}); raise --memory", rte_strerror(rte_errno)));
     reclaimer_ = std::make_unique<Reclaimer>(kMaxPmds);
     fdb_ = std::make_unique<Fdb>();
+    tick_fdb_clock();  // entries learned before the first tick must not look 50 years old
     l2_ = std::make_unique<L2Switch>(*fdb_);
     unsigned index = 0;
     for (std::size_t i = 1; i < config_.lcores.size(); ++i) {
@@ -180,16 +181,21 @@ void Daemon::log_broken_queues()
     }
 }
 
+void Daemon::tick_fdb_clock()
+{
+    const auto now = std::chrono::steady_clock::now();
+    next_second_ = now + std::chrono::seconds(1);
+    fdb_->tick(uint32_t(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
+}
+
 void Daemon::tick()
 {
     reclaimer_->poll();
     for (auto& endpoint : endpoints_)
         endpoint->tick();
     log_broken_queues();
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= next_second_) {
-        next_second_ = now + std::chrono::seconds(1);
-        fdb_->tick(uint32_t(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
+    if (std::chrono::steady_clock::now() >= next_second_) {
+        tick_fdb_clock();
         fdb_->age(kFdbMaxAgeSeconds);
     }
 }

@@ -38,6 +38,7 @@ private:
     Status create_ports();
     Status start_serving();
     void tick();
+    void tick_fdb_clock();
     void log_broken_queues();
 
     Config config_;

@@ -31,8 +31,10 @@ void EventLoop::unwatch(int fd)
 
 void EventLoop::run(const std::function<std::chrono::milliseconds()>& period, const std::function<void()>& tick)
 {
-    auto next_tick = std::chrono::steady_clock::now() + period();
+    auto last_tick = std::chrono::steady_clock::now();
     while (running_) {
+        // Asked every time round: a handler may just have made the next tick urgent.
+        const auto next_tick = last_tick + period();
         const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - std::chrono::steady_clock::now());
         epoll_event events[16];
         const int n = epoll_wait(epoll_.get(), events, 16, int(std::max<long>(0, wait.count())));
@@ -44,9 +46,9 @@ void EventLoop::run(const std::function<std::chrono::milliseconds()>& period, co
                 handler();
             }
         }
-        if (std::chrono::steady_clock::now() >= next_tick) {
+        if (std::chrono::steady_clock::now() >= last_tick + period()) {
             tick();
-            next_tick = std::chrono::steady_clock::now() + period();
+            last_tick = std::chrono::steady_clock::now();
         }
     }
 }

@@ -192,6 +192,21 @@ bool VhostPort::usable(Vring& v, const MemTable* mem)
     return v.queue.ready();
 }
 
+uint16_t VhostPort::fresh_available(Vring& v)
+{
+    // Order matters: the avail index first (acquire), the memory table after it. A guest
+    // posts buffers in a new region only after our ADD_MEM_REG ack, and the table with that
+    // region was published before the ack: reading the table after the index guarantees
+    // we translate those buffers with it, never with the batch's older snapshot.
+    const uint16_t n = v.queue.available();
+    const MemTable* mem = memory_.read();
+    if (n > 0 && v.queue.memory() != mem && !v.queue.attach(mem)) {
+        note_fault(v);
+        return 0;
+    }
+    return v.queue.ready() ? n : 0;
+}
+
 void VhostPort::notify(Vring& v)
 {
     if (v.queue.flush_used() && v.call_fd >= 0) {
@@ -208,7 +223,7 @@ uint16_t VhostPort::receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max)
     for (uint16_t q = 1; q < vrings_.size() && got < max; q += 2) {
         Vring& v = vrings_[q];
         if (usable(v, mem))
-            got = uint16_t(got + receive_ring(ctx, v, q, mem, pkts + got, uint16_t(max - got)));
+            got = uint16_t(got + receive_ring(ctx, v, q, pkts + got, uint16_t(max - got)));
     }
     return got;
 }
@@ -315,10 +330,10 @@ bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemT
     return true;
 }
 
-uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, rte_mbuf** pkts,
-                                 uint16_t max)
+uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_mbuf** pkts, uint16_t max)
 {
-    const uint16_t n = std::min(v.queue.available(), max);
+    const uint16_t n = std::min(fresh_available(v), max);
+    const MemTable* mem = v.queue.memory();
     v.queue.prefetch_heads(n);
     // Two-stage pipeline: pop chain i and prefetch its frame while chain i-1 is copied.
     uint16_t got = 0;
@@ -387,7 +402,7 @@ void VhostPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
     for (uint16_t q = 0; q < vrings_.size() && target == nullptr; q += 2)
         if (vrings_[q].enabled && usable(vrings_[q], mem))
             target = &vrings_[q];
-    uint16_t avail = target != nullptr ? target->queue.available() : 0;
+    uint16_t avail = target != nullptr ? fresh_available(*target) : 0;
     if (target != nullptr)
         target->queue.prefetch_heads(std::min(avail, n));
     for (uint16_t i = 0; i < n; ++i) {

@@ -119,7 +119,9 @@ private:
     bool usable(Vring& v, const MemTable* mem);
     void note_fault(Vring& v);
     void notify(Vring& v);
-    uint16_t receive_ring(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, rte_mbuf** pkts, uint16_t max);
+    uint16_t receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_mbuf** pkts, uint16_t max);
+    // Available entries, with the rings translated through a table read after the index.
+    uint16_t fresh_available(Vring& v);
     // One popped guest TX chain into an mbuf (lent or copied); false if dropped.
     bool take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, rte_mbuf*& out);
     rte_mbuf* lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, Drop& why);
