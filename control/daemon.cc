@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -106,6 +107,7 @@ Status Daemon::init_dpdk()
 
 Status Daemon::create_ports()
 {
+    VhostPort::allow_zero_copy(std::none_of(config_.nics.begin(), config_.nics.end(), looks_like_pci));
     for (const std::string& nic : config_.nics) {
         auto port = EthdevPort::open(nic, pool_);
         if (!port)

@@ -237,8 +237,8 @@ rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTa
         data = c.seg[0].host + v.hdr_len;
     else if (c.count == 2 && c.seg[0].len == v.hdr_len)
         data = c.seg[1].host;
-    if (data == nullptr || frame < kZeroCopyMinBytes || frame > UINT16_MAX || lent_total_ >= kMaxLoans ||
-        c.head >= v.lent.size())
+    if (!zero_copy_allowed_ || data == nullptr || frame < kZeroCopyMinBytes || frame > UINT16_MAX ||
+        lent_total_ >= kMaxLoans || c.head >= v.lent.size() || rte_eal_iova_mode() != RTE_IOVA_VA)
         return nullptr;
     rte_mbuf* m = rte_pktmbuf_alloc(ctx.pool);
     if (m == nullptr) {
@@ -250,8 +250,7 @@ rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTa
     loan.shinfo.free_cb = &VhostPort::on_mbuf_free;
     loan.shinfo.fcb_opaque = &loan;
     rte_mbuf_ext_refcnt_set(&loan.shinfo, 1);
-    const rte_iova_t iova = rte_eal_iova_mode() == RTE_IOVA_VA ? rte_iova_t(uintptr_t(data)) : RTE_BAD_IOVA;
-    rte_pktmbuf_attach_extbuf(m, data, iova, uint16_t(frame), &loan.shinfo);
+    rte_pktmbuf_attach_extbuf(m, data, rte_iova_t(uintptr_t(data)), uint16_t(frame), &loan.shinfo);
     m->data_len = uint16_t(frame);
     m->pkt_len = frame;
     mem->loans().store(mem->loans().load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

@@ -72,6 +72,10 @@ public:
     static constexpr uint32_t kZeroCopyMinBytes = 512;
     // Most buffers lent at once per port (bounds the return ring and guest stalls).
     static constexpr uint32_t kMaxLoans = 4096;
+    // Start-up: lending needs guest memory a device can DMA from. Without registering it
+    // (rte_extmem_register + DMA map, not done yet) that holds only for virtual devices in
+    // IOVA-as-VA mode, so the daemon turns lending off when a PCI NIC is attached.
+    static void allow_zero_copy(bool allowed) { zero_copy_allowed_ = allowed; }
 
     // Control side.
     RcuPointer<MemTable>& memory() { return memory_; }
@@ -139,6 +143,7 @@ private:
     GraceStats grace_;
     std::array<Vring, 2 * kMaxQueuePairs> vrings_;
     std::array<Counter, std::size_t(QueueFault::count_)> broken_;
+    static inline bool zero_copy_allowed_ = true;
     rte_ring* returns_ = nullptr;  // Loan* freed off the owner core (multi-producer)
     uint32_t lent_total_ = 0;      // owner core
     std::array<Chain, 16> rx_chains_;  // scratch for one frame over merged RX buffers
