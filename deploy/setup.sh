@@ -22,7 +22,7 @@ PACKAGES=(
   dpdk dpdk-dev librte-net-virtio23 librte-net-vhost23 librte-net-af-packet23 librte-net-tap23
   librte-net-null23 librte-mempool-ring23
   # tests and scripts
-  iproute2 curl python3 procps util-linux coreutils
+  iproute2 curl python3 procps util-linux coreutils file gzip
   qemu-system-x86 busybox-static cpio
 )
 
