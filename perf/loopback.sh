@@ -119,6 +119,17 @@ wait_quiet() {
   log "host not idle after ${QUIET_WAIT}s of waiting; measuring anyway"
 }
 
+# vuswitchd PMD busy and idle cycles so far, summed over PMD cores: "busy idle".
+pmd_cycles() {
+  vusw_ctl --json show pmd 2>/dev/null | "$PYTHON" -c '
+import json, sys
+p = json.load(sys.stdin)["pmds"]
+print(sum(x["busy_cycles"] for x in p), sum(x["idle_cycles"] for x in p))' 2>/dev/null || echo "0 0"
+}
+
+# write() syscalls made by a process so far (all threads).
+proc_syscw() { awk '/^syscw:/ { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
+
 # ---------------------------------------------------------------- generator
 
 # measure TARGET SIZE: sets MEAS="mpps port0_rx_mpps port1_rx_mpps crosscheck_mpps".
@@ -142,12 +153,29 @@ measure() {
   if [[ $target == reference ]]; then dut_pid=${TP_PID[ref]}; else dut_pid=$VUSW_PID; fi
   hz=$(getconf CLK_TCK)
   busy0=$(cpu_busy_ticks); own0=$(proc_ticks "${TP_PID[gen]}" "$dut_pid")
+  local gw0 sw0 gw1 sw1
+  gw0=$(proc_syscw "${TP_PID[gen]}"); sw0=$(proc_syscw "$dut_pid")
+  local pmd0= pmd1=
+  [[ $target == vuswitch ]] && pmd0=$(pmd_cycles)
   t0=$(date +%s.%N)
   before=$(tp_stats gen 2)
   sleep "$DURATION"
   after=$(tp_stats gen 2)
   t1=$(date +%s.%N)
   busy1=$(cpu_busy_ticks); own1=$(proc_ticks "${TP_PID[gen]}" "$dut_pid")
+  gw1=$(proc_syscw "${TP_PID[gen]}"); sw1=$(proc_syscw "$dut_pid")
+  PMD_BUSY=
+  if [[ $target == vuswitch ]]; then
+    pmd1=$(pmd_cycles)
+    # Share of the PMD's cycles spent on bursts that moved frames, over the window:
+    # near 100 % means the switch is the loop's bottleneck, lower means the generator.
+    PMD_BUSY=$(awk -v a="$pmd0" -v b="$pmd1" 'BEGIN {
+      split(a, x, " "); split(b, y, " "); busy = y[1] - x[1]; idle = y[2] - x[2]
+      if (busy + idle > 0) printf "%.0f%%", 100 * busy / (busy + idle); else printf "?" }')
+  fi
+  # write() syscalls per second: eventfd kicks (generator) and calls (switch), plus logs.
+  WRITES=$(awk -v g=$((gw1 - gw0)) -v s=$((sw1 - sw0)) -v t0="$t0" -v t1="$t1" \
+    'BEGIN { printf "generator %.0f/s, switch %.0f/s", g / (t1 - t0), s / (t1 - t0) }')
   # foreign CPU in % of one core over the window
   FOREIGN=$(awk -v b="$((busy1 - busy0 - own1 + own0))" -v hz="$hz" -v t0="$t0" -v t1="$t1" \
     'BEGIN { f = 100 * b / hz / (t1 - t0); printf "%.0f", f < 0 ? 0 : f }')
@@ -181,6 +209,7 @@ for size in $SIZES; do
       read -r mpps d0 d1 check <<<"$MEAS"
       log "$(printf '%-9s %4s B  run %d: %7.3f Mpps  (port0 rx %.3f, port1 rx %.3f; counter cross-check %.3f; foreign CPU %s%% of a core)' \
         "$target" "$size" "$r" "$mpps" "$d0" "$d1" "$check" "$FOREIGN")"
+      log "          write syscalls: $WRITES${PMD_BUSY:+; vuswitchd PMD busy $PMD_BUSY}"
       if (( FOREIGN > 10 )); then
         log "WARNING: other processes used ${FOREIGN}% of a core during this window; the number is disturbed"
       fi
