@@ -143,7 +143,9 @@ nlohmann::json Management::handle(const nlohmann::json& request) const
         for (const Pmd* pmd : pmds_) {
             const PmdStats s = pmd->stats();
             list.push_back({{"pmd", pmd->index()}, {"lcore", pmd->lcore()}, {"busy_cycles", s.busy_cycles},
-                            {"idle_cycles", s.idle_cycles}, {"iterations", s.iterations}, {"packets", s.packets}});
+                            {"idle_cycles", s.idle_cycles}, {"iterations", s.iterations}, {"packets", s.packets},
+                            {"tsc_hz", s.tsc_hz}, {"longest_iteration_cycles", s.turns.longest},
+                            {"iterations_over_1ms", s.turns.longer_than(1e-3)}});
         }
         return {{"pmds", list}};
     }

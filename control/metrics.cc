@@ -37,20 +37,31 @@ void add(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value)
     f.metric.push_back(std::move(m));
 }
 
-void add_histogram(MetricFamily& f, std::vector<ClientMetric::Label> labels, const GraceStats& g)
+// `counts` are non-cumulative, one per bound plus one above the last.
+template <std::size_t N>
+void add_histogram(MetricFamily& f, std::vector<ClientMetric::Label> labels, const std::array<double, N>& bounds,
+                   const std::array<uint64_t, N + 1>& counts, double sum)
 {
     ClientMetric m;
     m.label = std::move(labels);
     uint64_t cumulative = 0;
-    for (std::size_t b = 0; b < GraceStats::kBounds.size(); ++b) {
-        cumulative += g.buckets[b].get();
-        m.histogram.bucket.push_back({cumulative, GraceStats::kBounds[b]});
+    for (std::size_t b = 0; b < N; ++b) {
+        cumulative += counts[b];
+        m.histogram.bucket.push_back({cumulative, bounds[b]});
     }
-    cumulative += g.buckets.back().get();
+    cumulative += counts[N];
     m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
     m.histogram.sample_count = cumulative;
-    m.histogram.sample_sum = g.sum.load(std::memory_order_relaxed);
+    m.histogram.sample_sum = sum;
     f.metric.push_back(std::move(m));
+}
+
+void add_histogram(MetricFamily& f, std::vector<ClientMetric::Label> labels, const GraceStats& g)
+{
+    std::array<uint64_t, GraceStats::kBounds.size() + 1> counts{};
+    for (std::size_t b = 0; b < counts.size(); ++b)
+        counts[b] = g.buckets[b].get();
+    add_histogram(f, std::move(labels), GraceStats::kBounds, counts, g.sum.load(std::memory_order_relaxed));
 }
 
 }  // namespace
@@ -128,10 +139,17 @@ private:
     {
         auto busy = family("vusw_pmd_busy_cycles_total", "TSC cycles PMD iterations spent moving packets", MetricType::Counter);
         auto idle = family("vusw_pmd_idle_cycles_total", "TSC cycles PMD iterations spent finding nothing", MetricType::Counter);
+        auto turns = family("vusw_pmd_iteration_seconds", "Duration of each PMD loop turn (a long one is a stall)",
+                            MetricType::Histogram);
+        auto longest = family("vusw_pmd_longest_iteration_seconds", "Longest PMD loop turn since start", MetricType::Gauge);
         for (const Pmd* pmd : pmds_) {
             const PmdStats s = pmd->stats();
-            add(busy, {{"pmd", std::to_string(pmd->index())}}, double(s.busy_cycles));
-            add(idle, {{"pmd", std::to_string(pmd->index())}}, double(s.idle_cycles));
+            const std::string id = std::to_string(pmd->index());
+            add(busy, {{"pmd", id}}, double(s.busy_cycles));
+            add(idle, {{"pmd", id}}, double(s.idle_cycles));
+            const double hz = double(s.tsc_hz);
+            add_histogram(turns, {{"pmd", id}}, IterationStats::kBounds, s.turns.buckets, double(s.turns.cycles) / hz);
+            add(longest, {{"pmd", id}}, double(s.turns.longest) / hz);
         }
         auto fdb_entries = family("vusw_fdb_entries", "Learned MAC table entries", MetricType::Gauge);
         add(fdb_entries, {}, double(fdb_.size()));
@@ -141,7 +159,7 @@ private:
         add(aged, {}, double(fdb_.aged()));
         auto grace = family("vusw_rcu_grace_period_seconds", "RCU grace periods of all retired snapshots", MetricType::Histogram);
         add_histogram(grace, {}, rcu_.stats());
-        for (auto* f : {&busy, &idle, &fdb_entries, &learned, &aged, &grace})
+        for (auto* f : {&busy, &idle, &turns, &longest, &fdb_entries, &learned, &aged, &grace})
             out.push_back(std::move(*f));
     }
 

@@ -16,7 +16,7 @@ constexpr const char* kUsage = R"(Usage: vuswitchctl [--control PATH] [--json] C
 
 Commands:
   show ports    ports with state, counters and drops by reason
-  show pmd      PMD cores with busy/idle cycles
+  show pmd      PMD cores: busy/idle cycles, packets, longest loop turn, turns over 1 ms
   show fdb      learned MAC addresses
 
 Options:
@@ -91,12 +91,16 @@ void print_ports(const nlohmann::json& j)
 
 void print_pmd(const nlohmann::json& j)
 {
-    fmt::print("{:<4} {:<6} {:>16} {:>16} {:>7} {:>14}\n", "PMD", "LCORE", "BUSY_CYCLES", "IDLE_CYCLES", "BUSY%", "PACKETS");
+    fmt::print("{:<4} {:<6} {:>16} {:>16} {:>7} {:>14} {:>12} {:>11}\n", "PMD", "LCORE", "BUSY_CYCLES", "IDLE_CYCLES",
+               "BUSY%", "PACKETS", "LONGEST_US", "TURNS>1MS");
     for (const auto& p : j.at("pmds")) {
         const double busy = p.at("busy_cycles").get<double>(), idle = p.at("idle_cycles").get<double>();
-        fmt::print("{:<4} {:<6} {:>16} {:>16} {:>6.1f}% {:>14}\n", p.at("pmd").get<unsigned>(), p.at("lcore").get<unsigned>(),
-                   p.at("busy_cycles").get<uint64_t>(), p.at("idle_cycles").get<uint64_t>(),
-                   busy + idle > 0 ? 100 * busy / (busy + idle) : 0.0, p.at("packets").get<uint64_t>());
+        const double hz = p.value("tsc_hz", 0.0);
+        const double longest_us = hz > 0 ? 1e6 * p.value("longest_iteration_cycles", 0.0) / hz : 0.0;
+        fmt::print("{:<4} {:<6} {:>16} {:>16} {:>6.1f}% {:>14} {:>12.1f} {:>11}\n", p.at("pmd").get<unsigned>(),
+                   p.at("lcore").get<unsigned>(), p.at("busy_cycles").get<uint64_t>(), p.at("idle_cycles").get<uint64_t>(),
+                   busy + idle > 0 ? 100 * busy / (busy + idle) : 0.0, p.at("packets").get<uint64_t>(), longest_us,
+                   p.value("iterations_over_1ms", uint64_t{0}));
     }
 }
 

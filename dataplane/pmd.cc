@@ -27,6 +27,9 @@ int current_pmd()
 Pmd::Pmd(unsigned index, unsigned lcore, L2Switch& sw, rte_rcu_qsbr* qsbr, rte_mempool* pool)
     : ctx_{index, pool}, lcore_(lcore), switch_(sw), qsbr_(qsbr)
 {
+    const double hz = double(rte_get_tsc_hz());
+    for (std::size_t b = 0; b < turn_bounds_.size(); ++b)
+        turn_bounds_[b] = uint64_t(IterationStats::kBounds[b] * hz);
 }
 
 void Pmd::adopt(Port& port)
@@ -124,11 +127,15 @@ int Pmd::run()
 {
     t_pmd_slot = int(ctx_.slot);
     rte_rcu_qsbr_thread_online(qsbr_, ctx_.slot);
+    uint64_t turn_start = rte_rdtsc();
     while (running_.load(std::memory_order_acquire)) {
         apply_commands();
         poll_ports();
         // Batch boundary: nothing from the previous snapshots is held past this point.
         rte_rcu_qsbr_quiescent(qsbr_, ctx_.slot);
+        const uint64_t now = rte_rdtsc();
+        record_turn(now - turn_start);
+        turn_start = now;
     }
     apply_commands();
     rte_rcu_qsbr_thread_offline(qsbr_, ctx_.slot);
@@ -136,9 +143,25 @@ int Pmd::run()
     return 0;
 }
 
+void Pmd::record_turn(uint64_t cycles)
+{
+    std::size_t b = 0;
+    while (b < turn_bounds_.size() && cycles > turn_bounds_[b])
+        ++b;
+    turn_buckets_[b].add();
+    turn_cycles_.add(cycles);
+    if (cycles > longest_turn_.get())
+        longest_turn_.set(cycles);
+}
+
 PmdStats Pmd::stats() const
 {
-    return PmdStats{busy_cycles_.get(), idle_cycles_.get(), iterations_.get(), packets_.get()};
+    PmdStats s{busy_cycles_.get(), idle_cycles_.get(), iterations_.get(), packets_.get(), {}, rte_get_tsc_hz()};
+    for (std::size_t b = 0; b < turn_buckets_.size(); ++b)
+        s.turns.buckets[b] = turn_buckets_[b].get();
+    s.turns.cycles = turn_cycles_.get();
+    s.turns.longest = longest_turn_.get();
+    return s;
 }
 
 }  // namespace vusw

@@ -5,6 +5,7 @@
 // reports an RCU quiescent state. Nothing in its loop takes a lock or allocates.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -31,8 +32,29 @@ struct PmdCommand {
     uint64_t seq = 0;
 };
 
+// How long each turn of a PMD loop took (commands, one burst from every port, the
+// quiescent state): a turn far longer than a burst means the core stalled (a page
+// fault, a preemption, a slow command) and its queues waited.
+struct IterationStats {
+    static constexpr std::array<double, 5> kBounds = {1e-5, 1e-4, 1e-3, 1e-2, 1e-1};  // seconds
+    std::array<uint64_t, kBounds.size() + 1> buckets{};                              // non-cumulative; last = above
+    uint64_t cycles = 0;   // sum
+    uint64_t longest = 0;  // cycles
+
+    // Turns longer than `bound`, which must be one of kBounds.
+    uint64_t longer_than(double bound) const
+    {
+        uint64_t n = 0;
+        for (std::size_t b = kBounds.size(); b > 0 && kBounds[b - 1] >= bound; --b)
+            n += buckets[b];
+        return n;
+    }
+};
+
 struct PmdStats {
     uint64_t busy_cycles, idle_cycles, iterations, packets;
+    IterationStats turns;
+    uint64_t tsc_hz;
 };
 
 class Pmd {
@@ -59,6 +81,7 @@ private:
     int run();
     void apply_commands();
     void poll_ports();
+    void record_turn(uint64_t cycles);
 
     PmdContext ctx_;
     unsigned lcore_;
@@ -71,6 +94,9 @@ private:
     std::atomic<uint64_t> ack_value_{0};
     std::atomic<bool> running_{false};
     alignas(64) Counter busy_cycles_, idle_cycles_, iterations_, packets_;
+    std::array<uint64_t, IterationStats::kBounds.size()> turn_bounds_{};  // kBounds in TSC cycles
+    std::array<Counter, IterationStats::kBounds.size() + 1> turn_buckets_;
+    Counter turn_cycles_, longest_turn_;
 };
 
 }  // namespace vusw

@@ -41,8 +41,8 @@ UniqueFd make_eventfd() {
   return UniqueFd(fd);
 }
 
-MemRegion::MemRegion(uint64_t gpa, uint64_t size) : gpa_(gpa), size_(size) {
-  fd_.reset(::memfd_create("vuswitch-it-guest", MFD_CLOEXEC));
+MemRegion::MemRegion(uint64_t gpa, uint64_t size, bool hugetlb) : gpa_(gpa), size_(size) {
+  fd_.reset(::memfd_create("vuswitch-it-guest", MFD_CLOEXEC | (hugetlb ? MFD_HUGETLB : 0u)));
   if (!fd_) throw_errno("memfd_create");
   if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) throw_errno("ftruncate");
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);

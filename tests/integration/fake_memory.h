@@ -40,7 +40,8 @@ UniqueFd make_eventfd();
 // One memfd region: file of `size` bytes mapped whole.
 class MemRegion {
  public:
-  MemRegion(uint64_t gpa, uint64_t size);
+  // hugetlb: back the region with 2 MiB pages (size must be a multiple of 2 MiB).
+  MemRegion(uint64_t gpa, uint64_t size, bool hugetlb = false);
   ~MemRegion();
   MemRegion(const MemRegion&) = delete;
   MemRegion& operator=(const MemRegion&) = delete;

@@ -278,7 +278,7 @@ bool MovingTraffic::relayout() {
   if (!error_.empty()) return false;
   FakeFrontend& fe = *mover_->fe;
   int gen = next_gen_++;
-  auto region = std::make_unique<MemRegion>(region_gpa(gen), region_size());
+  auto region = std::make_unique<MemRegion>(region_gpa(gen), region_size(), opt_.hugepage_regions);
   auto t0 = Clock::now();
   Ack add = fe.add_mem_reg(*region);
   mem_msg_seconds_ += std::chrono::duration<double>(Clock::now() - t0).count();

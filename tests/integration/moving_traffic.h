@@ -40,6 +40,9 @@ struct MovingTrafficOptions {
   bool no_interrupt = false;
   // Idle iterations yield the CPU (the test shares core 0 with the daemon's control thread).
   bool yield_when_idle = true;
+  // Back the moved-into regions with 2 MiB hugetlbfs pages (as production guests do)
+  // instead of 4 KiB shmem pages.
+  bool hugepage_regions = false;
   uint64_t region_gpa = 0x200000000;  // regions alternate between this and the next slot
   std::chrono::milliseconds stall = std::chrono::milliseconds(3000);
   std::chrono::milliseconds drain_timeout = std::chrono::milliseconds(5000);

@@ -53,6 +53,32 @@ void check_port_counters(const Daemon& d, const std::string& name, uint64_t pkts
   CHECK(m->sum("vusw_vhost_messages_total", {{"port", name}, {"type", "SET_VRING_KICK"}}) == 2);
 }
 
+// One PMD polls both ports: it moved exactly the frames the guests sent, and its loop
+// turns are accounted (vuswitchctl show pmd and /metrics).
+void check_pmd(const Daemon& d, uint64_t frames) {
+  auto j = d.ctl({{"cmd", "show_pmd"}});
+  REQUIRE(j);
+  INFO("show_pmd: " << j->dump());
+  REQUIRE((*j)["pmds"].size() == 1);
+  const nlohmann::json& p = (*j)["pmds"][0];
+  CHECK(json_u64(p, "packets") == frames);
+  const uint64_t turns = json_u64(p, "iterations");
+  CHECK(turns > 0);
+  CHECK(json_u64(p, "busy_cycles") > 0);
+  CHECK(json_u64(p, "tsc_hz") > 0);
+  CHECK(json_u64(p, "longest_iteration_cycles") > 0);
+  CHECK(json_u64(p, "iterations_over_1ms") < turns);
+
+  auto m = d.scrape();
+  REQUIRE(m);
+  const std::map<std::string, std::string> l{{"pmd", "0"}};
+  const double counted = m->sum("vusw_pmd_iteration_seconds_count", l);
+  CHECK(counted >= double(turns));  // scraped after show_pmd; the loop keeps turning
+  CHECK(m->sum("vusw_pmd_iteration_seconds_bucket", {{"pmd", "0"}, {"le", "+Inf"}}) == counted);
+  CHECK(m->sum("vusw_pmd_iteration_seconds_sum", l) > 0);
+  CHECK(m->sum("vusw_pmd_longest_iteration_seconds", l) > 0);
+}
+
 }  // namespace
 
 TEST_CASE("frames cross the switch intact and are counted exactly") {
@@ -94,6 +120,7 @@ TEST_CASE("frames cross the switch intact and are counted exactly") {
   const uint64_t bytes = kFramesPerSize * (64 + 1500);
   check_port_counters(d, "a", pkts, bytes);
   check_port_counters(d, "b", pkts, bytes);
+  check_pmd(d, 2 * pkts);
   finish(d);
 }
 
