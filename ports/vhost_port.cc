@@ -90,6 +90,31 @@ public:
         }
     }
 
+    // The virtio-net header: no offloads, `num_buffers` (only in the 12-byte layout).
+    // Written with plain stores, not through a header built on the stack: copying a
+    // just-written stack object makes the load wait for every older store, including
+    // the previous frames' stores into cold guest buffers (a failed store forward).
+    void write_header(uint16_t num_buffers, uint32_t hdr_len)
+    {
+        const Segment& s = chains_[chain_].seg[seg_];
+        if (off_ != 0 || s.len < hdr_len) {  // a header split over descriptors: rare
+            NetHeader hdr{};
+            hdr.num_buffers = num_buffers;
+            write(&hdr, hdr_len);
+            return;
+        }
+        const uint64_t first = 0;  // flags, gso_type, hdr_len, gso_size, csum_start
+        const uint16_t zero = 0;
+        std::memcpy(s.host, &first, sizeof(first));
+        std::memcpy(s.host + 8, &zero, sizeof(zero));  // csum_offset
+        if (hdr_len == sizeof(NetHeader))
+            std::memcpy(s.host + 10, &num_buffers, sizeof(num_buffers));
+        used_[chain_] += hdr_len;
+        off_ = hdr_len;
+        if (off_ == s.len)
+            advance();
+    }
+
 private:
     void advance()
     {
@@ -379,11 +404,9 @@ std::optional<Drop> VhostPort::deliver(PmdContext& ctx, Vring& v, rte_mbuf* m, u
         v.queue.push_used(rx_chains_[0].head, 0);
         return Drop::rx_buffer_small;
     }
-    NetHeader hdr{};
-    hdr.num_buffers = chains;
     std::array<uint32_t, std::tuple_size_v<decltype(rx_chains_)>> used{};
     ChainWriter out(rx_chains_.data(), used.data());
-    out.write(&hdr, v.hdr_len);
+    out.write_header(chains, v.hdr_len);
     for (const rte_mbuf* s = m; s != nullptr; s = s->next)
         out.write(rte_pktmbuf_mtod(s, const void*), s->data_len);
     for (uint16_t i = 0; i < chains; ++i)
