@@ -61,6 +61,7 @@ nlohmann::json describe_ports(const std::vector<Port*>& ports)
         j["rx_bytes"] = t.rx_bytes;
         j["tx_packets"] = t.tx_packets;
         j["tx_bytes"] = t.tx_bytes;
+        j["rx_zero_copy"] = t.rx_zero_copy;
         nlohmann::json drops = nlohmann::json::object();
         for (std::size_t d = 0; d < t.drops.size(); ++d)
             if (t.drops[d] != 0)

@@ -89,6 +89,8 @@ private:
         auto rxb = family("vusw_port_rx_bytes_total", "Bytes the switch received from the port", MetricType::Counter);
         auto txp = family("vusw_port_tx_packets_total", "Frames the switch delivered to the port", MetricType::Counter);
         auto txb = family("vusw_port_tx_bytes_total", "Bytes the switch delivered to the port", MetricType::Counter);
+        auto zc = family("vusw_port_rx_zero_copy_packets_total", "Received frames lent to the switch without a copy",
+                         MetricType::Counter);
         auto drops = family("vusw_port_drops_total", "Frames dropped, by port and reason", MetricType::Counter);
         for (const Port* p : ports_) {
             const PortTotals t = p->totals();
@@ -96,10 +98,11 @@ private:
             add(rxb, {{"port", p->name()}}, double(t.rx_bytes));
             add(txp, {{"port", p->name()}}, double(t.tx_packets));
             add(txb, {{"port", p->name()}}, double(t.tx_bytes));
+            add(zc, {{"port", p->name()}}, double(t.rx_zero_copy));
             for (std::size_t d = 0; d < t.drops.size(); ++d)
                 add(drops, {{"port", p->name()}, {"reason", std::string(drop_name(Drop(d)))}}, double(t.drops[d]));
         }
-        for (auto* f : {&rxp, &rxb, &txp, &txb, &drops})
+        for (auto* f : {&rxp, &rxb, &txp, &txb, &zc, &drops})
             out.push_back(std::move(*f));
     }
 

@@ -42,6 +42,7 @@ PortTotals Port::totals() const
         t.rx_bytes += c.rx_bytes.get();
         t.tx_packets += c.tx_packets.get();
         t.tx_bytes += c.tx_bytes.get();
+        t.rx_zero_copy += c.rx_zero_copy.get();
         for (std::size_t i = 0; i < t.drops.size(); ++i)
             t.drops[i] += c.drops[i].get();
     }

@@ -18,7 +18,9 @@
 # Usage (root): perf/loopback.sh [--sizes "64 1518"] [--duration 10] [--warmup 5]
 #                                [--bursts 64] [--targets "reference vuswitch"]
 #                                [--repeat 1] [--markdown FILE] [--no-setup]
-#                                [--quiet-wait SECONDS]
+#                                [--quiet-wait SECONDS] [--gen-devargs ",in_order=0"]
+# --gen-devargs: appended to both generator virtio-user ports' devargs (e.g. to
+# compare with and without VIRTIO_F_IN_ORDER).
 # --quiet-wait: before each measurement wait (at most SECONDS) until the host has been
 # idle (< 5 % of a core busy) for 3 s, for shared machines.
 set -euo pipefail
@@ -35,6 +37,7 @@ REPEAT=1
 MARKDOWN=
 SETUP=1
 QUIET_WAIT=0
+GEN_DEVARGS=
 GEN_CORE=0
 DUT_CORE=1
 MAC0=02:00:00:00:00:01
@@ -52,6 +55,7 @@ while [[ $# -gt 0 ]]; do
     --markdown) MARKDOWN=$2; shift 2 ;;
     --no-setup) SETUP=0; shift ;;
     --quiet-wait) QUIET_WAIT=$2; shift 2 ;;
+    --gen-devargs) GEN_DEVARGS=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "unknown option: $1" >&2; usage 2 ;;
   esac
@@ -119,12 +123,13 @@ wait_quiet() {
   log "host not idle after ${QUIET_WAIT}s of waiting; measuring anyway"
 }
 
-# vuswitchd PMD busy and idle cycles so far, summed over PMD cores: "busy idle".
+# vuswitchd PMD counters so far, summed over PMD cores: "busy idle packets turns".
 pmd_cycles() {
   vusw_ctl --json show pmd 2>/dev/null | "$PYTHON" -c '
 import json, sys
 p = json.load(sys.stdin)["pmds"]
-print(sum(x["busy_cycles"] for x in p), sum(x["idle_cycles"] for x in p))' 2>/dev/null || echo "0 0"
+print(*(sum(x[k] for x in p) for k in ("busy_cycles", "idle_cycles", "packets", "iterations")))' 2>/dev/null ||
+    echo "0 0 0 0"
 }
 
 # write() syscalls made by a process so far (all threads).
@@ -142,8 +147,8 @@ measure() {
   start_dut "$target" "$dir"
   tp_start gen --lcores "0@$GEN_CORE,1@$GEN_CORE" --main-lcore 0 --no-pci \
     --single-file-segments --iova-mode=va --file-prefix "$(sys_prefix gen)" -m 512 \
-    --vdev "net_virtio_user0,path=$dir/s0.sock,mac=$MAC0" \
-    --vdev "net_virtio_user1,path=$dir/s1.sock,mac=$MAC1" \
+    --vdev "net_virtio_user0,path=$dir/s0.sock,mac=$MAC0$GEN_DEVARGS" \
+    --vdev "net_virtio_user1,path=$dir/s1.sock,mac=$MAC1$GEN_DEVARGS" \
     -- --forward-mode=mac --eth-peer=0,$MAC1 --eth-peer=1,$MAC0
   tp_wait_ready gen
   tp_cmd gen "set txpkts $((size - 4))"
@@ -171,7 +176,9 @@ measure() {
     # near 100 % means the switch is the loop's bottleneck, lower means the generator.
     PMD_BUSY=$(awk -v a="$pmd0" -v b="$pmd1" 'BEGIN {
       split(a, x, " "); split(b, y, " "); busy = y[1] - x[1]; idle = y[2] - x[2]
-      if (busy + idle > 0) printf "%.0f%%", 100 * busy / (busy + idle); else printf "?" }')
+      pkts = y[3] - x[3]; turns = y[4] - x[4]
+      if (busy + idle > 0) printf "%.0f%%", 100 * busy / (busy + idle); else printf "?"
+      if (pkts > 0) printf ", %.0f cycles/frame, %.1f frames/turn", (busy + idle) / pkts, pkts / turns }')
   fi
   # write() syscalls per second: eventfd kicks (generator) and calls (switch), plus logs.
   WRITES=$(awk -v g=$((gw1 - gw0)) -v s=$((sw1 - sw0)) -v t0="$t0" -v t1="$t1" \

@@ -187,13 +187,19 @@ uint16_t VhostPort::apply_ring(uint16_t index, const RingSetup& s)
         v.seen.store(QueueFault::none, std::memory_order_relaxed);
         ++v.generation;  // loans of the previous run are not returned into this one
         // Loan slots are addressed by in-flight mbufs: never move them while any is lent.
-        if (index % 2 == 1 && v.lent.size() < ring.size && v.loans.load(std::memory_order_relaxed) == 0)
+        if (index % 2 == 1 && v.lent.size() < ring.size && v.loans.load(std::memory_order_relaxed) == 0) {
             v.lent = std::vector<Loan>(ring.size);
+            v.order.assign(ring.size, 0);
+            v.finished.assign(ring.size, 0);
+        }
+        std::fill(v.finished.begin(), v.finished.end(), 0);
+        v.order_first = v.order_end = 0;
     }
     v.call_fd = s.call_fd;
     v.started = s.started;
     v.enabled = s.enabled;
     v.mrg_rxbuf = s.mrg_rxbuf;
+    v.in_order = s.in_order;
     v.hdr_len = s.hdr_len;
     return v.queue.last_avail();
 }
@@ -263,7 +269,8 @@ rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTa
     else if (c.count == 2 && c.seg[0].len == v.hdr_len)
         data = c.seg[1].host;
     if (!zero_copy_allowed_ || data == nullptr || frame < kZeroCopyMinBytes || frame > UINT16_MAX ||
-        lent_total_ >= kMaxLoans || c.head >= v.lent.size() || rte_eal_iova_mode() != RTE_IOVA_VA)
+        lent_total_ >= kMaxLoans || v.lent.size() < v.queue.size() || v.lent[c.head].out ||
+        rte_eal_iova_mode() != RTE_IOVA_VA)
         return nullptr;
     rte_mbuf* m = rte_pktmbuf_alloc(ctx.pool);
     if (m == nullptr) {
@@ -271,7 +278,7 @@ rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTa
         return nullptr;
     }
     Loan& loan = v.lent[c.head];
-    loan = Loan{{}, this, mem, v.generation, index, c.head};
+    loan = Loan{{}, this, mem, v.generation, index, c.head, true};
     loan.shinfo.free_cb = &VhostPort::on_mbuf_free;
     loan.shinfo.fcb_opaque = &loan;
     rte_mbuf_ext_refcnt_set(&loan.shinfo, 1);
@@ -300,12 +307,30 @@ void VhostPort::on_mbuf_free(void*, void* opaque)
 void VhostPort::give_back(Loan& loan)
 {
     Vring& v = vrings_[loan.ring];
+    loan.out = false;
     if (loan.generation == v.generation)
-        v.queue.push_used(loan.head, 0);  // published by the next flush()
+        complete(v, loan.head);  // published by the next flush()
     v.loans.store(v.loans.load(std::memory_order_relaxed) - 1, std::memory_order_release);
     --lent_total_;
     // Last: once zero, the control thread may free the snapshot.
     loan.table->loans().store(loan.table->loans().load(std::memory_order_relaxed) - 1, std::memory_order_release);
+}
+
+void VhostPort::complete(Vring& v, uint16_t head)
+{
+    if (v.order_first == v.order_end) {
+        v.queue.push_used(head, 0);  // nothing older is still out
+        return;
+    }
+    v.finished[head] = 1;
+    while (v.order_first != v.order_end) {
+        const uint16_t oldest = v.order[v.order_first % v.order.size()];
+        if (!v.finished[oldest])
+            break;
+        v.finished[oldest] = 0;
+        ++v.order_first;
+        v.queue.push_used(oldest, 0);
+    }
 }
 
 void VhostPort::take_returns()
@@ -341,8 +366,12 @@ bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemT
         if (!lent)
             m = copy_out(c, v.hdr_len, ctx.pool, why);
     }
+    // In order: a buffer taken while an older one is lent waits behind it (unless the
+    // guest broke the rules and posted more buffers than its ring holds).
+    if (v.in_order && (lent || v.order_first != v.order_end) && v.order_end - v.order_first < v.order.size())
+        v.order[v.order_end++ % v.order.size()] = c.head;
     if (!lent)
-        v.queue.push_used(c.head, 0);  // copied (or dropped): the buffer is free again
+        complete(v, c.head);  // copied (or dropped): the buffer is free again
     PortCounters& counters = this->counters(ctx.slot);
     if (m == nullptr) {
         counters.drop(why);
@@ -350,35 +379,32 @@ bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemT
     }
     counters.rx_packets.add();
     counters.rx_bytes.add(m->pkt_len);
+    if (lent)
+        counters.rx_zero_copy.add();
     out = m;
     return true;
 }
 
 uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_mbuf** pkts, uint16_t max)
 {
-    const uint16_t n = std::min(fresh_available(v), max);
+    const uint16_t n = std::min({fresh_available(v), max, uint16_t(tx_chains_.size())});
     const MemTable* mem = v.queue.memory();
     v.queue.prefetch_heads(n);
-    // Two-stage pipeline: pop chain i and prefetch its frame while chain i-1 is copied.
-    uint16_t got = 0;
-    const Chain* pending = nullptr;
-    for (uint16_t i = 0; i <= n; ++i) {
-        const Chain* next = nullptr;
-        if (i < n) {
-            Chain& c = tx_chains_[i & 1];
-            if (v.queue.pop(c, false)) {
-                next = &c;
-                rte_prefetch0(c.seg[0].host);
-                rte_prefetch0(c.seg[0].host + RTE_CACHE_LINE_SIZE);
-            }
-        }
-        if (pending != nullptr && take_frame(ctx, v, index, mem, *pending, pkts[got]))
-            ++got;
-        pending = next;
-        if (next == nullptr)
-            break;  // done, or the queue faulted
+    // Two passes: walk every chain of the burst and prefetch its frame, then copy or lend
+    // them. The cache misses on the descriptors and payloads of the whole burst (lines
+    // the guest's core just wrote) overlap instead of coming one frame at a time.
+    uint16_t popped = 0;
+    while (popped < n && v.queue.pop(tx_chains_[popped], false)) {
+        const std::byte* frame = tx_chains_[popped].seg[0].host;
+        rte_prefetch0(frame);
+        rte_prefetch0(frame + RTE_CACHE_LINE_SIZE);
+        ++popped;
     }
-    note_fault(v);
+    uint16_t got = 0;
+    for (uint16_t i = 0; i < popped; ++i)
+        if (take_frame(ctx, v, index, mem, tx_chains_[i], pkts[got]))
+            ++got;
+    note_fault(v);  // a chain that failed to pop broke the queue
     return got;
 }
 

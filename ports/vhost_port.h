@@ -52,6 +52,7 @@ struct RingSetup {
     bool enabled = false;    // SET_VRING_ENABLE (or no PROTOCOL_FEATURES)
     bool reconfigure = false;// new placement for a running ring, keeping its position
     bool mrg_rxbuf = false;  // VIRTIO_NET_F_MRG_RXBUF
+    bool in_order = false;   // VIRTIO_F_IN_ORDER: buffers are used in the order made available
     uint16_t hdr_len = 12;   // virtio-net header size
 };
 
@@ -105,6 +106,7 @@ private:
         uint32_t generation;    // of the ring when lent: a restarted ring ignores old loans
         uint16_t ring;
         uint16_t head;
+        bool out;  // lent now: a guest re-posting this head gets a copy, the slot stays
     };
 
     struct alignas(64) Vring {
@@ -113,9 +115,16 @@ private:
         bool started = false;
         bool enabled = false;
         bool mrg_rxbuf = false;
+        bool in_order = false;
         uint16_t hdr_len = 12;
         uint32_t generation = 0;
         std::vector<Loan> lent;            // TX rings: one slot per descriptor
+        // In-order TX rings while buffers are lent: every buffer taken since the oldest
+        // outstanding loan, oldest first, and which of them are done. A loan returns
+        // out of order; its successors wait here so the guest gets them back in order.
+        std::vector<uint16_t> order;       // ring buffer of heads, as large as `lent`
+        std::vector<uint8_t> finished;     // by head
+        uint32_t order_first = 0, order_end = 0;
         std::atomic<uint32_t> loans{0};    // owner writes, control reads
         std::atomic<QueueFault> seen{QueueFault::none};
     };
@@ -130,6 +139,8 @@ private:
     bool take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, rte_mbuf*& out);
     rte_mbuf* lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, Drop& why);
     void give_back(Loan& loan);   // owner core: the descriptor returns to the guest
+    // Owner core: TX buffer `head` is done with (copied, dropped, or its loan returned).
+    void complete(Vring& v, uint16_t head);
     void take_returns();          // owner core: loans freed on other cores
     static void on_mbuf_free(void* addr, void* opaque);
     // Copies one frame into the guest's RX buffers; the drop reason if it cannot.
@@ -147,7 +158,7 @@ private:
     rte_ring* returns_ = nullptr;  // Loan* freed off the owner core (multi-producer)
     uint32_t lent_total_ = 0;      // owner core
     std::array<Chain, 16> rx_chains_;  // scratch for one frame over merged RX buffers
-    std::array<Chain, 2> tx_chains_;  // guest TX pipeline: one being copied, one prefetched
+    std::array<Chain, kBurst> tx_chains_;  // one guest TX burst, walked before it is copied
 };
 
 }  // namespace vusw

@@ -127,6 +127,7 @@ inline constexpr uint64_t kIndirectDesc = 1ull << 28;
 inline constexpr uint64_t kEventIdx = 1ull << 29;
 inline constexpr uint64_t kProtocolFeatures = 1ull << 30;
 inline constexpr uint64_t kVersion1 = 1ull << 32;
+inline constexpr uint64_t kInOrder = 1ull << 35;
 }  // namespace feature
 
 namespace protocol {

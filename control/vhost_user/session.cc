@@ -157,6 +157,7 @@ Status Session::sync_ring(uint32_t index, bool reconfigure)
     s.enabled = r.enabled;
     s.reconfigure = reconfigure;
     s.mrg_rxbuf = features_ & feature::kMrgRxbuf;
+    s.in_order = features_ & feature::kInOrder;
     s.hdr_len = (features_ & (feature::kVersion1 | feature::kMrgRxbuf)) ? 12 : 10;
     auto done = env_.pmd.execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
     return done ? Status{} : std::unexpected(done.error());

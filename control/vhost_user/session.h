@@ -24,7 +24,8 @@ class L2Switch;
 namespace vusw::vhost_user {
 
 inline constexpr uint64_t kOfferedFeatures = feature::kVersion1 | feature::kMrgRxbuf | feature::kIndirectDesc |
-                                             feature::kEventIdx | feature::kProtocolFeatures | feature::kNetMtu;
+                                             feature::kEventIdx | feature::kProtocolFeatures | feature::kNetMtu |
+                                             feature::kInOrder;
 inline constexpr uint64_t kOfferedProtocolFeatures = protocol::kMq | protocol::kRarp | protocol::kReplyAck |
                                                      protocol::kNetMtu | protocol::kConfigureMemSlots | protocol::kStatus;
 

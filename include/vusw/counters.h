@@ -48,6 +48,7 @@ struct alignas(64) PortCounters {
     Counter rx_bytes;
     Counter tx_packets;  // frames the switch delivered to the port
     Counter tx_bytes;
+    Counter rx_zero_copy;  // of rx_packets: lent to the switch without a copy
     std::array<Counter, std::size_t(Drop::count_)> drops;
 
     void drop(Drop why, uint64_t n = 1) noexcept { drops[std::size_t(why)].add(n); }
@@ -55,7 +56,7 @@ struct alignas(64) PortCounters {
 
 // A sum over all cores' copies, for readers.
 struct PortTotals {
-    uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+    uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0, rx_zero_copy = 0;
     std::array<uint64_t, std::size_t(Drop::count_)> drops{};
 };
 

@@ -98,7 +98,8 @@ bool FakeFrontend::handshake() {
   backend_features_ = *f;
   if (!(backend_features_ & feat::kVersion1)) anomalies_.push_back("VERSION_1 not offered");
   uint64_t want = feat::kVersion1 | feat::kProtocolFeatures |
-                  (opt_.mrg_rxbuf ? feat::kMrgRxbuf : 0) | (opt_.indirect ? feat::kIndirectDesc : 0);
+                  (opt_.mrg_rxbuf ? feat::kMrgRxbuf : 0) | (opt_.indirect ? feat::kIndirectDesc : 0) |
+                  (opt_.in_order ? feat::kInOrder : 0);
   features_ = want & backend_features_;
   if (features_ & feat::kProtocolFeatures) negotiate_protocol_features();
   bool ok = request(Req::SetOwner, {}, {}, opt_.ack_all).ok();

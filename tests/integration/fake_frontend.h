@@ -30,6 +30,7 @@ struct FrontendOptions {
   bool indirect = true;
   bool reply_ack = true;
   bool mem_slots = true;       // negotiate CONFIGURE_MEM_SLOTS
+  bool in_order = false;       // negotiate VIRTIO_F_IN_ORDER (DPDK virtio-user's default)
   uint16_t ring_size = 256;
   uint32_t rx_buf_len = 2048;  // below 1526 a 1500 B frame spans buffers (MRG_RXBUF)
   uint64_t mem_gpa = 0x40000000;

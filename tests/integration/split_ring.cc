@@ -1,5 +1,6 @@
 #include "split_ring.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <stdexcept>
@@ -104,6 +105,7 @@ std::optional<uint16_t> SplitRing::post_indirect(std::span<const Seg> segs) {
 
 void SplitRing::publish(uint16_t head, std::vector<uint16_t> chain) {
   chains_[head] = std::move(chain);
+  outstanding_.push_back(head);
   publish_raw(head);
 }
 
@@ -135,6 +137,12 @@ std::vector<UsedEntry> SplitRing::reclaim() {
     std::memcpy(&e, used_ + 4 + 8 * size_t{static_cast<uint16_t>(last_used_ % size_)}, sizeof(e));
     out.push_back({e.id, e.len});
     if (e.id >= size_) continue;  // A bogus id from the device; the caller sees it.
+    if (!outstanding_.empty() && outstanding_.front() == e.id) {
+      outstanding_.pop_front();
+    } else if (auto it = std::find(outstanding_.begin(), outstanding_.end(), e.id); it != outstanding_.end()) {
+      ++out_of_order_;
+      outstanding_.erase(it);
+    }
     for (uint16_t d : chains_[e.id]) free_.push_back(d);
     chains_[e.id].clear();
   }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <span>
 #include <vector>
@@ -59,6 +60,9 @@ class SplitRing {
   uint16_t used_idx() const;
   uint16_t avail_idx() const { return avail_idx_; }
   uint16_t in_flight() const { return static_cast<uint16_t>(avail_idx_ - last_used_); }
+  // Used entries that overtook an older buffer still outstanding (what VIRTIO_F_IN_ORDER
+  // forbids; normal otherwise).
+  uint64_t out_of_order() const { return out_of_order_; }
 
   // Raw access for hostile-guest tests: no free-list bookkeeping.
   VringDesc& desc(uint16_t i) { return desc_[i]; }
@@ -76,6 +80,8 @@ class SplitRing {
   uint16_t size_;
   uint64_t desc_gpa_, avail_gpa_, used_gpa_, slots_gpa_, ind_gpa_;
   VringDesc* desc_;
+  std::deque<uint16_t> outstanding_;  // heads posted with publish(), oldest first
+  uint64_t out_of_order_ = 0;
   uint16_t* avail_;  // flags, idx, ring[size], used_event
   std::byte* used_;  // flags, idx, ring[size] of VringUsedElem, avail_event
   std::byte* slots_;
