@@ -143,8 +143,16 @@ private:
     void complete(Vring& v, uint16_t head);
     void take_returns();          // owner core: loans freed on other cores
     static void on_mbuf_free(void* addr, void* opaque);
-    // Copies one frame into the guest's RX buffers; the drop reason if it cannot.
-    std::optional<Drop> deliver(PmdContext& ctx, Vring& v, rte_mbuf* m, uint16_t& avail);
+    // Guest RX, pass 1: pops the RX buffers frame `cl.m` needs into rx_chains_ from
+    // cl.first on and prefetches them; the drop reason if it cannot.
+    struct RxClaim {
+        rte_mbuf* m;
+        uint16_t first, count;  // chains in rx_chains_
+        bool too_small;         // one buffer without MRG_RXBUF, too small: returned empty
+    };
+    std::optional<Drop> claim(Vring& v, RxClaim& cl, uint16_t& avail);
+    // Guest RX, pass 2: copies the frame into its claimed buffers and marks them used.
+    void fill(PmdContext& ctx, Vring& v, const RxClaim& cl);
 
     std::string path_;
     bool client_;
@@ -157,7 +165,9 @@ private:
     static inline bool zero_copy_allowed_ = true;
     rte_ring* returns_ = nullptr;  // Loan* freed off the owner core (multi-producer)
     uint32_t lent_total_ = 0;      // owner core
-    std::array<Chain, 16> rx_chains_;  // scratch for one frame over merged RX buffers
+    static constexpr uint16_t kMaxRxChainsPerFrame = 16;  // merged RX buffers per frame
+    std::array<Chain, 2 * kBurst> rx_chains_;            // one burst's claimed RX buffers
+    std::array<RxClaim, kBurst> rx_claims_;
     std::array<Chain, kBurst> tx_chains_;  // one guest TX burst, walked before it is copied
 };
 
