@@ -27,6 +27,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=../tests/system/lib.sh
 source tests/system/lib.sh
+# shellcheck source=lib.sh
+source perf/lib.sh
 
 SIZES="64 1518"
 DURATION=10
@@ -38,10 +40,6 @@ MARKDOWN=
 SETUP=1
 QUIET_WAIT=0
 GEN_DEVARGS=
-GEN_CORE=0
-DUT_CORE=1
-MAC0=02:00:00:00:00:01
-MAC1=02:00:00:00:00:02
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 while [[ $# -gt 0 ]]; do
@@ -97,43 +95,9 @@ stop_dut() {
   esac
 }
 
-# ---------------------------------------------------------------- disturbance check
-
-# CPU time (clock ticks) used by the whole machine, and by the given processes.
-# Anything else running during the window (a compiler, another test) steals a core
-# from either side of the loop; the window's foreign share is reported per sample.
-cpu_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
-proc_ticks() {
-  local pid sum=0 t
-  for pid in "$@"; do
-    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-    sum=$((sum + t))
-  done
-  echo "$sum"
-}
-
-# wait_quiet: up to QUIET_WAIT seconds for 3 s with less than 5 % of a core busy.
-wait_quiet() {
-  local deadline=$((SECONDS + QUIET_WAIT)) a b hz
-  hz=$(getconf CLK_TCK)
-  while ((SECONDS < deadline)); do
-    a=$(cpu_busy_ticks); sleep 3; b=$(cpu_busy_ticks)
-    (( (b - a) * 100 < 5 * 3 * hz )) && return 0
-  done
-  log "host not idle after ${QUIET_WAIT}s of waiting; measuring anyway"
-}
-
-# vuswitchd PMD counters so far, summed over PMD cores: "busy idle packets turns".
-pmd_cycles() {
-  vusw_ctl --json show pmd 2>/dev/null | "$PYTHON" -c '
-import json, sys
-p = json.load(sys.stdin)["pmds"]
-print(*(sum(x[k] for x in p) for k in ("busy_cycles", "idle_cycles", "packets", "iterations")))' 2>/dev/null ||
-    echo "0 0 0 0"
-}
-
-# write() syscalls made by a process so far (all threads).
-proc_syscw() { awk '/^syscw:/ { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
+# Disturbance check (cpu_busy_ticks, proc_ticks, wait_quiet), vuswitchd PMD counters
+# (pmd_cycles), write syscalls (proc_syscw) and the generator (gen_start_loopback):
+# perf/lib.sh, shared with perf/run.sh.
 
 # ---------------------------------------------------------------- generator
 
@@ -145,12 +109,7 @@ measure() {
   mkdir -p "$dir"
   ((QUIET_WAIT > 0)) && wait_quiet
   start_dut "$target" "$dir"
-  tp_start gen --lcores "0@$GEN_CORE,1@$GEN_CORE" --main-lcore 0 --no-pci \
-    --single-file-segments --iova-mode=va --file-prefix "$(sys_prefix gen)" -m 512 \
-    --vdev "net_virtio_user0,path=$dir/s0.sock,mac=$MAC0$GEN_DEVARGS" \
-    --vdev "net_virtio_user1,path=$dir/s1.sock,mac=$MAC1$GEN_DEVARGS" \
-    -- --forward-mode=mac --eth-peer=0,$MAC1 --eth-peer=1,$MAC0
-  tp_wait_ready gen
+  gen_start_loopback "$dir/s0.sock" "$dir/s1.sock" "$GEN_DEVARGS"
   tp_cmd gen "set txpkts $((size - 4))"
   tp_cmd gen "start tx_first $BURSTS"
   sleep "$WARMUP"

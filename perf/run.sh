@@ -1,0 +1,424 @@
+#!/usr/bin/env bash
+# Switch benchmark (issue 4): vuswitch against two references, three topologies, several
+# frame sizes and trials, in one invocation on a 2-core host. The traffic generator
+# (dpdk-testpmd with virtio-user ports) runs on core 0, the switch under test on core 1.
+#
+# Topologies (--topologies):
+#   loopback   VM-to-VM: two vhost-user ports; the generator mac-forwards between its
+#              two virtio-user ports (perf/loopback.sh's loop). Rate = generator RX,
+#              both directions summed.
+#   guest-nic  one vhost-user port -> NIC net_null0,no-rx=1 (a sink). The generator
+#              sends (txonly) to an unknown MAC, flooded to the only other port, the NIC.
+#              Rate = generator TX (frames the switch took off the virtqueue).
+#   nic-guest  NIC net_pcap0 (infinite_rx replay of one frame addressed to the guest)
+#              -> one vhost-user port. Rate = generator RX (rxonly).
+# Switches (--targets), one at a time, each started afresh for every measurement:
+#   vuswitch   build/control/vuswitchd --lcores 0,1 (control thread core 0, PMD core 1)
+#   testpmd    dpdk-testpmd --vdev net_vhost0 (+ net_vhost1 or the NIC), io forwarding, core 1
+#   ovs        OVS-DPDK (Debian openvswitch-switch-dpdk), private run dir and database,
+#              bridge br0 (netdev datapath, NORMAL flow), one PMD thread on core 1
+# Frame sizes include the 4-byte FCS virtio does not carry (testpmd "set txpkts SIZE-4").
+#
+# Usage (root, after building build/): perf/run.sh [options]
+#   --sizes "64 256 512 1518"               frame sizes, bytes incl. FCS
+#   --topologies "loopback guest-nic nic-guest"
+#   --targets "vuswitch testpmd ovs"
+#   --trials 3          measurements per (topology, size, switch); median and min-max reported
+#   --duration 5        measurement window, s
+#   --warmup 3          s between starting traffic and the window
+#   --bursts 64         loopback: tx_first bursts of 32 frames per generator port
+#   --markdown FILE     tables (default perf/results/latest.md; "-" = stdout only);
+#                       every trial also goes to FILE with .csv instead of .md
+#   --plot FILE.png     Mpps vs frame size, one panel per topology (default: FILE.md -> .png)
+#   --no-memory         skip the vuswitchd resident-memory measurement (2 and 64 idle ports)
+#   --no-setup          skip deploy/setup.sh (packages, hugepages)
+#   --quiet-wait S      before each measurement wait up to S s for 3 idle seconds on the host
+#   -h, --help
+# Environment: VUSWITCHD / VUSW_BUILD (another vuswitchd build), SYS_KEEP_LOGS=1 (keep
+# every daemon and generator log in /tmp/vusw-perf-run.*), OVS_SOCKET_MEM (MB, 1024).
+# A full default run (3 topologies x 4 sizes x 3 switches x 3 trials) takes ~20 minutes.
+# Method, columns and caveats: perf/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=../tests/system/lib.sh
+source tests/system/lib.sh
+# shellcheck source=lib.sh
+source perf/lib.sh
+# shellcheck source=ovs.sh
+source perf/ovs.sh
+
+SIZES="64 256 512 1518"
+TOPOLOGIES="loopback guest-nic nic-guest"
+TARGETS="vuswitch testpmd ovs"
+TRIALS=3
+DURATION=5
+WARMUP=3
+BURSTS=64
+MARKDOWN=perf/results/latest.md
+PLOT=
+MEMORY=1
+SETUP=1
+QUIET_WAIT=0
+UNKNOWN_MAC=02:00:00:00:00:99   # guest-nic: destination nobody has (flooded)
+NIC_MAC=02:00:00:00:00:aa       # nic-guest: source of the NIC's frames
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
+ORIG_ARGS=("$@")
+need_arg() { [[ $# -ge 2 && -n $2 ]] || { echo "option $1 needs a value (see --help)" >&2; exit 2; }; }
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --sizes) need_arg "$@"; SIZES=$2; shift 2 ;;
+    --topologies) need_arg "$@"; TOPOLOGIES=$2; shift 2 ;;
+    --targets) need_arg "$@"; TARGETS=$2; shift 2 ;;
+    --trials) need_arg "$@"; TRIALS=$2; shift 2 ;;
+    --duration) need_arg "$@"; DURATION=$2; shift 2 ;;
+    --warmup) need_arg "$@"; WARMUP=$2; shift 2 ;;
+    --bursts) need_arg "$@"; BURSTS=$2; shift 2 ;;
+    --markdown) need_arg "$@"; MARKDOWN=$2; shift 2 ;;
+    --plot) need_arg "$@"; PLOT=$2; shift 2 ;;
+    --no-memory) MEMORY=0; shift ;;
+    --no-setup) SETUP=0; shift ;;
+    --quiet-wait) need_arg "$@"; QUIET_WAIT=$2; shift 2 ;;
+    -h|--help) usage 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+bad() { echo "perf/run.sh: $*" >&2; exit 2; }
+for s in $SIZES; do
+  [[ $s =~ ^[0-9]+$ ]] && ((s >= 64 && s <= 1518)) || bad "--sizes: $s is not a frame size in 64..1518"
+done
+for t in $TOPOLOGIES; do
+  [[ $t == loopback || $t == guest-nic || $t == nic-guest ]] || bad "--topologies: $t is not one of loopback guest-nic nic-guest"
+done
+for t in $TARGETS; do
+  [[ $t == vuswitch || $t == testpmd || $t == ovs ]] || bad "--targets: $t is not one of vuswitch testpmd ovs"
+done
+[[ -n $SIZES && -n $TOPOLOGIES && -n $TARGETS ]] || bad "--sizes, --topologies and --targets must not be empty"
+for v in TRIALS DURATION WARMUP BURSTS QUIET_WAIT; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || bad "--${v,,}: ${!v} is not a whole number"
+done
+((TRIALS >= 1 && DURATION >= 1)) || bad "--trials and --duration must be at least 1"
+if [[ $MARKDOWN == - ]]; then
+  CSV=
+else
+  CSV=${MARKDOWN%.md}.csv
+  [[ -z $PLOT ]] && PLOT=${MARKDOWN%.md}.png
+  mkdir -p "$(dirname "$MARKDOWN")" || bad "cannot create the directory of $MARKDOWN"
+fi
+[[ -z $PLOT ]] || mkdir -p "$(dirname "$PLOT")" || bad "cannot create the directory of $PLOT"
+
+sys_init perf-run
+if [[ $SETUP == 1 ]]; then
+  deploy/setup.sh || fail "deploy/setup.sh failed (see above); fix it or pass --no-setup"
+fi
+if [[ " $TARGETS " == *" ovs "* ]]; then sys_require_hugepages $((512 + OVS_SOCKET_MEM + 64)); else sys_require_hugepages 1100; fi
+[[ " $TARGETS " == *" vuswitch "* ]] && sys_require_daemon
+[[ " $TOPOLOGIES " == *" nic-guest "* ]] && { ls /usr/lib/x86_64-linux-gnu/dpdk/pmds-*/librte_net_pcap.so* >/dev/null 2>&1 \
+  || fail "nic-guest needs DPDK's net_pcap PMD (Debian package librte-net-pcap23; run deploy/setup.sh) or drop it from --topologies"; }
+OVS_SKIPPED=
+if [[ " $TARGETS " == *" ovs "* ]] && ! why=$(ovs_check); then
+  OVS_SKIPPED="OVS-DPDK not measured: $why"
+  log "WARNING: $OVS_SKIPPED"
+  TARGETS=$(tr ' ' '\n' <<<"$TARGETS" | grep -vx ovs | paste -sd' ')
+  [[ -n $TARGETS ]] || fail "no switch left to measure"
+fi
+if [[ -n $PLOT ]] && ! "$PYTHON" -c 'import matplotlib' 2>/dev/null; then
+  log "WARNING: python3-matplotlib missing (deploy/setup.sh installs it): no plot"
+  PLOT=
+fi
+
+# ---------------------------------------------------------------- switches under test
+
+# dut_start TARGET TOPOLOGY SIZE DIR: start the switch with the topology's two ports;
+# sets SOCK0 (and SOCK1 for loopback), the sockets the generator connects to, DUT_PIDS
+# (processes of the switch, for the CPU accounting) and NIC (the NIC's devargs).
+SOCK0= SOCK1= NIC= DUT_PIDS=()
+nic_devargs() { # TOPOLOGY SIZE DIR
+  case $1 in
+    guest-nic) echo "net_null0,no-rx=1" ;;
+    nic-guest)
+      write_pcap "$3/nic.pcap" "$(($2 - 4))" "$MAC0" "$NIC_MAC" || fail "cannot write $3/nic.pcap"
+      echo "net_pcap0,rx_pcap=$3/nic.pcap,infinite_rx=1" ;;
+  esac
+}
+dut_start() {
+  local target=$1 topo=$2 size=$3 dir=$4
+  NIC=
+  [[ $topo != loopback ]] && NIC=$(nic_devargs "$topo" "$size" "$dir")
+  case $target in
+    vuswitch)
+      SOCK0=$dir/vm0.sock SOCK1=$dir/vm1.sock
+      local ports=(--vhost-user "$SOCK0")
+      if [[ $topo == loopback ]]; then ports+=(--vhost-user "$SOCK1"); else ports+=(--nic "$NIC"); fi
+      vusw_start dut --lcores "$GEN_CORE,$DUT_CORE" --log-level warn "${ports[@]}"
+      DUT_PIDS=("$VUSW_PID")
+      ;;
+    testpmd)
+      SOCK0=$dir/vm0.sock SOCK1=$dir/vm1.sock
+      local second
+      if [[ $topo == loopback ]]; then second="net_vhost1,iface=$SOCK1"; else second=$NIC; fi
+      tp_start ref --lcores "0@$DUT_CORE,1@$DUT_CORE" --main-lcore 0 --no-pci \
+        --file-prefix "$(sys_prefix ref)" -m 512 \
+        --vdev "net_vhost0,iface=$SOCK0" --vdev "$second" \
+        -- --forward-mode=io --auto-start
+      tp_wait_ready ref
+      DUT_PIDS=("${TP_PID[ref]}")
+      ;;
+    ovs)
+      ovs_start "$dir/ovs" "$(printf '0x%x' $((1 << DUT_CORE)))" "$(printf '0x%x' $((1 << GEN_CORE)))"
+      ovs_add_vhost vm0
+      if [[ $topo == loopback ]]; then ovs_add_vhost vm1; else ovs_add_nic nic0 "$NIC"; fi
+      ovs_ready
+      SOCK0=$dir/ovs/vm0 SOCK1=$dir/ovs/vm1
+      DUT_PIDS=("$OVS_VSD_PID" "$OVS_DB_PID")
+      ;;
+  esac
+  wait_for 10 "vhost-user socket $SOCK0" test -S "$SOCK0"
+}
+
+dut_stop() {
+  case $1 in
+    vuswitch)
+      vusw_ctl show ports >>"$SYS_TMP/vuswitchctl.log" 2>&1 || true
+      vusw_stop || log "WARNING: vuswitchd exited non-zero (log: $VUSW_LOG)"
+      ;;
+    testpmd) tp_quit ref ;;
+    ovs) ovs_stop ;;
+  esac
+}
+
+# vuswitchd port counters: "name rx tx drops" per port.
+vusw_ports() {
+  vusw_ctl --json show ports 2>/dev/null | "$PYTHON" -c '
+import json, sys
+for p in json.load(sys.stdin)["ports"]:
+    print(p["name"], p["rx_packets"], p["tx_packets"], sum(p["drops"].values()))' 2>/dev/null || true
+}
+
+# OVS PMD statistics since the last pmd-stats-clear: "busy_pct cycles_per_packet".
+ovs_pmd_window() {
+  ovs_appctl dpif-netdev/pmd-stats-show 2>/dev/null | awk '
+    /pmd thread/ { in_pmd = 1 } /main thread/ { in_pmd = 0 }
+    in_pmd && /packets received:/ { pk += $3 }
+    in_pmd && /idle cycles:/ { idle += $3 }
+    in_pmd && /processing cycles:/ { proc += $3 }
+    END {
+      if (idle + proc > 0) printf "%.0f ", 100 * proc / (idle + proc); else printf "- "
+      if (pk > 0) printf "%.0f\n", (idle + proc) / pk; else printf "-\n" }'
+}
+
+# ---------------------------------------------------------------- one measurement
+
+# measure TOPOLOGY TARGET SIZE TRIAL: start switch and generator, warm up, measure one
+# window, stop both. Runs in a subshell (run_point); writes one result line to fd 3:
+#   mpps crosscheck_mpps foreign_pct pmd_busy_pct cycles_per_packet
+# (progress and details go to stdout/stderr as usual).
+measure() {
+  local topo=$1 target=$2 size=$3 trial=$4 dir nports col port_sel
+  dir=$SYS_TMP/$topo-$target-$size-$trial
+  mkdir -p "$dir"
+  ((QUIET_WAIT > 0)) && wait_quiet
+  dut_start "$target" "$topo" "$size" "$dir"
+  case $topo in
+    loopback)
+      gen_start_loopback "$SOCK0" "$SOCK1"
+      tp_cmd gen "set txpkts $((size - 4))"
+      tp_cmd gen "start tx_first $BURSTS"
+      nports=2 col=4 ;;          # generator RX, both ports
+    guest-nic)
+      gen_start_one "$SOCK0" txonly "$UNKNOWN_MAC"
+      tp_cmd gen "set txpkts $((size - 4))"
+      tp_cmd gen "start"
+      nports=1 col=5 ;;          # generator TX
+    nic-guest)
+      gen_start_one "$SOCK0" rxonly "$NIC_MAC"
+      tp_cmd gen "set txpkts $((size - 4))"
+      # One burst from the guest first, so the switch learns its MAC: the NIC's frames
+      # are then known unicast (a learning switch's common case), not floods.
+      tp_cmd gen "start tx_first 1"
+      nports=1 col=4 ;;          # generator RX
+  esac
+  sleep "$WARMUP"
+  local pmd0= pmd1= ports0= ports1= before after busy=- cyc=- fpt=-
+  case $target in
+    vuswitch) pmd0=$(pmd_cycles); ports0=$(vusw_ports) ;;
+    ovs) ovs_appctl dpif-netdev/pmd-stats-clear >/dev/null 2>&1 || true ;;
+  esac
+  window_begin "${TP_PID[gen]}" "${DUT_PIDS[@]}"
+  before=$(tp_stats gen "$nports")
+  sleep "$DURATION"
+  after=$(tp_stats gen "$nports")
+  window_end
+  case $target in
+    vuswitch)
+      pmd1=$(pmd_cycles); ports1=$(vusw_ports)
+      read -r busy cyc fpt <<<"$(pmd_window "$pmd0" "$pmd1")"
+      # Switch's own counters over the window, a cross-check of what the generator saw.
+      awk -v s="$W_SECONDS" 'NR == FNR { rx[$1] = $2; tx[$1] = $3; dr[$1] = $4; next }
+        { printf "  %s rx %.3f tx %.3f drops %.3f Mpps;", $1, ($2 - rx[$1]) / s / 1e6, ($3 - tx[$1]) / s / 1e6, ($4 - dr[$1]) / s / 1e6 }
+        END { print "" }' <(echo "$ports0") <(echo "$ports1") | sed 's/^/          vuswitchd ports:/'
+      ;;
+    ovs) read -r busy cyc <<<"$(ovs_pmd_window)" ;;
+  esac
+  printf '%s\n%s\n' "$before" "$after" >>"$SYS_TMP/stats-$topo-$target-$size.txt"
+  tp_quit gen
+  dut_stop "$target"
+  # Rate: testpmd's own Rx-pps/Tx-pps (its timestamps, since the previous "show port
+  # stats"); cross-check: the packet counter's delta over our wall-clock window.
+  awk -v n="$nports" -v c="$col" -v s="$W_SECONDS" -v f="$FOREIGN" -v b="$busy" -v y="$cyc" '
+    NR <= n { cnt0[$1] = (c == 4 ? $2 : $3); next }
+    { pps += $c; d += (c == 4 ? $2 : $3) - cnt0[$1] }
+    END { printf "%.3f %.3f %s %s %s\n", pps / 1e6, d / s / 1e6, f, b, y }' <<<"$before"$'\n'"$after" >&3
+}
+
+# run_point ...: measure in a subshell so that a failure (fail, a dead daemon) costs this
+# point only; the subshell's own trap stops whatever it started. Sets POINT (result line)
+# or POINT_ERR.
+POINT= POINT_ERR=
+run_point() {
+  local out=$SYS_TMP/point.out err=$SYS_TMP/point.err rc=0
+  : >"$out"; : >"$err"
+  (
+    SYS_PIDS=()
+    point_cleanup() {
+      local rc=$? pid
+      trap - EXIT
+      # Not under errexit: sys_stop_pid's "wait" returns a reaped daemon's status (143
+      # for OVS stopped by SIGTERM), which would end the cleanup early.
+      set +e
+      if ((rc != 0)); then
+        local f
+        for f in "${TP_LOG[gen]:-}" "${TP_LOG[ref]:-}" "$VUSW_LOG" "${OVS_DIR:+$OVS_DIR/ovs-vswitchd.log}"; do
+          [[ -n $f && -f $f ]] || continue
+          printf '  ----- %s (last 8 lines)\n' "$f" >&2
+          tail -n 8 "$f" | sed 's/^/  | /' >&2
+        done
+      fi
+      for pid in "${SYS_PIDS[@]}"; do sys_stop_pid "$pid" 5; done
+      exit "$rc"
+    }
+    fail() { printf '%s\n' "$*" >"$err"; printf '[%s] FAIL: %s\n' "$SYS_NAME" "$*" >&2; exit 1; }
+    trap point_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    measure "$@" 3>"$out"
+  ) || rc=$?
+  ((rc == 130 || rc == 143)) && exit "$rc"
+  POINT=$(<"$out") POINT_ERR=
+  if ((rc != 0)) || [[ -z $POINT ]]; then
+    POINT= POINT_ERR=$(<"$err")
+    [[ -n $POINT_ERR ]] || POINT_ERR="measurement exited with status $rc"
+  fi
+}
+
+# ---------------------------------------------------------------- memory
+
+# vusw_memory N: resident memory of an idle vuswitchd with N vhost-user server ports
+# (no front-end attached): "N VmRSS_kB VmHWM_kB HugetlbPages_kB".
+vusw_memory() {
+  local n=$1 dir=$SYS_TMP/mem-$1 i args=()
+  mkdir -p "$dir"
+  for ((i = 0; i < n; i++)); do args+=(--vhost-user "$dir/p$i.sock"); done
+  vusw_start mem --lcores "$GEN_CORE,$DUT_CORE" --log-level warn "${args[@]}"
+  sleep 2
+  awk -v n="$n" '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 } /^HugetlbPages:/ { g = $2 }
+    END { print n, r, h, g + 0 }' "/proc/$VUSW_PID/status"
+  vusw_stop || log "WARNING: vuswitchd exited non-zero (log: $VUSW_LOG)"
+}
+
+# ---------------------------------------------------------------- run
+
+ntopo=$(wc -w <<<"$TOPOLOGIES") nsize=$(wc -w <<<"$SIZES") ntarget=$(wc -w <<<"$TARGETS")
+total=$((ntopo * nsize * ntarget * TRIALS))
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
+[[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]] && COMMIT="$COMMIT (uncommitted changes in the tree)"
+HOST="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(nproc) cores, kernel $(uname -r), DPDK $(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo '?')"
+OVS_VERSION=$("$OVS_VSWITCHD_DPDK" --version 2>/dev/null | head -1 | awk '{print $NF}' || true)
+START=$(date -u '+%Y-%m-%d %H:%M UTC')
+log "topologies: $TOPOLOGIES   sizes: $SIZES   switches: $TARGETS   trials: $TRIALS"
+log "window: ${WARMUP}s warm-up + ${DURATION}s; $total measurements, about $((total * (WARMUP + DURATION + 4) / 60 + 1)) min"
+log "generator: testpmd virtio-user on core $GEN_CORE; switch under test on core $DUT_CORE"
+log "host: $HOST; vuswitch $COMMIT${OVS_VERSION:+; OVS $OVS_VERSION}"
+log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+RAW=$SYS_TMP/trials.csv
+echo "topology,target,size,trial,mpps,crosscheck_mpps,foreign_pct,pmd_busy_pct,cycles_per_packet,status" >"$RAW"
+declare -A FAILED_IN=()   # topology/target -> reason: the switch is not tried again there
+i=0
+for topo in $TOPOLOGIES; do
+  for size in $SIZES; do
+    for ((trial = 1; trial <= TRIALS; trial++)); do
+      for target in $TARGETS; do   # interleaved, so slow drifts of the host hit every switch alike
+        i=$((i + 1))
+        what="$(printf '(%d/%d) %-9s %4s B  %-8s trial %d/%d' "$i" "$total" "$topo" "$size" "$target" "$trial" "$TRIALS")"
+        if [[ -n ${FAILED_IN[$topo/$target]:-} ]]; then
+          echo "$topo,$target,$size,$trial,,,,,,skipped" >>"$RAW"
+          continue
+        fi
+        log "$what: measuring"
+        run_point "$topo" "$target" "$size" "$trial"
+        if [[ -z $POINT ]]; then
+          log "$what: FAILED: $POINT_ERR"
+          log "          $target is skipped for the rest of $topo (re-run with SYS_KEEP_LOGS=1 to keep its logs)"
+          FAILED_IN[$topo/$target]=$POINT_ERR
+          echo "$topo,$target,$size,$trial,,,,,,failed" >>"$RAW"
+          continue
+        fi
+        read -r mpps check foreign busy cyc <<<"$POINT"
+        status=ok
+        ((foreign > 10)) && status=disturbed
+        log "$what: $(printf '%7.3f Mpps' "$mpps") (counter cross-check $check; foreign CPU $foreign% of a core$([[ $busy != - ]] && echo "; PMD busy $busy%, $cyc cycles/packet"))"
+        [[ $status == disturbed ]] && log "          WARNING: other processes used $foreign% of a core during this window: disturbed"
+        echo "$topo,$target,$size,$trial,$mpps,$check,$foreign,${busy/-/},${cyc/-/},$status" >>"$RAW"
+      done
+    done
+  done
+done
+
+MEM=$SYS_TMP/memory.txt
+: >"$MEM"
+if [[ $MEMORY == 1 && " $TARGETS " == *" vuswitch "* ]]; then
+  for n in 2 64; do
+    log "memory: vuswitchd with $n idle vhost-user ports"
+    if ( SYS_PIDS=(); trap 'set +e; for p in "${SYS_PIDS[@]}"; do sys_stop_pid "$p" 5; done' EXIT; vusw_memory "$n" ) >>"$MEM"; then
+      log "          $(tail -n 1 "$MEM" | awk '{ printf "VmRSS %.1f MiB, VmHWM %.1f MiB, hugetlb %.0f MiB", $2 / 1024, $3 / 1024, $4 / 1024 }')"
+    else
+      log "          FAILED (see above)"
+    fi
+  done
+fi
+log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------------- report
+
+report() {
+  printf '## vuswitch vs. testpmd net_vhost vs. OVS-DPDK (perf/run.sh)\n\n'
+  printf '%s; commit %s; %s.\n' "$START" "$COMMIT" "$HOST"
+  printf 'Generator: dpdk-testpmd, virtio-user, core %s; switch under test: core %s. %s trial(s) per point, %ss window after %ss warm-up. ' \
+    "$GEN_CORE" "$DUT_CORE" "$TRIALS" "$DURATION" "$WARMUP"
+  printf 'Command: `perf/run.sh%s`.\n\n' "${ARGS:+ $ARGS}"
+  [[ -n $OVS_SKIPPED ]] && printf '**%s**\n\n' "$OVS_SKIPPED"
+  local k
+  for k in "${!FAILED_IN[@]}"; do
+    printf '**%s failed in %s**: %s\n\n' "${k#*/}" "${k%%/*}" "${FAILED_IN[$k]}"
+  done
+  "$PYTHON" perf/plot.py --csv "$RAW" --tables ${PLOT:+--plot "$PLOT"}
+  if [[ -s $MEM ]]; then
+    printf '\n### vuswitchd memory, idle (no guest attached)\n\n'
+    printf '| vhost-user ports | VmRSS | VmHWM | hugetlb mapped |\n|---:|---:|---:|---:|\n'
+    awk '{ printf "| %d | %.1f MiB | %.1f MiB | %.0f MiB |\n", $1, $2 / 1024, $3 / 1024, $4 / 1024 }' "$MEM"
+    printf '\nVmRSS/VmHWM from /proc/PID/status (hugetlbfs pages not included; they are the last column, HugetlbPages).\n'
+  fi
+}
+ARGS=
+((${#ORIG_ARGS[@]} > 0)) && ARGS=$(printf ' %q' "${ORIG_ARGS[@]}" | sed 's/^ //')
+echo
+report | tee "$SYS_TMP/report.md"
+if [[ -n $CSV ]]; then
+  cp "$SYS_TMP/report.md" "$MARKDOWN"
+  cp "$RAW" "$CSV"
+  log "tables written to $MARKDOWN, every trial to $CSV"
+fi
+[[ -n $PLOT && -s $PLOT ]] && log "plot written to $PLOT"
+exit 0
