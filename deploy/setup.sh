@@ -24,6 +24,9 @@ PACKAGES=(
   # tests and scripts
   iproute2 curl python3 procps util-linux coreutils file gzip
   qemu-system-x86 busybox-static cpio
+  # perf/run.sh: OVS-DPDK reference (run privately, never as the system service), the
+  # NIC -> guest traffic source (net_pcap infinite_rx), the plot
+  openvswitch-switch-dpdk librte-net-pcap23 python3-matplotlib
 )
 
 step() { printf '[setup] %s\n' "$*"; }
@@ -50,7 +53,17 @@ install_packages() {
   step "apt-get update"
   apt-get update -q
   step "apt-get install ${missing[*]}"
-  apt-get install -y -q "${missing[@]}"
+  # Package scripts must not start system services (openvswitch-switch would start
+  # ovsdb-server and ovs-vswitchd in /run/openvswitch): a temporary policy-rc.d denies
+  # them, unless the host already has its own policy.
+  local policy=/usr/sbin/policy-rc.d temp_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && temp_policy=1
+  fi
+  local rc=0
+  apt-get install -y -q "${missing[@]}" || rc=$?
+  ((temp_policy)) && rm -f "$policy"
+  ((rc == 0)) || die "apt-get install failed (exit $rc)"
 }
 
 reserve_hugepages() {
