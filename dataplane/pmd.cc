@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "vusw/l2switch.h"
@@ -86,9 +87,11 @@ void Pmd::apply_commands()
     while (commands_.pop(cmd)) {
         uint64_t value = 0;
         switch (cmd.kind) {
-        case PmdCommand::Kind::attach_port:
+        case PmdCommand::Kind::attach_port:  // the moving protocol: pmd.h
             cmd.port->set_owner(ctx_.slot);
-            ports_.push_back(cmd.port);
+            if (std::find(ports_.begin(), ports_.end(), cmd.port) == ports_.end())
+                ports_.push_back(cmd.port);
+            drain_handoffs();
             break;
         case PmdCommand::Kind::detach_port:
             std::erase(ports_, cmd.port);
@@ -102,11 +105,28 @@ void Pmd::apply_commands()
     }
 }
 
+void Pmd::drain_handoffs()
+{
+    rte_mbuf* pkts[kBurst];
+    for (Port* port : ports_) {
+        unsigned n = rte_ring_count(port->handoff());  // what was queued before; not what keeps coming
+        while (n > 0) {
+            const unsigned got = rte_ring_dequeue_burst(port->handoff(), reinterpret_cast<void**>(pkts),
+                                                        std::min<unsigned>(n, kBurst), nullptr);
+            if (got == 0)
+                break;
+            port->transmit(ctx_, pkts, uint16_t(got));
+            n -= got;
+        }
+    }
+}
+
 void Pmd::poll_ports()
 {
     rte_mbuf* pkts[kBurst];
     uint64_t moved = 0;
     const uint64_t start = rte_rdtsc();
+    uint64_t last = start;
     for (Port* port : ports_) {
         const uint16_t n = port->receive(ctx_, pkts, kBurst);
         if (n > 0)
@@ -116,8 +136,12 @@ void Pmd::poll_ports()
         if (handed > 0)
             port->transmit(ctx_, pkts, uint16_t(handed));
         moved += n + handed;
+        const uint64_t now = rte_rdtsc();
+        if (n + handed > 0)  // a port's load: the turns it had work (an empty poll is no load)
+            port->poll_cycles(ctx_.slot).add(now - last);
+        last = now;
     }
-    const uint64_t spent = rte_rdtsc() - start;
+    const uint64_t spent = last - start;
     (moved > 0 ? busy_cycles_ : idle_cycles_).add(spent);
     packets_.add(moved);
     iterations_.add();

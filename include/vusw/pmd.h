@@ -23,6 +23,24 @@ namespace vusw {
 class L2Switch;
 
 // Work the control thread asks a PMD core to do on state the core owns.
+//
+// Moving a port P from core A to core B (control thread, Scheduler::move):
+//  1. P.set_owner(kNoOwner). From here on no core that reads it transmits into P
+//     itself: every frame for P goes into P's hand-off ring, which stays intact.
+//  2. A.execute(detach_port P), waiting for the ack. A applies commands between
+//     turns, so it is outside poll_ports(): no transmit into P, receive from P or
+//     hand-off dequeue of A is in progress, and A's later loads of P's owner see
+//     kNoOwner (the command queue orders them after step 1). A may still hold a
+//     stale owner value only in the middle of a turn, and that turn is over.
+//  3. B.execute(attach_port P): B sets owner = B (every other core still hands off),
+//     then, before polling anything, transmits whatever waits in the hand-off rings
+//     of all its ports. Those frames were queued before B took P, by cores that no
+//     longer route them any other way (A's frames for B's ports, B's own frames for
+//     P), so per-flow order holds: nothing B switches later can overtake them.
+// Each step happens-before the next (release/acquire on the queue and the ack), so
+// A's last touch of P's rings and counters is visible to B; the hand-off ring's single
+// consumer changes hands at the ack. Lent zero-copy buffers freed during the move go to
+// the port's return ring (owner() matches no core), which B drains.
 struct PmdCommand {
     enum class Kind : uint8_t { attach_port, detach_port, call };
     Kind kind = Kind::call;
@@ -81,6 +99,7 @@ private:
     int run();
     void apply_commands();
     void poll_ports();
+    void drain_handoffs();
     void record_turn(uint64_t cycles);
 
     PmdContext ctx_;

@@ -3,10 +3,13 @@
 // A port is owned by one PMD core (it polls the port's receive side and is the only
 // core that transmits into it; other cores hand packets over through the port's
 // hand-off ring). The control thread creates ports at start-up and reads their state
-// and counters; it changes a port only through PMD commands (pmd.h).
+// and counters; it changes a port only through PMD commands (pmd.h), and moves a port
+// to another core with the protocol described at Pmd (pmd.h): while it moves, owner()
+// is kNoOwner and every core hands frames over.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,6 +23,10 @@ struct rte_ring;
 namespace vusw {
 
 inline constexpr uint16_t kBurst = 32;
+
+// Port::owner() of a port no core polls (it is being moved): never a PMD slot, and
+// never -1, what current_pmd() says off the PMD cores.
+inline constexpr unsigned kNoOwner = 1u << 30;
 
 // The PMD slot of the calling thread, or -1 off the PMD cores (control thread).
 int current_pmd();
@@ -41,8 +48,12 @@ public:
     std::string_view kind() const { return kind_; }
     uint16_t id() const { return id_; }
     void set_id(uint16_t id) { id_ = id; }
-    unsigned owner() const { return owner_; }
-    void set_owner(unsigned pmd) { owner_ = pmd; }
+    // The PMD slot that polls and transmits into the port, or kNoOwner. Read by every
+    // core on the packet path; written by the control thread (kNoOwner, before a move)
+    // and by the new owner core (when it attaches the port). The PMD command queue
+    // orders these stores with the cores' loads (pmd.h).
+    unsigned owner() const { return owner_.load(std::memory_order_relaxed); }
+    void set_owner(unsigned pmd) { owner_.store(pmd, std::memory_order_release); }
     rte_ring* handoff() const { return handoff_; }
 
     // PMD: frames from the port into the switch (up to max); never blocks.
@@ -58,6 +69,10 @@ public:
 
     PortCounters& counters(unsigned slot) { return counters_[slot]; }
     PortTotals totals() const;
+    // TSC cycles PMD `slot` spent on this port in turns that moved frames (receive,
+    // switch, hand-off transmit): the port's load, written by its owner only.
+    Counter& poll_cycles(unsigned slot) { return poll_cycles_[slot]; }
+    const Counter& poll_cycles(unsigned slot) const { return poll_cycles_[slot]; }
 
 protected:
     // Creates the hand-off ring; call once the port has a name (DPDK needs EAL).
@@ -67,9 +82,10 @@ private:
     std::string name_;
     std::string_view kind_;
     uint16_t id_ = 0;
-    unsigned owner_ = 0;
+    std::atomic<unsigned> owner_{kNoOwner};
     rte_ring* handoff_ = nullptr;
     std::array<PortCounters, kMaxPmds + 1> counters_;
+    std::array<Counter, kMaxPmds> poll_cycles_;
 };
 
 }  // namespace vusw
