@@ -1,12 +1,14 @@
 // Command-line and config-file parsing (Boost.Program_options).
 #include "control/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace po = boost::program_options;
 
@@ -31,7 +33,10 @@ po::options_description describe()
         ("vhost-user", po::value<std::vector<std::string>>(), "PATH: vhost-user server socket (we listen, the guest's front-end connects); repeatable")
         ("vhost-user-client", po::value<std::vector<std::string>>(), "PATH: vhost-user client socket (the front-end listens; we connect and reconnect with backoff); repeatable")
         ("nic", po::value<std::vector<std::string>>(), "DEVARGS: a DPDK ethdev (net_tap0,iface=x  net_af_packet0,iface=veth0  net_null0  0000:03:00.0); repeatable")
-        ("lcores", po::value<std::string>(), "LIST: cores to use, e.g. 0,1 or 0-3: the first runs the control thread, the rest poll (default: 0,1)")
+        ("lcores", po::value<std::string>(), "LIST: cores to use, e.g. 0,1 or 0-3: the first runs the control thread, the rest poll (default: 0,1); LCORE@CPU runs an lcore on another CPU, e.g. 0@0,1@1,2@1")
+        ("pin", po::value<std::vector<std::string>>(), "PORT=PMD: PORT (as vuswitchctl show ports names it) is always polled by PMD core number PMD (0 = the second --lcores entry); repeatable. Other ports are placed by load")
+        ("rebalance-interval", po::value<long long>(), "SECONDS between automatic rebalances of unpinned ports by measured load, 0 = never (default 10; vuswitchctl rebalance runs one now)")
+        ("rebalance-threshold", po::value<long long>(), "PERCENT: a rebalance moves ports only if it cuts the load imbalance between PMD cores by this much, 1..100 (default 25)")
         ("metrics", po::value<std::string>(), "ADDR:PORT for Prometheus /metrics, or `off` (default 127.0.0.1:9750)")
         ("control", po::value<std::string>(), "PATH of the management socket for vuswitchctl (default RUN_DIR/vuswitchd.ctl)")
         ("run-dir", po::value<std::string>(), "DIR for the default sockets (default /run/vuswitch)")
@@ -56,6 +61,50 @@ std::vector<unsigned> default_lcores()
 {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     return cores >= 2 ? std::vector<unsigned>{0, 1} : std::vector<unsigned>{0, 0};
+}
+
+Status parse_pins(const std::vector<std::string>& specs, Config& c)
+{
+    const std::vector<std::string> names = port_names(c);
+    const unsigned pmds = unsigned(c.lcores.size() - 1);
+    for (const std::string& spec : specs) {
+        const auto eq = spec.rfind('=');
+        const std::string digits = eq == std::string::npos ? "" : spec.substr(eq + 1);
+        unsigned pmd = 0;
+        std::stringstream number(digits);
+        if (eq == std::string::npos || eq == 0 || digits.empty() || digits.size() > 4 ||
+            digits.find_first_not_of("0123456789") != std::string::npos || !(number >> pmd))
+            return fail("config", fmt::format("--pin {}: expected PORT=PMD, e.g. vm1=0", spec));
+        const std::string port = spec.substr(0, eq);
+        if (std::find(names.begin(), names.end(), port) == names.end())
+            return fail("config", fmt::format("--pin {}: no port named {} (the ports are: {})", spec, port,
+                                              fmt::join(names, ", ")));
+        if (pmd >= pmds)
+            return fail("config", fmt::format("--pin {}: PMD {} out of range: --lcores gives {} PMD core{} (0..{})", spec,
+                                              pmd, pmds, pmds == 1 ? "" : "s", pmds - 1));
+        for (const auto& [other, where] : c.pins)
+            if (other == port && where != pmd)
+                return fail("config", fmt::format("--pin {}: port {} is already pinned to PMD {}", spec, port, where));
+        c.pins.emplace_back(port, pmd);
+    }
+    return {};
+}
+
+Status to_rebalance(const po::variables_map& vm, Config& c)
+{
+    if (vm.count("rebalance-interval")) {
+        const long long s = vm["rebalance-interval"].as<long long>();
+        if (s < 0 || s > 86400)
+            return fail("config", fmt::format("--rebalance-interval {}: expected 0 (off) .. 86400 seconds", s));
+        c.rebalance_interval_s = unsigned(s);
+    }
+    if (vm.count("rebalance-threshold")) {
+        const long long pct = vm["rebalance-threshold"].as<long long>();
+        if (pct < 1 || pct > 100)
+            return fail("config", fmt::format("--rebalance-threshold {}: expected 1..100 percent", pct));
+        c.rebalance_threshold_pct = unsigned(pct);
+    }
+    return {};
 }
 
 Status to_config(const po::variables_map& vm, Config& c)
@@ -85,12 +134,14 @@ Status to_config(const po::variables_map& vm, Config& c)
         c.log_level = *level;
     }
     if (vm.count("lcores")) {
-        auto lcores = parse_lcores(vm["lcores"].as<std::string>());
+        auto lcores = parse_lcore_list(vm["lcores"].as<std::string>());
         if (!lcores)
             return std::unexpected(lcores.error());
-        c.lcores = *lcores;
+        c.lcores = lcores->ids;
+        c.lcore_cpus = lcores->cpus;
     } else {
         c.lcores = default_lcores();
+        c.lcore_cpus.assign(c.lcores.size(), -1);
     }
     if (c.lcores.size() < 2)
         return fail("config", "--lcores needs at least two cores: one control core and one PMD core");
@@ -102,31 +153,48 @@ Status to_config(const po::variables_map& vm, Config& c)
     }
     if (c.metrics != "off" && c.metrics.rfind(':') == std::string::npos)
         return fail("config", fmt::format("--metrics {}: expected ADDR:PORT (e.g. 127.0.0.1:9750) or off", c.metrics));
-    return {};
+    if (auto ok = to_rebalance(vm, c); !ok)
+        return ok;
+    return parse_pins(list("pin"), c);
 }
 
 }  // namespace
 
-Result<std::vector<unsigned>> parse_lcores(const std::string& list)
+Result<LcoreList> parse_lcore_list(const std::string& list)
 {
-    std::vector<unsigned> out;
+    LcoreList out;
     std::stringstream in(list);
     std::string item;
     while (std::getline(in, item, ',')) {
-        unsigned lo = 0, hi = 0;
-        char dash = 0;
+        unsigned lo = 0, hi = 0, cpu = 0;
+        char sep = 0;
         std::stringstream one(item);
-        if (!(one >> lo) || ((one >> dash) && (dash != '-' || !(one >> hi) || hi < lo)) || !one.eof() || lo > 1023 ||
-            hi > 1023)
-            return fail("config", fmt::format("--lcores {}: `{}` is not a core or a range like 2-3", list, item));
-        if (dash == 0)
+        if (!(one >> lo) || ((one >> sep) && ((sep != '-' && sep != '@') || !(one >> hi) || (sep == '-' && hi < lo))) ||
+            !one.eof() || lo > 1023 || hi > 1023)
+            return fail("config", fmt::format("--lcores {}: `{}` is not a core, a range like 2-3 or LCORE@CPU like 2@1",
+                                              list, item));
+        if (sep == '@')
+            std::swap(cpu, hi), hi = lo;
+        else if (sep == 0)
             hi = lo;
-        for (unsigned c = lo; c <= hi; ++c)
-            out.push_back(c);
+        for (unsigned c = lo; c <= hi; ++c) {
+            if (std::find(out.ids.begin(), out.ids.end(), c) != out.ids.end())
+                return fail("config", fmt::format("--lcores {}: lcore {} is listed twice", list, c));
+            out.ids.push_back(c);
+            out.cpus.push_back(sep == '@' ? int(cpu) : -1);
+        }
     }
-    if (out.empty() || list.back() == ',')
+    if (out.ids.empty() || list.back() == ',')
         return fail("config", fmt::format("--lcores `{}`: expected a list like 0,1 or 0-3", list));
     return out;
+}
+
+Result<std::vector<unsigned>> parse_lcores(const std::string& list)
+{
+    auto parsed = parse_lcore_list(list);
+    if (!parsed)
+        return std::unexpected(parsed.error());
+    return parsed->ids;
 }
 
 std::string port_name_from_path(const std::string& path)
@@ -134,6 +202,17 @@ std::string port_name_from_path(const std::string& path)
     std::string name = path.substr(path.find_last_of('/') + 1);
     const auto dot = name.find('.');
     return dot == 0 || dot == std::string::npos ? name : name.substr(0, dot);
+}
+
+std::vector<std::string> port_names(const Config& c)
+{
+    std::vector<std::string> names;
+    for (const std::string& nic : c.nics)
+        names.push_back(nic.substr(0, nic.find(',')));  // as EthdevPort names it (devargs_name)
+    for (const auto* paths : {&c.vhost_server, &c.vhost_client})
+        for (const std::string& path : *paths)
+            names.push_back(port_name_from_path(path));
+    return names;
 }
 
 Result<ParsedArgs> parse_args(int argc, const char* const* argv)

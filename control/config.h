@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vusw/log.h"
@@ -14,6 +15,10 @@ struct Config {
     std::vector<std::string> vhost_client;  // --vhost-user-client PATH
     std::vector<std::string> nics;          // --nic DEVARGS
     std::vector<unsigned> lcores;           // control core first, then PMD cores
+    std::vector<int> lcore_cpus;            // by lcore: its CPU (LCORE@CPU), -1 = the CPU of the same number
+    std::vector<std::pair<std::string, unsigned>> pins;  // --pin PORT=PMD: port name, PMD index
+    unsigned rebalance_interval_s = 10;     // 0 = no automatic rebalancing
+    unsigned rebalance_threshold_pct = 25;  // least imbalance improvement worth moving ports for
     std::string metrics = "127.0.0.1:9750"; // "off" disables
     std::string control;                    // default: RUN_DIR/vuswitchd.ctl
     std::string run_dir = "/run/vuswitch";
@@ -32,9 +37,18 @@ struct ParsedArgs {
 
 // Parses argv (and --config FILE); errors say which option and what to do.
 Result<ParsedArgs> parse_args(int argc, const char* const* argv);
-// "0,1", "0-2", "0,2-3" -> lcore ids.
+// --lcores: lcore ids and, for LCORE@CPU items, the CPU each runs on.
+struct LcoreList {
+    std::vector<unsigned> ids;
+    std::vector<int> cpus;  // by id; -1 = the CPU of the same number
+};
+// "0,1", "0-2", "0,2-3", "0@0,1@1,2@1" (several lcores may share a CPU).
+Result<LcoreList> parse_lcore_list(const std::string& list);
+// The lcore ids of parse_lcore_list().
 Result<std::vector<unsigned>> parse_lcores(const std::string& list);
 // The port name for a socket path: its file name without extension.
 std::string port_name_from_path(const std::string& path);
+// The names of the ports `c` creates, in creation order (NICs, servers, clients).
+std::vector<std::string> port_names(const Config& c);
 
 }  // namespace vusw

@@ -241,3 +241,92 @@ TEST_CASE("port_name_from_path: the file name without extension")
     CHECK(port_name_from_path("/tmp/.hidden") == ".hidden");
     CHECK(port_name_from_path("plain") == "plain");
 }
+
+TEST_CASE("--pin PORT=PMD: names as vuswitchctl shows them, repeatable, in the config file too")
+{
+    const Config c = config_of({"--lcores", "0-2", "--vhost-user", "/tmp/a.sock", "--vhost-user-client", "/tmp/vm.b.sock",
+                                "--nic", "net_null0,size=64", "--pin", "a=1", "--pin", "net_null0=0", "--pin", "vm=1"});
+    CHECK(c.pins == std::vector<std::pair<std::string, unsigned>>{{"a", 1}, {"net_null0", 0}, {"vm", 1}});
+    CHECK(config_of({}).pins.empty());
+    // The embedded default ports can be pinned too.
+    CHECK(config_of({"--lcores", "0-2", "--pin", "vhost1=1"}).pins.size() == 1);
+
+    TempFile f("lcores = 0-2\nvhost-user = /tmp/f1.sock\nvhost-user = /tmp/f2.sock\npin = f1=1\npin = f2=0\n");
+    const Config fc = config_of({"--config", f.path.c_str()});
+    CHECK(fc.pins == std::vector<std::pair<std::string, unsigned>>{{"f1", 1}, {"f2", 0}});
+}
+
+TEST_CASE("--pin: unknown port, PMD out of range and bad syntax are clear config errors")
+{
+    const std::string unknown = error_of({"--lcores", "0-2", "--vhost-user", "/tmp/a.sock", "--pin", "b=0"});
+    CHECK(unknown.find("--pin b=0") != std::string::npos);
+    CHECK(unknown.find("no port named b") != std::string::npos);
+    CHECK(unknown.find("a") != std::string::npos);  // lists the ports there are
+
+    const std::string range = error_of({"--lcores", "0-2", "--vhost-user", "/tmp/a.sock", "--pin", "a=2"});
+    CHECK(range.find("--pin a=2") != std::string::npos);
+    CHECK(range.find("out of range") != std::string::npos);
+    CHECK(range.find("2 PMD cores (0..1)") != std::string::npos);
+    CHECK(error_of({"--vhost-user", "/tmp/a.sock", "--pin", "a=1"}).find("1 PMD core (0..0)") != std::string::npos);
+
+    for (const char* spec : {"a", "a=", "=0", "a=x", "a=-1", "a=+1", "a=1x", "a=0.5", "a= 1"}) {
+        const std::string bad = spec;
+        CAPTURE(bad);
+        CHECK(error_of({"--vhost-user", "/tmp/a.sock", "--pin", spec}).find("expected PORT=PMD") != std::string::npos);
+    }
+    CHECK(error_of({"--lcores", "0-2", "--vhost-user", "/tmp/a.sock", "--pin", "a=0", "--pin", "a=1"})
+              .find("already pinned") != std::string::npos);
+
+    TempFile f("vhost-user = /tmp/f1.sock\npin = nope=0\n");
+    CHECK(error_of({"--config", f.path.c_str()}).find("no port named nope") != std::string::npos);
+}
+
+TEST_CASE("--rebalance-interval and --rebalance-threshold")
+{
+    const Config d = config_of({});
+    CHECK(d.rebalance_interval_s == 10);
+    CHECK(d.rebalance_threshold_pct == 25);
+    const Config c = config_of({"--rebalance-interval", "0", "--rebalance-threshold", "50"});
+    CHECK(c.rebalance_interval_s == 0);
+    CHECK(c.rebalance_threshold_pct == 50);
+    CHECK(error_of({"--rebalance-interval", "-1"}).find("--rebalance-interval") != std::string::npos);
+    CHECK(error_of({"--rebalance-interval", "soon"}).find("rebalance-interval") != std::string::npos);
+    CHECK(error_of({"--rebalance-threshold", "0"}).find("--rebalance-threshold") != std::string::npos);
+    CHECK(error_of({"--rebalance-threshold", "101"}).find("--rebalance-threshold") != std::string::npos);
+}
+
+TEST_CASE("--lcores LCORE@CPU: several lcores on one CPU")
+{
+    const Config c = config_of({"--lcores", "0@0,1@1,2@1"});
+    CHECK(c.lcores == std::vector<unsigned>{0, 1, 2});
+    CHECK(c.lcore_cpus == std::vector<int>{0, 1, 1});
+    const Config mixed = config_of({"--lcores", "0,3@1,4-5"});
+    CHECK(mixed.lcores == std::vector<unsigned>{0, 3, 4, 5});
+    CHECK(mixed.lcore_cpus == std::vector<int>{-1, 1, -1, -1});
+    CHECK(config_of({"--lcores", "0-1"}).lcore_cpus == std::vector<int>{-1, -1});
+    for (const char* bad : {"0@", "@1", "0@1@2", "0@1-2", "1-2@0", "0@1024", "0,1,1", "0-2,2@1"}) {
+        const std::string list = bad;
+        CAPTURE(list);
+        CHECK_FALSE(parse_lcore_list(list).has_value());
+    }
+    CHECK(error_of({"--lcores", "0,1,1"}).find("listed twice") != std::string::npos);
+}
+
+TEST_CASE("--help mentions the placement flags")
+{
+    auto help = parse({"--help"});
+    REQUIRE(help.has_value());
+    for (const char* flag : {"--pin", "--rebalance-interval", "--rebalance-threshold", "LCORE@CPU"}) {
+        CAPTURE(flag);
+        CHECK(help->print.find(flag) != std::string::npos);
+    }
+}
+
+TEST_CASE("port_names: creation order, named as the ports name themselves")
+{
+    Config c;
+    c.nics = {"net_tap0,iface=x", "0000:03:00.0"};
+    c.vhost_server = {"/run/vm1.sock"};
+    c.vhost_client = {"/run/vm2.sock"};
+    CHECK(port_names(c) == std::vector<std::string>{"net_tap0", "0000:03:00.0", "vm1", "vm2"});
+}
