@@ -17,6 +17,7 @@
 
 #include "control/management.h"
 #include "control/metrics.h"
+#include "control/scheduler.h"
 #include "control/vhost_user/endpoint.h"
 #include "ports/ethdev_port.h"
 #include "ports/vhost_port.h"
@@ -41,9 +42,15 @@ bool looks_like_pci(const std::string& devargs)
 std::vector<std::string> eal_args(const Config& c)
 {
     std::string lcores;
-    for (unsigned core : c.lcores)
-        lcores += (lcores.empty() ? "" : ",") + std::to_string(core);
-    std::vector<std::string> args = {"vuswitchd", "-l", lcores, "--file-prefix", c.file_prefix, "-m",
+    bool mapped = false;  // some LCORE@CPU: EAL's --lcores syntax, else -l
+    for (std::size_t i = 0; i < c.lcores.size(); ++i) {
+        const int cpu = i < c.lcore_cpus.size() ? c.lcore_cpus[i] : -1;
+        lcores += (lcores.empty() ? "" : ",") + std::to_string(c.lcores[i]);
+        if (cpu >= 0)
+            lcores += "@" + std::to_string(cpu);
+        mapped |= cpu >= 0;
+    }
+    std::vector<std::string> args = {"vuswitchd", mapped ? "--lcores" : "-l", lcores, "--file-prefix", c.file_prefix, "-m",
                                      std::to_string(c.memory_mb), "--log-level", "lib.*:warning", "--no-telemetry"};
     if (c.no_huge)
         args.push_back("--no-huge");
@@ -128,10 +135,23 @@ Status Daemon::create_ports()
                 return fail("config", fmt::format("two ports are named {}; give the sockets distinct file names", port.name()));
         ports_.push_back(&port);
         l2_->add_port(port);
-        pmds_[i % pmds_.size()]->adopt(port);  // round-robin over PMD cores
     }
     logged_faults_.resize(ports_.size());
+    place_ports();
     return {};
+}
+
+void Daemon::place_ports()
+{
+    // Names were checked against the configured ports (config.cc): every pin finds its port.
+    std::vector<int> pins(ports_.size(), kUnassigned);
+    for (const auto& [name, pmd] : config_.pins)
+        for (const Port* port : ports_)
+            if (port->name() == name)
+                pins[port->id()] = int(pmd);
+    scheduler_ = std::make_unique<Scheduler>(ports_, pmds_, std::chrono::seconds(config_.rebalance_interval_s),
+                                             config_.rebalance_threshold_pct);
+    scheduler_->place(pins);
 }
 
 Status Daemon::start_serving()
@@ -142,14 +162,15 @@ Status Daemon::start_serving()
             continue;
         std::error_code ec;
         std::filesystem::create_directories(std::filesystem::path(vhost->path()).parent_path(), ec);
-        vhost_user::SessionEnv env{*pmds_[vhost->owner()], *reclaimer_, *l2_, pool_};
+        vhost_user::SessionEnv env{[this, vhost]() -> Pmd& { return scheduler_->pmd_of(*vhost); }, *reclaimer_, *l2_,
+                                   pool_};
         endpoints_.push_back(std::make_unique<vhost_user::Endpoint>(*vhost, env, loop_));
         if (auto ok = endpoints_.back()->start(); !ok)
             return ok;
     }
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(config_.control).parent_path(), ec);
-    management_ = std::make_unique<Management>(config_.control, loop_, ports_, *fdb_, pmds_);
+    management_ = std::make_unique<Management>(config_.control, loop_, ports_, *fdb_, pmds_, *scheduler_);
     if (auto ok = management_->start(); !ok)
         return ok;
     if (config_.metrics != "off") {
@@ -196,6 +217,7 @@ void Daemon::tick()
     for (auto& endpoint : endpoints_)
         endpoint->tick();
     log_broken_queues();
+    scheduler_->tick();
     if (std::chrono::steady_clock::now() >= next_second_) {
         tick_fdb_clock();
         fdb_->age(kFdbMaxAgeSeconds);
@@ -227,7 +249,10 @@ int Daemon::run()
         return 1;
     }
     for (Port* port : ports_)
-        log(LogLevel::info, "port {} ({}) on PMD {}", port->name(), port->kind(), port->owner());
+        log(LogLevel::info, "port {} ({}) on PMD {}{}", port->name(), port->kind(), scheduler_->pmd_index(*port),
+            scheduler_->pinned(*port) ? " (pinned)" : "");
+    if (config_.rebalance_interval_s > 0 && pmds_.size() > 1)
+        log(LogLevel::info, "rebalancing unpinned ports by load every {} s", config_.rebalance_interval_s);
     if (config_.metrics != "off")
         log(LogLevel::info, "metrics on http://{}/metrics", config_.metrics);
     log(LogLevel::info, "control socket {}", config_.control);

@@ -20,6 +20,7 @@ class MetricsServer;
 class Pmd;
 class Port;
 class Reclaimer;
+class Scheduler;
 namespace vhost_user {
 class Endpoint;
 }
@@ -36,6 +37,7 @@ public:
 private:
     Status init_dpdk();
     Status create_ports();
+    void place_ports();
     Status start_serving();
     void tick();
     void tick_fdb_clock();
@@ -51,6 +53,7 @@ private:
     std::vector<Port*> ports_;
     std::vector<std::unique_ptr<Pmd>> owned_pmds_;
     std::vector<Pmd*> pmds_;
+    std::unique_ptr<Scheduler> scheduler_;
     std::vector<std::unique_ptr<vhost_user::Endpoint>> endpoints_;
     std::unique_ptr<Management> management_;
     std::unique_ptr<MetricsServer> metrics_;

@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 
+#include "control/scheduler.h"
 #include "ports/vhost_port.h"
 #include "vusw/fdb.h"
 #include "vusw/log.h"
@@ -56,7 +58,8 @@ nlohmann::json describe_ports(const std::vector<Port*>& ports)
         j["name"] = port->name();
         j["type"] = port->kind();
         j["state"] = port->state();
-        j["pmd"] = port->owner();
+        const unsigned owner = port->owner();
+        j["pmd"] = owner < kMaxPmds ? nlohmann::json(owner) : nlohmann::json(nullptr);  // null while it moves
         j["rx_packets"] = t.rx_packets;
         j["rx_bytes"] = t.rx_bytes;
         j["tx_packets"] = t.tx_packets;
@@ -75,8 +78,8 @@ nlohmann::json describe_ports(const std::vector<Port*>& ports)
 }
 
 Management::Management(std::string path, EventLoop& loop, const std::vector<Port*>& ports, const Fdb& fdb,
-                       const std::vector<Pmd*>& pmds)
-    : path_(std::move(path)), loop_(loop), ports_(ports), fdb_(fdb), pmds_(pmds)
+                       const std::vector<Pmd*>& pmds, Scheduler& scheduler)
+    : path_(std::move(path)), loop_(loop), ports_(ports), fdb_(fdb), pmds_(pmds), scheduler_(scheduler)
 {
 }
 
@@ -128,7 +131,54 @@ void Management::serve_one()
     (void)send(conn.get(), text.data(), text.size(), MSG_NOSIGNAL);
 }
 
-nlohmann::json Management::handle(const nlohmann::json& request) const
+nlohmann::json Management::show_pmd() const
+{
+    const std::vector<PortPlacement> placed = scheduler_.placements();
+    nlohmann::json list = nlohmann::json::array();
+    for (const Pmd* pmd : pmds_) {
+        const PmdStats s = pmd->stats();
+        nlohmann::json ports = nlohmann::json::array();
+        for (const PortPlacement& p : placed)
+            if (p.pmd == pmd->index())
+                ports.push_back({{"name", p.port->name()}, {"pinned", p.pinned}, {"cycles", p.cycles},
+                                 {"load_pct", std::round(1000 * p.share) / 10}});
+        list.push_back({{"pmd", pmd->index()}, {"lcore", pmd->lcore()}, {"busy_cycles", s.busy_cycles},
+                        {"idle_cycles", s.idle_cycles}, {"iterations", s.iterations}, {"packets", s.packets},
+                        {"tsc_hz", s.tsc_hz}, {"longest_iteration_cycles", s.turns.longest},
+                        {"iterations_over_1ms", s.turns.longer_than(1e-3)}, {"ports", ports}});
+    }
+    return {{"pmds", list}, {"load_window_seconds", Scheduler::kWindowSeconds}, {"port_moves", scheduler_.moves()}};
+}
+
+nlohmann::json Management::rebalance()
+{
+    auto done = scheduler_.rebalance();
+    if (!done)
+        return {{"error", done.error().detail}};
+    nlohmann::json moves = nlohmann::json::array();
+    for (const PortMove& m : done->moves)
+        moves.push_back({{"port", m.port}, {"from", m.from}, {"to", m.to}});
+    return {{"moves", moves}, {"worthwhile", done->plan.worthwhile},
+            {"imbalance_before", imbalance(done->plan.current_load)}, {"imbalance_after", imbalance(done->plan.load)},
+            {"load_before", done->plan.current_load}, {"load_after", done->plan.load}};
+}
+
+nlohmann::json Management::pin(const nlohmann::json& request)
+{
+    const std::string port = request.value("port", "");
+    if (!request.contains("pmd") || request["pmd"].is_null()) {
+        auto ok = scheduler_.unpin(port);
+        return ok ? nlohmann::json{{"port", port}, {"pinned", false}} : nlohmann::json{{"error", ok.error().detail}};
+    }
+    if (!request["pmd"].is_number_unsigned())
+        return {{"error", "pin: `pmd` must be a PMD index (0, 1, ...) or null to unpin"}};
+    auto moved = scheduler_.pin(port, request["pmd"].get<unsigned>());
+    if (!moved)
+        return {{"error", moved.error().detail}};
+    return {{"port", port}, {"pinned", true}, {"from", moved->from}, {"to", moved->to}};
+}
+
+nlohmann::json Management::handle(const nlohmann::json& request)
 {
     const std::string cmd = request.value("cmd", "");
     if (cmd == "show_ports")
@@ -139,18 +189,13 @@ nlohmann::json Management::handle(const nlohmann::json& request) const
             list.push_back({{"mac", fmt::format("{:012x}", e.mac)}, {"vlan", e.vlan}, {"port", ports_.at(e.port)->name()}, {"age", e.age_s}});
         return {{"fdb", list}};
     }
-    if (cmd == "show_pmd") {
-        nlohmann::json list = nlohmann::json::array();
-        for (const Pmd* pmd : pmds_) {
-            const PmdStats s = pmd->stats();
-            list.push_back({{"pmd", pmd->index()}, {"lcore", pmd->lcore()}, {"busy_cycles", s.busy_cycles},
-                            {"idle_cycles", s.idle_cycles}, {"iterations", s.iterations}, {"packets", s.packets},
-                            {"tsc_hz", s.tsc_hz}, {"longest_iteration_cycles", s.turns.longest},
-                            {"iterations_over_1ms", s.turns.longer_than(1e-3)}});
-        }
-        return {{"pmds", list}};
-    }
-    return {{"error", fmt::format("unknown command `{}` (known: show_ports, show_fdb, show_pmd)", cmd)}};
+    if (cmd == "show_pmd")
+        return show_pmd();
+    if (cmd == "rebalance")
+        return rebalance();
+    if (cmd == "pin")
+        return pin(request);
+    return {{"error", fmt::format("unknown command `{}` (known: show_ports, show_fdb, show_pmd, rebalance, pin)", cmd)}};
 }
 
 }  // namespace vusw

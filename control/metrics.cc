@@ -145,6 +145,9 @@ private:
         auto turns = family("vusw_pmd_iteration_seconds", "Duration of each PMD loop turn (a long one is a stall)",
                             MetricType::Histogram);
         auto longest = family("vusw_pmd_longest_iteration_seconds", "Longest PMD loop turn since start", MetricType::Gauge);
+        auto polls = family("vusw_port_poll_cycles_total",
+                            "TSC cycles a PMD spent on a port in loop turns that moved its frames (the port's load)",
+                            MetricType::Counter);
         for (const Pmd* pmd : pmds_) {
             const PmdStats s = pmd->stats();
             const std::string id = std::to_string(pmd->index());
@@ -153,6 +156,8 @@ private:
             const double hz = double(s.tsc_hz);
             add_histogram(turns, {{"pmd", id}}, IterationStats::kBounds, s.turns.buckets, double(s.turns.cycles) / hz);
             add(longest, {{"pmd", id}}, double(s.turns.longest) / hz);
+            for (const Port* p : ports_)
+                add(polls, {{"port", p->name()}, {"pmd", id}}, double(p->poll_cycles(pmd->index()).get()));
         }
         auto fdb_entries = family("vusw_fdb_entries", "Learned MAC table entries", MetricType::Gauge);
         add(fdb_entries, {}, double(fdb_.size()));
@@ -162,7 +167,7 @@ private:
         add(aged, {}, double(fdb_.aged()));
         auto grace = family("vusw_rcu_grace_period_seconds", "RCU grace periods of all retired snapshots", MetricType::Histogram);
         add_histogram(grace, {}, rcu_.stats());
-        for (auto* f : {&busy, &idle, &turns, &longest, &fdb_entries, &learned, &aged, &grace})
+        for (auto* f : {&busy, &idle, &turns, &longest, &polls, &fdb_entries, &learned, &aged, &grace})
             out.push_back(std::move(*f));
     }
 

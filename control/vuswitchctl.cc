@@ -1,4 +1,4 @@
-// vuswitchctl: ask a running vuswitchd about its ports, cores and MAC table.
+// vuswitchctl: ask a running vuswitchd about its ports, cores and MAC table; place ports on cores.
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -6,6 +6,7 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -15,9 +16,16 @@ namespace {
 constexpr const char* kUsage = R"(Usage: vuswitchctl [--control PATH] [--json] COMMAND
 
 Commands:
-  show ports    ports with state, counters and drops by reason
-  show pmd      PMD cores: busy/idle cycles, packets, longest loop turn, turns over 1 ms
-  show fdb      learned MAC addresses
+  show ports       ports with state, counters and drops by reason
+  show pmd         PMD cores: busy/idle cycles, packets, longest loop turn, turns over 1 ms,
+                   and the ports each polls with their load (share of the core's cycles over
+                   the last 10 s) and whether they are pinned
+  show fdb         learned MAC addresses
+  rebalance        place unpinned ports on PMD cores by measured load now (ports move only if
+                   that cuts the load imbalance by the threshold, --rebalance-threshold)
+  pin PORT PMD     poll PORT on PMD core number PMD from now on (moves it now; no rebalance
+                   moves it again)
+  unpin PORT       let rebalancing move PORT again
 
 Options:
   --control PATH   management socket of vuswitchd (default /run/vuswitch/vuswitchd.ctl)
@@ -89,6 +97,17 @@ void print_ports(const nlohmann::json& j)
     }
 }
 
+void print_pmd_ports(const nlohmann::json& pmd)
+{
+    if (!pmd.contains("ports"))
+        return;
+    for (const auto& q : pmd.at("ports"))
+        fmt::print("       port {:<16} load {:>5.1f}%{}\n", q.at("name").get<std::string>(), q.value("load_pct", 0.0),
+                   q.value("pinned", false) ? "  (pinned)" : "");
+    if (pmd.at("ports").empty())
+        fmt::print("       (no ports)\n");
+}
+
 void print_pmd(const nlohmann::json& j)
 {
     fmt::print("{:<4} {:<6} {:>16} {:>16} {:>7} {:>14} {:>12} {:>11}\n", "PMD", "LCORE", "BUSY_CYCLES", "IDLE_CYCLES",
@@ -101,7 +120,52 @@ void print_pmd(const nlohmann::json& j)
                    p.at("lcore").get<unsigned>(), p.at("busy_cycles").get<uint64_t>(), p.at("idle_cycles").get<uint64_t>(),
                    busy + idle > 0 ? 100 * busy / (busy + idle) : 0.0, p.at("packets").get<uint64_t>(), longest_us,
                    p.value("iterations_over_1ms", uint64_t{0}));
+        print_pmd_ports(p);
     }
+    if (j.contains("load_window_seconds"))
+        fmt::print("\nport load: share of the PMD's cycles over the last {} s; ports moved since start: {}\n",
+                   j.at("load_window_seconds").get<unsigned>(), j.value("port_moves", uint64_t{0}));
+}
+
+void print_rebalance(const nlohmann::json& j)
+{
+    for (const auto& m : j.at("moves"))
+        fmt::print("moved {} from PMD {} to PMD {}\n", m.at("port").get<std::string>(), m.at("from").get<unsigned>(),
+                   m.at("to").get<unsigned>());
+    fmt::print("{}load imbalance {} -> {} cycles (busiest minus idlest PMD, last 10 s)\n",
+               j.at("moves").empty() ? "no port moved (not worth it); " : "", j.value("imbalance_before", uint64_t{0}),
+               j.value(j.at("moves").empty() ? "imbalance_before" : "imbalance_after", uint64_t{0}));
+}
+
+void print_pin(const nlohmann::json& j)
+{
+    if (!j.value("pinned", false))
+        fmt::print("{} unpinned\n", j.at("port").get<std::string>());
+    else if (j.at("from") == j.at("to"))
+        fmt::print("{} pinned to PMD {}\n", j.at("port").get<std::string>(), j.at("to").get<unsigned>());
+    else
+        fmt::print("{} pinned to PMD {} (moved from PMD {})\n", j.at("port").get<std::string>(), j.at("to").get<unsigned>(),
+                   j.at("from").get<unsigned>());
+}
+
+// The request for the command words, or an empty object if they make no command.
+nlohmann::json request_of(const std::vector<std::string>& w, std::string& error)
+{
+    if (w.size() == 2 && w[0] == "show" && (w[1] == "ports" || w[1] == "pmd" || w[1] == "fdb"))
+        return {{"cmd", "show_" + w[1]}};
+    if (w.size() == 1 && w[0] == "rebalance")
+        return {{"cmd", "rebalance"}};
+    if (w.size() == 2 && w[0] == "unpin")
+        return {{"cmd", "pin"}, {"port", w[1]}, {"pmd", nullptr}};
+    if (w.size() == 3 && w[0] == "pin") {
+        if (w[2].empty() || w[2].size() > 4 || w[2].find_first_not_of("0123456789") != std::string::npos) {
+            error = fmt::format("pin {} {}: PMD must be a PMD core number (0, 1, ...)", w[1], w[2]);
+            return {};
+        }
+        return {{"cmd", "pin"}, {"port", w[1]}, {"pmd", std::stoul(w[2])}};
+    }
+    error = "expected a command: show ports | show pmd | show fdb | rebalance | pin PORT PMD | unpin PORT";
+    return {};
 }
 
 void print_fdb(const nlohmann::json& j)
@@ -141,22 +205,29 @@ int main(int argc, char** argv)
             words.push_back(a);
         }
     }
-    if (words.size() != 2 || words[0] != "show" || (words[1] != "ports" && words[1] != "pmd" && words[1] != "fdb"))
-        return usage_error("expected a command: show ports | show pmd | show fdb");
+    std::string error;
+    const nlohmann::json request = request_of(words, error);
+    if (request.empty())
+        return usage_error(error);
     try {
-        const nlohmann::json reply = nlohmann::json::parse(ask(control, nlohmann::json{{"cmd", "show_" + words[1]}}.dump()));
+        const nlohmann::json reply = nlohmann::json::parse(ask(control, request.dump()));
         if (reply.contains("error")) {
             fmt::print(stderr, "vuswitchctl: {}\n", reply.at("error").get<std::string>());
             return 1;
         }
+        const std::string cmd = request.at("cmd").get<std::string>();
         if (json)
             fmt::print("{}\n", reply.dump(2));
-        else if (words[1] == "ports")
+        else if (cmd == "show_ports")
             print_ports(reply);
-        else if (words[1] == "pmd")
+        else if (cmd == "show_pmd")
             print_pmd(reply);
-        else
+        else if (cmd == "show_fdb")
             print_fdb(reply);
+        else if (cmd == "rebalance")
+            print_rebalance(reply);
+        else
+            print_pin(reply);
     } catch (const std::exception& e) {
         fmt::print(stderr, "vuswitchctl: {}\n", e.what());
         return 1;

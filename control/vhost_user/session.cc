@@ -159,7 +159,7 @@ Status Session::sync_ring(uint32_t index, bool reconfigure)
     s.mrg_rxbuf = features_ & feature::kMrgRxbuf;
     s.in_order = features_ & feature::kInOrder;
     s.hdr_len = (features_ & (feature::kVersion1 | feature::kMrgRxbuf)) ? 12 : 10;
-    auto done = env_.pmd.execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
+    auto done = env_.pmd().execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
     return done ? Status{} : std::unexpected(done.error());
 }
 
@@ -171,13 +171,13 @@ Status Session::stop_ring(uint32_t index, uint16_t& last_avail)
     r.kick.reset();
     RingCall call{&port_, uint16_t(index), {}};
     call.setup.call_fd = -1;
-    auto done = env_.pmd.execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
+    auto done = env_.pmd().execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
     if (!done)
         return std::unexpected(done.error());
     // Buffers lent to mbufs (zero copy) go back to the guest before we report the ring
     // stopped: nothing may touch it after GET_VRING_BASE's reply.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (env_.pmd.running() && port_.loans(uint16_t(index)) != 0 && std::chrono::steady_clock::now() < deadline)
+    while (env_.pmd().running() && port_.loans(uint16_t(index)) != 0 && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::microseconds(50));
     if (port_.loans(uint16_t(index)) != 0)
         log(LogLevel::warn, "port {}: vring {} stopped with {} buffers still lent; they will not be returned",
@@ -404,7 +404,7 @@ Status Session::send_rarp(Message& m)
     InjectCall call{&env_.l2, &port_, make_rarp(env_.pool, mac)};
     if (call.frame == nullptr)
         return fail("no_mbuf", "SEND_RARP: no mbuf for the RARP frame");
-    auto done = env_.pmd.execute(PmdCommand{PmdCommand::Kind::call, nullptr, &InjectCall::run, &call, 0});
+    auto done = env_.pmd().execute(PmdCommand{PmdCommand::Kind::call, nullptr, &InjectCall::run, &call, 0});
     return done ? Status{} : std::unexpected(done.error());
 }
 

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "control/vhost_user/connection.h"
@@ -31,7 +32,7 @@ inline constexpr uint64_t kOfferedProtocolFeatures = protocol::kMq | protocol::k
 
 // What a session needs from the daemon.
 struct SessionEnv {
-    Pmd& pmd;             // the core that owns the port
+    std::function<Pmd&()> pmd;  // the core that polls the port now (ports move between cores)
     Reclaimer& reclaimer; // retires memory snapshots
     L2Switch& l2;         // SEND_RARP injects a frame
     rte_mempool* pool;
