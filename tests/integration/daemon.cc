@@ -76,11 +76,11 @@ std::string make_run_dir() {
   return tmpl;
 }
 
-std::vector<std::string> base_args(const std::string& run_dir, uint16_t metrics_port) {
+std::vector<std::string> base_args(const std::string& run_dir, uint16_t metrics_port, const std::string& lcores) {
   static int instance = 0;
   std::string prefix = "vuswitch-it-" + std::to_string(::getpid()) + "-" + std::to_string(instance++);
   return {daemon_binary(), "--file-prefix", prefix, "--no-huge", "--memory", "256",
-          "--lcores", "0,1", "--metrics", "127.0.0.1:" + std::to_string(metrics_port),
+          "--lcores", lcores, "--metrics", "127.0.0.1:" + std::to_string(metrics_port),
           "--control", run_dir + "/ctl", "--run-dir", run_dir, "--log-level", "info"};
 }
 
@@ -98,7 +98,7 @@ std::string daemon_binary() {
 
 Daemon::Daemon(DaemonConfig cfg) : run_dir_(make_run_dir()), log_path_(run_dir_ + "/daemon.log") {
   metrics_port_ = free_tcp_port();
-  std::vector<std::string> args = base_args(run_dir_, metrics_port_);
+  std::vector<std::string> args = base_args(run_dir_, metrics_port_, cfg.lcores);
   for (const auto& s : cfg.servers) args.insert(args.end(), {"--vhost-user", socket_path(s)});
   for (const auto& c : cfg.clients) args.insert(args.end(), {"--vhost-user-client", socket_path(c)});
   args.insert(args.end(), cfg.extra_args.begin(), cfg.extra_args.end());

@@ -20,6 +20,7 @@ struct DaemonConfig {
   std::vector<std::string> servers;  // --vhost-user <run_dir>/<name>.sock
   std::vector<std::string> clients;  // --vhost-user-client <run_dir>/<name>.sock
   std::vector<std::string> extra_args;
+  std::string lcores = "0,1";  // --lcores: control core, then PMD cores
 };
 
 // One parsed sample of the Prometheus text format.
