@@ -86,8 +86,9 @@ ovs_start() {
   for ((i = 0; i < 600; i++)); do
     [[ $(ovs_vsctl get Open_vSwitch . dpdk_initialized 2>/dev/null) == true ]] && break
     if ! kill -0 "$OVS_VSD_PID" 2>/dev/null; then
-      tail -n 20 "$OVS_DIR/ovs-vswitchd.log" >&2
-      fail "ovs-vswitchd exited during start-up (DPDK init failed? log: $OVS_DIR/ovs-vswitchd.log)"
+      local why
+      why=$(grep -E '\|(ERR|EMER)\|' "$OVS_DIR/ovs-vswitchd.log" 2>/dev/null | sed 's/^.*|\(ERR\|EMER\)|//' | paste -sd';' || true)
+      fail "ovs-vswitchd exited during start-up: ${why:-no error logged} (log: $OVS_DIR/ovs-vswitchd.log; free hugepages: $(awk '/^HugePages_Free:/ {print $2 * 2}' /proc/meminfo) MiB, OVS asks for OVS_SOCKET_MEM=$OVS_SOCKET_MEM)"
     fi
     sleep 0.1
   done

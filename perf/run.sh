@@ -37,6 +37,8 @@
 # Environment: VUSWITCHD / VUSW_BUILD (another vuswitchd build), SYS_KEEP_LOGS=1 (keep
 # every daemon and generator log in /tmp/vusw-perf-run.*), OVS_SOCKET_MEM (MB, 1024).
 # A full default run (3 topologies x 4 sizes x 3 switches x 3 trials) takes ~20 minutes.
+# Exit status: 0 all measured; 1 some measurements failed (the report says which and why,
+# the rest is still measured and written); 2 bad command line.
 # Method, columns and caveats: perf/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -315,7 +317,7 @@ run_point() {
 # ---------------------------------------------------------------- memory
 
 # vusw_memory N: resident memory of an idle vuswitchd with N vhost-user server ports
-# (no front-end attached): "N VmRSS_kB VmHWM_kB HugetlbPages_kB".
+# (no front-end attached), to fd 3: "N VmRSS_kB VmHWM_kB HugetlbPages_kB".
 vusw_memory() {
   local n=$1 dir=$SYS_TMP/mem-$1 i args=()
   mkdir -p "$dir"
@@ -323,7 +325,7 @@ vusw_memory() {
   vusw_start mem --lcores "$GEN_CORE,$DUT_CORE" --log-level warn "${args[@]}"
   sleep 2
   awk -v n="$n" '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 } /^HugetlbPages:/ { g = $2 }
-    END { print n, r, h, g + 0 }' "/proc/$VUSW_PID/status"
+    END { print n, r, h, g + 0 }' "/proc/$VUSW_PID/status" >&3
   vusw_stop || log "WARNING: vuswitchd exited non-zero (log: $VUSW_LOG)"
 }
 
@@ -337,11 +339,12 @@ HOST="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(nproc) core
 OVS_VERSION=$("$OVS_VSWITCHD_DPDK" --version 2>/dev/null | head -1 | awk '{print $NF}' || true)
 START=$(date -u '+%Y-%m-%d %H:%M UTC')
 log "topologies: $TOPOLOGIES   sizes: $SIZES   switches: $TARGETS   trials: $TRIALS"
-log "window: ${WARMUP}s warm-up + ${DURATION}s; $total measurements, about $((total * (WARMUP + DURATION + 4) / 60 + 1)) min"
+log "window: ${WARMUP}s warm-up + ${DURATION}s; $total measurements, about $((total * (WARMUP * 10 + DURATION * 10 + 25) / 600 + 1)) min"
 log "generator: testpmd virtio-user on core $GEN_CORE; switch under test on core $DUT_CORE"
 log "host: $HOST; vuswitch $COMMIT${OVS_VERSION:+; OVS $OVS_VERSION}"
 log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
+T_START=$SECONDS
 RAW=$SYS_TMP/trials.csv
 echo "topology,target,size,trial,mpps,crosscheck_mpps,foreign_pct,pmd_busy_pct,cycles_per_packet,status" >"$RAW"
 declare -A FAILED_IN=()   # topology/target -> reason: the switch is not tried again there
@@ -381,14 +384,14 @@ MEM=$SYS_TMP/memory.txt
 if [[ $MEMORY == 1 && " $TARGETS " == *" vuswitch "* ]]; then
   for n in 2 64; do
     log "memory: vuswitchd with $n idle vhost-user ports"
-    if ( SYS_PIDS=(); trap 'set +e; for p in "${SYS_PIDS[@]}"; do sys_stop_pid "$p" 5; done' EXIT; vusw_memory "$n" ) >>"$MEM"; then
+    if ( SYS_PIDS=(); trap 'set +e; for p in "${SYS_PIDS[@]}"; do sys_stop_pid "$p" 5; done' EXIT; vusw_memory "$n" ) 3>>"$MEM"; then
       log "          $(tail -n 1 "$MEM" | awk '{ printf "VmRSS %.1f MiB, VmHWM %.1f MiB, hugetlb %.0f MiB", $2 / 1024, $3 / 1024, $4 / 1024 }')"
     else
       log "          FAILED (see above)"
     fi
   done
 fi
-log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+log "load average after: $(cut -d' ' -f1-3 /proc/loadavg); took $(((SECONDS - T_START) / 60)) min $(((SECONDS - T_START) % 60)) s"
 
 # ---------------------------------------------------------------- report
 
@@ -421,4 +424,8 @@ if [[ -n $CSV ]]; then
   log "tables written to $MARKDOWN, every trial to $CSV"
 fi
 [[ -n $PLOT && -s $PLOT ]] && log "plot written to $PLOT"
+if ((${#FAILED_IN[@]} > 0)); then
+  log "some measurements failed (see FAILED above and the report); exit 1"
+  exit 1
+fi
 exit 0
