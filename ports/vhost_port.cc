@@ -11,6 +11,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "vusw/prefetch.h"
+
 namespace vusw {
 namespace {
 
@@ -375,7 +377,8 @@ bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemT
     else if (c.bytes > v.hdr_len + kMaxFrame)
         why = Drop::oversize;
     else if (c.bytes >= v.hdr_len + kEthHeader) {
-        m = lend(ctx, v, index, mem, c, spare, why);
+        if (c.bytes >= v.hdr_len + kZeroCopyMinBytes)
+            m = lend(ctx, v, index, mem, c, spare, why);
         lent = m != nullptr;
         if (!lent)
             m = copy_out(c, v.hdr_len, spare, ctx.pool, why);
@@ -404,6 +407,7 @@ uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_
     const uint16_t n = std::min({fresh_available(v), max, uint16_t(tx_chains_.size())});
     const MemTable* mem = v.queue.memory();
     v.queue.prefetch_heads(n);
+    v.queue.prefetch_used(n);
     // Two passes: walk every chain of the burst and prefetch its frame, then copy or lend
     // them. The cache misses on the descriptors and payloads of the whole burst (lines
     // the guest's core just wrote) overlap instead of coming one frame at a time.
@@ -448,7 +452,7 @@ std::optional<Drop> VhostPort::claim(Vring& v, RxClaim& cl, uint16_t& avail)
             cl.count = 0;
             return Drop::queue_not_ready;
         }
-        __builtin_prefetch(c.seg[0].host, 1);  // we write it next: fetch the line now
+        prefetch_for_write(c.seg[0].host);  // written in pass 2
         --avail;
         ++cl.count;
         have += c.bytes;
@@ -498,8 +502,10 @@ void VhostPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
         if (vrings_[q].enabled && usable(vrings_[q], mem))
             target = &vrings_[q];
     uint16_t avail = target != nullptr ? fresh_available(*target) : 0;
-    if (target != nullptr)
+    if (target != nullptr) {
         target->queue.prefetch_heads(std::min(avail, n));
+        target->queue.prefetch_used(std::min(avail, n));
+    }
     PortCounters& counters = this->counters(ctx.slot);
     // Two passes, as for guest TX: claim RX buffers for as many frames as the scratch
     // holds (the descriptor and buffer misses of all of them overlap), then copy.
