@@ -10,12 +10,12 @@
 namespace vusw {
 namespace {
 
+// The address as a number, first byte most significant (as printed).
 uint64_t mac_of(const rte_ether_addr& a)
 {
     uint64_t v = 0;
-    for (uint8_t b : a.addr_bytes)
-        v = (v << 8) | b;
-    return v;
+    std::memcpy(&v, a.addr_bytes, RTE_ETHER_ADDR_LEN);
+    return __builtin_bswap64(v) >> 16;
 }
 
 uint16_t vlan_of(const rte_ether_hdr* eth, uint32_t len)
@@ -56,6 +56,10 @@ void L2Switch::forward(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_t n)
 {
     CoreScratch& s = scratch_[ctx.slot];
     PortCounters& in_counters = in.counters(ctx.slot);
+    // A burst mostly repeats one source and few destinations: learn a source once per
+    // burst, and reuse the last lookup while the destination stays the same.
+    uint64_t learned_mac = ~0ull, looked_up_mac = ~0ull;
+    uint16_t learned_vlan = 0, looked_up_vlan = 0, looked_up_port = Fdb::kUnknown;
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
         if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr)) {
@@ -65,10 +69,24 @@ void L2Switch::forward(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_t n)
         }
         const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
         const uint16_t vlan = vlan_of(eth, rte_pktmbuf_data_len(m));
-        if (!rte_is_multicast_ether_addr(&eth->src_addr))
-            fdb_.learn(mac_of(eth->src_addr), vlan, in.id());
-        const uint16_t to = rte_is_multicast_ether_addr(&eth->dst_addr) ? Fdb::kUnknown
-                                                                         : fdb_.lookup(mac_of(eth->dst_addr), vlan);
+        if (!rte_is_multicast_ether_addr(&eth->src_addr)) {
+            const uint64_t src = mac_of(eth->src_addr);
+            if (src != learned_mac || vlan != learned_vlan) {
+                fdb_.learn(src, vlan, in.id());
+                learned_mac = src;
+                learned_vlan = vlan;
+            }
+        }
+        uint16_t to = Fdb::kUnknown;
+        if (!rte_is_multicast_ether_addr(&eth->dst_addr)) {
+            const uint64_t dst = mac_of(eth->dst_addr);
+            if (dst != looked_up_mac || vlan != looked_up_vlan) {
+                looked_up_port = fdb_.lookup(dst, vlan);
+                looked_up_mac = dst;
+                looked_up_vlan = vlan;
+            }
+            to = looked_up_port;
+        }
         if (to == in.id() || ports_.size() < 2) {
             in_counters.drop(Drop::no_destination);  // never echo a frame to where it came from
             rte_pktmbuf_free(m);

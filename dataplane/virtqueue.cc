@@ -1,6 +1,8 @@
 // Split virtqueue walking, device side (virtio 1.2 §2.7).
 #include "vusw/virtqueue.h"
 
+#include "vusw/prefetch.h"
+
 #include <atomic>
 
 namespace vusw {
@@ -144,7 +146,14 @@ bool SplitQueue::pop(Chain& chain, bool writable)
     }
     chain.head = head;
     ++last_avail_;
-    const virtio::Desc d = desc_[head];
+    const virtio::Desc d = desc_[head];  // one read: the guest may rewrite it under us
+    if (!(d.flags & (virtio::kDescIndirect | virtio::kDescNext))) {  // one buffer: the common case
+        if (bool(d.flags & virtio::kDescWrite) != writable) {
+            fault_ = QueueFault::wrong_direction;
+            return false;
+        }
+        return add_buffer(d, chain);
+    }
     if (!(d.flags & virtio::kDescIndirect))
         return walk(desc_, size_, head, chain, writable);
     // Spec §2.7.5.3.1: the driver must not set NEXT together with INDIRECT, and the table
@@ -167,6 +176,17 @@ void SplitQueue::prefetch_heads(uint16_t n) const
         const uint16_t head = avail_[2 + ((last_avail_ + i) & (size_ - 1))];  // a hint only: pop() checks it
         __builtin_prefetch(&desc_[head & (size_ - 1)]);
     }
+}
+
+void SplitQueue::prefetch_used(uint16_t n) const
+{
+    if (used_ == nullptr || n == 0)
+        return;
+    // Used entries are 8 bytes: one prefetch per cache line, wrapping with the ring.
+    constexpr uint16_t kPerLine = 64 / sizeof(virtio::UsedElem);
+    for (uint16_t i = 0; i < n; i = uint16_t(i + kPerLine))
+        prefetch_for_write(&used_[(used_idx_ + i) & (size_ - 1)]);
+    prefetch_for_write(&used_[(used_idx_ + n - 1) & (size_ - 1)]);
 }
 
 void SplitQueue::push_used(uint16_t id, uint32_t len)

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "vusw/prefetch.h"
+
 namespace vusw {
 namespace {
 
@@ -29,10 +31,18 @@ struct NetHeader {
 };
 static_assert(sizeof(NetHeader) == 12);
 
-// Copies a chain (minus its leading virtio-net header) into a fresh mbuf chain.
-rte_mbuf* copy_out(const Chain& c, uint32_t skip, rte_mempool* pool, Drop& why)
+// Takes the burst's pre-allocated mbuf if there is one, else allocates.
+rte_mbuf* take_mbuf(rte_mbuf*& spare, rte_mempool* pool)
 {
-    rte_mbuf* head = rte_pktmbuf_alloc(pool);
+    rte_mbuf* m = spare != nullptr ? spare : rte_pktmbuf_alloc(pool);
+    spare = nullptr;
+    return m;
+}
+
+// Copies a chain (minus its leading virtio-net header) into an mbuf chain.
+rte_mbuf* copy_out(const Chain& c, uint32_t skip, rte_mbuf*& spare, rte_mempool* pool, Drop& why)
+{
+    rte_mbuf* head = take_mbuf(spare, pool);
     if (head == nullptr) {
         why = Drop::no_mbuf;
         return nullptr;
@@ -264,7 +274,8 @@ uint16_t VhostPort::receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max)
     return got;
 }
 
-rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, Drop& why)
+rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c,
+                          rte_mbuf*& spare, Drop& why)
 {
     // Lend only a frame that sits in one piece of guest memory after its header.
     const uint32_t frame = c.bytes - v.hdr_len;
@@ -277,7 +288,7 @@ rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTa
         lent_total_ >= kMaxLoans || v.lent.size() < v.queue.size() || v.lent[c.head].out ||
         rte_eal_iova_mode() != RTE_IOVA_VA)
         return nullptr;
-    rte_mbuf* m = rte_pktmbuf_alloc(ctx.pool);
+    rte_mbuf* m = take_mbuf(spare, ctx.pool);
     if (m == nullptr) {
         why = Drop::no_mbuf;
         return nullptr;
@@ -354,7 +365,7 @@ void VhostPort::flush(PmdContext&)
 }
 
 bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c,
-                           rte_mbuf*& out)
+                           rte_mbuf*& spare, rte_mbuf*& out)
 {
     Drop why = Drop::runt;
     rte_mbuf* m = nullptr;
@@ -366,10 +377,11 @@ bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemT
     else if (c.bytes > v.hdr_len + kMaxFrame)
         why = Drop::oversize;
     else if (c.bytes >= v.hdr_len + kEthHeader) {
-        m = lend(ctx, v, index, mem, c, why);
+        if (c.bytes >= v.hdr_len + kZeroCopyMinBytes)
+            m = lend(ctx, v, index, mem, c, spare, why);
         lent = m != nullptr;
         if (!lent)
-            m = copy_out(c, v.hdr_len, ctx.pool, why);
+            m = copy_out(c, v.hdr_len, spare, ctx.pool, why);
     }
     // In order: a buffer taken while an older one is lent waits behind it (unless the
     // guest broke the rules and posted more buffers than its ring holds).
@@ -395,6 +407,7 @@ uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_
     const uint16_t n = std::min({fresh_available(v), max, uint16_t(tx_chains_.size())});
     const MemTable* mem = v.queue.memory();
     v.queue.prefetch_heads(n);
+    v.queue.prefetch_used(n);
     // Two passes: walk every chain of the burst and prefetch its frame, then copy or lend
     // them. The cache misses on the descriptors and payloads of the whole burst (lines
     // the guest's core just wrote) overlap instead of coming one frame at a time.
@@ -405,10 +418,20 @@ uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_
         rte_prefetch0(frame + RTE_CACHE_LINE_SIZE);
         ++popped;
     }
-    uint16_t got = 0;
-    for (uint16_t i = 0; i < popped; ++i)
-        if (take_frame(ctx, v, index, mem, tx_chains_[i], pkts[got]))
+    // One mbuf per frame, allocated in bulk (each frame falls back to its own
+    // allocation if the pool cannot give them all at once).
+    std::array<rte_mbuf*, kBurst> spare{};
+    if (popped > 0 && rte_pktmbuf_alloc_bulk(ctx.pool, spare.data(), popped) != 0)
+        spare.fill(nullptr);
+    uint16_t got = 0, unused = 0;
+    for (uint16_t i = 0; i < popped; ++i) {
+        if (take_frame(ctx, v, index, mem, tx_chains_[i], spare[i], pkts[got]))
             ++got;
+        if (spare[i] != nullptr)  // dropped before it needed one
+            spare[unused++] = spare[i];
+    }
+    if (unused > 0)
+        rte_pktmbuf_free_bulk(spare.data(), unused);
     note_fault(v);  // a chain that failed to pop broke the queue
     return got;
 }
@@ -429,7 +452,7 @@ std::optional<Drop> VhostPort::claim(Vring& v, RxClaim& cl, uint16_t& avail)
             cl.count = 0;
             return Drop::queue_not_ready;
         }
-        __builtin_prefetch(c.seg[0].host, 1);  // we write it next: fetch the line now
+        prefetch_for_write(c.seg[0].host);  // written in pass 2
         --avail;
         ++cl.count;
         have += c.bytes;
@@ -479,8 +502,10 @@ void VhostPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
         if (vrings_[q].enabled && usable(vrings_[q], mem))
             target = &vrings_[q];
     uint16_t avail = target != nullptr ? fresh_available(*target) : 0;
-    if (target != nullptr)
+    if (target != nullptr) {
         target->queue.prefetch_heads(std::min(avail, n));
+        target->queue.prefetch_used(std::min(avail, n));
+    }
     PortCounters& counters = this->counters(ctx.slot);
     // Two passes, as for guest TX: claim RX buffers for as many frames as the scratch
     // holds (the descriptor and buffer misses of all of them overlap), then copy.

@@ -136,8 +136,11 @@ private:
     // Available entries, with the rings translated through a table read after the index.
     uint16_t fresh_available(Vring& v);
     // One popped guest TX chain into an mbuf (lent or copied); false if dropped.
-    bool take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, rte_mbuf*& out);
-    rte_mbuf* lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, Drop& why);
+    // `spare` is a pre-allocated mbuf the frame may take (then set to nullptr).
+    bool take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, rte_mbuf*& spare,
+                    rte_mbuf*& out);
+    rte_mbuf* lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, rte_mbuf*& spare,
+                   Drop& why);
     void give_back(Loan& loan);   // owner core: the descriptor returns to the guest
     // Owner core: TX buffer `head` is done with (copied, dropped, or its loan returned).
     void complete(Vring& v, uint16_t head);

@@ -98,6 +98,8 @@ public:
     // Prefetches the head descriptors of the next `n` available chains, so a burst's
     // cache misses overlap instead of coming one chain at a time.
     void prefetch_heads(uint16_t n) const;
+    // Prefetches, for writing, the used-ring entries the next `n` push_used() fill.
+    void prefetch_used(uint16_t n) const;
     // Puts back the last `n` popped chains (RX: not enough buffers for a frame).
     void unpop(uint16_t n) { last_avail_ = uint16_t(last_avail_ - n); }
 
