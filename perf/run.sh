@@ -190,12 +190,24 @@ dut_stop() {
   esac
 }
 
-# vuswitchd port counters: "name rx tx drops" per port.
-vusw_ports() {
-  vusw_ctl --json show ports 2>/dev/null | "$PYTHON" -c '
+# vusw_port_rates JSON0 JSON1 SECONDS: per-port rates between two `vuswitchctl --json
+# show ports` replies, taken raw inside the window (python would take a few hundred ms on
+# a host whose two cores are busy-polling). A reply takes ~0.1 s (the control thread
+# shares core 0 with the generator), so each snapshot is dated at the middle of its call.
+vusw_port_rates() {
+  "$PYTHON" -c '
 import json, sys
-for p in json.load(sys.stdin)["ports"]:
-    print(p["name"], p["rx_packets"], p["tx_packets"], sum(p["drops"].values()))' 2>/dev/null || true
+a, b, s = (json.loads(x)["ports"] for x in sys.argv[1:3]), None, float(sys.argv[3])
+a, b = list(a)
+old = {p["name"]: p for p in a}
+for p in b:
+    o = old.get(p["name"])
+    if o is None:
+        continue
+    d = lambda k: (p[k] - o[k]) / s / 1e6
+    drops = (sum(p["drops"].values()) - sum(o["drops"].values())) / s / 1e6
+    print("  %s rx %.3f tx %.3f drops %.3f Mpps;" % (p["name"], d("rx_packets"), d("tx_packets"), drops), end="")
+print()' "$1" "$2" "$3" 2>/dev/null || echo " (no counters)"
 }
 
 # OVS PMD statistics since the last pmd-stats-clear: "busy_pct cycles_per_packet".
@@ -242,24 +254,29 @@ measure() {
       nports=1 col=4 ;;          # generator RX
   esac
   sleep "$WARMUP"
-  local pmd0= pmd1= ports0= ports1= before after busy=- cyc=- fpt=-
+  local pmd0= pmd1= ports0= ports1= pt0= pt1= ta tb before after busy=- cyc=- fpt=-
   case $target in
-    vuswitch) pmd0=$(pmd_cycles); ports0=$(vusw_ports) ;;
+    vuswitch) pmd0=$(pmd_cycles) ;;
     ovs) ovs_appctl dpif-netdev/pmd-stats-clear >/dev/null 2>&1 || true ;;
   esac
   window_begin "${TP_PID[gen]}" "${DUT_PIDS[@]}"
+  # ta/tb: just before each "show port stats" (testpmd answers within milliseconds, the
+  # helper then polls its log), for the counter cross-check; the switch's own port
+  # counters are read inside the same span.
+  ta=$(date +%s.%N)
   before=$(tp_stats gen "$nports")
+  [[ $target == vuswitch ]] && { pt0=$(date +%s.%N); ports0=$(vusw_ctl --json show ports 2>/dev/null || true); pt0="$pt0 $(date +%s.%N)"; }
   sleep "$DURATION"
+  [[ $target == vuswitch ]] && { pt1=$(date +%s.%N); ports1=$(vusw_ctl --json show ports 2>/dev/null || true); pt1="$pt1 $(date +%s.%N)"; }
+  tb=$(date +%s.%N)
   after=$(tp_stats gen "$nports")
   window_end
   case $target in
     vuswitch)
-      pmd1=$(pmd_cycles); ports1=$(vusw_ports)
+      pmd1=$(pmd_cycles)
       read -r busy cyc fpt <<<"$(pmd_window "$pmd0" "$pmd1")"
       # Switch's own counters over the window, a cross-check of what the generator saw.
-      awk -v s="$W_SECONDS" 'NR == FNR { rx[$1] = $2; tx[$1] = $3; dr[$1] = $4; next }
-        { printf "  %s rx %.3f tx %.3f drops %.3f Mpps;", $1, ($2 - rx[$1]) / s / 1e6, ($3 - tx[$1]) / s / 1e6, ($4 - dr[$1]) / s / 1e6 }
-        END { print "" }' <(echo "$ports0") <(echo "$ports1") | sed 's/^/          vuswitchd ports:/'
+      echo "          vuswitchd ports:$(vusw_port_rates "$ports0" "$ports1" "$(awk -v a="$pt0" -v b="$pt1" 'BEGIN { split(a, x, " "); split(b, y, " "); print (y[1] + y[2] - x[1] - x[2]) / 2 }')")"
       ;;
     ovs) read -r busy cyc <<<"$(ovs_pmd_window)" ;;
   esac
@@ -267,8 +284,8 @@ measure() {
   tp_quit gen
   dut_stop "$target"
   # Rate: testpmd's own Rx-pps/Tx-pps (its timestamps, since the previous "show port
-  # stats"); cross-check: the packet counter's delta over our wall-clock window.
-  awk -v n="$nports" -v c="$col" -v s="$W_SECONDS" -v f="$FOREIGN" -v b="$busy" -v y="$cyc" '
+  # stats"); cross-check: the packet counter's delta over our wall clock (ta..tb).
+  awk -v n="$nports" -v c="$col" -v s="$(awk -v a="$ta" -v b="$tb" 'BEGIN { print b - a }')" -v f="$FOREIGN" -v b="$busy" -v y="$cyc" '
     NR <= n { cnt0[$1] = (c == 4 ? $2 : $3); next }
     { pps += $c; d += (c == 4 ? $2 : $3) - cnt0[$1] }
     END { printf "%.3f %.3f %s %s %s\n", pps / 1e6, d / s / 1e6, f, b, y }' <<<"$before"$'\n'"$after" >&3
