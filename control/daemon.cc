@@ -52,6 +52,10 @@ std::vector<std::string> eal_args(const Config& c)
     }
     std::vector<std::string> args = {"vuswitchd", mapped ? "--lcores" : "-l", lcores, "--file-prefix", c.file_prefix, "-m",
                                      std::to_string(c.memory_mb), "--log-level", "lib.*:warning", "--no-telemetry"};
+    // The first --lcores entry runs the control thread, whatever its number (EAL would
+    // otherwise make the lowest lcore the main one).
+    if (!c.lcores.empty())
+        args.insert(args.end(), {"--main-lcore", std::to_string(c.lcores.front())});
     if (c.no_huge)
         args.push_back("--no-huge");
     bool pci = false;

@@ -142,3 +142,28 @@ TEST_CASE("ctl JSON and /metrics describe the same ports") {
 }
 
 }  // namespace vusw::it
+
+namespace vusw::it {
+
+// The first --lcores entry runs the control thread even when it is not the lowest:
+// EAL must be told (--main-lcore), else it would make lcore 0 the main one and the
+// PMD meant for it could not launch.
+TEST_CASE("--lcores 1,0: the control thread on lcore 1, the PMD on lcore 0") {
+  DaemonConfig cfg;
+  cfg.servers = {"a", "b"};
+  cfg.lcores = "1,0";
+  Daemon d(cfg);
+  auto j = d.ctl({{"cmd", "show_pmd"}});
+  REQUIRE(j);
+  INFO("show_pmd: " << j->dump());
+  REQUIRE((*j)["pmds"].size() == 1);
+  CHECK(json_u64((*j)["pmds"][0], "lcore") == 0);
+  auto a = attach(d, "a");
+  auto b = attach(d, "b");
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(pair_switches(*a, kMacA, *b, kMacB));
+  finish(d);
+}
+
+}  // namespace vusw::it
