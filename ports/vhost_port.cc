@@ -3,6 +3,7 @@
 
 #include <rte_eal.h>
 #include <rte_mbuf.h>
+#include <rte_memcpy.h>
 #include <rte_prefetch.h>
 #include <rte_ring.h>
 #include <unistd.h>
@@ -46,6 +47,21 @@ rte_mbuf* copy_out(const Chain& c, uint32_t skip, rte_mbuf*& spare, rte_mempool*
     if (head == nullptr) {
         why = Drop::no_mbuf;
         return nullptr;
+    }
+    // The common layouts: header and frame in one descriptor, or the frame alone in the second.
+    const Segment* frame = nullptr;
+    if (c.count == 1)
+        frame = &c.seg[0];
+    else if (c.count == 2 && c.seg[0].len == skip) {
+        frame = &c.seg[1];
+        skip = 0;
+    }
+    if (frame != nullptr && frame->len - skip <= rte_pktmbuf_tailroom(head)) {
+        const uint16_t len = uint16_t(frame->len - skip);
+        rte_memcpy(rte_pktmbuf_mtod(head, void*), frame->host + skip, len);
+        head->data_len = len;
+        head->pkt_len = len;
+        return head;
     }
     rte_mbuf* tail = head;
     for (uint16_t i = 0; i < c.count; ++i) {
@@ -478,7 +494,7 @@ void VhostPort::fill(PmdContext& ctx, Vring& v, const RxClaim& cl)
     const Segment& first = chains[0].seg[0];
     if (m->nb_segs == 1 && first.len >= v.hdr_len + len) {  // the common case: one buffer holds it all
         store_header(first.host, 1, v.hdr_len);
-        std::memcpy(first.host + v.hdr_len, rte_pktmbuf_mtod(m, const void*), len);
+        rte_memcpy(first.host + v.hdr_len, rte_pktmbuf_mtod(m, const void*), len);
         v.queue.push_used(chains[0].head, v.hdr_len + len);
     } else {
         std::array<uint32_t, kMaxRxChainsPerFrame> used{};
