@@ -33,6 +33,9 @@
 #   --no-memory         skip the vuswitchd resident-memory measurement (2 and 64 idle ports)
 #   --no-setup          skip deploy/setup.sh (packages, hugepages)
 #   --quiet-wait S      before each measurement wait up to S s for 3 idle seconds on the host
+#   --lock FILE         hold flock(FILE) during each measurement only (not between them),
+#                       so a shared machine's other users (who lock FILE around their own
+#                       builds and benchmarks) never run during a window
 #   -h, --help
 # Environment: VUSWITCHD / VUSW_BUILD (another vuswitchd build), SYS_KEEP_LOGS=1 (keep
 # every daemon and generator log in /tmp/vusw-perf-run.*), OVS_SOCKET_MEM (MB, 1024).
@@ -61,6 +64,7 @@ PLOT=
 MEMORY=1
 SETUP=1
 QUIET_WAIT=0
+LOCK=
 UNKNOWN_MAC=02:00:00:00:00:99   # guest-nic: destination nobody has (flooded)
 NIC_MAC=02:00:00:00:00:aa       # nic-guest: source of the NIC's frames
 
@@ -81,6 +85,7 @@ while [[ $# -gt 0 ]]; do
     --no-memory) MEMORY=0; shift ;;
     --no-setup) SETUP=0; shift ;;
     --quiet-wait) need_arg "$@"; QUIET_WAIT=$2; shift 2 ;;
+    --lock) need_arg "$@"; LOCK=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -111,8 +116,23 @@ fi
 [[ -z $PLOT ]] || mkdir -p "$(dirname "$PLOT")" || bad "cannot create the directory of $PLOT"
 
 sys_init perf-run
+LOCK_FD=
+if [[ -n $LOCK ]]; then
+  exec {LOCK_FD}>>"$LOCK" || fail "--lock: cannot open $LOCK"
+fi
+# lock_take / lock_drop: around each measurement with --lock. Children inherit the fd,
+# but an explicit unlock releases the lock for all of them.
+lock_take() {
+  [[ -n $LOCK_FD ]] || return 0
+  flock -n "$LOCK_FD" && return 0
+  log "          waiting for $LOCK (another user of the machine holds it)"
+  flock "$LOCK_FD"
+}
+lock_drop() { [[ -z $LOCK_FD ]] || flock -u "$LOCK_FD"; }
 if [[ $SETUP == 1 ]]; then
+  lock_take
   deploy/setup.sh || fail "deploy/setup.sh failed (see above); fix it or pass --no-setup"
+  lock_drop
 fi
 if [[ " $TARGETS " == *" ovs "* ]]; then sys_require_hugepages $((512 + OVS_SOCKET_MEM + 64)); else sys_require_hugepages 1100; fi
 [[ " $TARGETS " == *" vuswitch "* ]] && sys_require_daemon
@@ -226,10 +246,10 @@ ovs_pmd_window() {
 
 # measure TOPOLOGY TARGET SIZE TRIAL: start switch and generator, warm up, measure one
 # window, stop both. Runs in a subshell (run_point); writes one result line to fd 3:
-#   mpps crosscheck_mpps foreign_pct pmd_busy_pct cycles_per_packet
+#   mpps crosscheck_mpps foreign_pct pmd_busy_pct cycles_per_packet frames_per_poll
 # (progress and details go to stdout/stderr as usual).
 measure() {
-  local topo=$1 target=$2 size=$3 trial=$4 dir nports col port_sel
+  local topo=$1 target=$2 size=$3 trial=$4 dir nports col
   dir=$SYS_TMP/$topo-$target-$size-$trial
   mkdir -p "$dir"
   ((QUIET_WAIT > 0)) && wait_quiet
@@ -285,10 +305,10 @@ measure() {
   dut_stop "$target"
   # Rate: testpmd's own Rx-pps/Tx-pps (its timestamps, since the previous "show port
   # stats"); cross-check: the packet counter's delta over our wall clock (ta..tb).
-  awk -v n="$nports" -v c="$col" -v s="$(awk -v a="$ta" -v b="$tb" 'BEGIN { print b - a }')" -v f="$FOREIGN" -v b="$busy" -v y="$cyc" '
+  awk -v n="$nports" -v c="$col" -v s="$(awk -v a="$ta" -v b="$tb" 'BEGIN { print b - a }')" -v f="$FOREIGN" -v b="$busy" -v y="$cyc" -v t="$fpt" '
     NR <= n { cnt0[$1] = (c == 4 ? $2 : $3); next }
     { pps += $c; d += (c == 4 ? $2 : $3) - cnt0[$1] }
-    END { printf "%.3f %.3f %s %s %s\n", pps / 1e6, d / s / 1e6, f, b, y }' <<<"$before"$'\n'"$after" >&3
+    END { printf "%.3f %.3f %s %s %s %s\n", pps / 1e6, d / s / 1e6, f, b, y, t }' <<<"$before"$'\n'"$after" >&3
 }
 
 # run_point ...: measure in a subshell so that a failure (fail, a dead daemon) costs this
@@ -300,6 +320,7 @@ run_point() {
   : >"$out"; : >"$err"
   (
     SYS_PIDS=()
+    # shellcheck disable=SC2317  # invoked by the trap
     point_cleanup() {
       local rc=$? pid
       trap - EXIT
@@ -376,8 +397,10 @@ for topo in $TOPOLOGIES; do
           echo "$topo,$target,$size,$trial,,,,,,skipped" >>"$RAW"
           continue
         fi
+        lock_take
         log "$what: measuring"
         run_point "$topo" "$target" "$size" "$trial"
+        lock_drop
         if [[ -z $POINT ]]; then
           log "$what: FAILED: $POINT_ERR"
           log "          $target is skipped for the rest of $topo (re-run with SYS_KEEP_LOGS=1 to keep its logs)"
@@ -385,10 +408,10 @@ for topo in $TOPOLOGIES; do
           echo "$topo,$target,$size,$trial,,,,,,failed" >>"$RAW"
           continue
         fi
-        read -r mpps check foreign busy cyc <<<"$POINT"
+        read -r mpps check foreign busy cyc fpt <<<"$POINT"
         status=ok
         ((foreign > 10)) && status=disturbed
-        log "$what: $(printf '%7.3f Mpps' "$mpps") (counter cross-check $check; foreign CPU $foreign% of a core$([[ $busy != - ]] && echo "; PMD busy $busy%, $cyc cycles/packet"))"
+        log "$what: $(printf '%7.3f Mpps' "$mpps") (counter cross-check $check; foreign CPU $foreign% of a core$([[ $busy != - ]] && echo "; PMD busy $busy%, $cyc cycles/packet")$([[ $fpt != - ]] && echo ", $fpt frames/poll"))"
         [[ $status == disturbed ]] && log "          WARNING: other processes used $foreign% of a core during this window: disturbed"
         echo "$topo,$target,$size,$trial,$mpps,$check,$foreign,${busy/-/},${cyc/-/},$status" >>"$RAW"
       done
@@ -400,12 +423,14 @@ MEM=$SYS_TMP/memory.txt
 : >"$MEM"
 if [[ $MEMORY == 1 && " $TARGETS " == *" vuswitch "* ]]; then
   for n in 2 64; do
+    lock_take
     log "memory: vuswitchd with $n idle vhost-user ports"
     if ( SYS_PIDS=(); trap 'set +e; for p in "${SYS_PIDS[@]}"; do sys_stop_pid "$p" 5; done' EXIT; vusw_memory "$n" ) 3>>"$MEM"; then
       log "          $(tail -n 1 "$MEM" | awk '{ printf "VmRSS %.1f MiB, VmHWM %.1f MiB, hugetlb %.0f MiB", $2 / 1024, $3 / 1024, $4 / 1024 }')"
     else
       log "          FAILED (see above)"
     fi
+    lock_drop
   done
 fi
 log "load average after: $(cut -d' ' -f1-3 /proc/loadavg); took $(((SECONDS - T_START) / 60)) min $(((SECONDS - T_START) % 60)) s"
