@@ -217,8 +217,8 @@ dut_stop() {
 vusw_port_rates() {
   "$PYTHON" -c '
 import json, sys
-a, b, s = (json.loads(x)["ports"] for x in sys.argv[1:3]), None, float(sys.argv[3])
-a, b = list(a)
+a, b = (json.loads(x)["ports"] for x in sys.argv[1:3])
+s = float(sys.argv[3])
 old = {p["name"]: p for p in a}
 for p in b:
     o = old.get(p["name"])
