@@ -1,5 +1,5 @@
-#!/usr/bin/env python3
-"""Report for perf/run.sh: reads its per-trial CSV, prints the markdown tables (median and
+#!/usr/bin/python3
+"""Report for perf/run.sh (Debian's python3: python3-matplotlib is installed there): reads its per-trial CSV, prints the markdown tables (median and
 min-max over the trials per topology, frame size and switch) and draws Mpps vs frame size,
 one panel per topology, one line per switch, min-max as error bars.
 
