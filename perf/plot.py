@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Report for perf/run.sh (Debian's python3: python3-matplotlib is installed there): reads its per-trial CSV, prints the markdown tables (median and
+"""Report for perf/run.sh: reads its per-trial CSV, prints the markdown tables (median and
 min-max over the trials per topology, frame size and switch) and draws Mpps vs frame size,
-one panel per topology, one line per switch, min-max as error bars.
+one panel per topology, one line per switch, min-max as error bars. Runs with Debian's
+/usr/bin/python3, where python3-matplotlib is installed.
 
     perf/plot.py --csv perf/results/latest.csv --tables              # markdown to stdout
     perf/plot.py --csv perf/results/latest.csv --plot out.png         # PNG (python3-matplotlib)
