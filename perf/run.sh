@@ -373,6 +373,8 @@ ntopo=$(wc -w <<<"$TOPOLOGIES") nsize=$(wc -w <<<"$SIZES") ntarget=$(wc -w <<<"$
 total=$((ntopo * nsize * ntarget * TRIALS))
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
 [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]] && COMMIT="$COMMIT (uncommitted changes in the tree)"
+# The binary may be older than the tree: say when it was built.
+[[ -x $SYS_VUSWITCHD ]] && COMMIT="$COMMIT, vuswitchd built $(date -u -r "$SYS_VUSWITCHD" '+%Y-%m-%d %H:%M UTC')"
 HOST="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(nproc) cores, kernel $(uname -r), DPDK $(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo '?')"
 OVS_VERSION=$("$OVS_VSWITCHD_DPDK" --version 2>/dev/null | head -1 | awk '{print $NF}' || true)
 START=$(date -u '+%Y-%m-%d %H:%M UTC')
