@@ -63,7 +63,7 @@ sys_prefix() { # TAG
 
 sys_stop_pid() { # PID [timeout_s]: TERM, wait, then KILL
   local pid=$1 t=${2:-10} i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < t * 10; i++)); do
     kill -0 "$pid" 2>/dev/null || break
