@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <span>
 #include <stdexcept>
 
 #include "vusw/prefetch.h"
@@ -40,6 +41,18 @@ rte_mbuf* take_mbuf(rte_mbuf*& spare, rte_mempool* pool)
     return m;
 }
 
+// The frame after the virtio-net header when it lies in one piece of guest memory (the
+// common layouts: header and frame in one descriptor, or the frame alone in a second
+// one); empty otherwise.
+std::span<std::byte> frame_in_one_piece(const Chain& c, uint32_t hdr_len)
+{
+    if (c.count == 1)
+        return {c.seg[0].host + hdr_len, c.seg[0].len - hdr_len};
+    if (c.count == 2 && c.seg[0].len == hdr_len)
+        return {c.seg[1].host, c.seg[1].len};
+    return {};
+}
+
 // Copies a chain (minus its leading virtio-net header) into an mbuf chain.
 rte_mbuf* copy_out(const Chain& c, uint32_t skip, rte_mbuf*& spare, rte_mempool* pool, Drop& why)
 {
@@ -48,17 +61,10 @@ rte_mbuf* copy_out(const Chain& c, uint32_t skip, rte_mbuf*& spare, rte_mempool*
         why = Drop::no_mbuf;
         return nullptr;
     }
-    // The common layouts: header and frame in one descriptor, or the frame alone in the second.
-    const Segment* frame = nullptr;
-    if (c.count == 1)
-        frame = &c.seg[0];
-    else if (c.count == 2 && c.seg[0].len == skip) {
-        frame = &c.seg[1];
-        skip = 0;
-    }
-    if (frame != nullptr && frame->len - skip <= rte_pktmbuf_tailroom(head)) {
-        const uint16_t len = uint16_t(frame->len - skip);
-        rte_memcpy(rte_pktmbuf_mtod(head, void*), frame->host + skip, len);
+    const std::span<std::byte> frame = frame_in_one_piece(c, skip);
+    if (!frame.empty() && frame.size() <= rte_pktmbuf_tailroom(head)) {
+        const uint16_t len = uint16_t(frame.size());
+        rte_memcpy(rte_pktmbuf_mtod(head, void*), frame.data(), len);
         head->data_len = len;
         head->pkt_len = len;
         return head;
@@ -294,13 +300,10 @@ rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTa
                           rte_mbuf*& spare, Drop& why)
 {
     // Lend only a frame that sits in one piece of guest memory after its header.
-    const uint32_t frame = c.bytes - v.hdr_len;
-    std::byte* data = nullptr;
-    if (c.count == 1)
-        data = c.seg[0].host + v.hdr_len;
-    else if (c.count == 2 && c.seg[0].len == v.hdr_len)
-        data = c.seg[1].host;
-    if (!zero_copy_allowed_ || data == nullptr || frame < kZeroCopyMinBytes || frame > UINT16_MAX ||
+    const std::span<std::byte> piece = frame_in_one_piece(c, v.hdr_len);
+    std::byte* data = piece.data();
+    const std::size_t frame = piece.size();
+    if (!zero_copy_allowed_ || piece.empty() || frame < kZeroCopyMinBytes || frame > UINT16_MAX ||
         lent_total_ >= kMaxLoans || v.lent.size() < v.queue.size() || v.lent[c.head].out ||
         rte_eal_iova_mode() != RTE_IOVA_VA)
         return nullptr;
@@ -316,7 +319,7 @@ rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTa
     rte_mbuf_ext_refcnt_set(&loan.shinfo, 1);
     rte_pktmbuf_attach_extbuf(m, data, rte_iova_t(uintptr_t(data)), uint16_t(frame), &loan.shinfo);
     m->data_len = uint16_t(frame);
-    m->pkt_len = frame;
+    m->pkt_len = uint32_t(frame);
     mem->loans().store(mem->loans().load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     v.loans.store(v.loans.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     ++lent_total_;
