@@ -21,6 +21,7 @@
 #include "control/vhost_user/endpoint.h"
 #include "ports/ethdev_port.h"
 #include "ports/vhost_port.h"
+#include "vusw/guest_dma.h"
 #include "vusw/fdb.h"
 #include "vusw/l2switch.h"
 #include "vusw/log.h"
@@ -83,6 +84,7 @@ Daemon::~Daemon()
     if (reclaimer_)
         reclaimer_->drain(std::chrono::seconds(1));
     owned_ports_.clear();
+    set_dma_registry(nullptr);
     rte_mempool_free(pool_);
     if (reclaimer_) {
         reclaimer_.reset();
@@ -118,13 +120,23 @@ Status Daemon::init_dpdk()
 
 Status Daemon::create_ports()
 {
-    VhostPort::allow_zero_copy(std::none_of(config_.nics.begin(), config_.nics.end(), looks_like_pci));
     for (const std::string& nic : config_.nics) {
         auto port = EthdevPort::open(nic, pool_);
         if (!port)
             return std::unexpected(port.error());
         owned_ports_.push_back(std::move(*port));
     }
+    // Guest memory mapped from now on is registered for DMA with the NICs opened above.
+    dma_ = std::make_unique<EalDmaRegistry>();
+    set_dma_registry(dma_.get());
+    VhostPort::set_zero_copy_min(config_.zero_copy_min);
+    if (config_.zero_copy_min == 0)
+        log(LogLevel::info, "zero copy off (--zero-copy-min off): every guest frame is copied");
+    else if (rte_eal_iova_mode() != RTE_IOVA_VA)
+        log(LogLevel::warn, "DPDK runs in IOVA-as-PA mode: guest frames are copied, never lent (zero copy needs "
+                            "IOVA-as-VA, e.g. the NIC bound to vfio-pci with an IOMMU)");
+    else
+        log(LogLevel::info, "zero copy: guest frames of {} B and more are lent to NICs and guests", config_.zero_copy_min);
     auto add_vhost = [&](const std::string& path, bool client) {
         owned_ports_.push_back(std::make_unique<VhostPort>(port_name_from_path(path), path, client));
     };

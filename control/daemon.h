@@ -20,6 +20,7 @@ class MetricsServer;
 class Pmd;
 class Port;
 class Reclaimer;
+class EalDmaRegistry;
 class Scheduler;
 namespace vhost_user {
 class Endpoint;
@@ -47,6 +48,7 @@ private:
     EventLoop loop_;
     rte_mempool* pool_ = nullptr;
     std::unique_ptr<Reclaimer> reclaimer_;
+    std::unique_ptr<EalDmaRegistry> dma_;  // outlives every guest memory region
     std::unique_ptr<Fdb> fdb_;
     std::unique_ptr<L2Switch> l2_;
     std::vector<std::unique_ptr<Port>> owned_ports_;

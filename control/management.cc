@@ -33,6 +33,7 @@ nlohmann::json vhost_details(const VhostPort& port)
             messages[std::string(vhost_request_name(i))] = p.messages[i];
     j["messages"] = messages;
     j["mem_regions"] = p.mem_regions;
+    j["mem_regions_dma"] = p.mem_regions_dma;
     j["mem_updates"] = nlohmann::json(p.mem_updates);
     j["grace_periods"] = port.grace().count.get();
     j["grace_seconds"] = port.grace().sum.load(std::memory_order_relaxed);

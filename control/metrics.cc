@@ -111,6 +111,7 @@ private:
         auto msgs = family("vusw_vhost_messages_total", "vhost-user messages received, by type", MetricType::Counter);
         auto errs = family("vusw_vhost_protocol_errors_total", "vhost-user protocol errors, by reason", MetricType::Counter);
         auto regions = family("vusw_port_mem_regions", "Guest memory regions mapped", MetricType::Gauge);
+        auto dma = family("vusw_port_mem_regions_dma", "Guest memory regions registered for device DMA (zero copy needs all of them)", MetricType::Gauge);
         auto remfds = family("vusw_vhost_rem_mem_reg_fds_total", "fds that came with REM_MEM_REG (closed unused)", MetricType::Counter);
         auto broken = family("vusw_queue_broken_total", "Queues marked broken by a guest error, by reason", MetricType::Counter);
         auto updates = family("vusw_mem_table_updates_total", "Memory tables published, by the message that caused them", MetricType::Counter);
@@ -127,6 +128,7 @@ private:
             for (const auto& [reason, n] : s.errors)
                 add(errs, {{"port", p->name()}, {"reason", reason}}, double(n));
             add(regions, {{"port", p->name()}}, double(s.mem_regions));
+            add(dma, {{"port", p->name()}}, double(s.mem_regions_dma));
             for (const auto& [type, n] : s.mem_updates)
                 add(updates, {{"port", p->name()}, {"type", type}}, double(n));
             add_histogram(grace, {{"port", p->name()}}, v->grace());
@@ -134,7 +136,7 @@ private:
             for (std::size_t f = 1; f < std::size_t(QueueFault::count_); ++f)
                 add(broken, {{"port", p->name()}, {"reason", std::string(fault_name(QueueFault(f)))}}, double(v->broken(QueueFault(f))));
         }
-        for (auto* f : {&msgs, &errs, &regions, &remfds, &broken, &updates, &grace})
+        for (auto* f : {&msgs, &errs, &regions, &dma, &remfds, &broken, &updates, &grace})
             out.push_back(std::move(*f));
     }
 

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <fmt/format.h>
 
 namespace vusw {
@@ -25,7 +27,57 @@ bool overlaps(uint64_t a, uint64_t a_last, uint64_t b, uint64_t b_last)
     return a <= b_last && b <= a_last;
 }
 
+DmaRegistry* dma_registry = nullptr;
+
+constexpr std::size_t kSmallPage = 4096;
+constexpr std::size_t kMapAlign = std::size_t(2) << 20;
+
+std::size_t round_up(std::size_t n, std::size_t to)
+{
+    return (n + to - 1) & ~(to - 1);
+}
+
+// Maps `length` bytes (a multiple of the file's page size) of `fd` at an address aligned
+// to `align` (a power of two, at least that page size), so the region registers for DMA
+// in few, large pages.
+void* map_aligned(int fd, std::size_t length, off_t offset, std::size_t align)
+{
+    if (length > SIZE_MAX - align)
+        return MAP_FAILED;
+    const std::size_t reserve = length + align;
+    void* area = mmap(nullptr, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (area == MAP_FAILED)
+        return MAP_FAILED;
+    const uintptr_t start = uintptr_t(area), aligned = round_up(start, align);
+    void* base = mmap(reinterpret_cast<void*>(aligned), length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+                      offset);
+    if (base == MAP_FAILED) {
+        munmap(area, reserve);
+        return MAP_FAILED;
+    }
+    const uintptr_t end = aligned + length, area_end = start + reserve;
+    if (aligned > start)
+        munmap(area, aligned - start);
+    if (area_end > end)
+        munmap(reinterpret_cast<void*>(end), area_end - end);
+    return base;
+}
+
+// The largest page (power of two, 4 KiB..align) that both base and length are multiples of.
+std::size_t dma_page(uintptr_t base, std::size_t length, std::size_t align)
+{
+    std::size_t page = align;
+    while (page > kSmallPage && (base % page != 0 || length % page != 0))
+        page /= 2;
+    return page;
+}
+
 }  // namespace
+
+void set_dma_registry(DmaRegistry* registry)
+{
+    dma_registry = registry;
+}
 
 Result<std::shared_ptr<const MappedRegion>> MappedRegion::map(UniqueFd fd, const RegionDesc& d)
 {
@@ -48,12 +100,22 @@ Result<std::shared_ptr<const MappedRegion>> MappedRegion::map(UniqueFd fd, const
     if (S_ISREG(st.st_mode) && file_end >= uint64_t(st.st_size))
         return fail("bad_region", fmt::format("region [{:#x}, +{:#x}) ends past the fd's size {:#x}",
                                               d.mmap_offset, d.size, uint64_t(st.st_size)));
-    const uint64_t length = lead + d.size;
-    void* base = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), off_t(aligned_off));
+    // Hugetlbfs files and hugetlb memfds report their huge page size as the block size.
+    const auto blksize = std::size_t(st.st_blksize);
+    const std::size_t file_page = std::has_single_bit(blksize) && blksize > kSmallPage ? blksize : kSmallPage;
+    const std::size_t align = std::max(file_page, kMapAlign);
+    if (d.size > SIZE_MAX - lead - align - file_page)
+        return fail("mmap_failed", fmt::format("region size {:#x} does not fit the address space", d.size));
+    const std::size_t length = round_up(std::size_t(lead + d.size), file_page);
+    void* base = map_aligned(fd.get(), length, off_t(aligned_off), align);
     if (base == MAP_FAILED)
         return fail("mmap_failed", fmt::format("mmap of {:#x} bytes at offset {:#x} failed", length, aligned_off));
     auto* host = static_cast<std::byte*>(base) + lead;
-    return std::shared_ptr<const MappedRegion>(new MappedRegion(std::move(fd), d, base, length, host));
+    auto region = std::shared_ptr<MappedRegion>(new MappedRegion(std::move(fd), d, base, length, host));
+    if (dma_registry != nullptr &&
+        dma_registry->add(static_cast<std::byte*>(base), length, dma_page(uintptr_t(base), length, align)))
+        region->dma_ = dma_registry;
+    return std::shared_ptr<const MappedRegion>(std::move(region));
 }
 
 MappedRegion::MappedRegion(UniqueFd fd, const RegionDesc& desc, void* base, std::size_t length, std::byte* host)
@@ -63,6 +125,8 @@ MappedRegion::MappedRegion(UniqueFd fd, const RegionDesc& desc, void* base, std:
 
 MappedRegion::~MappedRegion()
 {
+    if (dma_ != nullptr)  // devices first: nothing may reach the pages once they are unmapped
+        dma_->remove(static_cast<std::byte*>(mmap_base_), mmap_length_);
     munmap(mmap_base_, mmap_length_);
 }
 
@@ -120,10 +184,13 @@ void MemTable::rebuild_hot()
     std::sort(owners_.begin(), owners_.end(), [](const auto& a, const auto& b) { return a->desc().gpa < b->desc().gpa; });
     hot_.clear();
     hot_.reserve(owners_.size());
+    dma_regions_ = 0;
     for (const auto& r : owners_) {
         const RegionDesc& d = r->desc();
         hot_.push_back(Hot{d.gpa, d.gpa + d.size - 1, d.uva, d.uva + d.size - 1, r->host()});
+        dma_regions_ += r->dma() ? 1 : 0;
     }
+    lendable_ = !owners_.empty() && dma_regions_ == owners_.size();
 }
 
 Result<std::unique_ptr<MemTable>> MemTable::with_region(std::shared_ptr<const MappedRegion> region) const

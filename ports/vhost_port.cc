@@ -303,9 +303,8 @@ rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTa
     const std::span<std::byte> piece = frame_in_one_piece(c, v.hdr_len);
     std::byte* data = piece.data();
     const std::size_t frame = piece.size();
-    if (!zero_copy_allowed_ || piece.empty() || frame < kZeroCopyMinBytes || frame > UINT16_MAX ||
-        lent_total_ >= kMaxLoans || v.lent.size() < v.queue.size() || v.lent[c.head].out ||
-        rte_eal_iova_mode() != RTE_IOVA_VA)
+    if (piece.empty() || frame < lend_min_ || frame > UINT16_MAX || !mem->lendable() || lent_total_ >= kMaxLoans ||
+        v.lent.size() < v.queue.size() || v.lent[c.head].out)
         return nullptr;
     rte_mbuf* m = take_mbuf(spare, ctx.pool);
     if (m == nullptr) {
@@ -396,7 +395,7 @@ bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemT
     else if (c.bytes > v.hdr_len + kMaxFrame)
         why = Drop::oversize;
     else if (c.bytes >= v.hdr_len + kEthHeader) {
-        if (c.bytes >= v.hdr_len + kZeroCopyMinBytes)
+        if (c.bytes >= v.hdr_len + uint64_t(lend_min_))  // a cheap test before the call
             m = lend(ctx, v, index, mem, c, spare, why);
         lent = m != nullptr;
         if (!lent)

@@ -38,6 +38,7 @@ struct ProtocolStats {
     uint64_t rem_mem_reg_fds = 0;                // fds that came with REM_MEM_REG (and were closed)
     uint64_t connections = 0;
     uint64_t mem_regions = 0;                    // regions in the current table
+    uint64_t mem_regions_dma = 0;                // of them, registered for DMA (lendable)
     std::map<std::string, uint64_t> mem_updates; // tables published, by message type
 
     void count_message(uint32_t request);
@@ -69,14 +70,14 @@ public:
     void flush(PmdContext& ctx) override;
     std::string state() const override;
 
-    // Guest TX buffers at least this long are lent to mbufs instead of copied.
-    static constexpr uint32_t kZeroCopyMinBytes = 512;
+    // Guest TX frames at least `bytes` long (after the virtio-net header) are lent to mbufs
+    // instead of copied; 0 = never lend. Set once at start-up (--zero-copy-min), before
+    // any PMD core runs. Lending needs guest memory a device can DMA from: see
+    // guest_dma.h for how regions are registered with DPDK.
+    static void set_zero_copy_min(uint32_t bytes) { lend_min_ = bytes == 0 ? kNeverLend : bytes; }
+    static uint32_t zero_copy_min() { return lend_min_ == kNeverLend ? 0 : lend_min_; }
     // Most buffers lent at once per port (bounds the return ring and guest stalls).
     static constexpr uint32_t kMaxLoans = 4096;
-    // Start-up: lending needs guest memory a device can DMA from. Without registering it
-    // (rte_extmem_register + DMA map, not done yet) that holds only for virtual devices in
-    // IOVA-as-VA mode, so the daemon turns lending off when a PCI NIC is attached.
-    static void allow_zero_copy(bool allowed) { zero_copy_allowed_ = allowed; }
 
     // Control side.
     RcuPointer<MemTable>& memory() { return memory_; }
@@ -165,7 +166,8 @@ private:
     GraceStats grace_;
     std::array<Vring, 2 * kMaxQueuePairs> vrings_;
     std::array<Counter, std::size_t(QueueFault::count_)> broken_;
-    static inline bool zero_copy_allowed_ = true;
+    static constexpr uint32_t kNeverLend = UINT32_MAX;
+    static inline uint32_t lend_min_ = 512;
     rte_ring* returns_ = nullptr;  // Loan* freed off the owner core (multi-producer)
     uint32_t lent_total_ = 0;      // owner core
     static constexpr uint16_t kMaxRxChainsPerFrame = 16;  // merged RX buffers per frame

@@ -93,6 +93,7 @@ Session::~Session()
     {
         std::lock_guard lock(port_.protocol().mutex);
         port_.protocol().mem_regions = 0;
+        port_.protocol().mem_regions_dma = 0;
     }
     port_.set_state(port_.client_mode() ? "connecting" : "waiting");
 }
@@ -192,10 +193,11 @@ Status Session::publish(Result<std::unique_ptr<MemTable>> table)
 {
     if (!table)
         return std::unexpected(table.error());
-    const std::size_t regions = (*table)->region_count();
+    const std::size_t regions = (*table)->region_count(), dma = (*table)->dma_region_count();
     port_.memory().publish(std::shared_ptr<const MemTable>(std::move(*table)), env_.reclaimer, &port_.grace());
     std::lock_guard lock(port_.protocol().mutex);
     port_.protocol().mem_regions = regions;
+    port_.protocol().mem_regions_dma = dma;
     ++port_.protocol().mem_updates[std::string(request_name(msg_.header.request))];
     return {};
 }

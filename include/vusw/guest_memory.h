@@ -42,6 +42,19 @@ struct RegionDesc {
 // Our memory slot limit, reported by GET_MAX_MEM_SLOTS (front-ends allow up to 509).
 inline constexpr std::size_t kMaxMemSlots = 509;
 
+// Makes mapped guest memory reachable by devices (DMA), so that its buffers may be lent
+// to mbufs without a copy. The daemon installs one once DPDK runs (guest_dma.h); without
+// one, or when add() fails, a region is still switched, but by copying.
+class DmaRegistry {
+public:
+    virtual ~DmaRegistry() = default;
+    // [base, base+len) is aligned to `page` (a power of two); false: not reachable.
+    virtual bool add(std::byte* base, std::size_t len, std::size_t page) = 0;
+    virtual void remove(std::byte* base, std::size_t len) = 0;
+};
+// Used by regions mapped from now on; the registry must outlive them.
+void set_dma_registry(DmaRegistry* registry);
+
 class MappedRegion {
 public:
     // Maps `size` bytes at `mmap_offset` of `fd` (shared, read/write). Validates the
@@ -53,6 +66,8 @@ public:
 
     const RegionDesc& desc() const { return desc_; }
     std::byte* host() const { return host_; }
+    // Registered with the DmaRegistry: buffers in it may be lent (zero copy).
+    bool dma() const { return dma_ != nullptr; }
 
 private:
     MappedRegion(UniqueFd fd, const RegionDesc& desc, void* base, std::size_t length, std::byte* host);
@@ -62,6 +77,7 @@ private:
     void* mmap_base_;
     std::size_t mmap_length_;
     std::byte* host_;
+    DmaRegistry* dma_ = nullptr;  // the registry that holds the mapping, if any
 };
 
 class MemTable {
@@ -82,6 +98,9 @@ public:
     std::span<std::byte> translate_prefix(GuestPhysAddr gpa, uint64_t len) const noexcept;
 
     std::size_t region_count() const { return hot_.size(); }
+    // Regions registered for DMA, and whether all are (then buffers may be lent).
+    std::size_t dma_region_count() const { return dma_regions_; }
+    bool lendable() const { return lendable_; }
     const std::vector<std::shared_ptr<const MappedRegion>>& regions() const { return owners_; }
 
     // New tables; this one is never changed (it may be in use by PMD cores).
@@ -111,6 +130,8 @@ private:
 
     std::vector<std::shared_ptr<const MappedRegion>> owners_;  // sorted by gpa
     std::vector<Hot> hot_;
+    std::size_t dma_regions_ = 0;
+    bool lendable_ = false;
     LoanCount loans_;
 };
 

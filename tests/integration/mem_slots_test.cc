@@ -210,3 +210,79 @@ TEST_CASE("a front-end without CONFIGURE_MEM_SLOTS works with SET_MEM_TABLE only
 }
 
 }  // namespace vusw::it
+
+namespace vusw::it {
+namespace {
+
+// 1500 B frames from a to b (lent when a's memory is registered for DMA); returns how
+// many of them a's port lent.
+uint64_t lent_of_burst(Bench& bench, uint32_t frames) {
+  const uint64_t before = json_u64(bench.port("a"), "rx_zero_copy");
+  PumpResult r = pump({Flow{bench.a.get(), bench.b.get(), kMacA, kMacB, 1500, TxLayout::Single, frames}});
+  INFO(r.summary());
+  CHECK(r.completed);
+  for (const Flow& f : r.flows) CHECK(f.corrupt == 0);
+  return json_u64(bench.port("a"), "rx_zero_copy") - before;
+}
+
+uint64_t dma_regions(const Bench& bench, const std::string& port) {
+  return json_u64(bench.port(port), "mem_regions_dma");
+}
+
+}  // namespace
+
+// Zero copy needs guest memory registered with DPDK (rte_extmem_register). DPDK has 128
+// memory lists in all: regions past that stay unregistered, their port copies instead of
+// lending, and unregistering on removal gives the lists back.
+TEST_CASE("guest memory is registered for DMA; without it a port copies; removal unregisters") {
+  Bench bench;
+  const size_t fds = bench.d.fd_count(), maps = bench.d.maps_count();
+  const uint64_t base_regions = bench.regions("a");
+  REQUIRE(base_regions >= 1);
+  CHECK(dma_regions(bench, "a") == base_regions);
+  auto m = bench.d.scrape();
+  REQUIRE(m);
+  CHECK(m->sum("vusw_port_mem_regions_dma", {{"port", "a"}}) == double(base_regions));
+  constexpr uint32_t kFrames = 500;
+  CHECK(lent_of_burst(bench, kFrames) == kFrames);
+  {  // 2 MiB hugetlb pages: mapped at a huge-page boundary, registered, unregistered
+    MemRegion huge(kGpa - (4 << 20), 2 << 20, true);
+    REQUIRE(bench.a->add_mem_reg(huge).ok());
+    CHECK(dma_regions(bench, "a") == base_regions + 1);
+    CHECK(lent_of_burst(bench, kFrames) == kFrames);
+    REQUIRE(bench.a->rem_mem_reg(huge).ok());
+    CHECK(dma_regions(bench, "a") == base_regions);
+  }
+
+  // More regions than DPDK has memory lists.
+  constexpr uint64_t kExtra = 150;
+  std::vector<std::unique_ptr<MemRegion>> extra;
+  for (uint64_t i = 0; i < kExtra; ++i) {
+    extra.push_back(std::make_unique<MemRegion>(kGpa + i * kSmall, 4096));
+    REQUIRE(bench.a->add_mem_reg(*extra.back()).ok());
+  }
+  CHECK(bench.regions("a") == base_regions + kExtra);
+  const uint64_t registered = dma_regions(bench, "a");
+  MESSAGE(registered << " of " << base_regions + kExtra << " regions registered for DMA");
+  CHECK(registered > base_regions);
+  CHECK(registered < base_regions + kExtra);
+  CHECK(bench.d.log().find("cannot register it for DMA") != std::string::npos);
+  CHECK(lent_of_burst(bench, kFrames) == 0);  // still switched, by copying
+  CHECK(dma_regions(bench, "b") == bench.regions("b"));
+
+  // Removing them gives the lists back: every region registers again.
+  for (const auto& r : extra) REQUIRE(bench.a->rem_mem_reg(*r).ok());
+  CHECK(dma_regions(bench, "a") == base_regions);
+  CHECK(lent_of_burst(bench, kFrames) == kFrames);
+  CHECK(maps_back_to(bench.d, maps));  // unmapped, so unregistered (after the grace period)
+  for (uint64_t i = 0; i < 20; ++i) REQUIRE(bench.a->add_mem_reg(*extra[i]).ok());
+  CHECK(dma_regions(bench, "a") == base_regions + 20);
+  CHECK(lent_of_burst(bench, kFrames) == kFrames);
+  for (uint64_t i = 0; i < 20; ++i) REQUIRE(bench.a->rem_mem_reg(*extra[i]).ok());
+  CHECK(fds_back_to(bench.d, fds));
+  CHECK(maps_back_to(bench.d, maps));
+  CHECK(bench.healthy());
+  finish(bench.d);
+}
+
+}  // namespace vusw::it

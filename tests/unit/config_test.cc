@@ -295,6 +295,21 @@ TEST_CASE("--rebalance-interval and --rebalance-threshold")
     CHECK(error_of({"--rebalance-threshold", "101"}).find("--rebalance-threshold") != std::string::npos);
 }
 
+TEST_CASE("--zero-copy-min: a frame size or off, from the flag or the config file")
+{
+    CHECK(config_of({}).zero_copy_min == 512);
+    CHECK(config_of({"--zero-copy-min", "60"}).zero_copy_min == 60);
+    CHECK(config_of({"--zero-copy-min", "65535"}).zero_copy_min == 65535);
+    CHECK(config_of({"--zero-copy-min", "off"}).zero_copy_min == 0);
+    TempFile f("zero-copy-min = 1024\n");
+    CHECK(config_of({"--config", f.path.c_str()}).zero_copy_min == 1024);
+    for (const char* bad : {"59", "65536", "0", "-1", "512B", "", "1e3", "OFF"}) {
+        const std::string value = bad;
+        CAPTURE(value);
+        CHECK(error_of({"--zero-copy-min", bad}).find("--zero-copy-min") != std::string::npos);
+    }
+}
+
 TEST_CASE("--lcores LCORE@CPU: several lcores on one CPU")
 {
     const Config c = config_of({"--lcores", "0@0,1@1,2@1"});
@@ -316,7 +331,7 @@ TEST_CASE("--help mentions the placement flags")
 {
     auto help = parse({"--help"});
     REQUIRE(help.has_value());
-    for (const char* flag : {"--pin", "--rebalance-interval", "--rebalance-threshold", "LCORE@CPU"}) {
+    for (const char* flag : {"--pin", "--rebalance-interval", "--rebalance-threshold", "LCORE@CPU", "--zero-copy-min"}) {
         CAPTURE(flag);
         CHECK(help->print.find(flag) != std::string::npos);
     }
