@@ -33,6 +33,7 @@
 #   --no-memory         skip the vuswitchd resident-memory measurement (2 and 64 idle ports)
 #   --no-setup          skip deploy/setup.sh (packages, hugepages)
 #   --quiet-wait S      before each measurement wait up to S s for 3 idle seconds on the host
+#   --vuswitchd-args "ARGS"  extra vuswitchd options, e.g. "--zero-copy-min off"
 #   --lock FILE         hold flock(FILE) during each measurement only (not between them),
 #                       so a shared machine's other users (who lock FILE around their own
 #                       builds and benchmarks) never run during a window
@@ -65,6 +66,7 @@ MEMORY=1
 SETUP=1
 QUIET_WAIT=0
 LOCK=
+VUSWITCHD_ARGS=()
 UNKNOWN_MAC=02:00:00:00:00:99   # guest-nic: destination nobody has (flooded)
 NIC_MAC=02:00:00:00:00:aa       # nic-guest: source of the NIC's frames
 
@@ -86,6 +88,7 @@ while [[ $# -gt 0 ]]; do
     --no-setup) SETUP=0; shift ;;
     --quiet-wait) need_arg "$@"; QUIET_WAIT=$2; shift 2 ;;
     --lock) need_arg "$@"; LOCK=$2; shift 2 ;;
+    --vuswitchd-args) need_arg "$@"; read -r -a VUSWITCHD_ARGS <<<"$2"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -173,7 +176,7 @@ dut_start() {
       SOCK0=$dir/vm0.sock SOCK1=$dir/vm1.sock
       local ports=(--vhost-user "$SOCK0")
       if [[ $topo == loopback ]]; then ports+=(--vhost-user "$SOCK1"); else ports+=(--nic "$NIC"); fi
-      vusw_start dut --lcores "$GEN_CORE,$DUT_CORE" --log-level warn "${ports[@]}"
+      vusw_start dut --lcores "$GEN_CORE,$DUT_CORE" --log-level warn "${ports[@]}" ${VUSWITCHD_ARGS[@]+"${VUSWITCHD_ARGS[@]}"}
       DUT_PIDS=("$VUSW_PID")
       ;;
     testpmd)
