@@ -73,18 +73,25 @@ table=$(for f in "$work"/*.csv; do
   mode=$(basename "$f" .csv); mode=${mode%-*}
   awk -F, -v m="$mode" 'NR > 1 && $10 == "ok" { print $1, $3, m, $5, $9 }' "$f"
 done | sort -k1,1 -k2,2n -k3,3 -k4,4g | awk '
-  function median(key,   n) { n = cnt[key]; return n % 2 ? v[key, (n + 1) / 2] : (v[key, n / 2] + v[key, n / 2 + 1]) / 2 }
-  { key = $1 " " $2 " " $3; v[key, ++cnt[key]] = $4; cyc[key] = $5; seen[$1 " " $2] = 1; order[++o] = $1 " " $2 }
+  function median(key,   n) {
+    n = cnt[key]
+    if (n == 0) return 0
+    return n % 2 ? v[key, (n + 1) / 2] : (v[key, n / 2] + v[key, n / 2 + 1]) / 2
+  }
+  { key = $1 " " $2 " " $3; v[key, ++cnt[key]] = $4; if (!(($1 " " $2) in seen)) { seen[$1 " " $2] = 1; order[++o] = $1 " " $2 } }
   END {
     print "| topology | frame B | lent Mpps | copied Mpps | lent / copied |"
     print "|---|---:|---:|---:|---:|"
     for (i = 1; i <= o; i++) {
-      p = order[i]; if (done[p]++) continue
-      l = (p " lend") in cnt ? median(p " lend") : 0; c = (p " copy") in cnt ? median(p " copy") : 0
-      split(p, tp, " ")
-      printf "| %s | %d | %.2f | %.2f | %s |\n", tp[1], tp[2], l, c, c > 0 ? sprintf("%.2fx", l / c) : "-"
+      split(order[i], tp, " ")
+      l = median(order[i] " lend")
+      c = median(order[i] " copy")
+      ratio = "-"
+      if (c > 0) ratio = sprintf("%.2fx", l / c)
+      printf "| %s | %d | %.2f | %.2f | %s |\n", tp[1], tp[2], l, c, ratio
     }
   }')
+
 {
   echo "### Zero-copy threshold: lending vs copying guest TX buffers"
   echo

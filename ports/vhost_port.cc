@@ -235,9 +235,7 @@ uint16_t VhostPort::apply_ring(uint16_t index, const RingSetup& s)
     v.call_fd = s.call_fd;
     v.started = s.started;
     v.enabled = s.enabled;
-    v.mrg_rxbuf = s.mrg_rxbuf;
-    v.in_order = s.in_order;
-    v.hdr_len = s.hdr_len;
+    v.loops = loops_for(s);
     return v.queue.last_avail();
 }
 
@@ -291,16 +289,17 @@ uint16_t VhostPort::receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max)
     for (uint16_t q = 1; q < vrings_.size() && got < max; q += 2) {
         Vring& v = vrings_[q];
         if (usable(v, mem))
-            got = uint16_t(got + receive_ring(ctx, v, q, pkts + got, uint16_t(max - got)));
+            got = uint16_t(got + (this->*v.loops.receive)(ctx, v, q, pkts + got, uint16_t(max - got)));
     }
     return got;
 }
 
+template <class F>
 rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c,
                           rte_mbuf*& spare, Drop& why)
 {
     // Lend only a frame that sits in one piece of guest memory after its header.
-    const std::span<std::byte> piece = frame_in_one_piece(c, v.hdr_len);
+    const std::span<std::byte> piece = frame_in_one_piece(c, F::kHdr);
     std::byte* data = piece.data();
     const std::size_t frame = piece.size();
     if (piece.empty() || frame < lend_min_ || frame > UINT16_MAX || !mem->lendable() || lent_total_ >= kMaxLoans ||
@@ -382,6 +381,7 @@ void VhostPort::flush(PmdContext&)
         notify(vrings_[q]);
 }
 
+template <class F>
 bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c,
                            rte_mbuf*& spare, rte_mbuf*& out)
 {
@@ -392,18 +392,18 @@ bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemT
         why = Drop::queue_disabled;
     else if (c.too_long)
         why = Drop::too_many_segments;
-    else if (c.bytes > v.hdr_len + kMaxFrame)
+    else if (c.bytes > F::kHdr + kMaxFrame)
         why = Drop::oversize;
-    else if (c.bytes >= v.hdr_len + kEthHeader) {
-        if (c.bytes >= v.hdr_len + uint64_t(lend_min_))  // a cheap test before the call
-            m = lend(ctx, v, index, mem, c, spare, why);
+    else if (c.bytes >= F::kHdr + kEthHeader) {
+        if (c.bytes >= F::kHdr + uint64_t(lend_min_))  // a cheap test before the call
+            m = lend<F>(ctx, v, index, mem, c, spare, why);
         lent = m != nullptr;
         if (!lent)
-            m = copy_out(c, v.hdr_len, spare, ctx.pool, why);
+            m = copy_out(c, F::kHdr, spare, ctx.pool, why);
     }
     // In order: a buffer taken while an older one is lent waits behind it (unless the
     // guest broke the rules and posted more buffers than its ring holds).
-    if (v.in_order && (lent || v.order_first != v.order_end) && v.order_end - v.order_first < v.order.size())
+    if (F::kInOrder && (lent || v.order_first != v.order_end) && v.order_end - v.order_first < v.order.size())
         v.order[v.order_end++ % v.order.size()] = c.head;
     if (!lent)
         complete(v, c.head);  // copied (or dropped): the buffer is free again
@@ -420,6 +420,7 @@ bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemT
     return true;
 }
 
+template <class F>
 uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_mbuf** pkts, uint16_t max)
 {
     const uint16_t n = std::min({fresh_available(v), max, uint16_t(tx_chains_.size())});
@@ -443,7 +444,7 @@ uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_
         spare.fill(nullptr);
     uint16_t got = 0, unused = 0;
     for (uint16_t i = 0; i < popped; ++i) {
-        if (take_frame(ctx, v, index, mem, tx_chains_[i], spare[i], pkts[got]))
+        if (take_frame<F>(ctx, v, index, mem, tx_chains_[i], spare[i], pkts[got]))
             ++got;
         if (spare[i] != nullptr)  // dropped before it needed one
             spare[unused++] = spare[i];
@@ -454,9 +455,10 @@ uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_
     return got;
 }
 
+template <class F>
 std::optional<Drop> VhostPort::claim(Vring& v, RxClaim& cl, uint16_t& avail)
 {
-    const uint64_t need = v.hdr_len + cl.m->pkt_len;
+    const uint64_t need = F::kHdr + cl.m->pkt_len;
     uint64_t have = 0;
     while (have < need) {
         if (avail == 0 || cl.count == kMaxRxChainsPerFrame) {
@@ -474,7 +476,7 @@ std::optional<Drop> VhostPort::claim(Vring& v, RxClaim& cl, uint16_t& avail)
         --avail;
         ++cl.count;
         have += c.bytes;
-        if (!v.mrg_rxbuf)
+        if (!F::kMrgRxbuf)
             break;
     }
     if (have < need) {  // a single buffer, too small: returned empty, in order, by fill()
@@ -484,6 +486,7 @@ std::optional<Drop> VhostPort::claim(Vring& v, RxClaim& cl, uint16_t& avail)
     return std::nullopt;
 }
 
+template <class F>
 void VhostPort::fill(PmdContext& ctx, Vring& v, const RxClaim& cl)
 {
     Chain* chains = &rx_chains_[cl.first];
@@ -494,14 +497,14 @@ void VhostPort::fill(PmdContext& ctx, Vring& v, const RxClaim& cl)
     const rte_mbuf* m = cl.m;
     const uint32_t len = m->pkt_len;
     const Segment& first = chains[0].seg[0];
-    if (m->nb_segs == 1 && first.len >= v.hdr_len + len) {  // the common case: one buffer holds it all
-        store_header(first.host, 1, v.hdr_len);
-        rte_memcpy(first.host + v.hdr_len, rte_pktmbuf_mtod(m, const void*), len);
-        v.queue.push_used(chains[0].head, v.hdr_len + len);
+    if (m->nb_segs == 1 && first.len >= F::kHdr + len) {  // the common case: one buffer holds it all
+        store_header(first.host, 1, F::kHdr);
+        rte_memcpy(first.host + F::kHdr, rte_pktmbuf_mtod(m, const void*), len);
+        v.queue.push_used(chains[0].head, F::kHdr + len);
     } else {
         std::array<uint32_t, kMaxRxChainsPerFrame> used{};
         ChainWriter out(chains, used.data());
-        out.write_header(cl.count, v.hdr_len);
+        out.write_header(cl.count, F::kHdr);
         for (const rte_mbuf* s = m; s != nullptr; s = s->next)
             out.write(rte_pktmbuf_mtod(s, const void*), s->data_len);
         for (uint16_t i = 0; i < cl.count; ++i)
@@ -515,15 +518,23 @@ void VhostPort::fill(PmdContext& ctx, Vring& v, const RxClaim& cl)
 void VhostPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
 {
     const MemTable* mem = memory_.read();
-    Vring* target = nullptr;
-    for (uint16_t q = 0; q < vrings_.size() && target == nullptr; q += 2)
-        if (vrings_[q].enabled && usable(vrings_[q], mem))
-            target = &vrings_[q];
-    uint16_t avail = target != nullptr ? fresh_available(*target) : 0;
-    if (target != nullptr) {
-        target->queue.prefetch_heads(std::min(avail, n));
-        target->queue.prefetch_used(std::min(avail, n));
+    for (uint16_t q = 0; q < vrings_.size(); q += 2) {
+        Vring& v = vrings_[q];
+        if (v.enabled && usable(v, mem)) {
+            (this->*v.loops.transmit)(ctx, v, pkts, n);
+            return;
+        }
     }
+    counters(ctx.slot).drop(Drop::queue_not_ready, n);
+    rte_pktmbuf_free_bulk(pkts, n);
+}
+
+template <class F>
+void VhostPort::transmit_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16_t n)
+{
+    uint16_t avail = fresh_available(v);
+    v.queue.prefetch_heads(std::min(avail, n));
+    v.queue.prefetch_used(std::min(avail, n));
     PortCounters& counters = this->counters(ctx.slot);
     // Two passes, as for guest TX: claim RX buffers for as many frames as the scratch
     // holds (the descriptor and buffer misses of all of them overlap), then copy.
@@ -531,7 +542,7 @@ void VhostPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
     while (next < n) {
         uint16_t claimed = 0, chains = 0;
         for (; next < n; ++next) {
-            if (target == nullptr || !target->queue.ready()) {
+            if (!v.queue.ready()) {
                 counters.drop(Drop::queue_not_ready);
                 continue;
             }
@@ -539,7 +550,7 @@ void VhostPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
                 break;  // scratch full: copy these first
             RxClaim& cl = rx_claims_[claimed];
             cl = RxClaim{pkts[next], chains, 0, false};
-            if (const std::optional<Drop> why = claim(*target, cl, avail)) {
+            if (const std::optional<Drop> why = claim<F>(v, cl, avail)) {
                 counters.drop(*why);
                 if (!cl.too_small)
                     continue;
@@ -550,14 +561,28 @@ void VhostPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
         for (uint16_t k = 0; k < claimed; ++k) {
             if (k + 1 < claimed)
                 rte_prefetch0(rte_pktmbuf_mtod(rx_claims_[k + 1].m, void*));
-            fill(ctx, *target, rx_claims_[k]);
+            fill<F>(ctx, v, rx_claims_[k]);
         }
     }
     rte_pktmbuf_free_bulk(pkts, n);
-    if (target != nullptr) {
-        note_fault(*target);
-        notify(*target);
-    }
+    note_fault(v);
+    notify(v);
+}
+
+// Every combination of the features the loops depend on; the header is 12 bytes with
+// VERSION_1 or MRG_RXBUF, else 10.
+VhostPort::Loops VhostPort::loops_for(const RingSetup& s)
+{
+    const auto pick = [&]<uint16_t Hdr, bool Mrg>() -> Loops {
+        if (s.in_order)
+            return instantiate<RingFeatures<Hdr, Mrg, true>>();
+        return instantiate<RingFeatures<Hdr, Mrg, false>>();
+    };
+    if (s.mrg_rxbuf)
+        return pick.template operator()<12, true>();
+    if (s.hdr_len == 12)
+        return pick.template operator()<12, false>();
+    return pick.template operator()<10, false>();
 }
 
 }  // namespace vusw

@@ -110,14 +110,29 @@ private:
         bool out;  // lent now: a guest re-posting this head gets a copy, the slot stays
     };
 
+    struct Vring;
+    // The hot loops of one ring, compiled for its negotiated features (RingFeatures) and
+    // chosen when the ring is set up, so the per-frame code tests none of them.
+    struct Loops {
+        uint16_t (VhostPort::*receive)(PmdContext&, Vring&, uint16_t, rte_mbuf**, uint16_t);
+        void (VhostPort::*transmit)(PmdContext&, Vring&, rte_mbuf**, uint16_t);
+    };
+    template <uint16_t Hdr, bool MrgRxbuf, bool InOrder>
+    struct RingFeatures {
+        static constexpr uint16_t kHdr = Hdr;          // virtio-net header bytes
+        static constexpr bool kMrgRxbuf = MrgRxbuf;    // a frame may take several RX buffers
+        static constexpr bool kInOrder = InOrder;      // used in the order made available
+    };
+    static Loops loops_for(const RingSetup& s);
+    template <class F>
+    static Loops instantiate() { return {&VhostPort::receive_ring<F>, &VhostPort::transmit_ring<F>}; }
+
     struct alignas(64) Vring {
         SplitQueue queue;
         int call_fd = -1;
         bool started = false;
         bool enabled = false;
-        bool mrg_rxbuf = false;
-        bool in_order = false;
-        uint16_t hdr_len = 12;
+        Loops loops = loops_for(RingSetup{});
         uint32_t generation = 0;
         std::vector<Loan> lent;            // TX rings: one slot per descriptor
         // In-order TX rings while buffers are lent: every buffer taken since the oldest
@@ -133,13 +148,18 @@ private:
     bool usable(Vring& v, const MemTable* mem);
     void note_fault(Vring& v);
     void notify(Vring& v);
+    template <class F>
     uint16_t receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_mbuf** pkts, uint16_t max);
+    template <class F>
+    void transmit_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16_t n);
     // Available entries, with the rings translated through a table read after the index.
     uint16_t fresh_available(Vring& v);
     // One popped guest TX chain into an mbuf (lent or copied); false if dropped.
     // `spare` is a pre-allocated mbuf the frame may take (then set to nullptr).
+    template <class F>
     bool take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, rte_mbuf*& spare,
                     rte_mbuf*& out);
+    template <class F>
     rte_mbuf* lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTable* mem, const Chain& c, rte_mbuf*& spare,
                    Drop& why);
     void give_back(Loan& loan);   // owner core: the descriptor returns to the guest
@@ -154,8 +174,10 @@ private:
         uint16_t first, count;  // chains in rx_chains_
         bool too_small;         // one buffer without MRG_RXBUF, too small: returned empty
     };
+    template <class F>
     std::optional<Drop> claim(Vring& v, RxClaim& cl, uint16_t& avail);
     // Guest RX, pass 2: copies the frame into its claimed buffers and marks them used.
+    template <class F>
     void fill(PmdContext& ctx, Vring& v, const RxClaim& cl);
 
     std::string path_;

@@ -97,7 +97,7 @@ bool FakeFrontend::handshake() {
   if (!f) return false;
   backend_features_ = *f;
   if (!(backend_features_ & feat::kVersion1)) anomalies_.push_back("VERSION_1 not offered");
-  uint64_t want = feat::kVersion1 | feat::kProtocolFeatures |
+  uint64_t want = (opt_.version1 ? feat::kVersion1 : 0) | feat::kProtocolFeatures |
                   (opt_.mrg_rxbuf ? feat::kMrgRxbuf : 0) | (opt_.indirect ? feat::kIndirectDesc : 0) |
                   (opt_.in_order ? feat::kInOrder : 0);
   features_ = want & backend_features_;
@@ -193,8 +193,8 @@ void FakeFrontend::kick(uint32_t ring) {
 
 uint32_t FakeFrontend::tx_hdr_write(std::byte* dst) const {
   VirtioNetHdr h{};  // no offloads: all zero; num_buffers is ignored on TX
-  std::memcpy(dst, &h, sizeof(h));
-  return kNetHdrLen;
+  std::memcpy(dst, &h, hdr_len());
+  return hdr_len();
 }
 
 bool FakeFrontend::send_frame(std::span<const std::byte> frame, TxLayout layout) {
@@ -204,24 +204,26 @@ bool FakeFrontend::send_frame(std::span<const std::byte> frame, TxLayout layout)
   std::vector<uint16_t> d = tx_->peek_free(need);
   std::byte* s0 = tx_->slot(d[0]);
   auto flen = static_cast<uint32_t>(frame.size());
+  const uint32_t hdr = hdr_len();
   tx_hdr_write(s0);
   if (layout == TxLayout::Single) {
-    std::memcpy(s0 + kNetHdrLen, frame.data(), frame.size());
-    Seg seg{tx_->slot_gpa(d[0]), kNetHdrLen + flen, false};
+    std::memcpy(s0 + hdr, frame.data(), frame.size());
+    Seg seg{tx_->slot_gpa(d[0]), hdr + flen, false};
     return tx_->post_chain(std::span(&seg, 1)).has_value();
   }
   if (layout == TxLayout::Chained) {
     std::memcpy(tx_->slot(d[1]), frame.data(), frame.size());
-    std::array segs{Seg{tx_->slot_gpa(d[0]), kNetHdrLen, false}, Seg{tx_->slot_gpa(d[1]), flen, false}};
+    std::array segs{Seg{tx_->slot_gpa(d[0]), hdr, false}, Seg{tx_->slot_gpa(d[1]), flen, false}};
     return tx_->post_chain(segs).has_value();
   }
   std::memcpy(s0 + 64, frame.data(), frame.size());
-  std::array segs{Seg{tx_->slot_gpa(d[0]), kNetHdrLen, false}, Seg{tx_->slot_gpa(d[0]) + 64, flen, false}};
+  std::array segs{Seg{tx_->slot_gpa(d[0]), hdr, false}, Seg{tx_->slot_gpa(d[0]) + 64, flen, false}};
   return tx_->post_indirect(segs).has_value();
 }
 
 bool FakeFrontend::send_frame_at(std::span<const std::byte> frame, uint64_t gpa) {
-  std::vector<std::byte> buf(kNetHdrLen);
+  const uint32_t hdr = hdr_len();
+  std::vector<std::byte> buf(hdr);
   tx_hdr_write(buf.data());
   buf.insert(buf.end(), frame.begin(), frame.end());
   if (tx_->num_free() == 0) reclaim_tx();
@@ -249,15 +251,15 @@ void FakeFrontend::rx_complete(const UsedEntry& e, std::vector<std::vector<std::
   const std::byte* data = rx_->slot(static_cast<uint16_t>(e.id));
   if (rx_pending_left_ == 0) {  // first buffer of a frame: starts with the header
     VirtioNetHdr h{};
-    if (e.len < kNetHdrLen) {
+    if (e.len < hdr_len()) {
       ++rx_errors_;
       return;
     }
-    std::memcpy(&h, data, sizeof(h));
+    std::memcpy(&h, data, hdr_len());
     bool mrg = features_ & feat::kMrgRxbuf;
     if (mrg && h.num_buffers == 0) ++rx_errors_;
     rx_pending_left_ = mrg && h.num_buffers > 0 ? h.num_buffers : 1;
-    rx_pending_.assign(data + kNetHdrLen, data + e.len);
+    rx_pending_.assign(data + hdr_len(), data + e.len);
   } else {
     rx_pending_.insert(rx_pending_.end(), data, data + e.len);
   }

@@ -31,6 +31,7 @@ struct FrontendOptions {
   bool reply_ack = true;
   bool mem_slots = true;       // negotiate CONFIGURE_MEM_SLOTS
   bool in_order = false;       // negotiate VIRTIO_F_IN_ORDER (DPDK virtio-user's default)
+  bool version1 = true;        // false: a legacy device, 10-byte virtio-net header without MRG_RXBUF
   uint16_t ring_size = 256;
   uint32_t rx_buf_len = 2048;  // below 1526 a 1500 B frame spans buffers (MRG_RXBUF)
   uint64_t mem_gpa = 0x40000000;
@@ -58,6 +59,8 @@ class FakeFrontend {
   VhostConn& conn() { return conn_; }
   const FrontendOptions& options() const { return opt_; }
   uint64_t features() const { return features_; }
+  // virtio-net header bytes: 12 with VERSION_1 or MRG_RXBUF, 10 otherwise.
+  uint32_t hdr_len() const { return features_ & (feat::kVersion1 | feat::kMrgRxbuf) ? kNetHdrLen : 10; }
   uint64_t protocol_features() const { return protocol_features_; }
   uint64_t max_mem_slots() const { return max_mem_slots_; }
   bool reply_ack() const { return (protocol_features_ & pfeat::kReplyAck) != 0; }

@@ -19,6 +19,7 @@ struct Case {
   uint32_t rx_buf_len;
   TxLayout layout;
   bool ack_all = true;  // false: QEMU 7.2's exact NEED_REPLY flags
+  bool version1 = true;  // false: legacy device, 10-byte virtio-net header
 };
 
 void check_port_counters(const Daemon& d, const std::string& name, uint64_t pkts, uint64_t bytes) {
@@ -89,6 +90,10 @@ TEST_CASE("frames cross the switch intact and are counted exactly") {
   SUBCASE("MRG_RXBUF, 256 B RX buffers (frames span), chained TX") { c = {"mrg-span-chained", true, 256, TxLayout::Chained}; }
   SUBCASE("no MRG_RXBUF, indirect TX") { c = {"nomrg-indirect", false, 2048, TxLayout::Indirect}; }
   SUBCASE("MRG_RXBUF, 1 KiB RX buffers, indirect TX") { c = {"mrg-1k-indirect", true, 1024, TxLayout::Indirect}; }
+  SUBCASE("legacy device (no VERSION_1): 10-byte header, single TX") {
+    c = {"legacy-single", false, 2048, TxLayout::Single, true, false};
+  }
+  SUBCASE("legacy device, chained TX") { c = {"legacy-chained", false, 2048, TxLayout::Chained, true, false}; }
   INFO("case " << c.name);
 
   DaemonConfig cfg;
@@ -98,11 +103,13 @@ TEST_CASE("frames cross the switch intact and are counted exactly") {
   opt.mrg_rxbuf = c.mrg;
   opt.rx_buf_len = c.rx_buf_len;
   opt.ack_all = c.ack_all;
+  opt.version1 = c.version1;
   auto a = attach(d, "a", opt);
   auto b = attach(d, "b", opt);
   REQUIRE(a);
   REQUIRE(b);
   CHECK(((a->features() & feat::kMrgRxbuf) != 0) == c.mrg);
+  CHECK(a->hdr_len() == (c.version1 || c.mrg ? 12u : 10u));
 
   PumpResult r = pump({Flow{a.get(), b.get(), kMacA, kMacB, 64, c.layout, kFramesPerSize},
                        Flow{a.get(), b.get(), kMacA, kMacB, 1500, c.layout, kFramesPerSize},
