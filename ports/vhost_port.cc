@@ -227,6 +227,7 @@ uint16_t VhostPort::apply_ring(uint16_t index, const RingSetup& s)
         if (index % 2 == 1 && v.lent.size() < ring.size && v.loans.load(std::memory_order_relaxed) == 0) {
             v.lent = std::vector<Loan>(ring.size);
             v.order.assign(ring.size, 0);
+            v.order_mask = ring.size - 1u;  // ring sizes are powers of two
             v.finished.assign(ring.size, 0);
         }
         std::fill(v.finished.begin(), v.finished.end(), 0);
@@ -357,7 +358,7 @@ void VhostPort::complete(Vring& v, uint16_t head)
     }
     v.finished[head] = 1;
     while (v.order_first != v.order_end) {
-        const uint16_t oldest = v.order[v.order_first % v.order.size()];
+        const uint16_t oldest = v.order[v.order_first & v.order_mask];
         if (!v.finished[oldest])
             break;
         v.finished[oldest] = 0;
@@ -404,7 +405,7 @@ bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemT
     // In order: a buffer taken while an older one is lent waits behind it (unless the
     // guest broke the rules and posted more buffers than its ring holds).
     if (F::kInOrder && (lent || v.order_first != v.order_end) && v.order_end - v.order_first < v.order.size())
-        v.order[v.order_end++ % v.order.size()] = c.head;
+        v.order[v.order_end++ & v.order_mask] = c.head;
     if (!lent)
         complete(v, c.head);  // copied (or dropped): the buffer is free again
     PortCounters& counters = this->counters(ctx.slot);

@@ -141,6 +141,7 @@ private:
         std::vector<uint16_t> order;       // ring buffer of heads, as large as `lent`
         std::vector<uint8_t> finished;     // by head
         uint32_t order_first = 0, order_end = 0;
+        uint32_t order_mask = 0;           // order.size() - 1 (a power of two; no division per frame)
         std::atomic<uint32_t> loans{0};    // owner writes, control reads
         std::atomic<QueueFault> seen{QueueFault::none};
     };
