@@ -473,7 +473,10 @@ std::optional<Drop> VhostPort::claim(Vring& v, RxClaim& cl, uint16_t& avail)
             cl.count = 0;
             return Drop::queue_not_ready;
         }
-        prefetch_for_write(c.seg[0].host);  // written in pass 2
+        // Written in pass 2: the first line, and the line where the frame ends in this
+        // buffer (a short frame after its header usually straddles two lines).
+        prefetch_for_write(c.seg[0].host);
+        prefetch_for_write(c.seg[0].host + (std::min<uint64_t>(need - have, c.seg[0].len) - 1));
         --avail;
         ++cl.count;
         have += c.bytes;
