@@ -2,14 +2,31 @@
 
 #include <doctest/doctest.h>
 
+#include <functional>
+#include <thread>
+
 namespace vusw::it {
 
 namespace {
+using std::chrono::milliseconds;
+
 DaemonConfig bench_config(const std::vector<std::string>& spare) {
   DaemonConfig cfg;
   cfg.servers = {"a", "b"};
   cfg.servers.insert(cfg.servers.end(), spare.begin(), spare.end());
   return cfg;
+}
+
+// The value once it stopped changing for half a second (grace periods end).
+size_t settled(const std::function<size_t()>& count) {
+  size_t last = count();
+  for (int stable = 0, rounds = 0; stable < 5 && rounds < 50; ++rounds) {
+    std::this_thread::sleep_for(milliseconds(100));
+    size_t now = count();
+    stable = now == last ? stable + 1 : 0;
+    last = now;
+  }
+  return last;
 }
 }  // namespace
 
@@ -48,13 +65,26 @@ uint64_t Bench::guest_faults(const std::string& name) const {
 }
 
 bool Bench::error_counted(const std::string& name, uint64_t before) const {
-  return wait_until([&] { return errors(name) > before; }, std::chrono::milliseconds(2000));
+  return wait_until([&] { return errors(name) > before; }, milliseconds(2000));
 }
 
 void finish(Daemon& d) {
   CHECK_MESSAGE(d.alive(), "vuswitchd died during the test:\n" << d.log_tail());
   int rc = d.stop();
   CHECK_MESSAGE(rc == 0, "vuswitchd exit status " << rc << ":\n" << d.log_tail());
+}
+
+LeakBaseline::LeakBaseline(const Daemon& d)
+    : d_(d), fds0_(settled([&] { return d.fd_count(); })), maps0_(settled([&] { return d.maps_count(); })) {}
+
+void LeakBaseline::wait_back() {
+  fds_back_ = wait_until([&] { return (fds_ = d_.fd_count()) == fds0_; }, milliseconds(5000));
+  maps_back_ = wait_until([&] { return (maps_ = d_.maps_count()) == maps0_; }, milliseconds(5000));
+}
+
+void LeakBaseline::check() const {
+  CHECK_MESSAGE(fds_back_, "daemon fds " << fds_ << " vs " << fds0_ << " at the baseline");
+  CHECK_MESSAGE(maps_back_, "daemon mappings " << maps_ << " vs " << maps0_ << " at the baseline");
 }
 
 }  // namespace vusw::it

@@ -42,4 +42,23 @@ struct Bench {
 // Asserts the daemon is still running, then stops it and asserts exit status 0.
 void finish(Daemon& d);
 
+// A leak check on the daemon's open fds and mappings (/proc/<pid>/fd, /maps).
+// The fd and mapping of a removed region go only after its grace period, so the
+// baseline is each count once it stopped changing for half a second, and each
+// count gets 5 s to come back to it.
+class LeakBaseline {
+ public:
+  explicit LeakBaseline(const Daemon& d);
+  // Waits for both counts to be back at the baseline; remembers what it saw.
+  void wait_back();
+  // One CHECK per count: back at the baseline in the last wait_back().
+  void check() const;
+
+ private:
+  const Daemon& d_;
+  size_t fds0_, maps0_;
+  size_t fds_ = 0, maps_ = 0;
+  bool fds_back_ = false, maps_back_ = false;
+};
+
 }  // namespace vusw::it

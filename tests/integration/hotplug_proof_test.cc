@@ -11,7 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
-#include <functional>
+#include <optional>
 #include <thread>
 
 #include "fixture.h"
@@ -40,18 +40,6 @@ uint64_t mem_updates(const nlohmann::json& port, const char* type) {
 uint64_t broken(const nlohmann::json& port, const char* reason) {
   if (!port.contains("broken") || !port["broken"].contains(reason)) return 0;
   return port["broken"][reason].get<uint64_t>();
-}
-
-// The value once it stopped changing for half a second (grace periods end).
-size_t settled(const std::function<size_t()>& count) {
-  size_t last = count();
-  for (int stable = 0, rounds = 0; stable < 5 && rounds < 50; ++rounds) {
-    std::this_thread::sleep_for(milliseconds(100));
-    size_t now = count();
-    stable = now == last ? stable + 1 : 0;
-    last = now;
-  }
-  return last;
 }
 
 // The daemon ages out MAC entries learned before its first FDB clock tick
@@ -121,11 +109,8 @@ TEST_CASE("1,000 guest memory re-layouts under two-way traffic: nothing lost, ex
 
   // Set-up (not one of the counted cycles): buffers into a first extra region.
   bool ok = mt.relayout();
-  size_t fds0 = 0, maps0 = 0;
-  if (ok) {
-    fds0 = settled([&] { return bench.d.fd_count(); });
-    maps0 = settled([&] { return bench.d.maps_count(); });
-  }
+  std::optional<LeakBaseline> baseline;
+  if (ok) baseline.emplace(bench.d);
   auto t0 = Clock::now();
   uint32_t cycles = 0;
   while (ok && cycles < kCycles) {
@@ -138,9 +123,7 @@ TEST_CASE("1,000 guest memory re-layouts under two-way traffic: nothing lost, ex
 
   // Same number of extra regions as at the baseline: fds and mappings must match
   // once the grace periods of the last removals are over.
-  size_t fds = 0, maps = 0;
-  bool fds_back = ok && wait_until([&] { return (fds = bench.d.fd_count()) == fds0; }, milliseconds(5000));
-  bool maps_back = ok && wait_until([&] { return (maps = bench.d.maps_count()) == maps0; }, milliseconds(5000));
+  if (ok) baseline->wait_back();
   uint64_t regions_after_cycles = bench.regions("x");
   // Finally the buffers go home to the main region and the last extra region goes.
   bool home = ok && mt.back_to_main();
@@ -155,8 +138,7 @@ TEST_CASE("1,000 guest memory re-layouts under two-way traffic: nothing lost, ex
   CHECK(x->anomalies().empty());
   CHECK(bench.d.alive());
 
-  CHECK_MESSAGE(fds_back, "daemon fds " << fds << " after the cycles vs " << fds0 << " before");
-  CHECK_MESSAGE(maps_back, "daemon mappings " << maps << " after the cycles vs " << maps0 << " before");
+  baseline->check();
   CHECK(regions_after_cycles == 2);
   CHECK(bench.regions("x") == 1);
 

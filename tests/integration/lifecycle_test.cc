@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <functional>
 #include <thread>
 
 #include "fixture.h"
@@ -35,26 +34,13 @@ bool port_idle(const Daemon& d, const std::string& name) {
       milliseconds(2000));
 }
 
-// The value once it stopped changing for half a second (grace periods end).
-size_t settled(const std::function<size_t()>& count) {
-  size_t last = count();
-  for (int stable = 0, rounds = 0; stable < 5 && rounds < 50; ++rounds) {
-    std::this_thread::sleep_for(milliseconds(100));
-    size_t now = count();
-    stable = now == last ? stable + 1 : 0;
-    last = now;
-  }
-  return last;
-}
-
 }  // namespace
 
 TEST_CASE("100 guest connections leak no fds and no mappings") {
   Bench bench;
   REQUIRE(guest_cycle(bench, 0));  // warm-up: first-use allocations are not leaks
   REQUIRE(port_idle(bench.d, "x"));
-  size_t fds = settled([&] { return bench.d.fd_count(); });
-  size_t maps = settled([&] { return bench.d.maps_count(); });
+  LeakBaseline baseline(bench.d);
   uint32_t failed = 0, not_idle = 0;
   for (uint32_t i = 1; i <= 100; ++i) {
     failed += guest_cycle(bench, i) ? 0 : 1;
@@ -62,10 +48,8 @@ TEST_CASE("100 guest connections leak no fds and no mappings") {
   }
   CHECK(failed == 0);
   CHECK(not_idle == 0);
-  CHECK_MESSAGE(wait_until([&] { return bench.d.fd_count() == fds; }, milliseconds(5000)),
-                "fds " << bench.d.fd_count() << " vs " << fds << " at start");
-  CHECK_MESSAGE(wait_until([&] { return bench.d.maps_count() == maps; }, milliseconds(5000)),
-                "maps " << bench.d.maps_count() << " vs " << maps << " at start");
+  baseline.wait_back();
+  baseline.check();
   CHECK(bench.healthy());
   finish(bench.d);
 }
