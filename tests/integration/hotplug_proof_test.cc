@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <thread>
 
@@ -88,6 +89,36 @@ void check_lossless(const MovingTraffic& t) {
   CHECK(t.to_peer().rx_errors == 0);
   CHECK(t.to_mover().rx_errors == 0);
 }
+
+// The two "just-removed region" cases: spare ports x (attached) and y (the case
+// sets it up), and a <-> b, which carry continuous traffic from start_others()
+// on and must lose and drop nothing of it.
+class JustRemovedRegion {
+ protected:
+  JustRemovedRegion() : bench({"x", "y"}) {
+    settle_fdb(bench);
+    x = attach(bench.d, "x");
+    REQUIRE(x);
+  }
+
+  void start_others() {
+    drain_rx({bench.a.get(), bench.b.get()});
+    others.emplace(*bench.a, kMacA, *bench.b, kMacB);
+  }
+
+  // Checks that a <-> b kept switching, then stops the daemon.
+  void check_others_and_finish() {
+    check_lossless(others->finish());
+    CHECK(json_sum(bench.port("a"), "drops") == 0);
+    CHECK(json_sum(bench.port("b"), "drops") == 0);
+    CHECK(bench.healthy());
+    finish(bench.d);
+  }
+
+  Bench bench;
+  std::unique_ptr<FakeFrontend> x, y;
+  std::optional<Background> others;
+};
 
 }  // namespace
 
@@ -177,16 +208,12 @@ TEST_CASE("1,000 guest memory re-layouts under two-way traffic: nothing lost, ex
   finish(bench.d);
 }
 
-TEST_CASE("a TX buffer in a just-removed region is dropped and counted; other ports keep switching") {
-  Bench bench({"x", "y"});
-  settle_fdb(bench);
-  auto x = attach(bench.d, "x");
-  auto y = attach(bench.d, "y");
-  REQUIRE(x);
+TEST_CASE_FIXTURE(JustRemovedRegion,
+                  "a TX buffer in a just-removed region is dropped and counted; other ports keep switching") {
+  y = attach(bench.d, "y");
   REQUIRE(y);
   REQUIRE(pair_switches(*x, kMacX, *y, kMacY));
-  drain_rx({bench.a.get(), bench.b.get()});
-  Background bg(*bench.a, kMacA, *bench.b, kMacB);
+  start_others();
 
   MemRegion& r = x->mem().add(kGpa, kSmall);
   REQUIRE(x->add_mem_reg(r).ok());
@@ -213,20 +240,13 @@ TEST_CASE("a TX buffer in a just-removed region is dropped and counted; other po
   REQUIRE(x->start_ring(kTxRing));
   CHECK(pair_switches(*x, kMacX, *y, kMacY));
 
-  check_lossless(bg.finish());
-  CHECK(json_sum(bench.port("a"), "drops") == 0);
-  CHECK(json_sum(bench.port("b"), "drops") == 0);
-  CHECK(bench.healthy());
-  finish(bench.d);
+  check_others_and_finish();
 }
 
-TEST_CASE("an RX buffer in a just-removed region is never written; counted; other ports keep switching") {
-  Bench bench({"x", "y"});
-  settle_fdb(bench);
-  auto x = attach(bench.d, "x");
-  REQUIRE(x);
+TEST_CASE_FIXTURE(JustRemovedRegion,
+                  "an RX buffer in a just-removed region is never written; counted; other ports keep switching") {
   // y posts exactly one RX buffer, in an extra region, so the next frame for y must use it.
-  auto y = handshaken(bench.d, "y");
+  y = handshaken(bench.d, "y");
   REQUIRE(y);
   MemRegion& r = y->mem().add(kGpa, kSmall);
   REQUIRE(y->send_memory().ok());  // main region and r
@@ -238,8 +258,7 @@ TEST_CASE("an RX buffer in a just-removed region is never written; counted; othe
   y->kick(kTxRing);
   REQUIRE(x->wait_rx(1, milliseconds(1000)).size() == 1);
 
-  drain_rx({bench.a.get(), bench.b.get()});
-  Background bg(*bench.a, kMacA, *bench.b, kMacB);
+  start_others();
   const Seg seg{kGpa + 4096, 2048, true};
   REQUIRE(y->rx().post_chain(std::span(&seg, 1)));
   y->kick(kRxRing);
@@ -269,11 +288,7 @@ TEST_CASE("an RX buffer in a just-removed region is never written; counted; othe
   REQUIRE(y->start_ring(kRxRing));
   CHECK(pair_switches(*x, kMacX, *y, kMacY));
 
-  check_lossless(bg.finish());
-  CHECK(json_sum(bench.port("a"), "drops") == 0);
-  CHECK(json_sum(bench.port("b"), "drops") == 0);
-  CHECK(bench.healthy());
-  finish(bench.d);
+  check_others_and_finish();
 }
 
 }  // namespace vusw::it
