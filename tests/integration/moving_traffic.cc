@@ -108,6 +108,18 @@ bool MovingTraffic::reclaim_tx(Side& s) {
   return !used.empty();
 }
 
+std::optional<uint16_t> MovingTraffic::post(SplitRing& ring, std::span<const Seg> segs, int gen,
+                                            std::vector<int>& head_gen, std::vector<uint32_t>& posted) {
+  std::optional<uint16_t> head = ring.post_chain(segs);
+  if (!head) return std::nullopt;
+  head_gen[*head] = gen;
+  if (gen >= 0) {
+    ++in_use_[gen];
+    ++posted[gen];
+  }
+  return head;
+}
+
 bool MovingTraffic::send_some(Side& s, Side& to, Direction& d) {
   SplitRing& ring = s.fe->tx();
   uint32_t n = 0;
@@ -132,22 +144,14 @@ bool MovingTraffic::send_some(Side& s, Side& to, Direction& d) {
       put_seq(frame, seq);
     }
     auto flen = static_cast<uint32_t>(len);
-    std::optional<uint16_t> head;
+    // Header and frame in one descriptor, or in one each.
+    Seg segs[2] = {{p0.gpa, kNetHdrLen + flen, false}, {}};
     if (chained) {
-      Place p1 = tx_place(s, desc[1]);
-      const Seg segs[] = {{p0.gpa, kNetHdrLen, false}, {p1.gpa, flen, false}};
-      head = ring.post_chain(segs);
-    } else {
-      const Seg seg{p0.gpa, kNetHdrLen + flen, false};
-      head = ring.post_chain(std::span(&seg, 1));
+      segs[0].len = kNetHdrLen;
+      segs[1] = {tx_place(s, desc[1]).gpa, flen, false};
     }
-    if (!head) break;
-    s.tx_gen[*head] = p0.gen;
+    if (!post(ring, std::span(segs, need), p0.gen, s.tx_gen, posted_tx_)) break;
     d.sent_gen[seq % d.sent_gen.size()] = p0.gen;
-    if (p0.gen >= 0) {
-      ++in_use_[p0.gen];
-      ++posted_tx_[p0.gen];
-    }
     ++d.sent;
     ++n;
   }
@@ -162,14 +166,9 @@ void MovingTraffic::refill_rx(Side& s) {
     uint16_t desc = ring.peek_free(1).front();
     Place p = rx_place(s, desc);
     const Seg seg{p.gpa, kSlot, true};
-    std::optional<uint16_t> head = ring.post_chain(std::span(&seg, 1));
+    std::optional<uint16_t> head = post(ring, std::span(&seg, 1), p.gen, s.rx_gen, posted_rx_);
     if (!head) break;
-    s.rx_gen[*head] = p.gen;
     s.rx_host[*head] = p.host;
-    if (p.gen >= 0) {
-      ++in_use_[p.gen];
-      ++posted_rx_[p.gen];
-    }
     ++s.rx_posted;
     ++n;
   }

@@ -18,6 +18,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -95,6 +97,11 @@ class MovingTraffic {
   };
   Place tx_place(Side& s, uint16_t desc) const;
   Place rx_place(Side& s, uint16_t desc) const;
+  // Posts one chain with buffers of generation `gen` and accounts for it: the
+  // head's generation in `head_gen`, one more buffer in use and one more in
+  // `posted` for that generation (none for -1). nullopt if the ring is full.
+  std::optional<uint16_t> post(SplitRing& ring, std::span<const Seg> segs, int gen, std::vector<int>& head_gen,
+                               std::vector<uint32_t>& posted);
   bool send_some(Side& s, Side& to, Direction& d);
   bool receive_some(Side& s, Side& from, Direction& d);
   bool reclaim_tx(Side& s);
