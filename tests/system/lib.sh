@@ -7,6 +7,8 @@
 # Source it, then call sys_init NAME once. Everything lives under $SYS_TMP.
 
 SYS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../lib/proc.sh
+source "$SYS_ROOT/tests/lib/proc.sh"
 SYS_TESTPMD=${TESTPMD:-dpdk-testpmd}
 SYS_BUILD=${VUSW_BUILD:-$SYS_ROOT/build}
 SYS_VUSWITCHD=${VUSWITCHD:-$SYS_BUILD/control/vuswitchd}
@@ -61,49 +63,22 @@ sys_prefix() { # TAG
   printf 'vusw-%s-%s-%s' "$SYS_NAME" "$1" "$$"
 }
 
-sys_stop_pid() { # PID [timeout_s]: TERM, wait, then KILL
-  local pid=$1 t=${2:-10} i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < t * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
+# sys_stop_pid PID [timeout_s]: stop_pid under the name perf/ scripts call it by.
+sys_stop_pid() { stop_pid "$@"; }
 
 sys_cleanup() {
-  local rc=$? pid h
+  local rc=$?
   trap - EXIT
-  for pid in "${SYS_PIDS[@]}"; do sys_stop_pid "$pid" 5; done
-  for h in "${SYS_CLEANUP_HOOKS[@]}"; do eval "$h" >/dev/null 2>&1 || true; done
+  stop_pids "${SYS_PIDS[@]}"
+  run_hooks "${SYS_CLEANUP_HOOKS[@]}"
   rm -f /dev/hugepages/"vusw-$SYS_NAME-"*"-$$map_"* 2>/dev/null || true
   rm -rf /var/run/dpdk/"vusw-$SYS_NAME-"*"-$$" 2>/dev/null || true
   if [[ $rc -ne 0 && $rc -ne 77 && -n $SYS_TMP && -d $SYS_TMP && ${SYS_KEEP_LOGS:-0} != 1 ]]; then
-    local f
-    for f in "$SYS_TMP"/*.log; do
-      [[ -f $f ]] || continue
-      printf '\n----- %s (last 40 lines) -----\n' "${f##*/}" >&2
-      tail -n 40 "$f" >&2
-    done
+    print_log_tails "$SYS_TMP" 40
   fi
   [[ -n $SYS_TMP && ${SYS_KEEP_LOGS:-0} != 1 ]] && rm -rf "$SYS_TMP"
   [[ ${SYS_KEEP_LOGS:-0} == 1 ]] && printf '[%s] logs kept in %s\n' "$SYS_NAME" "$SYS_TMP" >&2
   exit "$rc"
-}
-
-# wait_for TIMEOUT_S DESCRIPTION COMMAND...: poll every 0.1 s until COMMAND succeeds.
-wait_for() {
-  local t=$1 what=$2 i
-  shift 2
-  for ((i = 0; i < t * 10; i++)); do
-    "$@" && return 0
-    sleep 0.1
-  done
-  fail "timed out after ${t}s waiting for $what"
 }
 
 # ---------------------------------------------------------------- vuswitchd
@@ -135,20 +110,12 @@ vusw_start() {
   fail "vuswitchd not ready after 30 s"
 }
 
+# vusw_stop: SIGTERM; returns vuswitchd's exit status (fails if it runs 10 s later).
 vusw_stop() {
   [[ -n $VUSW_PID ]] || return 0
-  kill -TERM "$VUSW_PID" 2>/dev/null || true
-  local i rc=0
-  for ((i = 0; i < 100; i++)); do kill -0 "$VUSW_PID" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$VUSW_PID" 2>/dev/null; then
-    kill -KILL "$VUSW_PID" 2>/dev/null
-    wait "$VUSW_PID" 2>/dev/null
-    VUSW_PID=
-    fail "vuswitchd did not exit within 10 s of SIGTERM"
-  fi
-  wait "$VUSW_PID" || rc=$?
+  local pid=$VUSW_PID
   VUSW_PID=
-  return "$rc"
+  term_and_wait "$pid" vuswitchd
 }
 
 # vusw_ctl ARGS...: vuswitchctl against our daemon, bounded in time (a hung daemon
@@ -237,11 +204,11 @@ tp_stat() {
 
 # tp_quit NAME: stop forwarding, quit, wait (TERM/KILL after 15 s).
 tp_quit() {
-  local name=$1 pid=${TP_PID[$1]} i
+  local name=$1 pid=${TP_PID[$1]}
   [[ -n $pid ]] || return 0
   printf 'stop\nquit\n' >&"${TP_FD[$name]}" 2>/dev/null || true
   exec {TP_FD[$name]}>&-
-  for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  sys_stop_pid "$pid" 5
+  wait_exit "$pid" 15 || true
+  stop_pid "$pid" 5
   TP_PID[$name]=
 }

@@ -13,6 +13,8 @@
 #   VM_LOG_LEVEL      vuswitchd --log-level (default debug: every vhost-user message is logged)
 
 VM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../lib/proc.sh
+source "$VM_ROOT/tests/lib/proc.sh"
 VM_DIR=$VM_ROOT/tests/vm
 VM_BUILD=${VUSW_BUILD:-$VM_ROOT/build}
 VM_GUEST_DIR=${VUSW_GUEST_DIR:-$VM_BUILD/vm-guest}
@@ -67,31 +69,15 @@ vm_probe_qemu() {
   fi
 }
 
-stop_pid() { # PID [timeout_s]: TERM, wait, then KILL
-  local pid=$1 t=${2:-10} i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < t * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null || true
-}
-
 vm_cleanup() {
-  local rc=$? pid f
+  local rc=$?
   trap - EXIT
-  for pid in "${VM_PIDS[@]}"; do stop_pid "$pid" 5; done
-  for f in "${VM_CLEANUP_HOOKS[@]}"; do eval "$f" >/dev/null 2>&1 || true; done
+  stop_pids "${VM_PIDS[@]}"
+  run_hooks "${VM_CLEANUP_HOOKS[@]}"
   # EAL leaves its runtime directory behind (with --no-huge there are no hugepage files).
   rm -rf /var/run/dpdk/"vusw-vm-$VM_NAME-"*"-$$" 2>/dev/null || true
   if [[ $rc -ne 0 && $rc -ne 77 && -n $VM_TMP && -d $VM_TMP && ${VM_KEEP_LOGS:-0} != 1 ]]; then
-    for f in "$VM_TMP"/*.log; do
-      [[ -f $f ]] || continue
-      printf '\n----- %s (last 30 lines) -----\n' "${f##*/}" >&2
-      tail -n 30 "$f" >&2
-    done
+    print_log_tails "$VM_TMP" 30
   fi
   if [[ ${VM_KEEP_LOGS:-0} == 1 ]]; then
     printf '[%s] logs kept in %s\n' "$VM_NAME" "$VM_TMP" >&2
@@ -101,16 +87,9 @@ vm_cleanup() {
   exit "$rc"
 }
 
-# wait_for TIMEOUT_S DESCRIPTION COMMAND...: poll every 0.2 s until COMMAND succeeds.
-wait_for() {
-  local t=$1 what=$2 end=$((SECONDS + $1))
-  shift 2
-  while ((SECONDS < end)); do
-    "$@" && return 0
-    sleep 0.2
-  done
-  fail "timed out after ${t}s waiting for $what"
-}
+# wait_for (tests/lib/proc.sh) polls every 0.2 s here: the VM tests' conditions run
+# vuswitchctl and python, on a host already busy with TCG guests.
+WAIT_FOR_POLL_S=0.2
 
 # stamp_lines: prefix each line with seconds since the test started (ms resolution), so
 # the daemon's debug log can be lined up with QMP actions and guest events.
@@ -157,16 +136,9 @@ vusw_start() {
 # vusw_stop: SIGTERM, expect exit 0 within 10 s.
 vusw_stop() {
   [[ -n $VUSW_PID ]] || return 0
-  local pid=$VUSW_PID rc=0 end=$((SECONDS + 10))
+  local pid=$VUSW_PID rc=0
   VUSW_PID=
-  kill -TERM "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    fail "vuswitchd did not exit within 10 s of SIGTERM"
-  fi
-  wait "$pid" || rc=$?
+  term_and_wait "$pid" vuswitchd || rc=$?
   ((rc == 0)) || fail "vuswitchd exited with status $rc on SIGTERM"
 }
 
@@ -267,11 +239,10 @@ vm_qmp() { local name=$1; shift; "$PY" "$VMCTL" qmp "$VM_TMP/$name.qmp" "$@"; }
 
 # vm_stop NAME: QMP quit (QEMU stops the rings: GET_VRING_BASE), then TERM/KILL.
 vm_stop() {
-  local name=$1 pid=${VM_PID[$1]} end=$((SECONDS + 10))
+  local name=$1 pid=${VM_PID[$1]}
   [[ -n $pid ]] || return 0
   vm_qmp "$name" quit >/dev/null 2>&1 || true
-  while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && log "QEMU $name still running 10 s after QMP quit; killing it"
+  wait_exit "$pid" 10 || log "QEMU $name still running 10 s after QMP quit; killing it"
   stop_pid "$pid" 5
   VM_PID[$name]=
 }
