@@ -20,7 +20,7 @@ struct Config {
     std::vector<std::pair<std::string, unsigned>> pins;  // --pin PORT=PMD: port name, PMD index
     unsigned rebalance_interval_s = 10;     // 0 = no automatic rebalancing
     unsigned rebalance_threshold_pct = 25;  // least imbalance improvement worth moving ports for
-    uint32_t zero_copy_min = 512;           // --zero-copy-min: guest TX frames this long are lent; 0 = never
+    uint32_t zero_copy_min = 1024;           // --zero-copy-min: guest TX frames this long are lent; 0 = never
     std::string metrics = "127.0.0.1:9750"; // "off" disables
     std::string control;                    // default: RUN_DIR/vuswitchd.ctl
     std::string run_dir = "/run/vuswitch";

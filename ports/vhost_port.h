@@ -190,7 +190,7 @@ private:
     std::array<Vring, 2 * kMaxQueuePairs> vrings_;
     std::array<Counter, std::size_t(QueueFault::count_)> broken_;
     static constexpr uint32_t kNeverLend = UINT32_MAX;
-    static inline uint32_t lend_min_ = 512;
+    static inline uint32_t lend_min_ = 1024;  // --zero-copy-min's default
     rte_ring* returns_ = nullptr;  // Loan* freed off the owner core (multi-producer)
     uint32_t lent_total_ = 0;      // owner core
     static constexpr uint16_t kMaxRxChainsPerFrame = 16;  // merged RX buffers per frame

@@ -76,9 +76,20 @@ std::string make_run_dir() {
   return tmpl;
 }
 
-std::vector<std::string> base_args(const std::string& run_dir, uint16_t metrics_port, const std::string& lcores) {
+std::string new_eal_prefix() {
   static int instance = 0;
-  std::string prefix = "vuswitch-it-" + std::to_string(::getpid()) + "-" + std::to_string(instance++);
+  return "vuswitch-it-" + std::to_string(::getpid()) + "-" + std::to_string(instance++);
+}
+
+// Where DPDK keeps a process's runtime files (EAL's eal_get_runtime_dir()).
+std::string eal_runtime_dir(const std::string& prefix) {
+  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+  const std::string base = ::getuid() == 0 ? "/var/run" : (xdg != nullptr ? xdg : "/tmp");
+  return base + "/dpdk/" + prefix;
+}
+
+std::vector<std::string> base_args(const std::string& run_dir, const std::string& prefix, uint16_t metrics_port,
+                                   const std::string& lcores) {
   return {daemon_binary(), "--file-prefix", prefix, "--no-huge", "--memory", "256",
           "--lcores", lcores, "--metrics", "127.0.0.1:" + std::to_string(metrics_port),
           "--control", run_dir + "/ctl", "--run-dir", run_dir, "--log-level", "info"};
@@ -96,9 +107,10 @@ std::string daemon_binary() {
   return "build/control/vuswitchd";
 }
 
-Daemon::Daemon(DaemonConfig cfg) : run_dir_(make_run_dir()), log_path_(run_dir_ + "/daemon.log") {
+Daemon::Daemon(DaemonConfig cfg)
+    : run_dir_(make_run_dir()), log_path_(run_dir_ + "/daemon.log"), eal_prefix_(new_eal_prefix()) {
   metrics_port_ = free_tcp_port();
-  std::vector<std::string> args = base_args(run_dir_, metrics_port_, cfg.lcores);
+  std::vector<std::string> args = base_args(run_dir_, eal_prefix_, metrics_port_, cfg.lcores);
   for (const auto& s : cfg.servers) args.insert(args.end(), {"--vhost-user", socket_path(s)});
   for (const auto& c : cfg.clients) args.insert(args.end(), {"--vhost-user-client", socket_path(c)});
   args.insert(args.end(), cfg.extra_args.begin(), cfg.extra_args.end());
@@ -114,6 +126,7 @@ Daemon::~Daemon() {
   if (std::getenv("VUSWITCH_IT_KEEP") == nullptr) {
     std::error_code ec;
     fs::remove_all(run_dir_, ec);
+    fs::remove_all(eal_runtime_dir(eal_prefix_), ec);  // DPDK leaves it behind
   }
 }
 

@@ -79,6 +79,7 @@ class Daemon {
 
   std::string run_dir_;
   std::string log_path_;
+  std::string eal_prefix_;  // DPDK --file-prefix of this daemon
   uint16_t metrics_port_ = 0;
   pid_t pid_ = -1;
   bool exited_ = false;   // reaped by alive(); stop() reports exited_status_

@@ -133,7 +133,7 @@ TEST_CASE("1,000 guest memory re-layouts under two-way traffic: nothing lost, ex
   const nlohmann::json x0 = bench.port("x"), a0 = bench.port("a");
   REQUIRE(json_u64(x0, "mem_regions") == 1);
 
-  // Mixed sizes on both sides, one- and two-descriptor TX: frames >= 512 B in
+  // Mixed sizes on both sides, one- and two-descriptor TX: frames >= 1024 B in
   // one piece are lent zero-copy, so loans into the regions being removed exist.
   MovingTraffic mt(*x, kMacX, *bench.a, kMacA);
   std::thread traffic([&] { mt.run(); });
@@ -222,7 +222,7 @@ TEST_CASE_FIXTURE(JustRemovedRegion,
   auto base = x->get_vring_base(kTxRing);
   REQUIRE(base);
   REQUIRE(x->tx().used_idx() == base->num);  // everything before was consumed and returned
-  REQUIRE(x->send_frame_at(make_frame(kMacY, kMacX, 0, 1000), kGpa + 256));  // zero-copy size
+  REQUIRE(x->send_frame_at(make_frame(kMacY, kMacX, 0, 1200), kGpa + 256));  // zero-copy size
   nlohmann::json x0 = bench.port("x");
   REQUIRE(x->rem_mem_reg(r).ok());
   CHECK(bench.regions("x") == 1);
@@ -267,7 +267,7 @@ TEST_CASE_FIXTURE(JustRemovedRegion,
   REQUIRE(y->rem_mem_reg(r).ok());
   CHECK(bench.regions("y") == 1);
 
-  REQUIRE(x->send_frame(make_frame(kMacY, kMacX, 0, 1000), TxLayout::Single));
+  REQUIRE(x->send_frame(make_frame(kMacY, kMacX, 0, 1200), TxLayout::Single));
   x->kick(kTxRing);
   CHECK_MESSAGE(wait_until([&] { return broken(bench.port("y"), "desc_outside_memory") > broken(y0, "desc_outside_memory"); },
                            milliseconds(2000)),

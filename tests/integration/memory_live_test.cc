@@ -86,8 +86,8 @@ TEST_CASE("adding and removing regions under traffic loses nothing") {
   constexpr uint32_t kN = 3000;
   uint32_t rounds = 0;
   do {
-    PumpResult r = pump({Flow{x.get(), bench.a.get(), kMacX, kMacA, 512, TxLayout::Chained, kN},
-                         Flow{bench.a.get(), x.get(), kMacA, kMacX, 512, TxLayout::Single, kN}});
+    PumpResult r = pump({Flow{x.get(), bench.a.get(), kMacX, kMacA, 1200, TxLayout::Chained, kN},
+                         Flow{bench.a.get(), x.get(), kMacA, kMacX, 1200, TxLayout::Single, kN}});
     ++rounds;
     INFO(r.summary() << "; round " << rounds << "; memory cycles " << cycles.load());
     REQUIRE(r.completed);

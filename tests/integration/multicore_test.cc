@@ -20,7 +20,7 @@ using std::chrono::milliseconds;
 
 // Control thread on CPU 0; PMD 0 and PMD 1 both on CPU 1.
 constexpr const char* kTwoPmds = "0@0,1@1,2@1";
-// Frame sizes, copied (< 512 B) and lent zero-copy (>= 512 B in one piece), three
+// Frame sizes, copied (< 1024 B) and lent zero-copy (>= 1024 B in one piece), three
 // flows per direction: more would outrun the 256 RX buffers a guest posts (the pump
 // keeps a quarter ring in flight per flow) and the switch would rightly drop.
 constexpr size_t kAtoB[] = {60, 512, 1514};

@@ -131,7 +131,7 @@ TEST_CASE("frames cross the switch intact and are counted exactly") {
   finish(d);
 }
 
-// DPDK's virtio-user negotiates VIRTIO_F_IN_ORDER by default. Frames >= 512 B are
+// DPDK's virtio-user negotiates VIRTIO_F_IN_ORDER by default. Frames >= 1024 B are
 // lent zero-copy and return when their mbuf is freed, after the 64 B frames copied
 // behind them: with IN_ORDER those must still reach the used ring in posting order.
 TEST_CASE("VIRTIO_F_IN_ORDER: buffers are used in the order they were posted, lent ones included") {

@@ -297,7 +297,7 @@ TEST_CASE("--rebalance-interval and --rebalance-threshold")
 
 TEST_CASE("--zero-copy-min: a frame size or off, from the flag or the config file")
 {
-    CHECK(config_of({}).zero_copy_min == 512);
+    CHECK(config_of({}).zero_copy_min == 1024);
     CHECK(config_of({"--zero-copy-min", "60"}).zero_copy_min == 60);
     CHECK(config_of({"--zero-copy-min", "65535"}).zero_copy_min == 65535);
     CHECK(config_of({"--zero-copy-min", "off"}).zero_copy_min == 0);
