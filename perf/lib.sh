@@ -1,6 +1,14 @@
 # shellcheck shell=bash
-# Shared helpers of perf/loopback.sh and perf/run.sh. Source after tests/system/lib.sh
-# (uses log, fail, tp_start, tp_wait_ready, vusw_ctl, sys_prefix, PYTHON).
+# Shared helpers of the perf/ scripts. Source after tests/system/lib.sh (the measuring
+# helpers use log, fail, tp_start, tp_wait_ready, vusw_ctl, sys_prefix, PYTHON); the
+# command-line helpers need nothing.
+
+# ---------------------------------------------------------------- command line
+
+# usage [STATUS]: print the script's header comment (line 2 up to `set -euo`) and exit.
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
+# need_arg OPTION VALUE...: exit 2 unless OPTION has a non-empty value.
+need_arg() { [[ $# -ge 2 && -n $2 ]] || { echo "option $1 needs a value (see --help)" >&2; exit 2; }; }
 
 # ---------------------------------------------------------------- disturbance check
 

@@ -41,7 +41,6 @@ SETUP=1
 QUIET_WAIT=0
 GEN_DEVARGS=
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --sizes) SIZES=$2; shift 2 ;;

@@ -70,9 +70,7 @@ VUSWITCHD_ARGS=()
 UNKNOWN_MAC=02:00:00:00:00:99   # guest-nic: destination nobody has (flooded)
 NIC_MAC=02:00:00:00:00:aa       # nic-guest: source of the NIC's frames
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 ORIG_ARGS=("$@")
-need_arg() { [[ $# -ge 2 && -n $2 ]] || { echo "option $1 needs a value (see --help)" >&2; exit 2; }; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --sizes) need_arg "$@"; SIZES=$2; shift 2 ;;

@@ -21,6 +21,8 @@
 # Takes about 2 minutes per trial and size with both topologies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+source perf/lib.sh  # usage, need_arg
 
 SIZES="64 128 256 512 1024 1518"
 TOPOLOGIES="guest-nic loopback"
@@ -31,8 +33,6 @@ MARKDOWN=perf/results/zero-copy.md
 SETUP=1
 LOCK_ARGS=()
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
-need_arg() { [[ $# -ge 2 && -n $2 ]] || { echo "option $1 needs a value (see --help)" >&2; exit 2; }; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --sizes) need_arg "$@"; SIZES=$2; shift 2 ;;
