@@ -35,7 +35,7 @@ std::vector<rte_device*> ethdev_devices()
 
 }  // namespace
 
-unsigned EalDmaRegistry::map_devices(std::byte* base, std::size_t len)
+bool EalDmaRegistry::map_devices(std::byte* base, std::size_t len)
 {
     unsigned mapped = 0;
     for (rte_device* dev : ethdev_devices()) {
@@ -48,9 +48,9 @@ unsigned EalDmaRegistry::map_devices(std::byte* base, std::size_t len)
         log(LogLevel::warn, "guest memory {}+{:#x}: DMA map for device {} failed: {}; frames from it are copied",
             static_cast<void*>(base), len, rte_dev_name(dev), rte_strerror(rte_errno));
         unmap_devices(base, len, mapped);
-        return ~0u;
+        return false;
     }
-    return mapped;
+    return true;
 }
 
 void EalDmaRegistry::unmap_devices(std::byte* base, std::size_t len, unsigned count)
@@ -66,28 +66,23 @@ void EalDmaRegistry::unmap_devices(std::byte* base, std::size_t len, unsigned co
 
 bool EalDmaRegistry::add(std::byte* base, std::size_t len, std::size_t page)
 {
-    if (rte_eal_iova_mode() != RTE_IOVA_VA) {
-        failures_.fetch_add(1, std::memory_order_relaxed);
+    if (rte_eal_iova_mode() != RTE_IOVA_VA)
         return false;  // logged once at start-up by the daemon
-    }
     // IOVA = VA, page by page, so rte_mem_virt2iova() also answers for guest buffers.
     std::vector<rte_iova_t> iovas(len / page);
     for (std::size_t i = 0; i < iovas.size(); ++i)
         iovas[i] = rte_iova_t(uintptr_t(base) + i * page);
     if (rte_extmem_register(base, len, iovas.data(), unsigned(iovas.size()), page) != 0) {
-        failures_.fetch_add(1, std::memory_order_relaxed);
         log(LogLevel::warn,
             "guest memory {}+{:#x}: cannot register it for DMA: {}{}; frames from its port are copied, not lent",
             static_cast<void*>(base), len, rte_strerror(rte_errno),
             rte_errno == ENOSPC ? " (DPDK's 128 memory lists are used up: fewer, larger guest memory regions help)" : "");
         return false;
     }
-    if (map_devices(base, len) == ~0u) {
+    if (!map_devices(base, len)) {
         rte_extmem_unregister(base, len);
-        failures_.fetch_add(1, std::memory_order_relaxed);
         return false;
     }
-    regions_.fetch_add(1, std::memory_order_relaxed);
     return true;
 }
 
@@ -97,7 +92,6 @@ void EalDmaRegistry::remove(std::byte* base, std::size_t len)
     if (rte_extmem_unregister(base, len) != 0)
         log(LogLevel::warn, "guest memory {}+{:#x}: DMA unregistration failed: {}", static_cast<void*>(base), len,
             rte_strerror(rte_errno));
-    regions_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 }  // namespace vusw

@@ -42,9 +42,7 @@ std::size_t round_up(std::size_t n, std::size_t to)
 // in few, large pages.
 void* map_aligned(int fd, std::size_t length, off_t offset, std::size_t align)
 {
-    if (length > SIZE_MAX - align)
-        return MAP_FAILED;
-    const std::size_t reserve = length + align;
+    const std::size_t reserve = length + align;  // map() checked that it cannot wrap
     void* area = mmap(nullptr, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (area == MAP_FAILED)
         return MAP_FAILED;

@@ -75,7 +75,6 @@ public:
     // any PMD core runs. Lending needs guest memory a device can DMA from: see
     // guest_dma.h for how regions are registered with DPDK.
     static void set_zero_copy_min(uint32_t bytes) { lend_min_ = bytes == 0 ? kNeverLend : bytes; }
-    static uint32_t zero_copy_min() { return lend_min_ == kNeverLend ? 0 : lend_min_; }
     // Most buffers lent at once per port (bounds the return ring and guest stalls).
     static constexpr uint32_t kMaxLoans = 4096;
 

@@ -12,8 +12,7 @@
 // its port copies instead of lending (logged, and visible as `mem_regions_dma`).
 #pragma once
 
-#include <atomic>
-#include <cstdint>
+#include <cstddef>
 
 #include "vusw/guest_memory.h"
 
@@ -25,16 +24,11 @@ public:
     bool add(std::byte* base, std::size_t len, std::size_t page) override;
     void remove(std::byte* base, std::size_t len) override;
 
-    uint64_t regions() const { return regions_.load(std::memory_order_relaxed); }  // registered now
-    uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
-
 private:
-    // Maps (or unmaps) the range for every ethdev that needs it; the devices it mapped.
-    unsigned map_devices(std::byte* base, std::size_t len);
+    // Maps the range for every ethdev that needs it; on a failure unmaps what it mapped.
+    bool map_devices(std::byte* base, std::size_t len);
+    // Unmaps the range from the first `count` devices that had it mapped.
     void unmap_devices(std::byte* base, std::size_t len, unsigned count);
-
-    std::atomic<uint64_t> regions_{0};
-    std::atomic<uint64_t> failures_{0};
 };
 
 }  // namespace vusw
