@@ -236,7 +236,7 @@ uint64_t dma_regions(const Bench& bench, const std::string& port) {
 // lending, and unregistering on removal gives the lists back.
 TEST_CASE("guest memory is registered for DMA; without it a port copies; removal unregisters") {
   Bench bench;
-  const size_t fds = bench.d.fd_count(), maps = bench.d.maps_count();
+  LeakBaseline leaks(bench.d);
   const uint64_t base_regions = bench.regions("a");
   REQUIRE(base_regions >= 1);
   CHECK(dma_regions(bench, "a") == base_regions);
@@ -274,13 +274,14 @@ TEST_CASE("guest memory is registered for DMA; without it a port copies; removal
   for (const auto& r : extra) REQUIRE(bench.a->rem_mem_reg(*r).ok());
   CHECK(dma_regions(bench, "a") == base_regions);
   CHECK(lent_of_burst(bench, kFrames) == kFrames);
-  CHECK(maps_back_to(bench.d, maps));  // unmapped, so unregistered (after the grace period)
+  leaks.wait_back();  // unmapped, so unregistered (after the grace period)
+  leaks.check();
   for (uint64_t i = 0; i < 20; ++i) REQUIRE(bench.a->add_mem_reg(*extra[i]).ok());
   CHECK(dma_regions(bench, "a") == base_regions + 20);
   CHECK(lent_of_burst(bench, kFrames) == kFrames);
   for (uint64_t i = 0; i < 20; ++i) REQUIRE(bench.a->rem_mem_reg(*extra[i]).ok());
-  CHECK(fds_back_to(bench.d, fds));
-  CHECK(maps_back_to(bench.d, maps));
+  leaks.wait_back();
+  leaks.check();
   CHECK(bench.healthy());
   finish(bench.d);
 }
