@@ -188,7 +188,6 @@ void MemTable::rebuild_hot()
         hot_.push_back(Hot{d.gpa, d.gpa + d.size - 1, d.uva, d.uva + d.size - 1, r->host()});
         dma_regions_ += r->dma() ? 1 : 0;
     }
-    lendable_ = !owners_.empty() && dma_regions_ == owners_.size();
 }
 
 Result<std::unique_ptr<MemTable>> MemTable::with_region(std::shared_ptr<const MappedRegion> region) const

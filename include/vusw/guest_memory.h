@@ -100,7 +100,7 @@ public:
     std::size_t region_count() const { return hot_.size(); }
     // Regions registered for DMA, and whether all are (then buffers may be lent).
     std::size_t dma_region_count() const { return dma_regions_; }
-    bool lendable() const { return lendable_; }
+    bool lendable() const { return !hot_.empty() && dma_regions_ == hot_.size(); }
     const std::vector<std::shared_ptr<const MappedRegion>>& regions() const { return owners_; }
 
     // New tables; this one is never changed (it may be in use by PMD cores).
@@ -131,7 +131,6 @@ private:
     std::vector<std::shared_ptr<const MappedRegion>> owners_;  // sorted by gpa
     std::vector<Hot> hot_;
     std::size_t dma_regions_ = 0;
-    bool lendable_ = false;
     LoanCount loans_;
 };
 
