@@ -11,6 +11,7 @@ namespace {
 constexpr std::array<std::string_view, std::size_t(QueueFault::count_)> kFaultNames = {
     "none", "ring_outside_memory", "avail_idx_jump", "bad_desc_index", "chain_loop",
     "desc_outside_memory", "zero_length_desc", "bad_indirect", "nested_indirect", "wrong_direction",
+    "partial_chain",
 };
 
 uint16_t load_acquire(const uint16_t* p)
@@ -79,7 +80,7 @@ bool SplitQueue::attach(const MemTable* mem)
     return fault_ == QueueFault::none;
 }
 
-uint16_t SplitQueue::available()
+uint16_t SplitQueue::available(uint16_t)
 {
     if (!ready())
         return 0;

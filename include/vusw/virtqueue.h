@@ -50,6 +50,7 @@ enum class QueueFault : uint8_t {
     bad_indirect,          // indirect with NEXT, or a length that is 0 or not a multiple of 16
     nested_indirect,
     wrong_direction,       // a device-writable buffer on TX, a read-only one on RX
+    partial_chain,         // packed: a chain continues into a descriptor the driver has not made available
     count_
 };
 std::string_view fault_name(QueueFault f);
@@ -60,8 +61,10 @@ struct RingConfig {
     FrontendAddr avail{0};
     FrontendAddr used{0};
     uint16_t size = 0;          // power of two, <= 32768
-    uint16_t last_avail = 0;    // SET_VRING_BASE
+    uint16_t last_avail = 0;    // SET_VRING_BASE: split index; packed index | avail wrap counter << 15
     bool event_idx = false;     // VIRTIO_RING_F_EVENT_IDX negotiated
+    bool packed = false;        // VIRTIO_F_RING_PACKED: desc = descriptor ring, avail/used = event areas
+    uint16_t last_used = 0;     // packed: used index | used wrap counter << 15 (SET_VRING_BASE bits 16-31)
 };
 
 // One contiguous piece of a guest buffer in host memory.
@@ -74,7 +77,7 @@ struct Segment {
 // becomes two segments).
 struct Chain {
     static constexpr std::size_t kMaxSegments = 64;
-    uint16_t head = 0;
+    uint16_t head = 0;       // split: head descriptor index; packed: buffer id (< ring size)
     uint16_t count = 0;
     uint64_t bytes = 0;      // bytes in seg[] (all of the chain unless too_long); 64 descriptors of 4 GiB must not wrap
     bool too_long = false;  // more segments than kMaxSegments: drop the packet, not the queue
@@ -91,7 +94,8 @@ public:
     const MemTable* memory() const { return mem_; }
 
     // Entries the driver has made available and we have not popped. Faults on a jump.
-    uint16_t available();
+    // `limit` is for the packed ring's sake (which counts by scanning); ignored here.
+    uint16_t available(uint16_t limit = UINT16_MAX);
     // Walks the chain at the next avail slot. Returns false (fault() set) on a
     // guest error that breaks the queue. `writable` is the direction we expect.
     bool pop(Chain& chain, bool writable);
@@ -102,6 +106,8 @@ public:
     void prefetch_used(uint16_t n) const;
     // Puts back the last `n` popped chains (RX: not enough buffers for a frame).
     void unpop(uint16_t n) { last_avail_ = uint16_t(last_avail_ - n); }
+    // Goes back to an earlier last_avail() (RX: the chains popped since then are put back).
+    void rewind(uint16_t last_avail) { last_avail_ = last_avail; }
 
     void push_used(uint16_t id, uint32_t len);
     // Publishes pushed entries; true when the driver wants an interrupt for them.

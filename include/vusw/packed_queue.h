@@ -1,0 +1,100 @@
+// Packed virtqueues (virtio 1.2 §2.8), device side: the sibling of SplitQueue.
+//
+// Same shape as SplitQueue (configure/attach/available/pop/push_used/flush_used, faults
+// as named values), so the vhost port's hot loops are instantiated for either queue
+// type at ring set-up instead of branching per descriptor. Everything read from the ring
+// is guest-controlled: descriptor flags, ids, lengths and chains are checked and a
+// violation sets a QueueFault; the queue stays broken until the front-end configures
+// it again. A PackedQueue belongs to exactly one PMD core.
+//
+// Ring placement (vhost-user SET_VRING_ADDR with VIRTIO_F_RING_PACKED): `desc` is the
+// descriptor ring, `avail` the driver event suppression area, `used` the device event
+// suppression area. The vring base (SET/GET_VRING_BASE) is index | wrap counter << 15.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "vusw/guest_memory.h"
+#include "vusw/virtqueue.h"
+
+namespace vusw {
+
+namespace virtio {
+struct PackedDesc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t id;
+    uint16_t flags;
+};
+static_assert(sizeof(PackedDesc) == 16);
+
+// Event suppression structure (§2.8.10).
+struct PackedEvent {
+    uint16_t off_wrap;  // descriptor ring offset (bits 0-14) | wrap counter (bit 15)
+    uint16_t flags;     // kEventEnable / kEventDisable / kEventDesc
+};
+static_assert(sizeof(PackedEvent) == 4);
+
+inline constexpr uint16_t kDescAvail = 1 << 7;
+inline constexpr uint16_t kDescUsed = 1 << 15;
+inline constexpr uint16_t kEventEnable = 0;
+inline constexpr uint16_t kEventDisable = 1;
+inline constexpr uint16_t kEventDesc = 2;
+}  // namespace virtio
+
+class PackedQueue {
+public:
+    // Control-supplied placement (config.packed is true; last_avail/last_used carry the
+    // wrap counters in bit 15); takes effect at the next attach(). May allocate (it runs
+    // when the ring is set up, never per burst).
+    void configure(const RingConfig& config);
+    // Translates the rings through `mem`. Returns false and sets fault() when they are
+    // not inside guest memory. Sets the device event flags to "disabled": we poll.
+    bool attach(const MemTable* mem);
+    const MemTable* memory() const { return mem_; }
+
+    // Chains the driver has made available and we have not popped, counted up to `limit`
+    // (found by scanning descriptor flags from the next one on, so bounded by the caller).
+    uint16_t available(uint16_t limit);
+    // Walks the chain at the next available descriptor. Returns false (fault() set) on a
+    // guest error that breaks the queue. `writable` is the direction we expect. Call only
+    // after available() said there is one.
+    bool pop(Chain& chain, bool writable);
+    void prefetch_heads(uint16_t n) const;
+    void prefetch_used(uint16_t n) const;
+    // Goes back to an earlier last_avail() (RX: the chains popped since are put back).
+    void rewind(uint16_t last_avail);
+
+    // Marks buffer `id` (a Chain::head from pop()) used with `len` bytes written. The
+    // used descriptor goes where the device's used index is, and the index advances by
+    // as many descriptors as that chain took in the ring.
+    void push_used(uint16_t id, uint32_t len);
+    // Publishes pushed entries; true when the driver wants a notification for them.
+    bool flush_used();
+
+    // Vring base encoding: index | wrap counter << 15.
+    uint16_t last_avail() const;
+    uint16_t last_used() const;
+    uint16_t size() const { return size_; }
+    QueueFault fault() const { return fault_; }
+    bool ready() const { return fault_ == QueueFault::none && desc_ != nullptr; }
+    void break_with(QueueFault f) { fault_ = f; }
+
+private:
+    // (Implementation's choice: descriptor walk helpers, the per-id descriptor counts.)
+    RingConfig config_{};
+    const MemTable* mem_ = nullptr;
+    virtio::PackedDesc* desc_ = nullptr;
+    virtio::PackedEvent* driver_event_ = nullptr;
+    virtio::PackedEvent* device_event_ = nullptr;
+    uint16_t size_ = 0;
+    uint16_t avail_idx_ = 0;
+    bool avail_wrap_ = true;
+    uint16_t used_idx_ = 0;
+    bool used_wrap_ = true;
+    std::vector<uint16_t> descs_of_id_;  // by buffer id: ring descriptors its chain took
+    QueueFault fault_ = QueueFault::none;
+};
+
+}  // namespace vusw
