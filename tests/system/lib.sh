@@ -211,8 +211,8 @@ tp_stat() {
 declare -A TP_RFD=() TP_RPART=() TP_RX=() TP_TX=() TP_RXB=() TP_TXB=()
 TP_NAP_FD=
 tp_nap() { # SECONDS: sleep without forking (read on a fifo nobody writes, with a timeout)
-  if [[ -z $TP_NAP_FD ]]; then
-    mkfifo "$SYS_TMP/.nap"
+  if [[ -z $TP_NAP_FD ]]; then # (a subshell's first call leaves the fifo behind)
+    mkfifo "$SYS_TMP/.nap" 2>/dev/null || [[ -p $SYS_TMP/.nap ]] || fail "cannot create $SYS_TMP/.nap"
     exec {TP_NAP_FD}<>"$SYS_TMP/.nap"
   fi
   read -r -t "$1" -u "$TP_NAP_FD" _ || true
