@@ -62,6 +62,11 @@
 #   VARIANTS="queues=2 packed_vq=1"  names of the rows to run (default: all)
 #   FRAMES_SCALE=N                   multiply every row's frame count by N/100 (default 100)
 #   SYS_KEEP_LOGS=1                  keep logs and pcap files
+#   BACKEND=testpmd-vhost            run the same checks against DPDK's own vhost-user
+#                                    back-end (testpmd, net_vhost, io forwarding) instead
+#                                    of vuswitchd: shows that a row can pass, i.e. that a
+#                                    failure against vuswitchd is vuswitchd's. The
+#                                    switch's counters are then that testpmd's port stats.
 # Exit: 0 pass, 1 fail, 77 skip (not root / no hugepages / no testpmd or net_pcap).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -99,6 +104,8 @@ MATRIX=(
   "vectorized=1,packed_vq=1 | vectorized=1,packed_vq=1,in_order=1,mrg_rxbuf=0 | --force-max-simd-bitwidth=512 |                 |                                  | std   | 1024 | using packed ring vectorized Rx path"
   "mtu=9000              |                                                 |                               | --max-pkt-len=9030 | port config 0 rx_offload scatter on | jumbo | 256 |"
   "mtu=9000,mrg_rxbuf=0  | mrg_rxbuf=0                                     |                               | --max-pkt-len=9030 --mbuf-size=9300 |                 | jumbo | 256  |"
+  "packed_vq=1,in_order=0 | packed_vq=1,in_order=0                        |                               |                    |                                  | std   | 1024 |"
+  "mtu=9000,packed_vq=1  | packed_vq=1                                     |                               | --max-pkt-len=9030 | port config 0 rx_offload scatter on | jumbo | 256 |"
 )
 
 MAC_A=02:00:00:00:0a:01
@@ -107,6 +114,7 @@ FLOWS=16
 ROUND_DESCS=128         # descriptors per round: half of virtio-user's 256-entry rings
 SETTLE_TIMEOUT=15       # seconds for a round to arrive before the variant fails
 COMPARE=$(dirname "$0")/pcap_compare.py
+BACKEND=${BACKEND:-vuswitchd}
 
 trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; printf '%s' "${s%"${s##*[![:space:]]}"}"; }
 
@@ -149,7 +157,7 @@ run_one() {
   # lib.sh's fail, also telling the parent why.
   fail() { note "$*"; printf '[%s] FAIL: %s\n' "$SYS_NAME" "$*" >&2; exit 1; }
   sys_require_hugepages 800
-  sys_require_daemon
+  [[ $BACKEND != vuswitchd ]] || sys_require_daemon
   local errors=0 q queues round rounds max_len per_frame r d t i cmds=()
   bad() { log "MISMATCH: $*"; note "$*"; errors=$((errors + 1)); }
   check() { # DESCRIPTION LEFT RIGHT
@@ -185,8 +193,21 @@ run_one() {
     b_pcap+=",rx_pcap=$d/empty.pcap,tx_pcap=$SYS_TMP/out_q$q.pcap"
   done
 
-  vusw_start sw --lcores 0,1 --log-level info \
-    --vhost-user "$SYS_TMP/vm1.sock" --vhost-user "$SYS_TMP/vm2.sock"
+  if [[ $BACKEND == vuswitchd ]]; then
+    vusw_start sw --lcores 0,1 --log-level info \
+      --vhost-user "$SYS_TMP/vm1.sock" --vhost-user "$SYS_TMP/vm2.sock"
+  else
+    # The reference back-end: DPDK's vhost library (net_vhost) in a testpmd forwarding
+    # between the two sockets (queue q to queue q), on the switch's core.
+    tp_start S --lcores 0@1,1@1 --main-lcore 0 --no-pci --single-file-segments \
+      --iova-mode=va --file-prefix "$(sys_prefix S)" -m 512 \
+      --vdev "net_vhost0,iface=$SYS_TMP/vm1.sock,queues=$queues" \
+      --vdev "net_vhost1,iface=$SYS_TMP/vm2.sock,queues=$queues" \
+      -- --forward-mode=io --no-flush-rx --disable-link-check --rxq="$queues" --txq="$queues" \
+      --total-num-mbufs=16384
+    tp_wait_ready S
+    tp_cmd S "start"
+  fi
 
   # Ports start only after the row's set-up commands (--disable-device-start), e.g.
   # RX scatter on the virtio-user port alone (net_pcap has no scatter offload, so
@@ -195,7 +216,7 @@ run_one() {
     # shellcheck disable=SC2086 # R_EAL and R_APP are word lists
     tp_start "$1" --lcores 0@0,1@0 --main-lcore 0 --no-pci --single-file-segments \
       --iova-mode=va --file-prefix "$(sys_prefix "$1")" -m 256 \
-      --log-level=pmd.net.virtio.init:debug $R_EAL \
+      --log-level=pmd.net.virtio.init:debug --log-level=pmd.net.virtio.driver:info $R_EAL \
       --vdev "net_virtio_user0,path=$2,mac=$3${R_DEVARGS:+,$R_DEVARGS}" --vdev "$4" \
       -- --forward-mode=io --no-flush-rx --disable-device-start \
       --rxq="$queues" --txq="$queues" --total-num-mbufs=8192 $R_APP
@@ -238,6 +259,12 @@ run_one() {
   # rxb1 txb1 drops1 perr1 broken1 features1 rx2 ..." (features "-" if not reported).
   sw_ports() {
     local json
+    if [[ $BACKEND != vuswitchd ]]; then
+      tp_read_stats S 2
+      echo "ready ${TP_RX[0]} ${TP_TX[0]} ${TP_RXB[0]} ${TP_TXB[0]} 0 0 0 -" \
+        "ready ${TP_RX[1]} ${TP_TX[1]} ${TP_RXB[1]} ${TP_TXB[1]} 0 0 0 -"
+      return
+    fi
     json=$(vusw_ctl --json show ports) || return 1
     printf '%s\n' "$json" >"$SYS_TMP/show_ports.json"
     "$PYTHON" -c '
@@ -362,7 +389,7 @@ print(*out)' <<<"$json"
   fi
 
   local rc=0
-  vusw_stop || rc=$?
+  if [[ $BACKEND == vuswitchd ]]; then vusw_stop || rc=$?; else tp_quit S; fi
   check "vuswitchd exit code on SIGTERM" "$rc" 0
   ((errors == 0)) || fail "$errors check(s) failed"
   log "PASS"
@@ -387,7 +414,8 @@ matrix_cleanup() {
 }
 trap matrix_cleanup EXIT
 sys_require_hugepages 800
-sys_require_daemon
+[[ $BACKEND != vuswitchd ]] || sys_require_daemon
+[[ $BACKEND == vuswitchd || $BACKEND == testpmd-vhost ]] || fail "BACKEND=$BACKEND: vuswitchd or testpmd-vhost"
 ls /usr/lib/*/dpdk/pmds-*/librte_net_pcap.so* >/dev/null 2>&1 \
   || skip "DPDK's net_pcap PMD is not installed (Debian package librte-net-pcap23; deploy/setup.sh)"
 if [[ -n ${VARIANTS:-} ]]; then
