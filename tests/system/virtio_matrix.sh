@@ -50,13 +50,19 @@
 #   RX offloads; packed ring: RX and TX, needs IN_ORDER, no MRG_RXBUF for RX, a CPU with
 #   AVX512F/BW/VL and EAL --force-max-simd-bitwidth=512 (the default limit is 256). Hence
 #   the two vectorized rows and their required log lines.
-# - There is no mtu= devarg in 22.11 (it came in a later release, setting the MTU the
-#   virtio-user device reports). 22.11's virtio-user does not offer VIRTIO_NET_F_MTU, so
-#   the PMD's maximum MTU is 9728 - 14 - 4 - 12 = 9698, and the MTU is set from testpmd:
-#   --max-pkt-len (frame length; testpmd derives the MTU with the port's overhead). With
-#   MRG_RXBUF a 9014 B frame spans 5 RX buffers of 2 KiB; A's net_pcap port reads it
-#   into a chain of 5 mbufs, so the virtio TX side carries multi-segment frames too.
-#   Without MRG_RXBUF the RX buffers must hold a whole frame: --mbuf-size.
+# - There is no mtu= devarg in 22.11 (a later release added it: the MTU the virtio-user
+#   device reports in its config space). Here VIRTIO_NET_F_MTU is not negotiated (not in
+#   the features above, though vuswitchd offers it), so the PMD's maximum MTU is
+#   9728 - 14 - 4 - 12 = 9698 and testpmd sets the MTU: --max-pkt-len=9030 is MTU 9000
+#   on the virtio-user port (testpmd subtracts the port's overhead, 14 + 4 + 12 = 30; the
+#   test checks "show port info" says 9000). Ports are configured at start, so "port
+#   config mtu" before start cannot work (rte_eth_dev_set_mtu wants a configured port).
+#   With MRG_RXBUF a 9014 B frame spans 5 RX buffers of 2 KiB, which the PMD accepts
+#   only with the RX scatter offload, set on the virtio-user port alone by the row's
+#   set-up command (net_pcap has no scatter offload, so testpmd's --enable-scatter, for
+#   every port, fails). A's net_pcap port reads such a frame into a chain of 5 mbufs, so
+#   the virtio TX side carries multi-segment frames too. Without MRG_RXBUF an RX buffer
+#   must hold a whole frame: --mbuf-size.
 #
 # Environment:
 #   VARIANTS="queues=2 packed_vq=1"  names of the rows to run (default: all)
