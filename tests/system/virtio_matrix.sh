@@ -454,7 +454,7 @@ printf '\n[%s] summary\n' "$SYS_NAME"
 failed=0
 for i in "${!res_name[@]}"; do
   case ${res_rc[$i]} in 0) v=PASS ;; 77) v=SKIP ;; *) v=FAIL; failed=$((failed + 1)) ;; esac
-  printf '  %-22s %-4s %4ss  %s\n' "${res_name[$i]}" "$v" "${res_secs[$i]}" "${res_note[$i]}"
+  printf '  %-26s %-4s %4ss  %s\n' "${res_name[$i]}" "$v" "${res_secs[$i]}" "${res_note[$i]}"
 done
 ((failed == 0)) || fail "$failed of ${#res_name[@]} variant(s) failed"
 log "PASS: ${#res_name[@]} variant(s)"
