@@ -148,7 +148,8 @@ bool PackedQueue::add_buffer(const virtio::PackedDesc& d, Chain& chain, bool wri
 }
 
 // §2.8.19: an indirect table holds len/16 descriptors in the ring's layout, used in
-// order; inside it only WRITE means anything (NEXT and the ids are ignored).
+// order; inside it only WRITE means anything (NEXT and the ids are ignored), and only
+// on RX (see below).
 bool PackedQueue::walk_indirect(const virtio::PackedDesc& d, Chain& chain, bool writable)
 {
     if ((d.flags & virtio::kDescNext) || d.len == 0 || d.len % sizeof(virtio::PackedDesc) != 0)
@@ -161,6 +162,11 @@ bool PackedQueue::walk_indirect(const virtio::PackedDesc& d, Chain& chain, bool 
         std::memcpy(&e, table + i * sizeof e, sizeof e);
         if (e.flags & virtio::kDescIndirect)
             return fail(QueueFault::nested_indirect);
+        // DPDK's virtio PMD fills its TX tables' entries with WRITE and leaves it on the
+        // header entry (vring_desc_init_indirect_packed). We never write a TX buffer, so
+        // only an RX table's entries are held to their direction.
+        if (!writable)
+            e.flags &= uint16_t(~virtio::kDescWrite);
         if (!add_buffer(e, chain, writable))
             return false;
     }
