@@ -120,7 +120,7 @@ struct Pos {
     uint16_t encoded() const { return uint16_t(index | (wrap ? 0x8000 : 0)); }
 };
 
-// The spec's walk (virtio 1.2 §2.8.6, §2.8.19), written plainly, reading guest memory
+// The spec's walk (virtio 1.2 §2.8.6, §2.8.7), written plainly, reading guest memory
 // only through bounds-checked translate().
 struct Expected {
     QueueFault fault = QueueFault::none;
