@@ -87,17 +87,22 @@ GEN_CORE=${GEN_CORE:-0}
 DUT_CORE=${DUT_CORE:-1}
 MAC0=02:00:00:00:00:01
 MAC1=02:00:00:00:00:02
+# Extra generator options (perf/run.sh --virtio, --queues, --multi-flow); empty by default.
+GEN_VIRTIO_ARGS=   # appended to every net_virtio_user devargs, e.g. ",packed_vq=1,queues=2"
+GEN_EAL=()     # extra EAL arguments, e.g. (--log-level=pmd.net.virtio.init:debug)
+GEN_APP=()     # extra testpmd arguments, e.g. (--rxq=2 --txq=2 --txonly-multi-flow)
 
 # gen_start_loopback SOCK0 SOCK1 [DEVARGS_SUFFIX]: the loopback generator "gen": testpmd
 # with two virtio-user ports on GEN_CORE, each with its own MAC, mac forwarding with each
 # port aimed at the other. Then: tp_cmd gen "set txpkts N"; tp_cmd gen "start tx_first B".
 gen_start_loopback() {
-  local s0=$1 s1=$2 extra=${3:-}
+  local s0=$1 s1=$2 extra=${3:-}$GEN_VIRTIO_ARGS
   tp_start gen --lcores "0@$GEN_CORE,1@$GEN_CORE" --main-lcore 0 --no-pci \
     --single-file-segments --iova-mode=va --file-prefix "$(sys_prefix gen)" -m 512 \
+    ${GEN_EAL[@]+"${GEN_EAL[@]}"} \
     --vdev "net_virtio_user0,path=$s0,mac=$MAC0$extra" \
     --vdev "net_virtio_user1,path=$s1,mac=$MAC1$extra" \
-    -- --forward-mode=mac --eth-peer=0,$MAC1 --eth-peer=1,$MAC0
+    -- --forward-mode=mac --eth-peer=0,$MAC1 --eth-peer=1,$MAC0 ${GEN_APP[@]+"${GEN_APP[@]}"}
   tp_wait_ready gen
 }
 
@@ -107,34 +112,42 @@ gen_start_one() {
   local s0=$1 mode=$2 peer=$3
   tp_start gen --lcores "0@$GEN_CORE,1@$GEN_CORE" --main-lcore 0 --no-pci \
     --single-file-segments --iova-mode=va --file-prefix "$(sys_prefix gen)" -m 512 \
-    --vdev "net_virtio_user0,path=$s0,mac=$MAC0" \
-    -- --forward-mode="$mode" --eth-peer=0,"$peer"
+    ${GEN_EAL[@]+"${GEN_EAL[@]}"} \
+    --vdev "net_virtio_user0,path=$s0,mac=$MAC0$GEN_VIRTIO_ARGS" \
+    -- --forward-mode="$mode" --eth-peer=0,"$peer" ${GEN_APP[@]+"${GEN_APP[@]}"}
   tp_wait_ready gen
 }
 
 # ---------------------------------------------------------------- NIC traffic source
 
-# write_pcap FILE FRAME_BYTES DST_MAC SRC_MAC: a pcap holding one IPv4/UDP frame of
+# write_pcap FILE FRAME_BYTES DST_MAC SRC_MAC [FLOWS]: a pcap holding one IPv4/UDP frame of
 # FRAME_BYTES bytes (without FCS), the shape testpmd's txonly engine sends
 # (198.18.0.1 -> 198.18.0.2, UDP 9 -> 9, zero payload), for net_pcap's infinite_rx.
+# FLOWS > 1: that many frames, the i-th from 198.18.0.(1+i) (i = 0 is the single frame), as
+# testpmd's --txonly-multi-flow varies the source address, so that a switch spreading by
+# flow hash has flows to spread.
 write_pcap() {
   "$PYTHON" - "$@" <<'EOF'
 import struct, sys
 path, size, dst, src = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+flows = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 mac = lambda s: bytes(int(x, 16) for x in s.split(":"))
 if size < 42:
     sys.exit("frame too small for IPv4/UDP: %d" % size)
 ip_len = size - 14
-ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, ip_len, 0, 0, 64, 17, 0,
-                 bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2]))
-s = sum(struct.unpack("!10H", ip))
-s = (s & 0xffff) + (s >> 16); s = (s & 0xffff) + (s >> 16)
-ip = ip[:10] + struct.pack("!H", ~s & 0xffff) + ip[12:]
-udp = struct.pack("!HHHH", 9, 9, ip_len - 20, 0)
-frame = mac(dst) + mac(src) + b"\x08\x00" + ip + udp
-frame += bytes(size - len(frame))
+def frame(i):
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, ip_len, 0, 0, 64, 17, 0,
+                     bytes([198, 18, (1 + i) >> 8, (1 + i) & 0xff]), bytes([198, 18, 0, 2]))
+    s = sum(struct.unpack("!10H", ip))
+    s = (s & 0xffff) + (s >> 16); s = (s & 0xffff) + (s >> 16)
+    ip = ip[:10] + struct.pack("!H", ~s & 0xffff) + ip[12:]
+    udp = struct.pack("!HHHH", 9, 9, ip_len - 20, 0)
+    f = mac(dst) + mac(src) + b"\x08\x00" + ip + udp
+    return f + bytes(size - len(f))
 with open(path, "wb") as f:
     f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
-    f.write(struct.pack("<IIII", 0, 0, len(frame), len(frame)) + frame)
+    for i in range(flows):
+        fr = frame(i)
+        f.write(struct.pack("<IIII", 0, 0, len(fr), len(fr)) + fr)
 EOF
 }

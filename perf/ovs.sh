@@ -6,7 +6,7 @@
 # Source after tests/system/lib.sh (uses log, fail, wait_for, sys_prefix, SYS_PIDS).
 #
 #   ovs_start DIR PMD_MASK LCORE_MASK   ovsdb-server + ovs-vswitchd (DPDK), bridge br0 (netdev)
-#   ovs_add_vhost NAME                  dpdkvhostuser port; its socket is DIR/NAME
+#   ovs_add_vhost NAME [COL=VAL...]     dpdkvhostuser port; its socket is DIR/NAME
 #   ovs_add_nic NAME DEVARGS            type=dpdk port with options:dpdk-devargs=DEVARGS
 #   ovs_ready                           wait for the ports, no-flood on LOCAL, print flows
 #   ovs_vsctl ARGS / ovs_appctl ARGS    against this instance
@@ -97,8 +97,10 @@ ovs_start() {
     || fail "ovs-vsctl add-br br0 (netdev) failed; see $OVS_DIR/ovs-vswitchd.log"
 }
 
-ovs_add_vhost() { # NAME: OVS creates the server socket DIR/NAME; the guest's virtio-user connects
-  ovs_vsctl add-port br0 "$1" -- set Interface "$1" type=dpdkvhostuser \
+ovs_add_vhost() { # NAME [COLUMN=VALUE...]: OVS creates the server socket DIR/NAME; the guest's
+  # virtio-user connects. COLUMN=VALUE: more settings of the Interface, e.g.
+  # other_config:tx-steering=hash.
+  ovs_vsctl add-port br0 "$1" -- set Interface "$1" type=dpdkvhostuser "${@:2}" \
     || fail "ovs-vsctl add-port $1 (dpdkvhostuser) failed; see $OVS_DIR/ovs-vswitchd.log"
   wait_for 10 "OVS vhost-user socket $OVS_DIR/$1" test -S "$OVS_DIR/$1"
 }

@@ -34,6 +34,18 @@
 #   --no-setup          skip deploy/setup.sh (packages, hugepages)
 #   --quiet-wait S      before each measurement wait up to S s for 3 idle seconds on the host
 #   --vuswitchd-args "ARGS"  extra vuswitchd options, e.g. "--zero-copy-min off"
+#   --virtio "DEVARGS"  appended to every net_virtio_user devargs of the generator, e.g.
+#                       "packed_vq=1" (the ring each trial negotiated is logged and in the CSV)
+#   --queues N          queue pairs (1-16, default 1): generator virtio-user queues=N and
+#                       --rxq=N --txq=N; testpmd net_vhost queues=N and --rxq=N --txq=N;
+#                       OVS vhost ports follow the guest's queue count (OVS refuses n_rxq
+#                       on them) and get other_config:tx-steering=hash; vuswitchd offers MQ.
+#                       N > 1 implies --multi-flow. Default: no queue options at all.
+#   --multi-flow        the generator sends many flows, so a switch spreading by flow hash
+#                       has something to spread: testpmd --txonly-multi-flow (txonly, and
+#                       the loopback's tx_first frames, which then circulate unchanged:
+#                       mac forwarding rewrites MACs only), nic-guest replays 64 frames with
+#                       different source IPs
 #   --lock FILE         hold flock(FILE) during each measurement only (not between them),
 #                       so a shared machine's other users (who lock FILE around their own
 #                       builds and benchmarks) never run during a window
@@ -67,6 +79,9 @@ SETUP=1
 QUIET_WAIT=0
 LOCK=
 VUSWITCHD_ARGS=()
+VIRTIO=
+QUEUES=1
+MULTI_FLOW=0
 UNKNOWN_MAC=02:00:00:00:00:99   # guest-nic: destination nobody has (flooded)
 NIC_MAC=02:00:00:00:00:aa       # nic-guest: source of the NIC's frames
 
@@ -87,6 +102,9 @@ while [[ $# -gt 0 ]]; do
     --quiet-wait) need_arg "$@"; QUIET_WAIT=$2; shift 2 ;;
     --lock) need_arg "$@"; LOCK=$2; shift 2 ;;
     --vuswitchd-args) need_arg "$@"; read -r -a VUSWITCHD_ARGS <<<"$2"; shift 2 ;;
+    --virtio) need_arg "$@"; VIRTIO=$2; shift 2 ;;
+    --queues) need_arg "$@"; QUEUES=$2; shift 2 ;;
+    --multi-flow) MULTI_FLOW=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -103,10 +121,33 @@ for t in $TARGETS; do
   [[ $t == vuswitch || $t == testpmd || $t == ovs ]] || bad "--targets: $t is not one of vuswitch testpmd ovs"
 done
 [[ -n $SIZES && -n $TOPOLOGIES && -n $TARGETS ]] || bad "--sizes, --topologies and --targets must not be empty"
-for v in TRIALS DURATION WARMUP BURSTS QUIET_WAIT; do
+for v in TRIALS DURATION WARMUP BURSTS QUIET_WAIT QUEUES; do
   [[ ${!v} =~ ^[0-9]+$ ]] || bad "--${v,,}: ${!v} is not a whole number"
 done
 ((TRIALS >= 1 && DURATION >= 1)) || bad "--trials and --duration must be at least 1"
+((QUEUES >= 1 && QUEUES <= 16)) || bad "--queues: $QUEUES is not in 1..16 (vuswitchd offers 16 queue pairs)"
+[[ $VIRTIO =~ ^[A-Za-z0-9_=,.:/-]*$ ]] || bad "--virtio: '$VIRTIO' does not look like devargs (key=value,...)"
+[[ ,$VIRTIO, == *,queues=* ]] && bad "--virtio: use --queues N, not queues= (the references and --rxq/--txq must follow)"
+VIRTIO=${VIRTIO#,}
+((QUEUES > 1)) && MULTI_FLOW=1
+# The generator: the virtio PMD logs the features it negotiated ("features after
+# negotiate"), from which each trial's ring type and queue count are checked and logged.
+GEN_EAL=(--log-level=pmd.net.virtio.init:debug)
+GEN_VIRTIO_ARGS=${VIRTIO:+,$VIRTIO}
+GEN_APP=()
+REF_VHOST_ARGS= REF_APP=() OVS_VHOST_ARGS=()
+if ((QUEUES > 1)); then
+  GEN_VIRTIO_ARGS+=",queues=$QUEUES"
+  GEN_APP+=(--rxq="$QUEUES" --txq="$QUEUES")
+  REF_VHOST_ARGS=",queues=$QUEUES"
+  REF_APP=(--rxq="$QUEUES" --txq="$QUEUES")
+  # OVS: one PMD thread would send everything towards a guest on one TX queue ("thread"
+  # steering); hash steering spreads by 5-tuple hash like vuswitchd's flow hash.
+  OVS_VHOST_ARGS=(other_config:tx-steering=hash)
+fi
+((MULTI_FLOW)) && GEN_APP+=(--txonly-multi-flow)
+NIC_FLOWS=1
+((MULTI_FLOW)) && NIC_FLOWS=64
 if [[ $MARKDOWN == - ]]; then
   CSV=
 else
@@ -161,7 +202,7 @@ nic_devargs() { # TOPOLOGY SIZE DIR
   case $1 in
     guest-nic) echo "net_null0,no-rx=1" ;;
     nic-guest)
-      write_pcap "$3/nic.pcap" "$(($2 - 4))" "$MAC0" "$NIC_MAC" || fail "cannot write $3/nic.pcap"
+      write_pcap "$3/nic.pcap" "$(($2 - 4))" "$MAC0" "$NIC_MAC" "$NIC_FLOWS" || fail "cannot write $3/nic.pcap"
       echo "net_pcap0,rx_pcap=$3/nic.pcap,infinite_rx=1" ;;
   esac
 }
@@ -180,18 +221,25 @@ dut_start() {
     testpmd)
       SOCK0=$dir/vm0.sock SOCK1=$dir/vm1.sock
       local second
-      if [[ $topo == loopback ]]; then second="net_vhost1,iface=$SOCK1"; else second=$NIC; fi
+      if [[ $topo == loopback ]]; then second="net_vhost1,iface=$SOCK1$REF_VHOST_ARGS"; else second=$NIC; fi
+      # --rxq/--txq apply to every port: net_pcap has one RX queue per rx_pcap (and as
+      # many dropping TX queues), so the reference's NIC replays the file on each of N
+      # queues; net_null takes any number of queues.
+      if [[ $topo == nic-guest ]] && ((QUEUES > 1)); then
+        local q
+        for ((q = 1; q < QUEUES; q++)); do second+=",rx_pcap=$dir/nic.pcap"; done
+      fi
       tp_start ref --lcores "0@$DUT_CORE,1@$DUT_CORE" --main-lcore 0 --no-pci \
         --file-prefix "$(sys_prefix ref)" -m 512 \
-        --vdev "net_vhost0,iface=$SOCK0" --vdev "$second" \
-        -- --forward-mode=io --auto-start
+        --vdev "net_vhost0,iface=$SOCK0$REF_VHOST_ARGS" --vdev "$second" \
+        -- --forward-mode=io --auto-start ${REF_APP[@]+"${REF_APP[@]}"}
       tp_wait_ready ref
       DUT_PIDS=("${TP_PID[ref]}")
       ;;
     ovs)
       ovs_start "$dir/ovs" "$(printf '0x%x' $((1 << DUT_CORE)))" "$(printf '0x%x' $((1 << GEN_CORE)))"
-      ovs_add_vhost vm0
-      if [[ $topo == loopback ]]; then ovs_add_vhost vm1; else ovs_add_nic nic0 "$NIC"; fi
+      ovs_add_vhost vm0 ${OVS_VHOST_ARGS[@]+"${OVS_VHOST_ARGS[@]}"}
+      if [[ $topo == loopback ]]; then ovs_add_vhost vm1 ${OVS_VHOST_ARGS[@]+"${OVS_VHOST_ARGS[@]}"}; else ovs_add_nic nic0 "$NIC"; fi
       ovs_ready
       SOCK0=$dir/ovs/vm0 SOCK1=$dir/ovs/vm1
       DUT_PIDS=("$OVS_VSD_PID" "$OVS_DB_PID")
@@ -227,7 +275,11 @@ for p in b:
         continue
     d = lambda k: (p[k] - o[k]) / s / 1e6
     drops = (sum(p["drops"].values()) - sum(o["drops"].values())) / s / 1e6
-    print("  %s rx %.3f tx %.3f drops %.3f Mpps;" % (p["name"], d("rx_packets"), d("tx_packets"), drops), end="")
+    ring = ""
+    if "ring_type" in p:
+        pairs = sum(1 for q in p.get("queues", []) if q["rx"]["enabled"] or q["tx"]["enabled"])
+        ring = " (%s, %d queue pair%s enabled)" % (p["ring_type"], pairs, "" if pairs == 1 else "s")
+    print("  %s%s rx %.3f tx %.3f drops %.3f Mpps;" % (p["name"], ring, d("rx_packets"), d("tx_packets"), drops), end="")
 print()' "$1" "$2" "$3" 2>/dev/null || echo " (no counters)"
 }
 
@@ -243,11 +295,52 @@ ovs_pmd_window() {
       if (pk > 0) printf "%.0f\n", (idle + proc) / pk; else printf "-\n" }'
 }
 
+# gen_ring: what the generator's virtio ports negotiated ("features after negotiate", logged
+# by pmd.net.virtio.init:debug): prints "RING PAIRS FEATURES" (RING packed/split, "mixed"
+# if the ports differ; PAIRS = queue pairs the generator configured when MQ was negotiated,
+# else 1; FEATURES the hex values, /-separated).
+gen_ring() {
+  local f feats=() ring= r pairs=1
+  while read -r f; do feats+=("$f"); done < <(grep -o 'features after negotiate = [0-9a-fA-F]*' "${TP_LOG[gen]}" | awk '{ print $NF }')
+  ((${#feats[@]} > 0)) || { echo "? ? -"; return; }
+  for f in "${feats[@]}"; do
+    if (((0x$f >> 34) & 1)); then r="packed"; else r="split"; fi   # VIRTIO_F_RING_PACKED
+    [[ -z $ring || $ring == "$r" ]] && ring=$r || ring=mixed
+    (((0x$f >> 22) & 1)) && pairs=$QUEUES                      # VIRTIO_NET_F_MQ
+  done
+  echo "$ring $pairs $(printf '0x%s\n' "${feats[@]}" | sort -u | paste -sd/)"
+}
+
+# gen_queue_spread NPORTS: share of each queue in the generator's per-queue counters so far
+# (virtio xstats rx_qN_good_packets, or tx_qN_ for a port that received nothing): did the
+# switch spread the flows over the queues? Prints e.g. "port 0 rx 26/24/25/25 %; port 1 ...".
+gen_queue_spread() {
+  local off
+  off=$(stat -c %s "${TP_LOG[gen]}")
+  tp_cmd gen "show port xstats all"
+  sleep 0.5
+  tail -c +"$((off + 1))" "${TP_LOG[gen]}" | awk -v n="$1" '
+    /NIC extended statistics for port/ { for (i = 1; i <= NF; i++) if ($i == "port") p = $(i + 1); if (!(p in seen)) { seen[p] = 1; order[++np] = p } }
+    /^[rt]x_q[0-9]+_good_packets:/ {
+      d = substr($1, 1, 2); q = $1; sub(/^[rt]x_q/, "", q); sub(/_.*/, "", q)
+      c[p, d, q] = $2; tot[p, d] += $2; if (q + 1 > nq[p, d]) nq[p, d] = q + 1 }
+    END {
+      out = ""
+      for (k = 1; k <= np && k <= n; k++) {
+        p = order[k]; d = tot[p, "rx"] > 0 ? "rx" : "tx"; s = ""
+        if (tot[p, d] == 0) { out = out sprintf("%sport %s: no frames", out == "" ? "" : "; ", p); continue }
+        for (q = 0; q < nq[p, d]; q++) s = s sprintf("%s%.0f", q ? "/" : "", 100 * c[p, d, q] / tot[p, d])
+        out = out sprintf("%sport %s %s %s %%", out == "" ? "" : "; ", p, d, s)
+      }
+      print out == "" ? "(no per-queue counters)" : out }'
+}
+
 # ---------------------------------------------------------------- one measurement
 
 # measure TOPOLOGY TARGET SIZE TRIAL: start switch and generator, warm up, measure one
 # window, stop both. Runs in a subshell (run_point); writes one result line to fd 3:
 #   mpps crosscheck_mpps foreign_pct pmd_busy_pct cycles_per_packet frames_per_poll
+#   ... ring queue_pairs   (what the generator negotiated: packed/split, MQ pairs)
 # (progress and details go to stdout/stderr as usual).
 measure() {
   local topo=$1 target=$2 size=$3 trial=$4 dir nports col
@@ -274,6 +367,9 @@ measure() {
       tp_cmd gen "start tx_first 1"
       nports=1 col=4 ;;          # generator RX
   esac
+  local ring pairs feats
+  read -r ring pairs feats <<<"$(gen_ring)"
+  echo "          generator negotiated: $ring ring, $pairs queue pair(s) (features $feats)"
   sleep "$WARMUP"
   local pmd0= pmd1= ports0= ports1= pt0= pt1= ta tb before after busy=- cyc=- fpt=-
   case $target in
@@ -302,6 +398,7 @@ measure() {
     ovs) read -r busy cyc <<<"$(ovs_pmd_window)" ;;
   esac
   printf '%s\n%s\n' "$before" "$after" >>"$SYS_TMP/stats-$topo-$target-$size.txt"
+  ((QUEUES > 1)) && echo "          generator per-queue share: $(gen_queue_spread "$nports")"
   tp_quit gen
   dut_stop "$target"
   # Rate: testpmd's own Rx-pps/Tx-pps (its timestamps, since the previous "show port
@@ -309,7 +406,8 @@ measure() {
   awk -v n="$nports" -v c="$col" -v s="$(awk -v a="$ta" -v b="$tb" 'BEGIN { print b - a }')" -v f="$FOREIGN" -v b="$busy" -v y="$cyc" -v t="$fpt" '
     NR <= n { cnt0[$1] = (c == 4 ? $2 : $3); next }
     { pps += $c; d += (c == 4 ? $2 : $3) - cnt0[$1] }
-    END { printf "%.3f %.3f %s %s %s %s\n", pps / 1e6, d / s / 1e6, f, b, y, t }' <<<"$before"$'\n'"$after" >&3
+    END { printf "%.3f %.3f %s %s %s %s", pps / 1e6, d / s / 1e6, f, b, y, t }' <<<"$before"$'\n'"$after" >&3
+  echo " $ring $pairs" >&3
 }
 
 # run_point ...: measure in a subshell so that a failure (fail, a dead daemon) costs this
@@ -387,7 +485,7 @@ log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 T_START=$SECONDS
 RAW=$SYS_TMP/trials.csv
-echo "topology,target,size,trial,mpps,crosscheck_mpps,foreign_pct,pmd_busy_pct,cycles_per_packet,status" >"$RAW"
+echo "topology,target,size,trial,mpps,crosscheck_mpps,foreign_pct,pmd_busy_pct,cycles_per_packet,status,ring,queues,virtio" >"$RAW"
 declare -A FAILED_IN=()   # topology/target -> reason: the switch is not tried again there
 i=0
 for topo in $TOPOLOGIES; do
@@ -397,7 +495,7 @@ for topo in $TOPOLOGIES; do
         i=$((i + 1))
         what="$(printf '(%d/%d) %-9s %4s B  %-8s trial %d/%d' "$i" "$total" "$topo" "$size" "$target" "$trial" "$TRIALS")"
         if [[ -n ${FAILED_IN[$topo/$target]:-} ]]; then
-          echo "$topo,$target,$size,$trial,,,,,,skipped" >>"$RAW"
+          echo "$topo,$target,$size,$trial,,,,,,skipped,,$QUEUES,${VIRTIO//,/ }" >>"$RAW"
           continue
         fi
         lock_take
@@ -408,15 +506,15 @@ for topo in $TOPOLOGIES; do
           log "$what: FAILED: $POINT_ERR"
           log "          $target is skipped for the rest of $topo (re-run with SYS_KEEP_LOGS=1 to keep its logs)"
           FAILED_IN[$topo/$target]=$POINT_ERR
-          echo "$topo,$target,$size,$trial,,,,,,failed" >>"$RAW"
+          echo "$topo,$target,$size,$trial,,,,,,failed,,$QUEUES,${VIRTIO//,/ }" >>"$RAW"
           continue
         fi
-        read -r mpps check foreign busy cyc fpt <<<"$POINT"
+        read -r mpps check foreign busy cyc fpt ring pairs <<<"$POINT"
         status=ok
         ((foreign > 10)) && status=disturbed
         log "$what: $(printf '%7.3f Mpps' "$mpps") (counter cross-check $check; foreign CPU $foreign% of a core$([[ $busy != - ]] && echo "; PMD busy $busy%, $cyc cycles/packet")$([[ $fpt != - ]] && echo ", $fpt frames/poll"))"
         [[ $status == disturbed ]] && log "          WARNING: other processes used $foreign% of a core during this window: disturbed"
-        echo "$topo,$target,$size,$trial,$mpps,$check,$foreign,${busy/-/},${cyc/-/},$status" >>"$RAW"
+        echo "$topo,$target,$size,$trial,$mpps,$check,$foreign,${busy/-/},${cyc/-/},$status,$ring,$pairs,${VIRTIO//,/ }" >>"$RAW"
       done
     done
   done
