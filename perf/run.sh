@@ -30,6 +30,7 @@
 #   --markdown FILE     tables (default perf/results/latest.md; "-" = stdout only);
 #                       every trial also goes to FILE with .csv instead of .md
 #   --plot FILE.png     Mpps vs frame size, one panel per topology (default: FILE.md -> .png)
+#   --no-plot           no PNG
 #   --no-memory         skip the vuswitchd resident-memory measurement (2 and 64 idle ports)
 #   --no-setup          skip deploy/setup.sh (packages, hugepages)
 #   --quiet-wait S      before each measurement wait up to S s for 3 idle seconds on the host
@@ -74,6 +75,7 @@ WARMUP=3
 BURSTS=64
 MARKDOWN=perf/results/latest.md
 PLOT=
+NO_PLOT=0
 MEMORY=1
 SETUP=1
 QUIET_WAIT=0
@@ -97,6 +99,7 @@ while [[ $# -gt 0 ]]; do
     --bursts) need_arg "$@"; BURSTS=$2; shift 2 ;;
     --markdown) need_arg "$@"; MARKDOWN=$2; shift 2 ;;
     --plot) need_arg "$@"; PLOT=$2; shift 2 ;;
+    --no-plot) NO_PLOT=1; shift ;;
     --no-memory) MEMORY=0; shift ;;
     --no-setup) SETUP=0; shift ;;
     --quiet-wait) need_arg "$@"; QUIET_WAIT=$2; shift 2 ;;
@@ -155,6 +158,7 @@ else
   [[ -z $PLOT ]] && PLOT=${MARKDOWN%.md}.png
   mkdir -p "$(dirname "$MARKDOWN")" || bad "cannot create the directory of $MARKDOWN"
 fi
+((NO_PLOT)) && PLOT=
 [[ -z $PLOT ]] || mkdir -p "$(dirname "$PLOT")" || bad "cannot create the directory of $PLOT"
 
 sys_init perf-run
@@ -295,13 +299,14 @@ ovs_pmd_window() {
       if (pk > 0) printf "%.0f\n", (idle + proc) / pk; else printf "-\n" }'
 }
 
-# gen_ring: what the generator's virtio ports negotiated ("features after negotiate", logged
-# by pmd.net.virtio.init:debug): prints "RING PAIRS FEATURES" (RING packed/split, "mixed"
+# gen_ring LOG_OFFSET: what the generator's virtio ports negotiated ("features after
+# negotiate", logged by pmd.net.virtio.init:debug, after LOG_OFFSET bytes of the log, which
+# every measurement's generator appends to): prints "RING PAIRS FEATURES" (RING packed/split, "mixed"
 # if the ports differ; PAIRS = queue pairs the generator configured when MQ was negotiated,
 # else 1; FEATURES the hex values, /-separated).
 gen_ring() {
   local f feats=() ring= r pairs=1
-  while read -r f; do feats+=("$f"); done < <(grep -o 'features after negotiate = [0-9a-fA-F]*' "${TP_LOG[gen]}" | awk '{ print $NF }')
+  while read -r f; do feats+=("$f"); done < <(tail -c +"$(($1 + 1))" "${TP_LOG[gen]}" | grep -o 'features after negotiate = [0-9a-fA-F]*' | awk '{ print $NF }')
   ((${#feats[@]} > 0)) || { echo "? ? -"; return; }
   for f in "${feats[@]}"; do
     if (((0x$f >> 34) & 1)); then r="packed"; else r="split"; fi   # VIRTIO_F_RING_PACKED
@@ -309,6 +314,20 @@ gen_ring() {
     (((0x$f >> 22) & 1)) && pairs=$QUEUES                      # VIRTIO_NET_F_MQ
   done
   echo "$ring $pairs $(printf '0x%s\n' "${feats[@]}" | sort -u | paste -sd/)"
+}
+
+# gen_wait_ready LOG_OFFSET: wait for this generator's first prompt. Every measurement's
+# generator appends to the same log, and tp_wait_ready looks for a prompt anywhere in it,
+# so from the second measurement on it returned at once, before the new generator had
+# initialised its ports: the warm-up then began while the generator was still starting.
+gen_wait_ready() {
+  local i
+  for ((i = 0; i < 600; i++)); do
+    tail -c +"$(($1 + 1))" "${TP_LOG[gen]}" | grep -q 'testpmd> ' && return 0
+    tp_alive gen || fail "testpmd gen exited during start-up"
+    sleep 0.1
+  done
+  fail "testpmd gen: no prompt after 60 s"
 }
 
 # gen_queue_spread NPORTS: share of each queue in the generator's per-queue counters so far
@@ -348,6 +367,8 @@ measure() {
   mkdir -p "$dir"
   ((QUIET_WAIT > 0)) && wait_quiet
   dut_start "$target" "$topo" "$size" "$dir"
+  local gen_off
+  gen_off=$(stat -c %s "$SYS_TMP/gen.log" 2>/dev/null || echo 0)
   case $topo in
     loopback)
       gen_start_loopback "$SOCK0" "$SOCK1"
@@ -368,7 +389,8 @@ measure() {
       nports=1 col=4 ;;          # generator RX
   esac
   local ring pairs feats
-  read -r ring pairs feats <<<"$(gen_ring)"
+  gen_wait_ready "$gen_off"
+  read -r ring pairs feats <<<"$(gen_ring "$gen_off")"
   echo "          generator negotiated: $ring ring, $pairs queue pair(s) (features $feats)"
   sleep "$WARMUP"
   local pmd0= pmd1= ports0= ports1= pt0= pt1= ta tb before after busy=- cyc=- fpt=-
