@@ -171,7 +171,7 @@ TEST_CASE("self-test: TX layouts and merged RX buffers against a mini device") {
   opt.rx_buf_len = 256;
   FakeFrontend fe(VhostConn(UniqueFd(sv[0])), opt);
   REQUIRE(fe.bring_up());
-  MiniDevice tx_dev(fe.mem(), fe.tx()), rx_dev(fe.mem(), fe.rx());
+  MiniDevice tx_dev(fe.mem(), fe.split(kTxRing)), rx_dev(fe.mem(), fe.split(kRxRing));
 
   for (TxLayout layout : {TxLayout::Single, TxLayout::Chained, TxLayout::Indirect}) {
     auto frame = make_frame(mac(2), mac(1), 7, 1500);

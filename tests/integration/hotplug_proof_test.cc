@@ -221,7 +221,7 @@ TEST_CASE_FIXTURE(JustRemovedRegion,
   // the region goes: posted while the region exists, consumed after it is gone.
   auto base = x->get_vring_base(kTxRing);
   REQUIRE(base);
-  REQUIRE(x->tx().used_idx() == base->num);  // everything before was consumed and returned
+  REQUIRE(x->split(kTxRing).used_idx() == base->num);  // everything before was consumed and returned
   REQUIRE(x->send_frame_at(make_frame(kMacY, kMacX, 0, 1200), kGpa + 256));  // zero-copy size
   nlohmann::json x0 = bench.port("x");
   REQUIRE(x->rem_mem_reg(r).ok());
@@ -274,7 +274,7 @@ TEST_CASE_FIXTURE(JustRemovedRegion,
                 "y: " << bench.port("y").dump());
   nlohmann::json y1 = bench.port("y");
   INFO("y before: " << y0.dump() << "\ny after: " << y1.dump());
-  CHECK(y->rx().used_idx() == 0);  // nothing completed
+  CHECK(y->split(kRxRing).used_idx() == 0);  // nothing completed
   CHECK(json_u64(y1, "tx_packets") == json_u64(y0, "tx_packets"));
   CHECK(json_sum(y1, "drops") > json_sum(y0, "drops"));  // the frame for y, counted
   // Our mapping of the removed region is still there: the daemon wrote nothing into it.
