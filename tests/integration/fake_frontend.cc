@@ -128,10 +128,12 @@ bool FakeFrontend::handshake() {
   // Without these the rings this front-end set up cannot work: fail loudly.
   if (opt_.packed && !(features_ & feat::kRingPacked)) anomalies_.push_back("RING_PACKED not offered");
   if (opt_.queue_pairs > 1 && !(features_ & feat::kMq)) anomalies_.push_back("MQ not offered");
+  if (!anomalies_.empty()) return false;
   for (auto& r : rings_) r->set_event_idx((features_ & feat::kEventIdx) != 0);
   if (features_ & feat::kProtocolFeatures) negotiate_protocol_features();
   if (opt_.queue_pairs > 1 && queue_num_ < opt_.queue_pairs)
     anomalies_.push_back("GET_QUEUE_NUM " + std::to_string(queue_num_) + " < " + std::to_string(opt_.queue_pairs));
+  if (!anomalies_.empty()) return false;
   bool ok = request(Req::SetOwner, {}, {}, opt_.ack_all).ok();
   // QEMU sends CALL/ERR fds and enables the rings right at connect, before memory.
   for (uint32_t i = 0; i < num_rings(); ++i) {

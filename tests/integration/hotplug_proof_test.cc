@@ -38,11 +38,6 @@ uint64_t mem_updates(const nlohmann::json& port, const char* type) {
   return port["mem_updates"][type].get<uint64_t>();
 }
 
-uint64_t broken(const nlohmann::json& port, const char* reason) {
-  if (!port.contains("broken") || !port["broken"].contains(reason)) return 0;
-  return port["broken"][reason].get<uint64_t>();
-}
-
 // The daemon ages out MAC entries learned before its first FDB clock tick
 // (100 ms after "ready"; reported as a daemon bug): wait for that tick, then
 // teach the switch a and b again, so that no flood copy of the background
