@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "control/scheduler.h"
+#include "control/vhost_user/message.h"
 #include "ports/vhost_port.h"
 #include "vusw/fdb.h"
 #include "vusw/log.h"
@@ -45,6 +46,22 @@ nlohmann::json vhost_details(const VhostPort& port)
             broken[std::string(fault_name(QueueFault(f)))] = port.broken(QueueFault(f));
     j["broken"] = broken;
     j["broken_queues"] = port.broken_total();
+    j["features"] = vhost_user::feature_names(p.features);
+    j["protocol_features"] = vhost_user::protocol_feature_names(p.protocol_features);
+    j["ring_type"] = p.features & vhost_user::feature::kRingPacked ? "packed" : "split";
+    j["mtu"] = p.mtu != 0 ? nlohmann::json(p.mtu) : nlohmann::json(nullptr);
+    nlohmann::json queues = nlohmann::json::array();
+    for (uint16_t pair = 0; pair < kMaxQueuePairs; ++pair) {
+        const ProtocolStats::Ring& rx = p.rings[2 * pair];
+        const ProtocolStats::Ring& tx = p.rings[2 * pair + 1];
+        if (rx.size == 0 && tx.size == 0)
+            continue;  // a pair the front-end never set up
+        const auto ring = [](const ProtocolStats::Ring& r) {
+            return nlohmann::json{{"size", r.size}, {"started", r.started}, {"enabled", r.enabled}};
+        };
+        queues.push_back({{"pair", pair}, {"rx", ring(rx)}, {"tx", ring(tx)}});
+    }
+    j["queues"] = queues;
     return j;
 }
 

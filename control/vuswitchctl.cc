@@ -16,7 +16,8 @@ namespace {
 constexpr const char* kUsage = R"(Usage: vuswitchctl [--control PATH] [--json] COMMAND
 
 Commands:
-  show ports       ports with state, counters and drops by reason
+  show ports       ports with state, counters and drops by reason; for vhost-user ports also
+                   the negotiated features, ring type (split|packed), MTU and queue pairs
   show pmd         PMD cores: busy/idle cycles, packets, longest loop turn, turns over 1 ms,
                    and the ports each polls with their load (share of the core's cycles over
                    the last 10 s) and whether they are pinned
@@ -72,6 +73,34 @@ std::string drops_text(const nlohmann::json& drops)
     return out.empty() ? "-" : out;
 }
 
+std::string joined(const nlohmann::json& names)
+{
+    std::string out;
+    for (const auto& n : names)
+        out += (out.empty() ? "" : " ") + n.get<std::string>();
+    return out.empty() ? "-" : out;
+}
+
+// What the front-end negotiated, and its queue pairs: "0:256/256" is pair 0 with a
+// 256-entry RX and TX ring, "*" marks a ring that is not enabled.
+void print_negotiated(const nlohmann::json& p)
+{
+    if (!p.contains("features"))
+        return;
+    std::string queues;
+    for (const auto& q : p.at("queues")) {
+        const auto ring = [](const nlohmann::json& r) {
+            return fmt::format("{}{}", r.at("size").get<unsigned>(), r.at("enabled").get<bool>() ? "" : "*");
+        };
+        queues += fmt::format("{}{}:{}/{}", queues.empty() ? "" : " ", q.at("pair").get<unsigned>(), ring(q.at("rx")),
+                              ring(q.at("tx")));
+    }
+    const nlohmann::json& mtu = p.at("mtu");
+    fmt::print("  features: {}\n  protocol features: {}\n  rings: {}, mtu {}, queue pairs (rx/tx size) {}\n",
+               joined(p.at("features")), joined(p.at("protocol_features")), p.at("ring_type").get<std::string>(),
+               mtu.is_null() ? std::string("-") : std::to_string(mtu.get<unsigned>()), queues.empty() ? "-" : queues);
+}
+
 void print_ports(const nlohmann::json& j)
 {
     fmt::print("{:<16} {:<10} {:<11} {:>12} {:>14} {:>12} {:>14}  {}\n", "PORT", "TYPE", "STATE", "RX_PKTS", "RX_BYTES",
@@ -94,6 +123,7 @@ void print_ports(const nlohmann::json& j)
                    p.at("mem_regions").get<uint64_t>(), drops_text(p.value("mem_updates", nlohmann::json::object())),
                    grace_n, grace_n > 0 ? 1e3 * grace_s / double(grace_n) : 0.0, p.at("broken_queues").get<uint64_t>(),
                    drops_text(p.value("broken", nlohmann::json::object())));
+        print_negotiated(p);
     }
 }
 

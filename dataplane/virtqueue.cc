@@ -1,6 +1,8 @@
 // Split virtqueue walking, device side (virtio 1.2 §2.7).
 #include "vusw/virtqueue.h"
 
+#include "dataplane/barrier.h"
+#include "dataplane/guest_buffer.h"
 #include "vusw/prefetch.h"
 
 #include <atomic>
@@ -13,23 +15,6 @@ constexpr std::array<std::string_view, std::size_t(QueueFault::count_)> kFaultNa
     "desc_outside_memory", "zero_length_desc", "bad_indirect", "nested_indirect", "wrong_direction",
     "partial_chain",
 };
-
-uint16_t load_acquire(const uint16_t* p)
-{
-    return std::atomic_ref<const uint16_t>(*p).load(std::memory_order_acquire);
-}
-
-// Orders our earlier stores before our later loads (the one ordering x86 does not give
-// for free). A locked add to the stack does it, and costs about half an MFENCE; DPDK's
-// rte_smp_mb() is the same instruction. It runs once per flushed ring per burst.
-void store_load_barrier()
-{
-#if defined(__x86_64__)
-    asm volatile("lock; addl $0, -128(%%rsp)" ::: "memory", "cc");
-#else
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-#endif
-}
 
 }  // namespace
 
@@ -94,29 +79,10 @@ uint16_t SplitQueue::available(uint16_t)
 
 bool SplitQueue::add_buffer(const virtio::Desc& d, Chain& chain)
 {
-    if (d.len == 0) {
-        fault_ = QueueFault::zero_length_desc;
-        return false;
-    }
-    if (d.addr + d.len < d.addr) {
-        fault_ = QueueFault::desc_outside_memory;
-        return false;
-    }
-    for (uint32_t done = 0; done < d.len;) {
-        const auto piece = mem_->translate_prefix(GuestPhysAddr{d.addr + done}, d.len - done);
-        if (piece.empty()) {
-            fault_ = QueueFault::desc_outside_memory;
-            return false;
-        }
-        if (chain.count == Chain::kMaxSegments) {
-            chain.too_long = true;  // keep walking: the chain must still be validated and returned
-        } else {
-            chain.seg[chain.count++] = Segment{piece.data(), uint32_t(piece.size())};
-            chain.bytes += piece.size();
-        }
-        done += uint32_t(piece.size());
-    }
-    return true;
+    const QueueFault f = append_buffer(*mem_, d.addr, d.len, chain);
+    if (f != QueueFault::none)
+        fault_ = f;
+    return f == QueueFault::none;
 }
 
 bool SplitQueue::walk(const virtio::Desc* table, uint32_t table_size, uint16_t index, Chain& chain, bool writable)

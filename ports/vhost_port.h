@@ -3,6 +3,11 @@
 // The PMD side (receive/transmit) walks the guest's rings through the current memory
 // snapshot. The control side (the vhost-user Session) publishes memory snapshots and
 // sends ring setups, which the owning PMD core applies between bursts.
+//
+// The implementation is split by direction: vhost_guest_tx.cc (guest TX rings into
+// mbufs, copied or lent), vhost_guest_rx.cc (mbufs into guest RX rings), vhost_loans.cc
+// (lent buffers coming back), vhost_port.cc (ring set-up, queue selection, the rest).
+// Ring index 2q is the RX ring of queue pair q, 2q+1 its TX ring (virtio-net §5.1.2).
 #pragma once
 
 #include <array>
@@ -12,19 +17,22 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include <rte_mbuf_core.h>
 
 #include "vusw/counters.h"
 #include "vusw/guest_memory.h"
+#include "vusw/packed_queue.h"
 #include "vusw/port.h"
 #include "vusw/rcu.h"
 #include "vusw/virtqueue.h"
 
 namespace vusw {
 
-inline constexpr uint16_t kMaxQueuePairs = 4;
+// Queue pairs a port offers (VIRTIO_NET_F_MQ, GET_QUEUE_NUM).
+inline constexpr uint16_t kMaxQueuePairs = 16;
 
 // The spec name of a vhost-user request code (control/vhost_user/dispatch.cc).
 std::string_view vhost_request_name(uint32_t request);
@@ -40,6 +48,16 @@ struct ProtocolStats {
     uint64_t mem_regions = 0;                    // regions in the current table
     uint64_t mem_regions_dma = 0;                // of them, registered for DMA (lendable)
     std::map<std::string, uint64_t> mem_updates; // tables published, by message type
+    // The session as negotiated (0 before SET_FEATURES / SET_PROTOCOL_FEATURES / NET_SET_MTU).
+    uint64_t features = 0;
+    uint64_t protocol_features = 0;
+    uint16_t mtu = 0;
+    struct Ring {
+        uint16_t size = 0;      // SET_VRING_NUM
+        bool started = false;   // size, addresses and kick given
+        bool enabled = false;   // SET_VRING_ENABLE
+    };
+    std::array<Ring, 2 * kMaxQueuePairs> rings{};  // by ring index: 2q RX, 2q+1 TX of pair q
 
     void count_message(uint32_t request);
     void count_error(const std::string& reason);
@@ -55,6 +73,7 @@ struct RingSetup {
     bool mrg_rxbuf = false;  // VIRTIO_NET_F_MRG_RXBUF
     bool in_order = false;   // VIRTIO_F_IN_ORDER: buffers are used in the order made available
     uint16_t hdr_len = 12;   // virtio-net header size
+    // ring.packed (VIRTIO_F_RING_PACKED) chooses the queue type.
 };
 
 class VhostPort final : public Port {
@@ -85,8 +104,10 @@ public:
     const GraceStats& grace() const { return grace_; }
     const ProtocolStats& protocol() const { return protocol_; }
     void set_state(std::string s) { state_ = std::move(s); }
-    // Runs on the owning PMD core: applies `setup` to ring `index`; returns last_avail.
-    uint16_t apply_ring(uint16_t index, const RingSetup& setup);
+    // Runs on the owning PMD core: applies `setup` to ring `index`; returns the ring's
+    // position as GET_VRING_BASE reports it (split: last avail index; packed: avail index
+    // and wrap counter in bits 0-15, used index and wrap counter in bits 16-31).
+    uint32_t apply_ring(uint16_t index, const RingSetup& setup);
     // Broken-queue events by reason (written by the owning core).
     uint64_t broken(QueueFault f) const { return broken_[std::size_t(f)].get(); }
     uint64_t broken_total() const;
@@ -110,24 +131,23 @@ private:
     };
 
     struct Vring;
-    // The hot loops of one ring, compiled for its negotiated features (RingFeatures) and
-    // chosen when the ring is set up, so the per-frame code tests none of them.
+    // The hot loops of one ring, compiled for its queue type and negotiated features
+    // (RingFeatures, vhost_ring_features.h) and chosen when the ring is set up, so the
+    // per-frame code tests none of them.
+    using ReceiveLoop = uint16_t (VhostPort::*)(PmdContext&, Vring&, uint16_t, rte_mbuf**, uint16_t);
+    using TransmitLoop = void (VhostPort::*)(PmdContext&, Vring&, rte_mbuf**, uint16_t);
+    using NotifyFn = void (VhostPort::*)(Vring&);
     struct Loops {
-        uint16_t (VhostPort::*receive)(PmdContext&, Vring&, uint16_t, rte_mbuf**, uint16_t);
-        void (VhostPort::*transmit)(PmdContext&, Vring&, rte_mbuf**, uint16_t);
-    };
-    template <uint16_t Hdr, bool MrgRxbuf, bool InOrder>
-    struct RingFeatures {
-        static constexpr uint16_t kHdr = Hdr;          // virtio-net header bytes
-        static constexpr bool kMrgRxbuf = MrgRxbuf;    // a frame may take several RX buffers
-        static constexpr bool kInOrder = InOrder;      // used in the order made available
+        ReceiveLoop receive;   // guest TX ring -> mbufs (vhost_guest_tx.cc)
+        TransmitLoop transmit; // mbufs -> guest RX ring (vhost_guest_rx.cc)
+        NotifyFn notify;       // publish used entries, wake the guest
     };
     static Loops loops_for(const RingSetup& s);
-    template <class F>
-    static Loops instantiate() { return {&VhostPort::receive_ring<F>, &VhostPort::transmit_ring<F>}; }
+    static ReceiveLoop receive_loop_for(const RingSetup& s);
+    static TransmitLoop transmit_loop_for(const RingSetup& s);
 
     struct alignas(64) Vring {
-        SplitQueue queue;
+        std::variant<SplitQueue, PackedQueue> queue;  // chosen at set-up (RingSetup::ring.packed)
         int call_fd = -1;
         bool started = false;
         bool enabled = false;
@@ -145,15 +165,28 @@ private:
         std::atomic<QueueFault> seen{QueueFault::none};
     };
 
+    template <class Q>
+    static Q& queue_of(Vring& v) { return *std::get_if<Q>(&v.queue); }
+    static uint32_t vring_base(const SplitQueue& q);
+    static uint32_t vring_base(const PackedQueue& q);
+    void start_ring(uint16_t index, Vring& v, const RingSetup& s);
+    template <class Q>
     bool usable(Vring& v, const MemTable* mem);
     void note_fault(Vring& v);
+    template <class Q>
     void notify(Vring& v);
     template <class F>
     uint16_t receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_mbuf** pkts, uint16_t max);
     template <class F>
     void transmit_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16_t n);
-    // Available entries, with the rings translated through a table read after the index.
-    uint16_t fresh_available(Vring& v);
+    // Available entries (up to `limit`), with the rings translated through a table read
+    // after the index.
+    template <class Q>
+    uint16_t fresh_available(Vring& v, uint16_t limit);
+    // Guest RX rings enabled and started, by queue pair: where transmit() may put frames.
+    void update_rx_queues();
+    // Spreads a burst over the guest's RX queues by flow hash (one flow, one queue).
+    void transmit_spread(PmdContext& ctx, rte_mbuf** pkts, uint16_t n);
     // One popped guest TX chain into an mbuf (lent or copied); false if dropped.
     // `spare` is a pre-allocated mbuf the frame may take (then set to nullptr).
     template <class F>
@@ -164,6 +197,7 @@ private:
                    Drop& why);
     void give_back(Loan& loan);   // owner core: the descriptor returns to the guest
     // Owner core: TX buffer `head` is done with (copied, dropped, or its loan returned).
+    template <class Q>
     void complete(Vring& v, uint16_t head);
     void take_returns();          // owner core: loans freed on other cores
     static void on_mbuf_free(void* addr, void* opaque);
@@ -187,12 +221,18 @@ private:
     ProtocolStats protocol_;
     GraceStats grace_;
     std::array<Vring, 2 * kMaxQueuePairs> vrings_;
+    uint16_t rings_in_use_ = 0;                        // owner core: 1 + the highest started ring
+    std::array<uint16_t, kMaxQueuePairs> rx_rings_{};  // owner core: update_rx_queues()
+    uint16_t rx_ring_count_ = 0;
+    uint16_t first_tx_pair_ = 0;                       // owner core: receive() starts here
+    std::array<std::array<rte_mbuf*, kBurst>, kMaxQueuePairs> spread_;  // transmit_spread() scratch
     std::array<Counter, std::size_t(QueueFault::count_)> broken_;
     static constexpr uint32_t kNeverLend = UINT32_MAX;
     static inline uint32_t lend_min_ = 1024;  // --zero-copy-min's default
     rte_ring* returns_ = nullptr;  // Loan* freed off the owner core (multi-producer)
     uint32_t lent_total_ = 0;      // owner core
     static constexpr uint16_t kMaxRxChainsPerFrame = 16;  // merged RX buffers per frame
+    static constexpr uint16_t kRxScan = 2 * kBurst;       // RX buffers counted at a time (packed rings scan)
     std::array<Chain, 2 * kBurst> rx_chains_;            // one burst's claimed RX buffers
     std::array<RxClaim, kBurst> rx_claims_;
     std::array<Chain, kBurst> tx_chains_;  // one guest TX burst, walked before it is copied

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <string>
 #include <vector>
 
 #include "vusw/unique_fd.h"
@@ -123,10 +124,12 @@ inline constexpr std::size_t kMaxFds = 8;
 namespace feature {
 inline constexpr uint64_t kNetMtu = 1ull << 3;
 inline constexpr uint64_t kMrgRxbuf = 1ull << 15;
+inline constexpr uint64_t kMq = 1ull << 22;            // VIRTIO_NET_F_MQ
 inline constexpr uint64_t kIndirectDesc = 1ull << 28;
 inline constexpr uint64_t kEventIdx = 1ull << 29;
 inline constexpr uint64_t kProtocolFeatures = 1ull << 30;
 inline constexpr uint64_t kVersion1 = 1ull << 32;
+inline constexpr uint64_t kRingPacked = 1ull << 34;   // VIRTIO_F_RING_PACKED
 inline constexpr uint64_t kInOrder = 1ull << 35;
 }  // namespace feature
 
@@ -138,6 +141,11 @@ inline constexpr uint64_t kNetMtu = 1ull << 4;
 inline constexpr uint64_t kConfigureMemSlots = 1ull << 15;
 inline constexpr uint64_t kStatus = 1ull << 16;
 }  // namespace protocol
+
+// The spec names of the set bits ("MRG_RXBUF", "RING_PACKED", ...; "bit N" for bits this
+// back-end has no name for), lowest bit first: what `vuswitchctl show ports` prints.
+std::vector<std::string> feature_names(uint64_t features);
+std::vector<std::string> protocol_feature_names(uint64_t features);
 
 // One received message: header, payload bytes, and the fds that came with it (closed
 // when the message goes away unless a handler takes them).

@@ -86,8 +86,8 @@ Session::Session(VhostPort& port, UniqueFd sock, SessionEnv env) : port_(port), 
 Session::~Session()
 {
     for (uint32_t i = 0; i < rings_.size(); ++i) {
-        uint16_t last = 0;
-        (void)stop_ring(i, last);
+        uint32_t base = 0;
+        (void)stop_ring(i, base);
     }
     port_.memory().publish(nullptr, env_.reclaimer, &port_.grace());  // unmapped after the grace period
     {
@@ -137,6 +137,13 @@ void Session::update_state()
     auto running = [](const Ring& r) { return r.kicked && r.have_num && r.have_addr; };
     const bool ready = port_.memory().owned() && running(rings_[0]) && running(rings_[1]);
     port_.set_state(ready ? "ready" : "connected");
+    ProtocolStats& p = port_.protocol();
+    std::lock_guard lock(p.mutex);
+    p.features = features_set_ ? features_ : 0;
+    p.protocol_features = protocol_features_;
+    p.mtu = mtu_set_ ? mtu_ : 0;
+    for (std::size_t i = 0; i < rings_.size(); ++i)
+        p.rings[i] = {rings_[i].have_num ? rings_[i].config.size : uint16_t(0), running(rings_[i]), rings_[i].enabled};
 }
 
 Result<uint32_t> Session::ring_index(uint64_t index) const
@@ -153,6 +160,7 @@ Status Session::sync_ring(uint32_t index, bool reconfigure)
     RingSetup& s = call.setup;
     s.ring = r.config;
     s.ring.event_idx = features_ & feature::kEventIdx;
+    s.ring.packed = packed();
     s.call_fd = r.call.get();
     s.started = r.kicked && r.have_num && r.have_addr;
     s.enabled = r.enabled;
@@ -164,7 +172,7 @@ Status Session::sync_ring(uint32_t index, bool reconfigure)
     return done ? Status{} : std::unexpected(done.error());
 }
 
-Status Session::stop_ring(uint32_t index, uint16_t& last_avail)
+Status Session::stop_ring(uint32_t index, uint32_t& base)
 {
     Ring& r = rings_[index];
     const bool was_running = r.kicked && r.have_num && r.have_addr;
@@ -183,9 +191,13 @@ Status Session::stop_ring(uint32_t index, uint16_t& last_avail)
     if (port_.loans(uint16_t(index)) != 0)
         log(LogLevel::warn, "port {}: vring {} stopped with {} buffers still lent; they will not be returned",
             port_.name(), index, port_.loans(uint16_t(index)));
-    if (was_running)
+    if (was_running) {
         r.config.last_avail = uint16_t(*done);
-    last_avail = r.config.last_avail;
+        r.config.last_used = uint16_t(*done >> 16);
+    }
+    base = r.config.last_avail;
+    if (packed())
+        base |= uint32_t(r.config.last_used) << 16;
     return {};
 }
 
@@ -231,8 +243,8 @@ Status Session::reset_owner(Message&)
 {
     // Deprecated; the spec allows treating it as "disable all rings" but keeping the session.
     for (uint32_t i = 0; i < rings_.size(); ++i) {
-        uint16_t last = 0;
-        if (auto ok = stop_ring(i, last); !ok)
+        uint32_t base = 0;
+        if (auto ok = stop_ring(i, base); !ok)
             return ok;
     }
     return {};
@@ -287,10 +299,13 @@ Status Session::set_vring_num(Message& m)
     auto index = ring_index(state.index);
     if (!index)
         return std::unexpected(index.error());
-    if (state.num == 0 || state.num > virtio::kMaxQueueSize || !std::has_single_bit(state.num))
-        return fail("bad_ring_size", fmt::format("vring {}: size {} is not a power of two in 1..32768", state.index, state.num));
+    // Size 0: a ring the front-end does not use (DPDK virtio-user sends it for the rings
+    // of queue pairs it did not configure). Packed rings may have any size (§2.8).
+    if (state.num > virtio::kMaxQueueSize || (!packed() && !std::has_single_bit(state.num) && state.num != 0))
+        return fail("bad_ring_size", fmt::format("vring {}: size {} is not {} in 1..32768", state.index, state.num,
+                                                 packed() ? "a size" : "a power of two"));
     rings_[*index].config.size = uint16_t(state.num);
-    rings_[*index].have_num = true;
+    rings_[*index].have_num = state.num != 0;
     return rings_[*index].kicked ? sync_ring(*index, true) : Status{};
 }
 
@@ -314,9 +329,13 @@ Status Session::set_vring_base(Message& m)
     auto index = ring_index(state.index);
     if (!index)
         return std::unexpected(index.error());
-    if (state.num > 0xffff)
+    // Split: the next avail index. Packed: avail index | wrap << 15, and (front-ends that
+    // know it) used index | wrap << 15 in bits 16-31; without it, used = avail.
+    if (!packed() && state.num > 0xffff)
         return fail("bad_vring_base", fmt::format("vring {}: base {} does not fit a split ring index", state.index, state.num));
-    rings_[*index].config.last_avail = uint16_t(state.num);
+    RingConfig& c = rings_[*index].config;
+    c.last_avail = uint16_t(state.num);
+    c.last_used = state.num >> 16 != 0 ? uint16_t(state.num >> 16) : c.last_avail;
     return {};
 }
 
@@ -326,10 +345,10 @@ Status Session::get_vring_base(Message& m)
     auto index = ring_index(state.index);
     if (!index)
         return std::unexpected(index.error());
-    uint16_t last = 0;
-    if (auto ok = stop_ring(*index, last); !ok)  // spec: GET_VRING_BASE stops the ring
+    uint32_t base = 0;
+    if (auto ok = stop_ring(*index, base); !ok)  // spec: GET_VRING_BASE stops the ring
         return ok;
-    const VringState reply{state.index, last};
+    const VringState reply{state.index, base};
     return conn_.reply(Request::GetVringBase, std::as_bytes(std::span(&reply, 1)));
 }
 
@@ -416,6 +435,7 @@ Status Session::net_set_mtu(Message& m)
     if (mtu < 68 || mtu > 65535)
         return fail("bad_mtu", fmt::format("NET_SET_MTU {} outside 68..65535", mtu));
     mtu_ = uint16_t(mtu);
+    mtu_set_ = true;
     return {};
 }
 

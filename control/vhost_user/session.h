@@ -26,7 +26,7 @@ namespace vusw::vhost_user {
 
 inline constexpr uint64_t kOfferedFeatures = feature::kVersion1 | feature::kMrgRxbuf | feature::kIndirectDesc |
                                              feature::kEventIdx | feature::kProtocolFeatures | feature::kNetMtu |
-                                             feature::kInOrder;
+                                             feature::kInOrder | feature::kMq | feature::kRingPacked;
 inline constexpr uint64_t kOfferedProtocolFeatures = protocol::kMq | protocol::kRarp | protocol::kReplyAck |
                                                      protocol::kNetMtu | protocol::kConfigureMemSlots | protocol::kStatus;
 
@@ -86,7 +86,9 @@ private:
 
     Result<uint32_t> ring_index(uint64_t index) const;
     Status sync_ring(uint32_t index, bool reconfigure = false);
-    Status stop_ring(uint32_t index, uint16_t& last_avail);
+    // Stops ring `index`; `base` is its position as GET_VRING_BASE reports it.
+    Status stop_ring(uint32_t index, uint32_t& base);
+    bool packed() const { return features_ & feature::kRingPacked; }
     Status publish(Result<std::unique_ptr<MemTable>> table);
     Status set_ring_fd(Message& m, UniqueFd Ring::*slot);
     void record_error(const Error& e);
@@ -102,6 +104,7 @@ private:
     bool features_set_ = false;
     uint8_t status_ = 0;
     uint16_t mtu_ = 1500;
+    bool mtu_set_ = false;
     std::array<Ring, 2 * kMaxQueuePairs> rings_;
     Message msg_;  // receive buffer, reused
 };

@@ -82,7 +82,16 @@ public:
     void break_with(QueueFault f) { fault_ = f; }
 
 private:
-    // (Implementation's choice: descriptor walk helpers, the per-id descriptor counts.)
+    bool read_avail(uint16_t index, bool wrap, virtio::PackedDesc& d) const;
+    bool take(const virtio::PackedDesc& d, bool head, Chain& chain, bool writable);
+    bool walk_indirect(const virtio::PackedDesc& d, Chain& chain, bool writable);
+    bool add_buffer(const virtio::PackedDesc& d, Chain& chain, bool writable);
+    bool fail(QueueFault f)
+    {
+        fault_ = f;
+        return false;
+    }
+
     RingConfig config_{};
     const MemTable* mem_ = nullptr;
     virtio::PackedDesc* desc_ = nullptr;
@@ -93,6 +102,7 @@ private:
     bool avail_wrap_ = true;
     uint16_t used_idx_ = 0;
     bool used_wrap_ = true;
+    uint16_t signalled_used_ = 0;        // last_used() at the last flush_used()
     std::vector<uint16_t> descs_of_id_;  // by buffer id: ring descriptors its chain took
     QueueFault fault_ = QueueFault::none;
 };

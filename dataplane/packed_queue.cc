@@ -1,0 +1,293 @@
+// Packed virtqueue walking, device side (virtio 1.2 §2.8).
+//
+// One ring of descriptors serves both directions: the driver makes a descriptor
+// available by setting its AVAIL flag to its wrap counter and USED to the inverse; we
+// return a buffer by writing a descriptor at our used position with both flags equal to
+// our used wrap counter. Ring sizes need not be powers of two, so indices wrap by
+// comparison, never by mask.
+#include "vusw/packed_queue.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "dataplane/barrier.h"
+#include "dataplane/guest_buffer.h"
+#include "vusw/prefetch.h"
+
+namespace vusw {
+namespace {
+
+constexpr uint16_t kWrapBit = 1u << 15;  // vring base and off_wrap: index | wrap counter << 15
+constexpr uint16_t kDescsPerLine = 64 / sizeof(virtio::PackedDesc);
+
+// §2.8.1: available when AVAIL matches the driver's wrap counter and USED does not.
+bool is_avail(uint16_t flags, bool wrap)
+{
+    return bool(flags & virtio::kDescAvail) == wrap && bool(flags & virtio::kDescUsed) != wrap;
+}
+
+// Steps a ring position, flipping its wrap counter when it passes the end.
+void advance(uint16_t& index, bool& wrap, uint16_t by, uint16_t size)
+{
+    const uint32_t next = uint32_t(index) + by;
+    if (next >= size) {
+        index = uint16_t(next - size);
+        wrap = !wrap;
+    } else {
+        index = uint16_t(next);
+    }
+}
+
+uint16_t encode(uint16_t index, bool wrap)
+{
+    return uint16_t(index | (wrap ? kWrapBit : 0));
+}
+
+// Whether the used index crossed the driver's event position (off_wrap) going from
+// `old` to `now` (all three as index | wrap << 15): §2.8.10's EVENT_IDX rule, the
+// packed form of vring_need_event. Positions are placed on one line relative to the lap
+// `now` is in; a position with the other wrap counter is in the lap before.
+bool crossed_event(uint16_t off_wrap, uint16_t old, uint16_t now, uint16_t size)
+{
+    const bool lap = now & kWrapBit;
+    const auto line = [&](uint16_t encoded) {
+        const int32_t index = encoded & ~kWrapBit;
+        return bool(encoded & kWrapBit) == lap ? index : index - int32_t(size);
+    };
+    const int32_t from = line(old), to = now & ~kWrapBit, event = line(off_wrap);
+    if (from >= to)
+        return true;  // more than a lap since the last flush (a confused guest): notify
+    return from <= event && event < to;
+}
+
+}  // namespace
+
+void PackedQueue::configure(const RingConfig& config)
+{
+    config_ = config;
+    size_ = config.size;
+    avail_idx_ = config.last_avail & ~kWrapBit;
+    avail_wrap_ = config.last_avail & kWrapBit;
+    used_idx_ = config.last_used & ~kWrapBit;
+    used_wrap_ = config.last_used & kWrapBit;
+    signalled_used_ = config.last_used;
+    descs_of_id_.assign(size_, 1);
+    mem_ = nullptr;
+    desc_ = nullptr;
+    driver_event_ = nullptr;
+    device_event_ = nullptr;
+    fault_ = QueueFault::none;
+    if (size_ != 0 && (avail_idx_ >= size_ || used_idx_ >= size_))
+        fault_ = QueueFault::bad_desc_index;  // a vring base outside the ring
+}
+
+bool PackedQueue::attach(const MemTable* mem)
+{
+    mem_ = mem;
+    desc_ = nullptr;  // never write through a mapping the new snapshot dropped
+    driver_event_ = nullptr;
+    device_event_ = nullptr;
+    if (size_ == 0 || size_ > virtio::kMaxQueueSize || mem == nullptr)
+        return false;
+    auto* desc = mem->translate_uva(config_.desc, uint64_t(size_) * sizeof(virtio::PackedDesc));
+    auto* driver = mem->translate_uva(config_.avail, sizeof(virtio::PackedEvent));
+    auto* device = mem->translate_uva(config_.used, sizeof(virtio::PackedEvent));
+    // §2.8.10.1 (Structure Size and Alignment): ring 16-byte aligned, event areas 4.
+    const bool aligned = (config_.desc.value % 16 | config_.avail.value % 4 | config_.used.value % 4) == 0;
+    if (desc == nullptr || driver == nullptr || device == nullptr || !aligned) {
+        fault_ = QueueFault::ring_outside_memory;
+        return false;
+    }
+    if (fault_ == QueueFault::ring_outside_memory)
+        fault_ = QueueFault::none;  // the front-end (or a new table) fixed it
+    desc_ = reinterpret_cast<virtio::PackedDesc*>(desc);
+    driver_event_ = reinterpret_cast<virtio::PackedEvent*>(driver);
+    device_event_ = reinterpret_cast<virtio::PackedEvent*>(device);
+    // We poll: ask the driver not to notify us of available buffers.
+    std::atomic_ref<uint16_t>(device_event_->flags).store(virtio::kEventDisable, std::memory_order_relaxed);
+    return fault_ == QueueFault::none;
+}
+
+uint16_t PackedQueue::available(uint16_t limit)
+{
+    if (!ready())
+        return 0;
+    uint16_t index = avail_idx_;
+    bool wrap = avail_wrap_;
+    uint16_t chains = 0;
+    bool continuation = false;  // the descriptor before had NEXT
+    for (uint16_t scanned = 0; scanned < size_ && chains < limit; ++scanned) {
+        const uint16_t flags = load_acquire(&desc_[index].flags);
+        if (!is_avail(flags, wrap))
+            break;
+        chains += !continuation;
+        continuation = flags & virtio::kDescNext;
+        advance(index, wrap, 1, size_);
+    }
+    return chains;
+}
+
+// Copies the ring descriptor at `index` if the driver made it available in lap `wrap`:
+// flags first (acquire: the driver wrote the rest before them), then the rest, once.
+bool PackedQueue::read_avail(uint16_t index, bool wrap, virtio::PackedDesc& d) const
+{
+    const uint16_t flags = load_acquire(&desc_[index].flags);
+    if (!is_avail(flags, wrap))
+        return false;
+    d = desc_[index];  // one read: the guest may rewrite it under us
+    d.flags = flags;   // and go by the flags we checked
+    return true;
+}
+
+bool PackedQueue::add_buffer(const virtio::PackedDesc& d, Chain& chain, bool writable)
+{
+    if (bool(d.flags & virtio::kDescWrite) != writable)
+        return fail(QueueFault::wrong_direction);
+    const QueueFault f = append_buffer(*mem_, d.addr, d.len, chain);
+    return f == QueueFault::none || fail(f);
+}
+
+// §2.8.19: an indirect table holds len/16 descriptors in the ring's layout, used in
+// order; inside it only WRITE means anything (NEXT and the ids are ignored).
+bool PackedQueue::walk_indirect(const virtio::PackedDesc& d, Chain& chain, bool writable)
+{
+    if ((d.flags & virtio::kDescNext) || d.len == 0 || d.len % sizeof(virtio::PackedDesc) != 0)
+        return fail(QueueFault::bad_indirect);
+    const std::byte* table = mem_->translate(GuestPhysAddr{d.addr}, d.len);
+    if (table == nullptr)
+        return fail(QueueFault::desc_outside_memory);
+    for (uint32_t i = 0; i < d.len / sizeof(virtio::PackedDesc); ++i) {
+        virtio::PackedDesc e;  // one read; the table need not be aligned
+        std::memcpy(&e, table + i * sizeof e, sizeof e);
+        if (e.flags & virtio::kDescIndirect)
+            return fail(QueueFault::nested_indirect);
+        if (!add_buffer(e, chain, writable))
+            return false;
+    }
+    return true;
+}
+
+// One ring descriptor of a chain. INDIRECT is allowed only on a chain's first and only
+// descriptor: §2.8.19 forbids it in a list linked by NEXT, and the split queue refuses
+// it there too.
+bool PackedQueue::take(const virtio::PackedDesc& d, bool head, Chain& chain, bool writable)
+{
+    if (!(d.flags & virtio::kDescIndirect))
+        return add_buffer(d, chain, writable);
+    if (!head)
+        return fail(QueueFault::nested_indirect);
+    return walk_indirect(d, chain, writable);  // the table's own WRITE flag is ignored
+}
+
+bool PackedQueue::pop(Chain& chain, bool writable)
+{
+    chain.count = 0;
+    chain.bytes = 0;
+    chain.too_long = false;
+    if (!ready())
+        return false;
+    uint16_t index = avail_idx_;
+    bool wrap = avail_wrap_;
+    uint16_t taken = 0;
+    virtio::PackedDesc d;
+    do {
+        if (taken == size_)
+            return fail(QueueFault::chain_loop);
+        // Available chains are whole (§2.8.6: the driver makes the head available last),
+        // so a chain running into a descriptor that is not is a broken driver.
+        if (!read_avail(index, wrap, d))
+            return fail(QueueFault::partial_chain);
+        if (!take(d, taken == 0, chain, writable))
+            return false;
+        ++taken;
+        advance(index, wrap, 1, size_);
+    } while (d.flags & virtio::kDescNext);
+    // §2.8.6: the buffer id is in the chain's last descriptor.
+    if (d.id >= size_)
+        return fail(QueueFault::bad_desc_index);
+    chain.head = d.id;
+    descs_of_id_[d.id] = taken;
+    avail_idx_ = index;
+    avail_wrap_ = wrap;
+    return true;
+}
+
+void PackedQueue::prefetch_heads(uint16_t n) const
+{
+    if (desc_ == nullptr)
+        return;
+    n = std::min(n, size_);
+    for (uint16_t i = 0; i < n; i = uint16_t(i + kDescsPerLine)) {
+        uint16_t index = avail_idx_;
+        bool wrap = avail_wrap_;
+        advance(index, wrap, i, size_);
+        __builtin_prefetch(&desc_[index]);
+    }
+}
+
+void PackedQueue::prefetch_used(uint16_t n) const
+{
+    if (desc_ == nullptr)
+        return;
+    // Used descriptors are written over the ring: one prefetch per line, for writing.
+    n = std::min(n, size_);
+    for (uint16_t i = 0; i < n; i = uint16_t(i + kDescsPerLine)) {
+        uint16_t index = used_idx_;
+        bool wrap = used_wrap_;
+        advance(index, wrap, i, size_);
+        prefetch_for_write(&desc_[index]);
+    }
+}
+
+void PackedQueue::rewind(uint16_t last_avail)
+{
+    avail_idx_ = last_avail & ~kWrapBit;
+    avail_wrap_ = last_avail & kWrapBit;
+    if (avail_idx_ >= size_)
+        fault_ = QueueFault::bad_desc_index;  // not a position this queue handed out
+}
+
+void PackedQueue::push_used(uint16_t id, uint32_t len)
+{
+    if (desc_ == nullptr || id >= size_)
+        return;  // rings not in guest memory: the entry is lost with the broken queue
+    virtio::PackedDesc& u = desc_[used_idx_];
+    u.id = id;
+    u.len = len;
+    // §2.8.1: used when AVAIL and USED both equal our used wrap counter. The flags are
+    // what the driver polls, so they go last.
+    const uint16_t flags = used_wrap_ ? virtio::kDescAvail | virtio::kDescUsed : 0;
+    std::atomic_ref<uint16_t>(u.flags).store(flags, std::memory_order_release);
+    // §2.8.6: the used position skips the rest of the chain's descriptors.
+    advance(used_idx_, used_wrap_, std::max<uint16_t>(descs_of_id_[id], 1), size_);
+}
+
+bool PackedQueue::flush_used()
+{
+    const uint16_t now = last_used();
+    const uint16_t old = signalled_used_;
+    if (now == old || driver_event_ == nullptr)
+        return false;
+    signalled_used_ = now;
+    // The driver's suppression flags must be read after our used descriptors are visible.
+    store_load_barrier();
+    const uint16_t flags = load_acquire(&driver_event_->flags);
+    if (flags == virtio::kEventDisable)
+        return false;
+    if (flags != virtio::kEventDesc || !config_.event_idx)
+        return true;  // enabled (or a value we do not know: a spare interrupt is harmless)
+    const uint16_t off_wrap = std::atomic_ref<uint16_t>(driver_event_->off_wrap).load(std::memory_order_relaxed);
+    return crossed_event(off_wrap, old, now, size_);
+}
+
+uint16_t PackedQueue::last_avail() const
+{
+    return encode(avail_idx_, avail_wrap_);
+}
+
+uint16_t PackedQueue::last_used() const
+{
+    return encode(used_idx_, used_wrap_);
+}
+
+}  // namespace vusw

@@ -1,0 +1,223 @@
+// Guest RX: frames for the guest, from mbufs into the buffers it posted on its RX rings
+// (one copy; mergeable buffers when negotiated).
+#include <rte_mbuf.h>
+#include <rte_memcpy.h>
+#include <rte_prefetch.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "ports/vhost_rings.h"
+#include "vusw/prefetch.h"
+
+namespace vusw {
+namespace {
+
+// virtio-net header (virtio 1.2 §5.1.6), 12 bytes with VERSION_1 or MRG_RXBUF.
+struct NetHeader {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+    uint16_t num_buffers;
+};
+static_assert(sizeof(NetHeader) == 12);
+
+
+// Stores a virtio-net header with no offloads and `num_buffers` (only in the 12-byte
+// layout) with plain stores. Never build it on the stack and copy it: that load waits
+// for every older store, including the previous frames' stores into cold guest buffers
+// (a failed store forward), and cost more than half the 64 B loopback rate.
+void store_header(std::byte* dst, uint16_t num_buffers, uint32_t hdr_len)
+{
+    const uint64_t first = 0;  // flags, gso_type, hdr_len, gso_size, csum_start
+    const uint16_t zero = 0;   // csum_offset
+    std::memcpy(dst, &first, sizeof(first));
+    std::memcpy(dst + 8, &zero, sizeof(zero));
+    if (hdr_len == sizeof(NetHeader))
+        std::memcpy(dst + 10, &num_buffers, sizeof(num_buffers));
+}
+
+// Writes bytes across the segments of a run of RX chains, recording per-chain usage.
+class ChainWriter {
+public:
+    ChainWriter(Chain* chains, uint32_t* used) : chains_(chains), used_(used) {}
+
+    void write(const void* data, uint32_t len)
+    {
+        const auto* src = static_cast<const std::byte*>(data);
+        while (len > 0) {
+            const Segment& s = chains_[chain_].seg[seg_];
+            const uint32_t n = std::min(len, s.len - off_);
+            std::memcpy(s.host + off_, src, n);
+            used_[chain_] += n;
+            src += n;
+            len -= n;
+            off_ += n;
+            if (off_ == s.len)
+                advance();
+        }
+    }
+
+    void write_header(uint16_t num_buffers, uint32_t hdr_len)
+    {
+        const Segment& s = chains_[chain_].seg[seg_];
+        if (off_ != 0 || s.len < hdr_len) {  // a header split over descriptors: rare
+            NetHeader hdr{};
+            hdr.num_buffers = num_buffers;
+            write(&hdr, hdr_len);
+            return;
+        }
+        store_header(s.host, num_buffers, hdr_len);
+        used_[chain_] += hdr_len;
+        off_ = hdr_len;
+        if (off_ == s.len)
+            advance();
+    }
+
+private:
+    void advance()
+    {
+        off_ = 0;
+        if (++seg_ == chains_[chain_].count) {
+            seg_ = 0;
+            ++chain_;
+        }
+    }
+
+    Chain* chains_;
+    uint32_t* used_;
+    uint16_t chain_ = 0;
+    uint16_t seg_ = 0;
+    uint32_t off_ = 0;
+};
+
+
+}  // namespace
+
+template <class F>
+std::optional<Drop> VhostPort::claim(Vring& v, RxClaim& cl, uint16_t& avail)
+{
+    using Q = typename F::Queue;
+    Q& q = queue_of<Q>(v);
+    const uint64_t need = F::kHdr + cl.m->pkt_len;
+    const uint16_t start = q.last_avail();
+    uint64_t have = 0;
+    while (have < need) {
+        if (avail == 0 && cl.count < kMaxRxChainsPerFrame)
+            avail = fresh_available<Q>(v, kRxScan);  // the count was bounded, or the guest posted more
+        if (avail == 0 || cl.count == kMaxRxChainsPerFrame) {
+            q.rewind(start);  // not consumed: nothing was written to the used ring
+            avail = uint16_t(avail + cl.count);
+            cl.count = 0;
+            return Drop::no_rx_buffer;
+        }
+        Chain& c = rx_chains_[cl.first + cl.count];
+        if (!q.pop(c, true)) {
+            cl.count = 0;
+            return Drop::queue_not_ready;
+        }
+        // Written in pass 2: the first line, and the line where the frame ends in this
+        // buffer (a short frame after its header usually straddles two lines).
+        prefetch_for_write(c.seg[0].host);
+        prefetch_for_write(c.seg[0].host + (std::min<uint64_t>(need - have, c.seg[0].len) - 1));
+        --avail;
+        ++cl.count;
+        have += c.bytes;
+        if (!F::kMrgRxbuf)
+            break;
+    }
+    if (have < need) {  // a single buffer, too small: returned empty, in order, by fill()
+        cl.too_small = true;
+        return Drop::rx_buffer_small;
+    }
+    return std::nullopt;
+}
+
+template <class F>
+void VhostPort::fill(PmdContext& ctx, Vring& v, const RxClaim& cl)
+{
+    Chain* chains = &rx_chains_[cl.first];
+    typename F::Queue& q = queue_of<typename F::Queue>(v);
+    if (cl.too_small) {
+        q.push_used(chains[0].head, 0);
+        return;
+    }
+    const rte_mbuf* m = cl.m;
+    const uint32_t len = m->pkt_len;
+    const Segment& first = chains[0].seg[0];
+    if (m->nb_segs == 1 && first.len >= F::kHdr + len) {  // the common case: one buffer holds it all
+        store_header(first.host, 1, F::kHdr);
+        rte_memcpy(first.host + F::kHdr, rte_pktmbuf_mtod(m, const void*), len);
+        q.push_used(chains[0].head, F::kHdr + len);
+    } else {
+        std::array<uint32_t, kMaxRxChainsPerFrame> used{};
+        ChainWriter out(chains, used.data());
+        out.write_header(cl.count, F::kHdr);
+        for (const rte_mbuf* s = m; s != nullptr; s = s->next)
+            out.write(rte_pktmbuf_mtod(s, const void*), s->data_len);
+        for (uint16_t i = 0; i < cl.count; ++i)
+            q.push_used(chains[i].head, used[i]);
+    }
+    PortCounters& counters = this->counters(ctx.slot);
+    counters.tx_packets.add();
+    counters.tx_bytes.add(len);
+}
+
+template <class F>
+void VhostPort::transmit_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16_t n)
+{
+    using Q = typename F::Queue;
+    PortCounters& counters = this->counters(ctx.slot);
+    if (!usable<Q>(v, memory_.read())) {
+        counters.drop(Drop::queue_not_ready, n);
+        rte_pktmbuf_free_bulk(pkts, n);
+        return;
+    }
+    Q& q = queue_of<Q>(v);
+    uint16_t avail = fresh_available<Q>(v, kRxScan);
+    q.prefetch_heads(std::min(avail, n));
+    q.prefetch_used(std::min(avail, n));
+    // Two passes, as for guest TX: claim RX buffers for as many frames as the scratch
+    // holds (the descriptor and buffer misses of all of them overlap), then copy.
+    uint16_t next = 0;
+    while (next < n) {
+        uint16_t claimed = 0, chains = 0;
+        for (; next < n; ++next) {
+            if (!q.ready()) {
+                counters.drop(Drop::queue_not_ready);
+                continue;
+            }
+            if (std::size_t(chains) + kMaxRxChainsPerFrame > rx_chains_.size())
+                break;  // scratch full: copy these first
+            RxClaim& cl = rx_claims_[claimed];
+            cl = RxClaim{pkts[next], chains, 0, false};
+            if (const std::optional<Drop> why = claim<F>(v, cl, avail)) {
+                counters.drop(*why);
+                if (!cl.too_small)
+                    continue;
+            }
+            chains = uint16_t(chains + cl.count);
+            ++claimed;
+        }
+        for (uint16_t k = 0; k < claimed; ++k) {
+            if (k + 1 < claimed)
+                rte_prefetch0(rte_pktmbuf_mtod(rx_claims_[k + 1].m, void*));
+            fill<F>(ctx, v, rx_claims_[k]);
+        }
+    }
+    rte_pktmbuf_free_bulk(pkts, n);
+    note_fault(v);
+    notify<Q>(v);
+}
+
+// Every combination of the features the loops depend on; the header is 12 bytes with
+
+VhostPort::TransmitLoop VhostPort::transmit_loop_for(const RingSetup& s)
+{
+    return with_ring_features(s, []<class F>() -> TransmitLoop { return &VhostPort::transmit_ring<F>; });
+}
+
+}  // namespace vusw

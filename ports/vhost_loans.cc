@@ -1,0 +1,45 @@
+// Lent guest TX buffers (zero copy) coming back: an mbuf pointing into guest memory was
+// freed, on this core or another, and its descriptor returns to the guest.
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "ports/vhost_rings.h"
+
+namespace vusw {
+
+void VhostPort::on_mbuf_free(void*, void* opaque)
+{
+    Loan* loan = static_cast<Loan*>(opaque);
+    VhostPort* port = loan->port;
+    if (current_pmd() == int(port->owner())) {
+        port->give_back(*loan);
+        return;
+    }
+    // Freed by another core (a NIC or hand-off owned elsewhere): the owner returns it.
+    // The ring holds kMaxLoans entries, as many as can be lent, so this cannot fail.
+    rte_ring_mp_enqueue(port->returns_, loan);
+}
+
+void VhostPort::give_back(Loan& loan)
+{
+    Vring& v = vrings_[loan.ring];
+    loan.out = false;
+    if (loan.generation == v.generation)
+        std::visit([&]<class Q>(Q&) { complete<Q>(v, loan.head); }, v.queue);  // published by the next flush()
+    v.loans.store(v.loans.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+    --lent_total_;
+    // Last: once zero, the control thread may free the snapshot.
+    loan.table->loans().store(loan.table->loans().load(std::memory_order_relaxed) - 1, std::memory_order_release);
+}
+
+
+void VhostPort::take_returns()
+{
+    void* back[kBurst];
+    unsigned n;
+    while ((n = rte_ring_sc_dequeue_burst(returns_, back, kBurst, nullptr)) > 0)
+        for (unsigned i = 0; i < n; ++i)
+            give_back(*static_cast<Loan*>(back[i]));
+}
+
+}  // namespace vusw
