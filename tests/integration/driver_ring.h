@@ -52,6 +52,9 @@ class DriverRing {
   // VIRTIO_RING_F_EVENT_IDX negotiated: after each reclaim the driver asks to be
   // notified at the next used entry (split: used_event; packed: descriptor event).
   void set_event_idx(bool on) { event_idx_ = on; }
+  // VIRTIO_F_IN_ORDER negotiated (packed rings: the device may return a batch with one
+  // used descriptor, 2.8.20).
+  void set_in_order(bool on) { in_order_ = on; }
 
   // ---- normal driver side ----
   uint16_t num_free() const { return static_cast<uint16_t>(free_.size()); }
@@ -93,6 +96,8 @@ class DriverRing {
   std::byte* indirect(uint16_t id) const { return ind_ + size_t{id} * kMaxIndirect * 16; }
   uint64_t uva(uint64_t gpa) const { return base_uva_ + (gpa - base_gpa_); }
   bool event_idx() const { return event_idx_; }
+  bool in_order() const { return in_order_; }
+  const std::deque<uint16_t>& outstanding() const { return outstanding_; }
   std::byte* base() const { return base_; }
   uint64_t base_gpa() const { return base_gpa_; }
 
@@ -106,6 +111,7 @@ class DriverRing {
   std::byte* slots_;
   std::byte* ind_;
   bool event_idx_ = false;
+  bool in_order_ = false;
   std::vector<uint16_t> free_;
   std::vector<std::vector<uint16_t>> chains_;  // slots owned by each in-flight id
   std::deque<uint16_t> outstanding_;           // ids posted, oldest first

@@ -129,7 +129,10 @@ bool FakeFrontend::handshake() {
   if (opt_.packed && !(features_ & feat::kRingPacked)) anomalies_.push_back("RING_PACKED not offered");
   if (opt_.queue_pairs > 1 && !(features_ & feat::kMq)) anomalies_.push_back("MQ not offered");
   if (!anomalies_.empty()) return false;
-  for (auto& r : rings_) r->set_event_idx((features_ & feat::kEventIdx) != 0);
+  for (auto& r : rings_) {
+    r->set_event_idx((features_ & feat::kEventIdx) != 0);
+    r->set_in_order((features_ & feat::kInOrder) != 0);
+  }
   if (features_ & feat::kProtocolFeatures) negotiate_protocol_features();
   if (opt_.queue_pairs > 1 && queue_num_ < opt_.queue_pairs)
     anomalies_.push_back("GET_QUEUE_NUM " + std::to_string(queue_num_) + " < " + std::to_string(opt_.queue_pairs));
@@ -220,6 +223,7 @@ bool FakeFrontend::reset_ring(uint32_t index) {
   if (!get_vring_base(index)) return false;
   rings_.at(index) = make_ring(index);
   rings_[index]->set_event_idx((features_ & feat::kEventIdx) != 0);
+  rings_[index]->set_in_order((features_ & feat::kInOrder) != 0);
   if (index % 2 == 0) rx_pending_.at(index / 2) = {};
   if (!start_ring(index)) return false;
   if (index % 2 == 0) fill_rx(static_cast<uint16_t>(index / 2));

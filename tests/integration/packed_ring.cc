@@ -65,9 +65,15 @@ bool PackedRing::is_used(uint16_t pos, bool wrap) const {
 uint32_t PackedRing::vring_base() const {
   uint16_t pos = used_pos_;
   bool wrap = used_wrap_;
+  // Entries of a batch not handed out yet are already behind used_pos_.
+  auto next = outstanding().begin();  // with IN_ORDER: the oldest buffer not yet seen used
   for (uint32_t seen = 0; seen < size() && is_used(pos, wrap); ++seen) {
-    uint16_t n = chain_len(desc_[pos].id);
-    advance(pos, wrap, n == 0 ? 1 : n);
+    const uint16_t id = desc_[pos].id;
+    uint32_t n = chain_len(id);
+    if (n != 0 && in_order())
+      for (n = 0; next != outstanding().end();)
+        if (n += chain_len(*next); *next++ == id) break;
+    advance(pos, wrap, static_cast<uint16_t>(n == 0 ? 1 : n));
   }
   uint32_t half = pos | (wrap ? kPackedWrapBit : 0);
   return half | half << 16;
@@ -145,11 +151,25 @@ void PackedRing::write_indirect(uint16_t id, std::span<const Seg> segs) {
 }
 
 std::optional<UsedEntry> PackedRing::next_used() {
-  if (!is_used(used_pos_, used_wrap_)) return std::nullopt;
-  const PackedDesc& d = desc_[used_pos_];  // the acquire in is_used() orders these reads
-  UsedEntry e{d.id, d.len};
-  uint16_t n = chain_len(e.id);
-  advance(used_pos_, used_wrap_, n == 0 ? 1 : n);
+  if (batch_.empty()) {
+    if (!is_used(used_pos_, used_wrap_)) return std::nullopt;
+    const PackedDesc& d = desc_[used_pos_];  // the acquire in is_used() orders these reads
+    const UsedEntry e{d.id, d.len};
+    uint16_t n = chain_len(e.id);
+    if (n != 0 && in_order()) {
+      // Every buffer posted before e.id is used too; the device skips their positions.
+      for (uint16_t id : outstanding()) {
+        if (id == e.id) break;
+        batch_.push_back({id, 0});
+        n = static_cast<uint16_t>(n + chain_len(id));
+        ++batched_;
+      }
+    }
+    batch_.push_back(e);
+    advance(used_pos_, used_wrap_, n == 0 ? 1 : n);
+  }
+  UsedEntry e = batch_.front();
+  batch_.pop_front();
   return e;
 }
 

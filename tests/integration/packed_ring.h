@@ -11,12 +11,16 @@
 // release, so the device never sees part of a chain. The device writes a used
 // descriptor (AVAIL == USED == its used wrap counter) at its used position and
 // skips as many positions as the chain took; the driver reads them in order.
+// With IN_ORDER the device may write one used descriptor for a batch (2.8.20):
+// the buffers before it count as used (length 0), and the driver skips the
+// positions of all of them.
 //
 // Besides the normal driver operations it exposes raw access so tests can play
 // a hostile guest: any descriptor, any flags, the cursor and wrap counter.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 
 #include "driver_ring.h"
 
@@ -41,6 +45,9 @@ class PackedRing final : public DriverRing {
   uint32_t vring_base() const override;
   // Driver event flags DISABLE (2.8.10).
   void set_no_interrupt(bool on) override;
+
+  // Buffers returned as part of an IN_ORDER batch without a used descriptor of their own.
+  uint64_t batched() const { return batched_; }
 
   // Driver cursors: where the next chain goes, where the next used descriptor is expected.
   uint16_t avail_pos() const { return avail_pos_; }
@@ -83,6 +90,8 @@ class PackedRing final : public DriverRing {
   uint16_t used_pos_ = 0;
   bool used_wrap_ = true;
   bool no_interrupt_ = false;
+  std::deque<UsedEntry> batch_;  // entries of an IN_ORDER batch not handed out yet
+  uint64_t batched_ = 0;
 };
 
 }  // namespace vusw::it
