@@ -101,6 +101,7 @@ TEST_CASE("packed rings: mixed frames cross the switch intact and are counted ex
   SUBCASE("a packed without MRG_RXBUF, b split with 512 B buffers") {
     c = {"packed-split", guest(true, 250, false, 2048, false, true), guest(false, 128, true, 512, true)};
   }
+  if (c.name == nullptr) return;  // a run that entered no subcase (-sc filters)
   INFO("case " << std::string(c.name));
 
   DaemonConfig cfg;
@@ -127,7 +128,7 @@ TEST_CASE("packed rings: mixed frames cross the switch intact and are counted ex
   check_exact_counters(d, "b", counts_of(flows, b.get()));
   // Frames of >= 1024 B in one descriptor after their header were lent, not copied.
   uint64_t lent = json_u64(d.port("a"), "rx_zero_copy") + json_u64(d.port("b"), "rx_zero_copy");
-  MESSAGE(c.name << ": " << lent << " guest TX frames lent zero-copy");
+  MESSAGE(std::string(c.name) << ": " << lent << " guest TX frames lent zero-copy");
   CHECK(lent > 0);
   finish(d);
 }
