@@ -47,6 +47,7 @@ nlohmann::json vhost_details(const VhostPort& port)
     j["broken"] = broken;
     j["broken_queues"] = port.broken_total();
     j["features"] = vhost_user::feature_names(p.features);
+    j["features_bits"] = fmt::format("{:#x}", p.features);
     j["protocol_features"] = vhost_user::protocol_feature_names(p.protocol_features);
     j["ring_type"] = p.features & vhost_user::feature::kRingPacked ? "packed" : "split";
     j["mtu"] = p.mtu != 0 ? nlohmann::json(p.mtu) : nlohmann::json(nullptr);

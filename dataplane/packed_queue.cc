@@ -147,8 +147,9 @@ bool PackedQueue::add_buffer(const virtio::PackedDesc& d, Chain& chain, bool wri
     return f == QueueFault::none || fail(f);
 }
 
-// §2.8.19: an indirect table holds len/16 descriptors in the ring's layout, used in
-// order; inside it only WRITE means anything (NEXT and the ids are ignored).
+// §2.8.7: an indirect table holds len/16 descriptors in the ring's layout, used in
+// order; inside it only WRITE means anything (NEXT and the ids are ignored, §2.8.19),
+// and only on RX (see below).
 bool PackedQueue::walk_indirect(const virtio::PackedDesc& d, Chain& chain, bool writable)
 {
     if ((d.flags & virtio::kDescNext) || d.len == 0 || d.len % sizeof(virtio::PackedDesc) != 0)
@@ -161,6 +162,11 @@ bool PackedQueue::walk_indirect(const virtio::PackedDesc& d, Chain& chain, bool 
         std::memcpy(&e, table + i * sizeof e, sizeof e);
         if (e.flags & virtio::kDescIndirect)
             return fail(QueueFault::nested_indirect);
+        // DPDK's virtio PMD fills its TX tables' entries with WRITE and leaves it on the
+        // header entry (vring_desc_init_indirect_packed). We never write a TX buffer, so
+        // only an RX table's entries are held to their direction.
+        if (!writable)
+            e.flags &= uint16_t(~virtio::kDescWrite);
         if (!add_buffer(e, chain, writable))
             return false;
     }
@@ -193,7 +199,7 @@ bool PackedQueue::pop(Chain& chain, bool writable)
     do {
         if (taken == size_)
             return fail(QueueFault::chain_loop);
-        // Available chains are whole (§2.8.6: the driver makes the head available last),
+        // Available chains are whole (§2.8.21: the driver makes the head available last),
         // so a chain running into a descriptor that is not is a broken driver.
         if (!read_avail(index, wrap, d))
             return fail(QueueFault::partial_chain);

@@ -5,6 +5,7 @@
 #include "dataplane/guest_buffer.h"
 #include "vusw/prefetch.h"
 
+#include <algorithm>
 #include <atomic>
 
 namespace vusw {
@@ -65,7 +66,7 @@ bool SplitQueue::attach(const MemTable* mem)
     return fault_ == QueueFault::none;
 }
 
-uint16_t SplitQueue::available(uint16_t)
+uint16_t SplitQueue::available(uint16_t limit)
 {
     if (!ready())
         return 0;
@@ -74,7 +75,7 @@ uint16_t SplitQueue::available(uint16_t)
         fault_ = QueueFault::avail_idx_jump;
         return 0;
     }
-    return n;
+    return std::min(n, limit);
 }
 
 bool SplitQueue::add_buffer(const virtio::Desc& d, Chain& chain)

@@ -11,10 +11,14 @@
 #   testpmd_pair      tests/system/testpmd_pair.sh (two DPDK virtio-user front-ends)
 #   nic               tests/system/nic.sh (netns + veth + net_af_packet)
 #   null_nic          tests/system/null_nic.sh (net_null NIC both ways)
-#   (both system tests run again against build-asan's daemon)
+#   virtio_matrix     tests/system/virtio_matrix.sh (virtio-user variants: queues, packed,
+#                     in_order, mrg_rxbuf, vectorized, MTU 9000; counts and payload)
+#   (the system tests run again against build-asan's daemon; virtio_matrix with
+#    VIRTIO_MATRIX_ASAN_VARIANTS, a subset covering each switch code path once)
 #   vm                tests/vm/run.sh (QEMU guests: ping, NIC, memory hotplug, reconnect)
 #   fuzz              tests/fuzz/run.sh (libFuzzer targets, 20 s each)
-#   testpmd_pair asan, nic asan   the same against build-asan's vuswitchd
+#   testpmd_pair asan, nic asan, null_nic asan, virtio_matrix asan   the same against
+#                     build-asan's vuswitchd
 # A suite whose build failed is counted as failed, not skipped. A system test that
 # exits 77 (e.g. no hugepages possible) is counted as skipped, with its reason.
 # The last line is "N passed, N failed, N skipped"; the exit status is non-zero if
@@ -106,7 +110,7 @@ fi
 
 # System tests: once against build/, once against the sanitizer build's daemon.
 # A bound on each whole script; every step inside has its own timeout as well.
-for t in testpmd_pair nic null_nic; do
+for t in testpmd_pair nic null_nic virtio_matrix; do
   if ((build_ok)); then
     suite "$t" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
   else
@@ -120,6 +124,15 @@ for t in testpmd_pair nic null_nic; do
     not_run "$t asan" "build-asan failed"
   fi
 done
+# Under ASan each variant takes longer; one per ring layout / RX buffer scheme / queue
+# count is enough to catch memory errors in those paths.
+if ((asan_ok)); then
+  suite "virtio_matrix asan" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build-asan" \
+    VARIANTS="${VIRTIO_MATRIX_ASAN_VARIANTS:-queues=4 packed_vq=1 in_order=0 mrg_rxbuf=0 mtu=9000}" \
+    tests/system/virtio_matrix.sh
+else
+  not_run "virtio_matrix asan" "build-asan failed"
+fi
 
 # Real QEMU guests (TCG) through the switch: ping, NIC, memory hotplug, reconnect.
 if ((build_ok)); then
@@ -134,7 +147,7 @@ suite "fuzz" timeout --kill-after=30 900 env FUZZ_TIME=20 tests/fuzz/run.sh
 banner "summary"
 passed=0 failed=0 skipped=0
 for i in "${!NAMES[@]}"; do
-  printf '  %-16s %-4s %5ss  %s\n' "${NAMES[$i]}" "${RESULTS[$i]}" "${TIMES[$i]}" "${NOTES[$i]}"
+  printf '  %-18s %-4s %5ss  %s\n' "${NAMES[$i]}" "${RESULTS[$i]}" "${TIMES[$i]}" "${NOTES[$i]}"
   case ${RESULTS[$i]} in
     PASS) passed=$((passed + 1)) ;;
     FAIL) failed=$((failed + 1)) ;;

@@ -93,8 +93,8 @@ public:
     bool attach(const MemTable* mem);
     const MemTable* memory() const { return mem_; }
 
-    // Entries the driver has made available and we have not popped. Faults on a jump.
-    // `limit` is for the packed ring's sake (which counts by scanning); ignored here.
+    // Entries the driver has made available and we have not popped, at most `limit`.
+    // Faults on a jump.
     uint16_t available(uint16_t limit = UINT16_MAX);
     // Walks the chain at the next avail slot. Returns false (fault() set) on a
     // guest error that breaks the queue. `writable` is the direction we expect.

@@ -52,6 +52,42 @@ write("fuzz_virtqueue", "spanning", ring(2, 0, {0: (0x13f00, 0x200, 0, 0)}, [0])
 table = struct.pack("<QIHH", 0x13800, 16, NEXT, 1) + struct.pack("<QIHH", 0x13900, 16, 0, 0)
 write("fuzz_virtqueue", "indirect", ring(3, 0, {3: (0x13000, len(table), INDIRECT, 0)}, [3], extra=table))
 
+# fuzz_packed_queue: [size-1][flags][u16 last_avail][u16 last_used][ring_shift][n actions]
+# + n 8-byte actions [kind][a][u16 b][u32 c] + region A bytes. Region A (gpa 0x10000):
+# descriptor ring at 0, driver event area at 0x1000, device event area at 0x1010, tables
+# from 0x2000; region B at 0x14000. Actions: 0 pop (a = limit, b = most), 1 push (a%8+1
+# buffers from outstanding index b, len c), 2 flush, 3 driver posts (a%4+1 buffers, 0x10
+# WRITE, 0x20 indirect; b id; c addr/len), 4 poke, 5 rewind, 6 mark, 7 re-attach.
+AVAIL, USED = 0x80, 0x8000
+def packed(size, flags, descs, base=0x8000, actions=(), tables=(), event=None):
+    mem = bytearray(0x4000)
+    for i, (addr, length, ident, dflags) in descs.items():
+        struct.pack_into("<QIHH", mem, 16 * i, addr, length, ident, dflags)
+    for at, entries in tables:
+        for n, (addr, length, dflags) in enumerate(entries):
+            struct.pack_into("<QIHH", mem, at - 0x10000 + 16 * n, addr, length, 0, dflags)
+    if event is not None:
+        struct.pack_into("<HH", mem, 0x1000, *event)  # off_wrap, flags
+    script = b"".join(struct.pack("<BBHI", *a) for a in actions)
+    return struct.pack("<BBHHBB", size - 1, flags, base, base, 0, len(actions)) + script + bytes(mem)
+
+A = AVAIL  # available in the first lap (wrap counter 1)
+write("fuzz_packed_queue", "single", packed(8, 0, {0: (0x13000, 64, 0, A)}))
+write("fuzz_packed_queue", "chain", packed(7, 0, {0: (0x13000, 16, 9, A | NEXT), 1: (0x13100, 32, 9, A | NEXT), 2: (0x13200, 8, 3, A)}))
+write("fuzz_packed_queue", "indirect", packed(8, 0, {0: (0x12000, 32, 5, A | INDIRECT)},
+      tables=[(0x12000, [(0x13800, 16, NEXT), (0x13900, 16, 0)])]))
+write("fuzz_packed_queue", "rx_event_idx", packed(16, 3, {0: (0x13000, 512, 0, A | WRITE), 1: (0x13400, 512, 1, A | WRITE)},
+      event=(0x8001, 2)))
+write("fuzz_packed_queue", "spanning", packed(4, 0, {0: (0x13f00, 0x200, 0, A)}))
+write("fuzz_packed_queue", "wrap_base_0", packed(5, 0, {3: (0x13000, 64, 1, USED)}, base=3))
+laps = []
+for r in range(24):
+    laps += [(3, r % 3, r % 5, 0x00100040), (0, 255, 0xffff, 0), (1, 7, r, 100 + r), (2, 0, 0, 0)]
+write("fuzz_packed_queue", "laps_event_desc", packed(5, 2, {}, actions=laps, event=(0x8003, 2)))
+write("fuzz_packed_queue", "rewind", packed(6, 1, {}, actions=[
+    (3, 0x11, 1, 0x00200100), (3, 0x10, 2, 0x00300100), (6, 0, 0, 0), (0, 1, 1, 0), (3, 0x30, 3, 0x00400080),
+    (0, 255, 0xffff, 0), (5, 0, 0, 0), (0, 255, 0xffff, 0), (1, 7, 1, 60), (2, 0, 0, 0), (7, 1, 0, 0), (0, 255, 0xffff, 0)]))
+
 # fuzz_memtable: 26-byte records [kind][flags][u16 gpa][u16 uva][u16 size][u16 off][u64 raw][u64 len]
 def rec(kind, flags=0, gpa=0, uva=0, size=0, off=0, raw=0, length=0):
     return struct.pack("<BBHHHHQQ", kind, flags, gpa, uva, size, off, raw, length)

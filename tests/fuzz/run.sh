@@ -24,7 +24,7 @@ for arg in "$@"; do
     *) TARGETS+=("$arg") ;;
   esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_dispatch fuzz_virtqueue fuzz_memtable)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_dispatch fuzz_virtqueue fuzz_packed_queue fuzz_memtable)
 
 find_clang() {
   local c v
@@ -50,13 +50,16 @@ CXXFLAGS=(-std=c++2b -D__cpp_concepts=202002L -Wno-macro-redefined -Wno-builtin-
 declare -A SOURCES=(
   [fuzz_dispatch]="control/vhost_user/connection.cc control/vhost_user/dispatch.cc control/vhost_user/session.cc
                    control/log.cc ports/vhost_port.cc dataplane/guest_memory.cc dataplane/virtqueue.cc
-                   dataplane/rcu.cc dataplane/fdb.cc dataplane/port.cc dataplane/l2switch.cc dataplane/pmd.cc"
+                   dataplane/packed_queue.cc dataplane/rcu.cc dataplane/fdb.cc dataplane/port.cc dataplane/l2switch.cc
+                   dataplane/pmd.cc"
   [fuzz_virtqueue]="dataplane/guest_memory.cc dataplane/virtqueue.cc"
+  [fuzz_packed_queue]="dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/packed_queue.cc"
   [fuzz_memtable]="dataplane/guest_memory.cc"
 )
 declare -A LIBS=(
   [fuzz_dispatch]="$(pkg-config --libs libdpdk) -lfmt -lpthread"
   [fuzz_virtqueue]="-lfmt"
+  [fuzz_packed_queue]="-lfmt"
   [fuzz_memtable]="-lfmt"
 )
 

@@ -202,12 +202,64 @@ tp_stat() {
   tp_stats "$1" "$2" | awk -v p="$3" -v c="$4" '$1 == p { print $c }'
 }
 
+# tp_read_stats NAME NPORTS: "show port stats all" like tp_stats, but parsed by bash
+# builtins alone, for polling loops: on a loaded 2-core host (busy-polling testpmds and
+# PMD) every fork+exec costs 10-100 ms, and tp_stats runs about six. Sets, per port P of
+# NAME (overwritten by the next call, also for another testpmd):
+#   TP_RX[P] TP_TX[P] TP_RXB[P] TP_TXB[P]  (packets and bytes)
+# It keeps a read descriptor on NAME's log positioned after what it has parsed.
+declare -A TP_RFD=() TP_RPART=() TP_RX=() TP_TX=() TP_RXB=() TP_TXB=()
+TP_NAP_FD=
+tp_nap() { # SECONDS: sleep without forking (read on a fifo nobody writes, with a timeout)
+  if [[ -z $TP_NAP_FD ]]; then # (a subshell's first call leaves the fifo behind)
+    mkfifo "$SYS_TMP/.nap" 2>/dev/null || [[ -p $SYS_TMP/.nap ]] || fail "cannot create $SYS_TMP/.nap"
+    exec {TP_NAP_FD}<>"$SYS_TMP/.nap"
+  fi
+  read -r -t "$1" -u "$TP_NAP_FD" _ || true
+}
+tp_read_stats() {
+  local name=$1 nports=$2 fd line buf port=-1 seen=0 end=$((SECONDS + 10))
+  fd=${TP_RFD[$name]:-}
+  if [[ -z $fd ]]; then
+    exec {fd}<"${TP_LOG[$name]}"
+    TP_RFD[$name]=$fd
+  fi
+  # Skip what testpmd printed so far (its last line may lack its newline: the prompt).
+  buf=${TP_RPART[$name]:-}
+  while IFS= read -r -u "$fd" line; do buf=; done
+  buf+=$line
+  tp_cmd "$name" "show port stats all"
+  while ((seen < nports)); do
+    if IFS= read -r -u "$fd" line; then
+      line=$buf$line
+      buf=
+      if [[ $line =~ NIC\ statistics\ for\ port\ ([0-9]+) ]]; then
+        port=${BASH_REMATCH[1]}
+      elif ((port >= 0)) && [[ $line =~ RX-packets:\ *([0-9]+).*RX-bytes:\ *([0-9]+) ]]; then
+        TP_RX[$port]=${BASH_REMATCH[1]} TP_RXB[$port]=${BASH_REMATCH[2]}
+      elif ((port >= 0)) && [[ $line =~ TX-packets:\ *([0-9]+).*TX-bytes:\ *([0-9]+) ]]; then
+        TP_TX[$port]=${BASH_REMATCH[1]} TP_TXB[$port]=${BASH_REMATCH[2]}
+      elif ((port >= 0)) && [[ $line =~ Tx-pps: ]]; then
+        port=-1
+        seen=$((seen + 1))
+      fi
+    else
+      buf+=$line
+      ((SECONDS < end)) || fail "testpmd $name: no port statistics output"
+      tp_alive "$name" || fail "testpmd $name is gone"
+      tp_nap 0.01
+    fi
+  done
+  TP_RPART[$name]=$buf
+}
+
 # tp_quit NAME: stop forwarding, quit, wait (TERM/KILL after 15 s).
 tp_quit() {
   local name=$1 pid=${TP_PID[$1]}
   [[ -n $pid ]] || return 0
   printf 'stop\nquit\n' >&"${TP_FD[$name]}" 2>/dev/null || true
   exec {TP_FD[$name]}>&-
+  if [[ -n ${TP_RFD[$name]:-} ]]; then exec {TP_RFD[$name]}<&-; TP_RFD[$name]=; TP_RPART[$name]=; fi
   wait_exit "$pid" 15 || true
   stop_pid "$pid" 5
   TP_PID[$name]=

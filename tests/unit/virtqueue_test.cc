@@ -238,6 +238,16 @@ TEST_CASE("available counts new entries, across the 16-bit wrap, and faults on a
         CHECK(q.available() == 8);
         CHECK(q.ready());
     }
+    SUBCASE("at most the caller's limit (a burst's scratch holds no more)")
+    {
+        d.attach(q);
+        for (int i = 0; i < 8; ++i)
+            d.make_available(0);
+        CHECK(q.available(3) == 3);
+        CHECK(q.available(0) == 0);
+        CHECK(q.available(9) == 8);
+        CHECK(q.ready());
+    }
     SUBCASE("wrap of the free-running index")
     {
         d.attach(q, 65534);
