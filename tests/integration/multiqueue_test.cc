@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <bit>
+#include <bitset>
 
 #include "fixture.h"
 
@@ -90,7 +91,7 @@ TEST_CASE("multiqueue: flows to a 4-pair guest spread over its RX queues, each f
   PumpResult r = pump(flows);
   check_delivered(r);
   const uint32_t used = queues_used(r);
-  MESSAGE("RX queues used: 0x" << std::hex << used);
+  MESSAGE("RX queues used (bit q = queue q): " << std::bitset<kPairs>(used).to_string());
   CHECK(std::popcount(used) > 1);
   CHECK(used < (1u << kPairs));
   CHECK(s.m->rx_errors() == 0);
@@ -128,7 +129,7 @@ TEST_CASE("multiqueue: a pair disabled with SET_VRING_ENABLE 0 gets no traffic u
   PumpResult r = pump(flows_to_m(*s.a, *s.m));
   check_delivered(r);
   const uint32_t used = queues_used(r);
-  MESSAGE("RX queues used with pair " << kOff << " disabled: 0x" << std::hex << used);
+  MESSAGE("RX queues used with pair " << kOff << " disabled: " << std::bitset<kPairs>(used).to_string());
   CHECK((used & (1u << kOff)) == 0);
   CHECK(std::popcount(used) > 1);
   CHECK(json_sum(s.d.port("m"), "drops") == 0);
@@ -141,7 +142,7 @@ TEST_CASE("multiqueue: a pair disabled with SET_VRING_ENABLE 0 gets no traffic u
   for (Flow& f : again) f.src[4] = 1;  // new flows, hashed afresh
   r = pump(again);
   check_delivered(r);
-  MESSAGE("RX queues used with pair " << kOff << " enabled again: 0x" << std::hex << queues_used(r));
+  MESSAGE("RX queues used with pair " << kOff << " enabled again: " << std::bitset<kPairs>(queues_used(r)).to_string());
   CHECK((queues_used(r) & (1u << kOff)) != 0);
   finish(s.d);
 }

@@ -212,6 +212,7 @@ TEST_CASE("packed rings: hostile descriptors break only that queue, with the rea
     CAPTURE(c.warmup);
     run_case(bench, *x, c);
   }
+  MESSAGE("x broke with: " << bench.port("x")["broken"].dump());
   finish(bench.d);
 }
 
