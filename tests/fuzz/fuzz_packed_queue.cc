@@ -152,9 +152,11 @@ Expected reference_pop(const MemTable& m, const std::byte* ring, uint16_t size, 
             if (table == nullptr)
                 return {QueueFault::desc_outside_memory};
             for (uint32_t i = 0; i < d.len / 16; ++i) {
-                const RawDesc t = load(table, i);
+                RawDesc t = load(table, i);
                 if (t.flags & INDIRECT)
                     return {QueueFault::nested_indirect};
+                if (!writable)
+                    t.flags &= uint16_t(~WRITE);  // a TX table's WRITE means nothing (DPDK's virtio PMD sets it)
                 if (const QueueFault f = buffer(m, t, writable, e.seg); f != QueueFault::none)
                     return {f};
             }
