@@ -199,8 +199,9 @@ vm_start() {
   [[ ${VM_VERBOSE:-0} == 1 ]] && quiet=
   VM_SERIAL[$name]=$serial
   : >"$serial"
-  # vectors=0: QEMU 7.2 under TCG has crashed when a guest enabled a vhost-user
-  # virtio-net with MSI-X; legacy INTx avoids it.
+  # vectors=0: QEMU 7.2 under TCG segfaults when a guest starts a vhost-user virtio-net
+  # with MSI-X (vhost_net_start -> msix_set_vector_notifiers), also with mq=on; legacy
+  # INTx avoids it.
   local netdev=vhost-user,id=n0,chardev=c0 device=virtio-net-pci,netdev=n0,mac=$mac
   [[ -n ${VM_NETDEV_OPTS:-} ]] && netdev+=,$VM_NETDEV_OPTS
   [[ -n ${VM_DEVICE_OPTS:-} ]] && device+=,$VM_DEVICE_OPTS
