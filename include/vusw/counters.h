@@ -39,6 +39,7 @@ enum class Drop : uint8_t {
     tx_full,            // NIC transmit queue full
     handoff_full,       // another core's hand-off ring full
     no_destination,     // no other port to send to
+    bad_offload,        // a virtio-net header asking for a checksum/segmentation that does not fit the frame
     count_
 };
 std::string_view drop_name(Drop d);
