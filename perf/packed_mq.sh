@@ -14,6 +14,10 @@
 #   --rings "split packed"        split = no devargs, packed = --virtio packed_vq=1
 #   --trials 3                    rounds of the 1-queue-pair configurations
 #   --mq-trials 2                 rounds of the configurations with more queue pairs
+#   --mq-sizes "64"               frame sizes of those (default: --sizes)
+#   --budget MIN                  skip the remaining runs once the next one would end after
+#                                 MIN minutes (estimated from the runs so far); runs go
+#                                 round 1 of everything first, then the 1-pair rounds
 #   --duration 4 --warmup 2       perf/run.sh's window and warm-up, s
 #   --quiet-wait S --lock FILE    passed to perf/run.sh
 #   --markdown FILE               tables (default perf/results/packed-mq.md; "-" = stdout);
@@ -35,6 +39,8 @@ QUEUES="1 2 4"
 RINGS="split packed"
 TRIALS=3
 MQ_TRIALS=2
+MQ_SIZES=
+BUDGET=0
 DURATION=4
 WARMUP=2
 PASS=()
@@ -50,6 +56,8 @@ while [[ $# -gt 0 ]]; do
     --rings) need_arg "$@"; RINGS=$2; shift 2 ;;
     --trials) need_arg "$@"; TRIALS=$2; shift 2 ;;
     --mq-trials) need_arg "$@"; MQ_TRIALS=$2; shift 2 ;;
+    --mq-sizes) need_arg "$@"; MQ_SIZES=$2; shift 2 ;;
+    --budget) need_arg "$@"; BUDGET=$2; shift 2 ;;
     --duration) need_arg "$@"; DURATION=$2; shift 2 ;;
     --warmup) need_arg "$@"; WARMUP=$2; shift 2 ;;
     --quiet-wait|--lock) need_arg "$@"; PASS+=("$1" "$2"); shift 2 ;;
@@ -59,6 +67,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+[[ $BUDGET =~ ^[0-9]+$ ]] || { echo "--budget: $BUDGET is not a whole number of minutes" >&2; exit 2; }
 for v in TRIALS MQ_TRIALS; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "--${v,,}: ${!v} is not a positive number" >&2; exit 2; }
 done
@@ -69,27 +78,45 @@ done
 work=$(mktemp -d /tmp/vusw-packed-mq.XXXXXX)
 trap '[[ ${SYS_KEEP_LOGS:-0} == 1 ]] || rm -rf "$work"' EXIT
 if [[ $SETUP == 1 ]]; then deploy/setup.sh || { echo "deploy/setup.sh failed; fix it or pass --no-setup" >&2; exit 1; }; fi
-rounds=$((TRIALS > MQ_TRIALS ? TRIALS : MQ_TRIALS))
+# The runs in order of priority: round 1 of every configuration, then the further rounds
+# of the 1-pair configurations, then those of the others. --budget stops before a run that
+# would end past it (estimated from the runs so far), so a tight budget keeps round 1 of
+# everything and as many 1-pair trials as fit.
+plan=()
+for q in $QUEUES; do for ring in $RINGS; do plan+=("1 $q $ring"); done; done
+for ((round = 2; round <= TRIALS; round++)); do
+  for q in $QUEUES; do ((q == 1)) || continue; for ring in $RINGS; do plan+=("$round $q $ring"); done; done
+done
+for ((round = 2; round <= MQ_TRIALS; round++)); do
+  for q in $QUEUES; do ((q > 1)) || continue; for ring in $RINGS; do plan+=("$round $q $ring"); done; done
+done
 start=$(date -u '+%Y-%m-%d %H:%M UTC') t0=$SECONDS
-loads=()
-echo "[packed-mq] $start; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-for ((round = 1; round <= rounds; round++)); do
-  for q in $QUEUES; do
-    if ((q == 1 && round > TRIALS)) || ((q > 1 && round > MQ_TRIALS)); then continue; fi
-    for ring in $RINGS; do
-      virtio=()
-      [[ $ring == packed ]] && virtio=(--virtio packed_vq=1)
-      loads+=("$(cut -d' ' -f1 /proc/loadavg)")
-      echo "[packed-mq] round $round/$rounds: $q queue pair(s), $ring ring; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-      perf/run.sh --no-setup --no-memory --topologies "$TOPOLOGY" --targets "$TARGETS" --sizes "$SIZES" \
-        --trials 1 --duration "$DURATION" --warmup "$WARMUP" --queues "$q" --multi-flow ${virtio[@]+"${virtio[@]}"} \
-        ${PASS[@]+"${PASS[@]}"} --markdown "$work/q$q-$ring-$round.md" --no-plot |
-        sed -u 's/^/    /' || echo "[packed-mq] WARNING: perf/run.sh reported failures in this run (see above)"
-    done
-  done
+loads=() done_runs=0 skipped=0
+echo "[packed-mq] $start; load average $(cut -d' ' -f1-3 /proc/loadavg); ${#plan[@]} runs of perf/run.sh"
+for item in "${plan[@]}"; do
+  read -r round q ring <<<"$item"
+  sizes=$SIZES
+  ((q > 1)) && [[ -n $MQ_SIZES ]] && sizes=$MQ_SIZES
+  if ((BUDGET > 0 && done_runs > 0)); then
+    per=$(((SECONDS - t0) / done_runs))
+    if ((SECONDS - t0 + per > BUDGET * 60)); then
+      echo "[packed-mq] budget of $BUDGET min: skipping round $round, $q queue pair(s), $ring ring"
+      skipped=$((skipped + 1))
+      continue
+    fi
+  fi
+  virtio=()
+  [[ $ring == packed ]] && virtio=(--virtio packed_vq=1)
+  loads+=("$(cut -d' ' -f1 /proc/loadavg)")
+  echo "[packed-mq] $(date -u +%H:%M:%S) round $round: $q queue pair(s), $ring ring; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  perf/run.sh --no-setup --no-memory --topologies "$TOPOLOGY" --targets "$TARGETS" --sizes "$sizes" \
+    --trials 1 --duration "$DURATION" --warmup "$WARMUP" --queues "$q" --multi-flow ${virtio[@]+"${virtio[@]}"} \
+    ${PASS[@]+"${PASS[@]}"} --markdown "$work/q$q-$ring-$round.md" --no-plot |
+    sed -u 's/^/    /' || echo "[packed-mq] WARNING: perf/run.sh reported failures in this run (see above)"
+  done_runs=$((done_runs + 1))
 done
 end=$(date -u '+%H:%M UTC')
-echo "[packed-mq] done at $end after $(((SECONDS - t0) / 60)) min; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "[packed-mq] done at $end after $(((SECONDS - t0) / 60)) min, $done_runs runs, $skipped skipped for the budget; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # One CSV of every trial: run.sh's columns plus config_ring (what was asked for) and round.
 csv=$work/all.csv
@@ -107,7 +134,7 @@ done
   echo "### Packed vs split rings, 1/2/4 queue pairs ($TOPOLOGY)"
   echo
   echo "$start - $end, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); load average (1 min) at the start of each run.sh call: $(printf '%s\n' "${loads[@]}" | sort -g | sed -n '1p;$p' | paste -sd- -) (median $(printf '%s\n' "${loads[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'))."
-  echo "Command: \`perf/packed_mq.sh --sizes \"$SIZES\" --topology $TOPOLOGY --targets \"$TARGETS\" --queues \"$QUEUES\" --rings \"$RINGS\" --trials $TRIALS --mq-trials $MQ_TRIALS --duration $DURATION --warmup $WARMUP${PASS[*]:+ ${PASS[*]}}\`"
+  echo "Command: \`perf/packed_mq.sh --sizes \"$SIZES\" --topology $TOPOLOGY --targets \"$TARGETS\" --queues \"$QUEUES\" --rings \"$RINGS\" --trials $TRIALS --mq-trials $MQ_TRIALS${MQ_SIZES:+ --mq-sizes \"$MQ_SIZES\"} --duration $DURATION --warmup $WARMUP${PASS[*]:+ ${PASS[*]}}$( ((BUDGET)) && echo " --budget $BUDGET")\`; $done_runs run.sh calls, $skipped skipped for the budget."
   echo
   /usr/bin/python3 - "$csv" <<'EOF'
 import csv, statistics, sys
