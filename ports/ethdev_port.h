@@ -11,8 +11,10 @@ namespace vusw {
 
 class EthdevPort final : public Port {
 public:
-    // Probes `devargs` (any DPDK device string) and starts it with one RX and one TX queue.
-    static Result<std::unique_ptr<EthdevPort>> open(const std::string& devargs, rte_mempool* pool);
+    // Probes `devargs` (any DPDK device string) and starts it with one RX and one TX
+    // queue; the switch calls the port `name` (the devargs name unless named otherwise).
+    static Result<std::unique_ptr<EthdevPort>> open(const std::string& devargs, const std::string& name,
+                                                    rte_mempool* pool);
     ~EthdevPort() override;
 
     uint16_t receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max) override;
