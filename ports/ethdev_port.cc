@@ -7,19 +7,40 @@
 
 #include <fmt/format.h>
 
+#include <array>
+
 namespace vusw {
 namespace {
 
 constexpr uint16_t kRingSize = 1024;
+constexpr uint64_t kTxChecksums = RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+constexpr uint64_t kTxTso = RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | kTxChecksums;
+constexpr uint64_t kRxChecksums = RTE_ETH_RX_OFFLOAD_TCP_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+constexpr uint64_t kOffloadRequests = RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_TCP_SEG;
 
-Status configure(uint16_t port, rte_mempool* pool)
+// The TX offloads a device has, all or nothing per kind.
+OffloadCaps caps_of(uint64_t tx_capa)
+{
+    OffloadCaps caps;
+    caps.csum = (tx_capa & kTxChecksums) == kTxChecksums;
+    caps.tso4 = (tx_capa & kTxTso) == kTxTso;
+    caps.tso6 = caps.tso4;  // DPDK's TCP_TSO covers both
+    return caps;
+}
+
+Status configure(uint16_t port, rte_mempool* pool, OffloadCaps& caps)
 {
     rte_eth_dev_info info{};
     if (int rc = rte_eth_dev_info_get(port, &info); rc != 0)
         return fail("ethdev", fmt::format("cannot query device info: {}", rte_strerror(-rc)));
     rte_eth_conf conf{};
     // Frames from guests can be larger than one mbuf: transmit mbuf chains where possible.
-    conf.txmode.offloads = info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+    // Checksums and segmentation guests ask for go to the device when it can do them.
+    caps = caps_of(info.tx_offload_capa);
+    conf.txmode.offloads = info.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_MULTI_SEGS | (caps.csum ? kTxChecksums : 0) |
+                                                    (caps.tso4 ? kTxTso : 0));
+    // Frames whose checksum the device verified reach guests marked DATA_VALID.
+    conf.rxmode.offloads = info.rx_offload_capa & kRxChecksums;
     if (int rc = rte_eth_dev_configure(port, 1, 1, &conf); rc != 0)
         return fail("ethdev", fmt::format("cannot configure: {}", rte_strerror(-rc)));
     const int socket = rte_eth_dev_socket_id(port);
@@ -50,13 +71,14 @@ Result<std::unique_ptr<EthdevPort>> EthdevPort::open(const std::string& devargs,
     uint16_t port = 0;
     if (rte_eth_dev_get_port_by_name(name.c_str(), &port) != 0)
         return fail("ethdev", fmt::format("--nic {}: probed, but no ethdev named {}", devargs, name));
-    if (auto ok = configure(port, pool); !ok)
+    OffloadCaps caps;
+    if (auto ok = configure(port, pool, caps); !ok)
         return fail("ethdev", fmt::format("--nic {}: {}", devargs, ok.error().detail));
-    return std::unique_ptr<EthdevPort>(new EthdevPort(port_name, devargs, port));
+    return std::unique_ptr<EthdevPort>(new EthdevPort(port_name, devargs, port, caps));
 }
 
-EthdevPort::EthdevPort(std::string name, std::string devargs, uint16_t port_id)
-    : Port(std::move(name), "ethdev"), devargs_(std::move(devargs)), port_id_(port_id)
+EthdevPort::EthdevPort(std::string name, std::string devargs, uint16_t port_id, OffloadCaps caps)
+    : Port(std::move(name), "ethdev"), devargs_(std::move(devargs)), port_id_(port_id), caps_(caps)
 {
     create_handoff();
 }
@@ -82,6 +104,38 @@ uint16_t EthdevPort::receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max)
 }
 
 void EthdevPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
+{
+    // Frames asking for a checksum or segmentation the device cannot do: software first.
+    for (uint16_t i = 0; i < n; ++i) {
+        if ((pkts[i]->ol_flags & kOffloadRequests) != 0) {
+            transmit_offloaded(ctx, pkts, n);
+            return;
+        }
+    }
+    send(ctx, pkts, n);
+}
+
+void EthdevPort::transmit_offloaded(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
+{
+    std::array<rte_mbuf*, kMaxSoftwareSegments> out;
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        if ((m->ol_flags & RTE_MBUF_F_TX_TCP_SEG) && (m->ol_flags & RTE_MBUF_F_TX_IPV4) && caps_.tso4)
+            m->ol_flags |= RTE_MBUF_F_TX_IP_CKSUM;  // the device recomputes each segment's IPv4 header
+        uint16_t made = resolve_offloads(&m, 1, caps_, ctx.pool, counters(ctx.slot), out.data(), uint16_t(out.size()));
+        // Fix what the device needs in the headers (pseudo-header sums for its checksum
+        // and segmentation) where the driver knows better than we do.
+        const uint16_t ready = rte_eth_tx_prepare(port_id_, 0, out.data(), made);
+        if (ready < made) {
+            counters(ctx.slot).drop(Drop::bad_offload, made - ready);
+            rte_pktmbuf_free_bulk(out.data() + ready, made - ready);
+            made = ready;
+        }
+        send(ctx, out.data(), made);
+    }
+}
+
+void EthdevPort::send(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
 {
     uint64_t bytes = 0;
     for (uint16_t i = 0; i < n; ++i)

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "vusw/offload.h"
 #include "vusw/port.h"
 #include "vusw/result.h"
 
@@ -11,8 +12,9 @@ namespace vusw {
 
 class EthdevPort final : public Port {
 public:
-    // Probes `devargs` (any DPDK device string) and starts it with one RX and one TX
-    // queue; the switch calls the port `name` (the devargs name unless named otherwise).
+    // Probes `devargs` (any DPDK device string) and starts it with one RX and one TX queue,
+    // with the checksum and TSO offloads the device has (RX checksum validation included);
+    // the switch calls the port `name` (the devargs name unless named otherwise).
     static Result<std::unique_ptr<EthdevPort>> open(const std::string& devargs, const std::string& name,
                                                     rte_mempool* pool);
     ~EthdevPort() override;
@@ -21,12 +23,19 @@ public:
     void transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n) override;
     std::string state() const override;
     uint16_t port_id() const { return port_id_; }
+    // What the device's TX takes as it is; the rest is done in software (offload.h).
+    const OffloadCaps& offloads() const { return caps_; }
 
 private:
-    EthdevPort(std::string name, std::string devargs, uint16_t port_id);
+    EthdevPort(std::string name, std::string devargs, uint16_t port_id, OffloadCaps caps);
+    // Burst with frames asking for checksums or segmentation: resolved one at a time.
+    void transmit_offloaded(PmdContext& ctx, rte_mbuf** pkts, uint16_t n);
+    // Hands frames to the device; counts what it took and drops the rest (tx_full).
+    void send(PmdContext& ctx, rte_mbuf** pkts, uint16_t n);
 
     std::string devargs_;
     uint16_t port_id_;
+    OffloadCaps caps_;
 };
 
 // The port name a devargs string gives ("net_tap0,iface=x" -> "net_tap0").

@@ -8,34 +8,40 @@
 #include <cstring>
 
 #include "ports/vhost_rings.h"
+#include "vusw/offload.h"
 #include "vusw/prefetch.h"
 
 namespace vusw {
 namespace {
 
-// virtio-net header (virtio 1.2 §5.1.6), 12 bytes with VERSION_1 or MRG_RXBUF.
-struct NetHeader {
-    uint8_t flags;
-    uint8_t gso_type;
-    uint16_t hdr_len;
-    uint16_t gso_size;
-    uint16_t csum_start;
-    uint16_t csum_offset;
-    uint16_t num_buffers;
+// The mbuf flags that ask a destination for a checksum or segmentation.
+constexpr uint64_t kOffloadRequests = RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_TCP_SEG;
+
+using virtio::NetHeader;
+
+// A virtio-net header but num_buffers, as two plain values: flags, gso_type, hdr_len,
+// gso_size and csum_start in one word, then csum_offset (little-endian, like the guest).
+struct HeaderWords {
+    uint64_t first = 0;
+    uint16_t csum_offset = 0;
 };
-static_assert(sizeof(NetHeader) == 12);
 
-
-// Stores a virtio-net header with no offloads and `num_buffers` (only in the 12-byte
-// layout) with plain stores. Never build it on the stack and copy it: that load waits
-// for every older store, including the previous frames' stores into cold guest buffers
-// (a failed store forward), and cost more than half the 64 B loopback rate.
-void store_header(std::byte* dst, uint16_t num_buffers, uint32_t hdr_len)
+HeaderWords header_words(const NetHeader& h)
 {
-    const uint64_t first = 0;  // flags, gso_type, hdr_len, gso_size, csum_start
-    const uint16_t zero = 0;   // csum_offset
-    std::memcpy(dst, &first, sizeof(first));
-    std::memcpy(dst + 8, &zero, sizeof(zero));
+    return {uint64_t(h.flags) | uint64_t(h.gso_type) << 8 | uint64_t(h.hdr_len) << 16 | uint64_t(h.gso_size) << 32 |
+                uint64_t(h.csum_start) << 48,
+            h.csum_offset};
+}
+
+
+// Stores a virtio-net header and `num_buffers` (only in the 12-byte layout) with plain
+// stores. Never build it on the stack and copy it: that load waits for every older
+// store, including the previous frames' stores into cold guest buffers (a failed store
+// forward), and cost more than half the 64 B loopback rate.
+void store_header(std::byte* dst, HeaderWords w, uint16_t num_buffers, uint32_t hdr_len)
+{
+    std::memcpy(dst, &w.first, sizeof(w.first));
+    std::memcpy(dst + 8, &w.csum_offset, sizeof(w.csum_offset));
     if (hdr_len == sizeof(NetHeader))
         std::memcpy(dst + 10, &num_buffers, sizeof(num_buffers));
 }
@@ -61,16 +67,16 @@ public:
         }
     }
 
-    void write_header(uint16_t num_buffers, uint32_t hdr_len)
+    void write_header(HeaderWords w, uint16_t num_buffers, uint32_t hdr_len)
     {
         const Segment& s = chains_[chain_].seg[seg_];
         if (off_ != 0 || s.len < hdr_len) {  // a header split over descriptors: rare
-            NetHeader hdr{};
-            hdr.num_buffers = num_buffers;
-            write(&hdr, hdr_len);
+            std::array<std::byte, sizeof(NetHeader)> hdr;
+            store_header(hdr.data(), w, num_buffers, hdr_len);
+            write(hdr.data(), hdr_len);
             return;
         }
-        store_header(s.host, num_buffers, hdr_len);
+        store_header(s.host, w, num_buffers, hdr_len);
         used_[chain_] += hdr_len;
         off_ = hdr_len;
         if (off_ == s.len)
@@ -148,14 +154,15 @@ void VhostPort::fill(PmdContext& ctx, Vring& v, const RxClaim& cl)
     const rte_mbuf* m = cl.m;
     const uint32_t len = m->pkt_len;
     const Segment& first = chains[0].seg[0];
+    const HeaderWords words = F::kOffloads ? header_words(offload_header(m, v.caps)) : HeaderWords{};
     if (m->nb_segs == 1 && first.len >= F::kHdr + len) {  // the common case: one buffer holds it all
-        store_header(first.host, 1, F::kHdr);
+        store_header(first.host, words, 1, F::kHdr);
         rte_memcpy(first.host + F::kHdr, rte_pktmbuf_mtod(m, const void*), len);
         q.push_used(chains[0].head, F::kHdr + len);
     } else {
         std::array<uint32_t, kMaxRxChainsPerFrame> used{};
         ChainWriter out(chains, used.data());
-        out.write_header(cl.count, F::kHdr);
+        out.write_header(words, cl.count, F::kHdr);
         for (const rte_mbuf* s = m; s != nullptr; s = s->next)
             out.write(rte_pktmbuf_mtod(s, const void*), s->data_len);
         for (uint16_t i = 0; i < cl.count; ++i)
@@ -176,6 +183,31 @@ void VhostPort::transmit_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16
         rte_pktmbuf_free_bulk(pkts, n);
         return;
     }
+    // A frame asking for a checksum or segmentation this guest does not take (it did not
+    // negotiate GUEST_CSUM / GUEST_TSO*) is done in software first: the slow path.
+    for (uint16_t i = 0; i < n; ++i)
+        if ((pkts[i]->ol_flags & kOffloadRequests) != 0 && needs_software(pkts[i], v.caps))
+            return transmit_in_software<F>(ctx, v, pkts, n);
+    fill_ring<F>(ctx, v, pkts, n);
+}
+
+template <class F>
+void VhostPort::transmit_in_software(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16_t n)
+{
+    PortCounters& counters = this->counters(ctx.slot);
+    std::array<rte_mbuf*, kMaxSoftwareSegments> out;
+    for (uint16_t i = 0; i < n; ++i) {
+        const uint16_t made = resolve_offloads(&pkts[i], 1, v.caps, ctx.pool, counters, out.data(), uint16_t(out.size()));
+        if (made > 0)
+            fill_ring<F>(ctx, v, out.data(), made);
+    }
+}
+
+template <class F>
+void VhostPort::fill_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16_t n)
+{
+    using Q = typename F::Queue;
+    PortCounters& counters = this->counters(ctx.slot);
     Q& q = queue_of<Q>(v);
     uint16_t avail = fresh_available<Q>(v, kRxScan);
     q.prefetch_heads(std::min(avail, n));
@@ -190,7 +222,7 @@ void VhostPort::transmit_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16
                 counters.drop(Drop::queue_not_ready);
                 continue;
             }
-            if (std::size_t(chains) + kMaxRxChainsPerFrame > rx_chains_.size())
+            if (std::size_t(chains) + kMaxRxChainsPerFrame > rx_chains_.size() || claimed == rx_claims_.size())
                 break;  // scratch full: copy these first
             RxClaim& cl = rx_claims_[claimed];
             cl = RxClaim{pkts[next], chains, 0, false};

@@ -9,6 +9,7 @@
 #include <span>
 
 #include "ports/vhost_rings.h"
+#include "vusw/offload.h"
 
 namespace vusw {
 namespace {
@@ -34,6 +35,20 @@ std::span<std::byte> frame_in_one_piece(const Chain& c, uint32_t hdr_len)
     if (c.count == 2 && c.seg[0].len == hdr_len)
         return {c.seg[1].host, c.seg[1].len};
     return {};
+}
+
+// The virtio-net header at the start of a chain (`hdr_len` bytes of it; the rest zero).
+virtio::NetHeader read_header(const Chain& c, uint32_t hdr_len)
+{
+    virtio::NetHeader h{};
+    auto* dst = reinterpret_cast<std::byte*>(&h);
+    for (uint16_t i = 0; i < c.count && hdr_len > 0; ++i) {
+        const uint32_t n = std::min(hdr_len, c.seg[i].len);
+        std::memcpy(dst, c.seg[i].host, n);
+        dst += n;
+        hdr_len -= n;
+    }
+    return h;
 }
 
 // Copies a chain (minus its leading virtio-net header) into an mbuf chain.
@@ -145,6 +160,11 @@ bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemT
     PortCounters& counters = this->counters(ctx.slot);
     if (m == nullptr) {
         counters.drop(why);
+        return false;
+    }
+    if (F::kOffloads && !offload_from_header(read_header(c, F::kHdr), m, !lent)) {
+        counters.drop(Drop::bad_offload);
+        rte_pktmbuf_free(m);  // a lent buffer goes back to the guest through its free callback
         return false;
     }
     counters.rx_packets.add();

@@ -24,6 +24,7 @@
 
 #include "vusw/counters.h"
 #include "vusw/guest_memory.h"
+#include "vusw/offload.h"
 #include "vusw/packed_queue.h"
 #include "vusw/port.h"
 #include "vusw/rcu.h"
@@ -72,6 +73,8 @@ struct RingSetup {
     bool reconfigure = false;// new placement for a running ring, keeping its position
     bool mrg_rxbuf = false;  // VIRTIO_NET_F_MRG_RXBUF
     bool in_order = false;   // VIRTIO_F_IN_ORDER: buffers are used in the order made available
+    bool offloads = false;   // CSUM or GUEST_CSUM: the virtio-net header carries offload requests
+    OffloadCaps guest;       // what the guest takes on RX (GUEST_CSUM, GUEST_TSO4/6)
     uint16_t hdr_len = 12;   // virtio-net header size
     // ring.packed (VIRTIO_F_RING_PACKED) chooses the queue type.
 };
@@ -152,6 +155,7 @@ private:
         bool started = false;
         bool enabled = false;
         Loops loops = loops_for(RingSetup{});
+        OffloadCaps caps;                  // RX rings: what the guest takes as it is
         uint32_t generation = 0;
         std::vector<Loan> lent;            // TX rings: one slot per descriptor
         // In-order TX rings while buffers are lent: every buffer taken since the oldest
@@ -179,6 +183,12 @@ private:
     uint16_t receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_mbuf** pkts, uint16_t max);
     template <class F>
     void transmit_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16_t n);
+    // Guest RX without the checks: frames the guest takes as they are.
+    template <class F>
+    void fill_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16_t n);
+    // Guest RX of a burst with frames needing software checksums or segmentation.
+    template <class F>
+    void transmit_in_software(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16_t n);
     // Available entries (up to `limit`), with the rings translated through a table read
     // after the index.
     template <class Q>
@@ -231,9 +241,10 @@ private:
     static inline uint32_t lend_min_ = 1024;  // --zero-copy-min's default
     rte_ring* returns_ = nullptr;  // Loan* freed off the owner core (multi-producer)
     uint32_t lent_total_ = 0;      // owner core
-    static constexpr uint16_t kMaxRxChainsPerFrame = 16;  // merged RX buffers per frame
+    // Merged RX buffers per frame: a 64 KiB TSO segment in 1.5 KiB buffers takes 44.
+    static constexpr uint16_t kMaxRxChainsPerFrame = 48;
     static constexpr uint16_t kRxScan = 2 * kBurst;       // RX buffers counted at a time (packed rings scan)
-    std::array<Chain, 2 * kBurst> rx_chains_;            // one burst's claimed RX buffers
+    std::array<Chain, 2 * kBurst + kMaxRxChainsPerFrame> rx_chains_;  // one burst's claimed RX buffers
     std::array<RxClaim, kBurst> rx_claims_;
     std::array<Chain, kBurst> tx_chains_;  // one guest TX burst, walked before it is copied
 };

@@ -11,12 +11,13 @@
 
 namespace vusw {
 
-template <class Q, uint16_t Hdr, bool MrgRxbuf, bool InOrder>
+template <class Q, uint16_t Hdr, bool MrgRxbuf, bool InOrder, bool Offloads>
 struct RingFeatures {
     using Queue = Q;                               // SplitQueue or PackedQueue
     static constexpr uint16_t kHdr = Hdr;          // virtio-net header bytes
     static constexpr bool kMrgRxbuf = MrgRxbuf;    // a frame may take several RX buffers
     static constexpr bool kInOrder = InOrder;      // used in the order made available
+    static constexpr bool kOffloads = Offloads;    // the header carries checksum/segmentation requests
 };
 
 // Calls make.template operator()<F>() with the RingFeatures that match `s`: every
@@ -25,10 +26,15 @@ struct RingFeatures {
 template <class Make>
 auto with_ring_features(const RingSetup& s, Make make)
 {
+    const auto offloads = [&]<class Q, uint16_t Hdr, bool Mrg, bool InOrder>() {
+        if (s.offloads)
+            return make.template operator()<RingFeatures<Q, Hdr, Mrg, InOrder, true>>();
+        return make.template operator()<RingFeatures<Q, Hdr, Mrg, InOrder, false>>();
+    };
     const auto order = [&]<class Q, uint16_t Hdr, bool Mrg>() {
         if (s.in_order)
-            return make.template operator()<RingFeatures<Q, Hdr, Mrg, true>>();
-        return make.template operator()<RingFeatures<Q, Hdr, Mrg, false>>();
+            return offloads.template operator()<Q, Hdr, Mrg, true>();
+        return offloads.template operator()<Q, Hdr, Mrg, false>();
     };
     const auto layout = [&]<class Q>() {
         if (s.mrg_rxbuf)

@@ -122,7 +122,13 @@ inline constexpr std::size_t kMaxFds = 8;
 
 // Feature bits (virtio 1.2 and vhost-user).
 namespace feature {
+inline constexpr uint64_t kCsum = 1ull << 0;           // device takes partial checksums (guest TX)
+inline constexpr uint64_t kGuestCsum = 1ull << 1;      // guest takes partial checksums (guest RX)
 inline constexpr uint64_t kNetMtu = 1ull << 3;
+inline constexpr uint64_t kGuestTso4 = 1ull << 7;
+inline constexpr uint64_t kGuestTso6 = 1ull << 8;
+inline constexpr uint64_t kHostTso4 = 1ull << 11;
+inline constexpr uint64_t kHostTso6 = 1ull << 12;
 inline constexpr uint64_t kMrgRxbuf = 1ull << 15;
 inline constexpr uint64_t kMq = 1ull << 22;            // VIRTIO_NET_F_MQ
 inline constexpr uint64_t kIndirectDesc = 1ull << 28;

@@ -167,6 +167,10 @@ Status Session::sync_ring(uint32_t index, bool reconfigure)
     s.reconfigure = reconfigure;
     s.mrg_rxbuf = features_ & feature::kMrgRxbuf;
     s.in_order = features_ & feature::kInOrder;
+    s.offloads = features_ & (feature::kCsum | feature::kGuestCsum);
+    s.guest.csum = features_ & feature::kGuestCsum;
+    s.guest.tso4 = features_ & feature::kGuestTso4;
+    s.guest.tso6 = features_ & feature::kGuestTso6;
     s.hdr_len = (features_ & (feature::kVersion1 | feature::kMrgRxbuf)) ? 12 : 10;
     auto done = env_.pmd().execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
     return done ? Status{} : std::unexpected(done.error());

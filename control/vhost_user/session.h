@@ -26,7 +26,9 @@ namespace vusw::vhost_user {
 
 inline constexpr uint64_t kOfferedFeatures = feature::kVersion1 | feature::kMrgRxbuf | feature::kIndirectDesc |
                                              feature::kEventIdx | feature::kProtocolFeatures | feature::kNetMtu |
-                                             feature::kInOrder | feature::kMq | feature::kRingPacked;
+                                             feature::kInOrder | feature::kMq | feature::kRingPacked | feature::kCsum |
+                                             feature::kGuestCsum | feature::kHostTso4 | feature::kHostTso6 |
+                                             feature::kGuestTso4 | feature::kGuestTso6;
 inline constexpr uint64_t kOfferedProtocolFeatures = protocol::kMq | protocol::kRarp | protocol::kReplyAck |
                                                      protocol::kNetMtu | protocol::kConfigureMemSlots | protocol::kStatus;
 

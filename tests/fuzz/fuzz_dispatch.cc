@@ -13,24 +13,15 @@
 #include <span>
 #include <string_view>
 
+#include "tests/fuzz/fuzz_support.h"
 #include "control/vhost_user/connection.h"
 #include "control/vhost_user/dispatch.h"
 
 using namespace vusw::vhost_user;
+using vusw::fuzz::expect;
+using vusw::fuzz::violated;
 
 namespace {
-
-[[noreturn]] void violated(const char* what)
-{
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    std::abort();
-}
-
-void expect(bool ok, const char* what)
-{
-    if (!ok)
-        violated(what);
-}
 
 bool known_reason(std::string_view r)
 {

@@ -16,9 +16,13 @@
 #include <optional>
 #include <vector>
 
+#include "tests/fuzz/fuzz_support.h"
 #include "vusw/guest_memory.h"
 
 using namespace vusw;
+using vusw::fuzz::expect;
+using vusw::fuzz::violated;
+using vusw::fuzz::region;
 
 namespace {
 
@@ -26,18 +30,6 @@ constexpr unsigned kFiles = 3;
 constexpr uint64_t kFileSize = 0x8000;
 constexpr std::size_t kRecord = 26;
 constexpr std::size_t kMaxOps = 96;
-
-[[noreturn]] void violated(const char* what)
-{
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    std::abort();
-}
-
-void expect(bool ok, const char* what)
-{
-    if (!ok)
-        violated(what);
-}
 
 int memfd(unsigned i)
 {

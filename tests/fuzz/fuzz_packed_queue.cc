@@ -21,9 +21,13 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/fuzz/fuzz_support.h"
 #include "vusw/packed_queue.h"
 
 using namespace vusw;
+using vusw::fuzz::expect;
+using vusw::fuzz::violated;
+using vusw::fuzz::region;
 
 namespace {
 
@@ -36,29 +40,6 @@ constexpr uint64_t kBufsGpa = kGpaA + 0x3000;
 // Flag values from the spec, not from the implementation's header.
 constexpr uint16_t NEXT = 0x1, WRITE = 0x2, INDIRECT = 0x4, AVAIL = 0x80, USED = 0x8000;
 constexpr uint16_t EVENT_DISABLE = 0x1, EVENT_DESC = 0x2;
-
-[[noreturn]] void violated(const char* what)
-{
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    std::abort();
-}
-
-void expect(bool ok, const char* what)
-{
-    if (!ok)
-        violated(what);
-}
-
-std::shared_ptr<const MappedRegion> region(uint64_t gpa, uint64_t size, uint64_t uva)
-{
-    UniqueFd fd(memfd_create("fuzz", MFD_CLOEXEC));
-    if (!fd || ftruncate(fd.get(), off_t(size)) != 0)
-        violated("memfd");
-    auto r = MappedRegion::map(std::move(fd), RegionDesc{gpa, size, uva, 0});
-    if (!r)
-        violated("map");
-    return *r;
-}
 
 struct Memory {
     std::shared_ptr<const MappedRegion> a = region(kGpaA, kSizeA, kUvaA);
@@ -171,9 +152,11 @@ Expected reference_pop(const MemTable& m, const std::byte* ring, uint16_t size, 
             if (table == nullptr)
                 return {QueueFault::desc_outside_memory};
             for (uint32_t i = 0; i < d.len / 16; ++i) {
-                const RawDesc t = load(table, i);
+                RawDesc t = load(table, i);
                 if (t.flags & INDIRECT)
                     return {QueueFault::nested_indirect};
+                if (!writable)
+                    t.flags &= uint16_t(~WRITE);  // a TX table's WRITE means nothing (DPDK's virtio PMD sets it)
                 if (const QueueFault f = buffer(m, t, writable, e.seg); f != QueueFault::none)
                     return {f};
             }

@@ -15,38 +15,19 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/fuzz/fuzz_support.h"
 #include "vusw/virtqueue.h"
 
 using namespace vusw;
+using vusw::fuzz::expect;
+using vusw::fuzz::violated;
+using vusw::fuzz::region;
 
 namespace {
 
 constexpr uint64_t kGpaA = 0x10000, kUvaA = 0x7f0000000000, kSizeA = 0x4000;
 constexpr uint64_t kGpaB = 0x14000, kUvaB = 0x7f0000100000, kSizeB = 0x2000;
 constexpr uint64_t kDescOff = 0x0, kAvailOff = 0x1000, kUsedOff = 0x2000;
-
-[[noreturn]] void violated(const char* what)
-{
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    std::abort();
-}
-
-void expect(bool ok, const char* what)
-{
-    if (!ok)
-        violated(what);
-}
-
-std::shared_ptr<const MappedRegion> region(uint64_t gpa, uint64_t size, uint64_t uva)
-{
-    UniqueFd fd(memfd_create("fuzz", MFD_CLOEXEC));
-    if (!fd || ftruncate(fd.get(), off_t(size)) != 0)
-        violated("memfd");
-    auto r = MappedRegion::map(std::move(fd), RegionDesc{gpa, size, uva, 0});
-    if (!r)
-        violated("map");
-    return *r;
-}
 
 struct Memory {
     std::shared_ptr<const MappedRegion> a = region(kGpaA, kSizeA, kUvaA);

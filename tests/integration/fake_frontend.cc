@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 
 namespace vusw::it {
@@ -20,16 +21,38 @@ uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
 }  // namespace
 
 FakeFrontend::FakeFrontend(VhostConn conn, FrontendOptions opt)
-    : conn_(std::move(conn)), opt_(opt) {
-  uint64_t ring_bytes = SplitRing::footprint(opt_.ring_size);
-  mem_.add(opt_.mem_gpa, round_up(2 * ring_bytes, kTwoMiB));
-  rx_ = std::make_unique<SplitRing>(mem_, opt_.mem_gpa, opt_.ring_size);
-  tx_ = std::make_unique<SplitRing>(mem_, opt_.mem_gpa + ring_bytes, opt_.ring_size);
-  for (size_t i = 0; i < 2; ++i) {
-    kick_[i] = make_eventfd();
-    call_[i] = make_eventfd();
-    err_[i] = make_eventfd();
+    : conn_(std::move(conn)), opt_(opt), rx_pending_(opt.queue_pairs) {
+  if (opt_.queue_pairs == 0) throw std::invalid_argument("no queue pair");
+  const uint32_t n = 2u * opt_.queue_pairs;
+  mem_.add(opt_.mem_gpa, round_up(ring_gpa(n) - opt_.mem_gpa, kTwoMiB));
+  for (uint32_t i = 0; i < n; ++i) {
+    rings_.push_back(make_ring(i));
+    kick_.push_back(make_eventfd());
+    call_.push_back(make_eventfd());
+    err_.push_back(make_eventfd());
   }
+}
+
+uint64_t FakeFrontend::ring_gpa(uint32_t index) const {
+  uint64_t bytes = opt_.packed ? PackedRing::footprint(opt_.ring_size) : SplitRing::footprint(opt_.ring_size);
+  return opt_.mem_gpa + index * bytes;
+}
+
+std::unique_ptr<DriverRing> FakeFrontend::make_ring(uint32_t index) const {
+  if (opt_.packed) return std::make_unique<PackedRing>(mem_, ring_gpa(index), opt_.ring_size);
+  return std::make_unique<SplitRing>(mem_, ring_gpa(index), opt_.ring_size);
+}
+
+SplitRing& FakeFrontend::split(uint32_t index) {
+  auto* r = dynamic_cast<SplitRing*>(&ring(index));
+  if (r == nullptr) throw std::logic_error("ring " + std::to_string(index) + " is packed");
+  return *r;
+}
+
+PackedRing& FakeFrontend::packed(uint32_t index) {
+  auto* r = dynamic_cast<PackedRing*>(&ring(index));
+  if (r == nullptr) throw std::logic_error("ring " + std::to_string(index) + " is split");
+  return *r;
 }
 
 std::unique_ptr<FakeFrontend> FakeFrontend::connect(const std::string& path, FrontendOptions opt) {
@@ -86,8 +109,8 @@ void FakeFrontend::negotiate_protocol_features() {
   request(Req::SetProtocolFeatures, bytes_of(pf), {}, false);
   protocol_features_ = pf;  // REPLY_ACK applies from the next message on
   if (pf & pfeat::kMq) {
-    auto qn = get_u64(Req::GetQueueNum);
-    if (!qn || *qn < 1) anomalies_.push_back("GET_QUEUE_NUM: no queue pair");
+    queue_num_ = get_u64(Req::GetQueueNum).value_or(0);
+    if (queue_num_ < 1) anomalies_.push_back("GET_QUEUE_NUM: no queue pair");
   }
   if (pf & pfeat::kConfigureMemSlots) max_mem_slots_ = get_u64(Req::GetMaxMemSlots).value_or(0);
 }
@@ -99,24 +122,37 @@ bool FakeFrontend::handshake() {
   if (!(backend_features_ & feat::kVersion1)) anomalies_.push_back("VERSION_1 not offered");
   uint64_t want = (opt_.version1 ? feat::kVersion1 : 0) | feat::kProtocolFeatures |
                   (opt_.mrg_rxbuf ? feat::kMrgRxbuf : 0) | (opt_.indirect ? feat::kIndirectDesc : 0) |
-                  (opt_.in_order ? feat::kInOrder : 0);
+                  (opt_.in_order ? feat::kInOrder : 0) | (opt_.packed ? feat::kRingPacked : 0) |
+                  (opt_.event_idx ? feat::kEventIdx : 0) | (opt_.queue_pairs > 1 ? feat::kMq : 0);
   features_ = want & backend_features_;
+  // Without these the rings this front-end set up cannot work: fail loudly.
+  if (opt_.packed && !(features_ & feat::kRingPacked)) anomalies_.push_back("RING_PACKED not offered");
+  if (opt_.queue_pairs > 1 && !(features_ & feat::kMq)) anomalies_.push_back("MQ not offered");
+  if (!anomalies_.empty()) return false;
+  for (auto& r : rings_) {
+    r->set_event_idx((features_ & feat::kEventIdx) != 0);
+    r->set_in_order((features_ & feat::kInOrder) != 0);
+  }
   if (features_ & feat::kProtocolFeatures) negotiate_protocol_features();
+  if (opt_.queue_pairs > 1 && queue_num_ < opt_.queue_pairs)
+    anomalies_.push_back("GET_QUEUE_NUM " + std::to_string(queue_num_) + " < " + std::to_string(opt_.queue_pairs));
+  if (!anomalies_.empty()) return false;
   bool ok = request(Req::SetOwner, {}, {}, opt_.ack_all).ok();
-  // QEMU sends CALL/ERR fds and enables both rings right at connect, before memory.
-  for (uint32_t i : {kRxRing, kTxRing}) {
+  // QEMU sends CALL/ERR fds and enables the rings right at connect, before memory.
+  for (uint32_t i = 0; i < num_rings(); ++i) {
     ok &= set_vring_fd(Req::SetVringCall, i, call_[i].get()).ok();
     ok &= set_vring_fd(Req::SetVringErr, i, err_[i].get()).ok();
   }
   if (features_ & feat::kProtocolFeatures)
-    for (uint32_t i : {kRxRing, kTxRing}) ok &= set_vring_enable(i, true).ok();
+    for (uint32_t i = 0; i < num_rings(); ++i) ok &= set_vring_enable(i, true).ok();
   ok &= request(Req::SetFeatures, bytes_of(features_), {}, opt_.ack_all).ok();
   return ok && sync();
 }
 
 bool FakeFrontend::bring_up() {
   if (!handshake() || !send_memory().ok()) return false;
-  if (!start_ring(kRxRing) || !start_ring(kTxRing)) return false;
+  for (uint32_t i = 0; i < num_rings(); ++i)
+    if (!start_ring(i)) return false;
   fill_rx();
   return sync() && anomalies_.empty();
 }
@@ -175,12 +211,24 @@ std::optional<VringState> FakeFrontend::get_vring_base(uint32_t index) {
   return s;
 }
 
-bool FakeFrontend::start_ring(uint32_t index) {
-  SplitRing& ring = index == kRxRing ? *rx_ : *tx_;
-  return set_vring_num(index, ring.size()).ok() && set_vring_base(index, ring.used_idx()).ok() &&
-         set_vring_addr(ring.vring_addr(index)).ok() &&
+bool FakeFrontend::start_ring(uint32_t index, std::optional<uint32_t> base) {
+  DriverRing& r = ring(index);
+  return set_vring_num(index, r.size()).ok() && set_vring_base(index, base.value_or(r.vring_base())).ok() &&
+         set_vring_addr(r.vring_addr(index)).ok() &&
          set_vring_fd(Req::SetVringKick, index, kick_[index].get()).ok() &&
          set_vring_fd(Req::SetVringCall, index, call_[index].get()).ok();
+}
+
+bool FakeFrontend::reset_ring(uint32_t index) {
+  if (!get_vring_base(index)) return false;
+  rings_.at(index) = make_ring(index);
+  rings_[index]->set_event_idx((features_ & feat::kEventIdx) != 0);
+  rings_[index]->set_in_order((features_ & feat::kInOrder) != 0);
+  if (index % 2 == 0) rx_pending_.at(index / 2) = {};
+  if (!start_ring(index)) return false;
+  if (index % 2 == 0) fill_rx(static_cast<uint16_t>(index / 2));
+  kick(index);
+  return true;
 }
 
 // ---------------------------------------------------------------- net device
@@ -188,7 +236,7 @@ bool FakeFrontend::start_ring(uint32_t index) {
 void FakeFrontend::kick(uint32_t ring) {
   uint64_t one = 1;
   // EAGAIN only if the counter is saturated, which still means "kicked".
-  [[maybe_unused]] ssize_t n = ::write(kick_[ring].get(), &one, sizeof(one));
+  [[maybe_unused]] ssize_t n = ::write(kick_.at(ring).get(), &one, sizeof(one));
 }
 
 uint32_t FakeFrontend::tx_hdr_write(std::byte* dst) const {
@@ -197,59 +245,72 @@ uint32_t FakeFrontend::tx_hdr_write(std::byte* dst) const {
   return hdr_len();
 }
 
-bool FakeFrontend::send_frame(std::span<const std::byte> frame, TxLayout layout) {
+bool FakeFrontend::send_frame(std::span<const std::byte> frame, TxLayout layout, uint16_t q) {
+  DriverRing& t = tx(q);
   uint16_t need = layout == TxLayout::Chained ? 2 : 1;
-  if (tx_->num_free() < need) reclaim_tx();
-  if (tx_->num_free() < need || frame.size() + 64 > SplitRing::kSlotSize) return false;
-  std::vector<uint16_t> d = tx_->peek_free(need);
-  std::byte* s0 = tx_->slot(d[0]);
+  if (t.num_free() < need) t.reclaim();
+  if (t.num_free() < need || frame.size() + 64 > DriverRing::kSlotSize) return false;
+  std::vector<uint16_t> d = t.peek_free(need);
+  std::byte* s0 = t.slot(d[0]);
   auto flen = static_cast<uint32_t>(frame.size());
   const uint32_t hdr = hdr_len();
   tx_hdr_write(s0);
   if (layout == TxLayout::Single) {
     std::memcpy(s0 + hdr, frame.data(), frame.size());
-    Seg seg{tx_->slot_gpa(d[0]), hdr + flen, false};
-    return tx_->post_chain(std::span(&seg, 1)).has_value();
+    Seg seg{t.slot_gpa(d[0]), hdr + flen, false};
+    return t.post_chain(std::span(&seg, 1)).has_value();
   }
   if (layout == TxLayout::Chained) {
-    std::memcpy(tx_->slot(d[1]), frame.data(), frame.size());
-    std::array segs{Seg{tx_->slot_gpa(d[0]), hdr, false}, Seg{tx_->slot_gpa(d[1]), flen, false}};
-    return tx_->post_chain(segs).has_value();
+    std::memcpy(t.slot(d[1]), frame.data(), frame.size());
+    std::array segs{Seg{t.slot_gpa(d[0]), hdr, false}, Seg{t.slot_gpa(d[1]), flen, false}};
+    return t.post_chain(segs).has_value();
   }
   std::memcpy(s0 + 64, frame.data(), frame.size());
-  std::array segs{Seg{tx_->slot_gpa(d[0]), hdr, false}, Seg{tx_->slot_gpa(d[0]) + 64, flen, false}};
-  return tx_->post_indirect(segs).has_value();
+  std::array segs{Seg{t.slot_gpa(d[0]), hdr, false}, Seg{t.slot_gpa(d[0]) + 64, flen, false}};
+  return t.post_indirect(segs).has_value();
 }
 
-bool FakeFrontend::send_frame_at(std::span<const std::byte> frame, uint64_t gpa) {
+bool FakeFrontend::send_frame_at(std::span<const std::byte> frame, uint64_t gpa, uint16_t q) {
+  DriverRing& t = tx(q);
   const uint32_t hdr = hdr_len();
   std::vector<std::byte> buf(hdr);
   tx_hdr_write(buf.data());
   buf.insert(buf.end(), frame.begin(), frame.end());
-  if (tx_->num_free() == 0) reclaim_tx();
+  if (t.num_free() == 0) t.reclaim();
   if (!mem_.write(gpa, buf)) return false;
   Seg seg{gpa, static_cast<uint32_t>(buf.size()), false};
-  return tx_->post_chain(std::span(&seg, 1)).has_value();
+  return t.post_chain(std::span(&seg, 1)).has_value();
 }
 
-size_t FakeFrontend::reclaim_tx() { return tx_->reclaim().size(); }
+size_t FakeFrontend::reclaim_tx() {
+  size_t n = 0;
+  for (uint16_t q = 0; q < queue_pairs(); ++q) n += tx(q).reclaim().size();
+  return n;
+}
 
 void FakeFrontend::fill_rx() {
-  while (rx_->num_free() > 0) {
-    uint16_t d = rx_->peek_free(1).front();
-    Seg seg{rx_->slot_gpa(d), opt_.rx_buf_len, true};
-    rx_->post_chain(std::span(&seg, 1));
-  }
-  kick(kRxRing);
+  for (uint16_t q = 0; q < queue_pairs(); ++q) fill_rx(q);
 }
 
-void FakeFrontend::rx_complete(const UsedEntry& e, std::vector<std::vector<std::byte>>& out) {
-  if (e.id >= rx_->size() || e.len > opt_.rx_buf_len) {
+void FakeFrontend::fill_rx(uint16_t q) {
+  DriverRing& r = rx(q);
+  while (r.num_free() > 0) {
+    uint16_t d = r.peek_free(1).front();
+    Seg seg{r.slot_gpa(d), opt_.rx_buf_len, true};
+    r.post_chain(std::span(&seg, 1));
+  }
+  kick(rx_ring(q));
+}
+
+void FakeFrontend::rx_complete(uint16_t q, const UsedEntry& e, std::vector<std::vector<std::byte>>& out) {
+  DriverRing& r = rx(q);
+  RxPending& p = rx_pending_[q];
+  if (e.id >= r.size() || e.len > opt_.rx_buf_len) {
     ++rx_errors_;
     return;
   }
-  const std::byte* data = rx_->slot(static_cast<uint16_t>(e.id));
-  if (rx_pending_left_ == 0) {  // first buffer of a frame: starts with the header
+  const std::byte* data = r.slot(static_cast<uint16_t>(e.id));
+  if (p.left == 0) {  // first buffer of a frame: starts with the header
     VirtioNetHdr h{};
     if (e.len < hdr_len()) {
       ++rx_errors_;
@@ -258,27 +319,45 @@ void FakeFrontend::rx_complete(const UsedEntry& e, std::vector<std::vector<std::
     std::memcpy(&h, data, hdr_len());
     bool mrg = features_ & feat::kMrgRxbuf;
     if (mrg && h.num_buffers == 0) ++rx_errors_;
-    rx_pending_left_ = mrg && h.num_buffers > 0 ? h.num_buffers : 1;
-    rx_pending_.assign(data + hdr_len(), data + e.len);
+    p.left = mrg && h.num_buffers > 0 ? h.num_buffers : 1;
+    p.data.assign(data + hdr_len(), data + e.len);
   } else {
-    rx_pending_.insert(rx_pending_.end(), data, data + e.len);
+    p.data.insert(p.data.end(), data, data + e.len);
   }
-  if (--rx_pending_left_ == 0) out.push_back(std::move(rx_pending_));
+  if (--p.left == 0) out.push_back(std::move(p.data));
+}
+
+std::vector<std::vector<std::byte>> FakeFrontend::poll_rx(uint16_t q) {
+  std::vector<std::vector<std::byte>> out;
+  std::vector<UsedEntry> used = rx(q).reclaim();
+  for (const UsedEntry& e : used) rx_complete(q, e, out);
+  if (!used.empty()) fill_rx(q);
+  return out;
 }
 
 std::vector<std::vector<std::byte>> FakeFrontend::poll_rx() {
   std::vector<std::vector<std::byte>> out;
-  std::vector<UsedEntry> used = rx_->reclaim();
-  for (const UsedEntry& e : used) rx_complete(e, out);
-  if (!used.empty()) fill_rx();
+  for (uint16_t q = 0; q < queue_pairs(); ++q)
+    for (auto& f : poll_rx(q)) out.push_back(std::move(f));
   return out;
 }
 
 bool FakeFrontend::wait_call(uint32_t ring, Millis timeout) {
-  pollfd p{call_[ring].get(), POLLIN, 0};
+  pollfd p{call_.at(ring).get(), POLLIN, 0};
   if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
   uint64_t v;
   [[maybe_unused]] ssize_t n = ::read(call_[ring].get(), &v, sizeof(v));
+  return true;
+}
+
+bool FakeFrontend::wait_rx_call(Millis timeout) {
+  std::vector<pollfd> fds;
+  for (uint16_t q = 0; q < queue_pairs(); ++q) fds.push_back({call_[rx_ring(q)].get(), POLLIN, 0});
+  if (::poll(fds.data(), fds.size(), static_cast<int>(timeout.count())) <= 0) return false;
+  for (const pollfd& p : fds) {
+    uint64_t v;
+    if (p.revents & POLLIN) [[maybe_unused]] ssize_t n = ::read(p.fd, &v, sizeof(v));
+  }
   return true;
 }
 
@@ -287,7 +366,7 @@ std::vector<std::vector<std::byte>> FakeFrontend::wait_rx(size_t n, Millis timeo
   auto deadline = Clock::now() + timeout;
   while (got.size() < n && Clock::now() < deadline) {
     for (auto& f : poll_rx()) got.push_back(std::move(f));
-    if (got.size() < n) wait_call(kRxRing, Millis(1));
+    if (got.size() < n) wait_rx_call(Millis(1));
   }
   return got;
 }

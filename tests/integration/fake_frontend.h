@@ -1,9 +1,12 @@
 // An in-process vhost-user-net FRONT-END that behaves like QEMU 7.2 (see
 // shared/qemu-7.2-notes.md): it negotiates features, hands memfd guest memory
 // to the back-end (ADD_MEM_REG when CONFIGURE_MEM_SLOTS is negotiated, else
-// SET_MEM_TABLE), starts ring 0 (guest RX) and ring 1 (guest TX), and drives
-// them as a virtio-net guest would. Every message helper also has a raw form
-// so tests can send what a broken or hostile front-end would.
+// SET_MEM_TABLE), starts its rings and drives them as a virtio-net guest
+// would. Queue pair q has ring 2q (guest RX) and ring 2q+1 (guest TX); with
+// more than one pair it negotiates VIRTIO_NET_F_MQ. Every ring of a connection
+// is split or packed (VIRTIO_F_RING_PACKED), chosen by FrontendOptions. Every
+// message helper also has a raw form so tests can send what a broken or
+// hostile front-end would.
 #pragma once
 
 #include <array>
@@ -14,6 +17,7 @@
 #include <vector>
 
 #include "fake_memory.h"
+#include "packed_ring.h"
 #include "split_ring.h"
 #include "vhost_conn.h"
 
@@ -21,6 +25,9 @@ namespace vusw::it {
 
 inline constexpr uint32_t kRxRing = 0;
 inline constexpr uint32_t kTxRing = 1;
+// Rings of queue pair q.
+constexpr uint32_t rx_ring(uint16_t q) { return 2u * q; }
+constexpr uint32_t tx_ring(uint16_t q) { return 2u * q + 1; }
 inline constexpr uint32_t kNetHdrLen = sizeof(VirtioNetHdr);
 
 enum class TxLayout { Single, Chained, Indirect };
@@ -32,7 +39,10 @@ struct FrontendOptions {
   bool mem_slots = true;       // negotiate CONFIGURE_MEM_SLOTS
   bool in_order = false;       // negotiate VIRTIO_F_IN_ORDER (DPDK virtio-user's default)
   bool version1 = true;        // false: a legacy device, 10-byte virtio-net header without MRG_RXBUF
-  uint16_t ring_size = 256;
+  bool packed = false;          // negotiate VIRTIO_F_RING_PACKED and drive packed rings
+  bool event_idx = false;       // negotiate VIRTIO_RING_F_EVENT_IDX
+  uint16_t queue_pairs = 1;     // > 1: negotiate VIRTIO_NET_F_MQ and set up that many pairs
+  uint16_t ring_size = 256;     // split rings: a power of two; packed: any size up to 32768
   uint32_t rx_buf_len = 2048;  // below 1526 a 1500 B frame spans buffers (MRG_RXBUF)
   uint64_t mem_gpa = 0x40000000;
   // NEED_REPLY on every ring/owner/feature message (tests want a verdict for
@@ -63,6 +73,10 @@ class FakeFrontend {
   uint32_t hdr_len() const { return features_ & (feat::kVersion1 | feat::kMrgRxbuf) ? kNetHdrLen : 10; }
   uint64_t protocol_features() const { return protocol_features_; }
   uint64_t max_mem_slots() const { return max_mem_slots_; }
+  // GET_QUEUE_NUM's answer (queue pairs the back-end supports); 0 if not asked.
+  uint64_t queue_num() const { return queue_num_; }
+  uint16_t queue_pairs() const { return opt_.queue_pairs; }
+  uint32_t num_rings() const { return static_cast<uint32_t>(rings_.size()); }
   bool reply_ack() const { return (protocol_features_ & pfeat::kReplyAck) != 0; }
   // Replies that broke the spec (wrong code, flags or size); tests expect none.
   const std::vector<std::string>& anomalies() const { return anomalies_; }
@@ -77,7 +91,7 @@ class FakeFrontend {
 
   // QEMU's connect sequence up to and including SET_FEATURES.
   bool handshake();
-  // handshake + memory + both rings started + RX buffers posted.
+  // handshake + memory + every ring started + RX buffers posted.
   bool bring_up();
 
   Ack add_mem_reg(const MemRegion& r) { return add_mem_reg_raw(r.desc(), std::array{r.fd()}); }
@@ -95,32 +109,45 @@ class FakeFrontend {
   Ack set_vring_fd(Req req, uint32_t index, int fd);
   std::optional<VringState> get_vring_base(uint32_t index);
   // SET_VRING_NUM/BASE/ADDR/KICK/CALL for one ring, as QEMU does. The base is
-  // the used index: an in-order device has consumed exactly what it returned.
-  bool start_ring(uint32_t index);
+  // the ring's vring_base() (a device that returned all it consumed) unless given.
+  bool start_ring(uint32_t index, std::optional<uint32_t> base = std::nullopt);
+  // Stops ring `index` (GET_VRING_BASE), gives the driver a fresh zeroed ring in
+  // the same memory, starts it again (RX: with all buffers posted). What a guest
+  // driver does after it broke its ring; false if a message failed.
+  bool reset_ring(uint32_t index);
 
   // ---- net device ----
   GuestMemory& mem() { return mem_; }
   MemRegion& main_region() { return *mem_.regions().front(); }
-  SplitRing& rx() { return *rx_; }
-  SplitRing& tx() { return *tx_; }
-  int kick_fd(uint32_t ring) const { return kick_[ring].get(); }
-  int call_fd(uint32_t ring) const { return call_[ring].get(); }
+  DriverRing& ring(uint32_t index) { return *rings_.at(index); }
+  DriverRing& rx(uint16_t q = 0) { return ring(rx_ring(q)); }
+  DriverRing& tx(uint16_t q = 0) { return ring(tx_ring(q)); }
+  // The ring as its own type, for raw access; throws if it is the other type.
+  SplitRing& split(uint32_t index);
+  PackedRing& packed(uint32_t index);
+  int kick_fd(uint32_t ring) const { return kick_.at(ring).get(); }
+  int call_fd(uint32_t ring) const { return call_.at(ring).get(); }
   void kick(uint32_t ring);
 
-  // Queues one frame on the TX ring (no kick); false if the ring stays full.
-  bool send_frame(std::span<const std::byte> frame, TxLayout layout);
+  // Queues one frame on TX queue q (no kick); false if the ring stays full.
+  bool send_frame(std::span<const std::byte> frame, TxLayout layout, uint16_t q = 0);
   // Queues one frame whose single TX buffer (header + frame) is at `gpa`, which
   // may be any guest memory, even spanning two GPA-adjacent regions.
-  bool send_frame_at(std::span<const std::byte> frame, uint64_t gpa);
+  bool send_frame_at(std::span<const std::byte> frame, uint64_t gpa, uint16_t q = 0);
+  // Reclaims every TX queue; returns the used entries seen.
   size_t reclaim_tx();
-  // Posts empty buffers until the RX ring is full, then kicks it.
+  // Posts empty buffers until the RX ring is full, then kicks it: every queue, or queue q.
   void fill_rx();
-  // Frames completed since the last call (RX buffers are reposted).
+  void fill_rx(uint16_t q);
+  // Frames completed since the last call (RX buffers are reposted): every queue, or queue q.
   std::vector<std::vector<std::byte>> poll_rx();
+  std::vector<std::vector<std::byte>> poll_rx(uint16_t q);
   // Polls until `n` frames arrived or timeout; returns what arrived.
   std::vector<std::vector<std::byte>> wait_rx(size_t n, Millis timeout);
   // Waits up to `timeout` for the call eventfd of `ring` (drains it).
   bool wait_call(uint32_t ring, Millis timeout);
+  // Waits up to `timeout` for any RX queue's call eventfd (drains those that fired).
+  bool wait_rx_call(Millis timeout);
   // Malformed RX completions seen (bad id, length, num_buffers).
   size_t rx_errors() const { return rx_errors_; }
 
@@ -128,20 +155,27 @@ class FakeFrontend {
   Ack vring_state(Req req, uint32_t index, uint32_t num);
   Ack read_ack(Req req);
   void negotiate_protocol_features();
-  void rx_complete(const UsedEntry& e, std::vector<std::vector<std::byte>>& out);
+  // A frame being assembled from merged RX buffers of one queue.
+  struct RxPending {
+    std::vector<std::byte> data;
+    uint16_t left = 0;
+  };
+  std::unique_ptr<DriverRing> make_ring(uint32_t index) const;
+  uint64_t ring_gpa(uint32_t index) const;
+  void rx_complete(uint16_t q, const UsedEntry& e, std::vector<std::vector<std::byte>>& out);
   uint32_t tx_hdr_write(std::byte* dst) const;
 
   VhostConn conn_;
   FrontendOptions opt_;
   GuestMemory mem_;
-  std::unique_ptr<SplitRing> rx_, tx_;
-  std::array<UniqueFd, 2> kick_, call_, err_;
+  std::vector<std::unique_ptr<DriverRing>> rings_;
+  std::vector<UniqueFd> kick_, call_, err_;
   uint64_t backend_features_ = 0, features_ = 0;
   uint64_t backend_protocol_features_ = 0, protocol_features_ = 0;
   uint64_t max_mem_slots_ = 0;
+  uint64_t queue_num_ = 0;
   std::vector<std::string> anomalies_;
-  std::vector<std::byte> rx_pending_;
-  uint16_t rx_pending_left_ = 0;
+  std::vector<RxPending> rx_pending_;
   size_t rx_errors_ = 0;
 };
 

@@ -32,7 +32,11 @@ size_t settled(const std::function<size_t()>& count) {
 
 std::unique_ptr<FakeFrontend> attach(const Daemon& d, const std::string& port, FrontendOptions opt) {
   auto fe = FakeFrontend::connect(d.socket_path(port), opt);
-  if (!fe || !fe->bring_up()) return nullptr;
+  if (!fe) return nullptr;
+  if (!fe->bring_up()) {
+    for (const std::string& a : fe->anomalies()) MESSAGE("port " << port << ": " << a);
+    return nullptr;
+  }
   return fe;
 }
 
@@ -72,6 +76,39 @@ void finish(Daemon& d) {
   CHECK_MESSAGE(d.alive(), "vuswitchd died during the test:\n" << d.log_tail());
   int rc = d.stop();
   CHECK_MESSAGE(rc == 0, "vuswitchd exit status " << rc << ":\n" << d.log_tail());
+}
+
+void check_exact_counters(const Daemon& d, const std::string& name, const PortCounts& want) {
+  bool settled = wait_until(
+      [&] {
+        auto p = d.port(name);
+        return json_u64(p, "rx_packets") == want.rx_pkts && json_u64(p, "tx_packets") == want.tx_pkts;
+      },
+      milliseconds(3000));
+  nlohmann::json p = d.port(name);
+  INFO("port " << name << ": " << p.dump());
+  CHECK(settled);
+  CHECK(json_u64(p, "rx_packets") == want.rx_pkts);
+  CHECK(json_u64(p, "tx_packets") == want.tx_pkts);
+  CHECK(json_u64(p, "rx_bytes") == want.rx_bytes);
+  CHECK(json_u64(p, "tx_bytes") == want.tx_bytes);
+  CHECK(json_sum(p, "drops") == 0);
+  CHECK(json_sum(p, "protocol_errors") == 0);
+  CHECK(json_u64(p, "broken_queues") == 0);
+
+  auto m = d.scrape();
+  REQUIRE(m);
+  std::map<std::string, std::string> l{{"port", name}};
+  CHECK(m->sum("vusw_port_rx_packets_total", l) == double(want.rx_pkts));
+  CHECK(m->sum("vusw_port_tx_packets_total", l) == double(want.tx_pkts));
+  CHECK(m->sum("vusw_port_rx_bytes_total", l) == double(want.rx_bytes));
+  CHECK(m->sum("vusw_port_tx_bytes_total", l) == double(want.tx_bytes));
+  CHECK(m->sum("vusw_port_drops_total", l) == 0);
+}
+
+uint64_t broken(const nlohmann::json& port, const std::string& reason) {
+  if (!port.is_object() || !port.contains("broken") || !port["broken"].contains(reason)) return 0;
+  return port["broken"][reason].get<uint64_t>();
 }
 
 LeakBaseline::LeakBaseline(const Daemon& d)

@@ -42,6 +42,18 @@ struct Bench {
 // Asserts the daemon is still running, then stops it and asserts exit status 0.
 void finish(Daemon& d);
 
+// Frames and Ethernet bytes (no virtio-net header) a port moved: rx = from its
+// guest, tx = to its guest.
+struct PortCounts {
+  uint64_t rx_pkts = 0, rx_bytes = 0, tx_pkts = 0, tx_bytes = 0;
+};
+// Waits (3 s) until port `name` counted exactly `want` packets, then CHECKs packets
+// and bytes in the control JSON and on /metrics, and that nothing was dropped,
+// refused or broken.
+void check_exact_counters(const Daemon& d, const std::string& name, const PortCounts& want);
+// Queues of `port` broken with `reason` so far (the "broken" object of show_ports).
+uint64_t broken(const nlohmann::json& port, const std::string& reason);
+
 // A leak check on the daemon's open fds and mappings (/proc/<pid>/fd, /maps).
 // The fd and mapping of a removed region go only after its grace period, so the
 // baseline is each count once it stopped changing for half a second, and each

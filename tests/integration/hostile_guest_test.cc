@@ -50,7 +50,7 @@ void run_cases(Bench& bench, std::span<const Case> cases) {
 // its second KiB is room for an indirect table.
 Attack tx_attack(std::function<void(SplitRing&, uint16_t d0, uint64_t s0, VringDesc* table)> build) {
   return [build](FakeFrontend& x, FakeFrontend&) {
-    SplitRing& tx = x.tx();
+    SplitRing& tx = x.split(kTxRing);
     // The switch publishes TX completions after it forwarded the burst, so the last
     // ones can trail the frames the peer already received: wait for them.
     REQUIRE(wait_until([&] { x.reclaim_tx(); return tx.num_free() == tx.size(); }, std::chrono::milliseconds(2000)));
@@ -72,7 +72,7 @@ void send_to_x(FakeFrontend& a) {
 // (a guest racing the device could do the same).
 Attack rx_attack(std::function<void(SplitRing&, uint16_t i)> spoil) {
   return [spoil](FakeFrontend& x, FakeFrontend& a) {
-    for (uint16_t i = 0; i < x.rx().size(); ++i) spoil(x.rx(), i);
+    for (uint16_t i = 0; i < x.rx().size(); ++i) spoil(x.split(kRxRing), i);
     send_to_x(a);
   };
 }
@@ -145,12 +145,12 @@ TEST_CASE("hostile RX buffers and avail index jumps break only that queue") {
        })},
       {"TX avail index jumps past the ring size",
        [&](FakeFrontend& x, FakeFrontend&) {
-         jump(x.tx());
+         jump(x.split(kTxRing));
          x.kick(kTxRing);
        }},
       {"RX avail index jumps past the ring size",
        [&](FakeFrontend& x, FakeFrontend& a) {
-         jump(x.rx());
+         jump(x.split(kRxRing));
          x.kick(kRxRing);
          send_to_x(a);
        }},

@@ -38,11 +38,6 @@ uint64_t mem_updates(const nlohmann::json& port, const char* type) {
   return port["mem_updates"][type].get<uint64_t>();
 }
 
-uint64_t broken(const nlohmann::json& port, const char* reason) {
-  if (!port.contains("broken") || !port["broken"].contains(reason)) return 0;
-  return port["broken"][reason].get<uint64_t>();
-}
-
 // The daemon ages out MAC entries learned before its first FDB clock tick
 // (100 ms after "ready"; reported as a daemon bug): wait for that tick, then
 // teach the switch a and b again, so that no flood copy of the background
@@ -221,7 +216,7 @@ TEST_CASE_FIXTURE(JustRemovedRegion,
   // the region goes: posted while the region exists, consumed after it is gone.
   auto base = x->get_vring_base(kTxRing);
   REQUIRE(base);
-  REQUIRE(x->tx().used_idx() == base->num);  // everything before was consumed and returned
+  REQUIRE(x->split(kTxRing).used_idx() == base->num);  // everything before was consumed and returned
   REQUIRE(x->send_frame_at(make_frame(kMacY, kMacX, 0, 1200), kGpa + 256));  // zero-copy size
   nlohmann::json x0 = bench.port("x");
   REQUIRE(x->rem_mem_reg(r).ok());
@@ -274,7 +269,7 @@ TEST_CASE_FIXTURE(JustRemovedRegion,
                 "y: " << bench.port("y").dump());
   nlohmann::json y1 = bench.port("y");
   INFO("y before: " << y0.dump() << "\ny after: " << y1.dump());
-  CHECK(y->rx().used_idx() == 0);  // nothing completed
+  CHECK(y->split(kRxRing).used_idx() == 0);  // nothing completed
   CHECK(json_u64(y1, "tx_packets") == json_u64(y0, "tx_packets"));
   CHECK(json_sum(y1, "drops") > json_sum(y0, "drops"));  // the frame for y, counted
   // Our mapping of the removed region is still there: the daemon wrote nothing into it.

@@ -9,7 +9,7 @@ namespace vusw::it {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr uint32_t kSlot = SplitRing::kSlotSize;
+constexpr uint32_t kSlot = DriverRing::kSlotSize;
 constexpr uint64_t kTwoMiB = 2ull << 20;
 
 void put_seq(std::byte* frame, uint32_t seq) {
@@ -108,7 +108,7 @@ bool MovingTraffic::reclaim_tx(Side& s) {
   return !used.empty();
 }
 
-std::optional<uint16_t> MovingTraffic::post(SplitRing& ring, std::span<const Seg> segs, int gen,
+std::optional<uint16_t> MovingTraffic::post(DriverRing& ring, std::span<const Seg> segs, int gen,
                                             std::vector<int>& head_gen, std::vector<uint32_t>& posted) {
   std::optional<uint16_t> head = ring.post_chain(segs);
   if (!head) return std::nullopt;
@@ -121,7 +121,7 @@ std::optional<uint16_t> MovingTraffic::post(SplitRing& ring, std::span<const Seg
 }
 
 bool MovingTraffic::send_some(Side& s, Side& to, Direction& d) {
-  SplitRing& ring = s.fe->tx();
+  DriverRing& ring = s.fe->tx();
   uint32_t n = 0;
   while (d.sent - d.received < opt_.window) {
     auto seq = static_cast<uint32_t>(d.sent);
@@ -160,7 +160,7 @@ bool MovingTraffic::send_some(Side& s, Side& to, Direction& d) {
 }
 
 void MovingTraffic::refill_rx(Side& s) {
-  SplitRing& ring = s.fe->rx();
+  DriverRing& ring = s.fe->rx();
   uint32_t n = 0;
   while (s.rx_posted < opt_.rx_posted && ring.num_free() > 0) {
     uint16_t desc = ring.peek_free(1).front();

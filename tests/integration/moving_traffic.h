@@ -100,7 +100,7 @@ class MovingTraffic {
   // Posts one chain with buffers of generation `gen` and accounts for it: the
   // head's generation in `head_gen`, one more buffer in use and one more in
   // `posted` for that generation (none for -1). nullopt if the ring is full.
-  std::optional<uint16_t> post(SplitRing& ring, std::span<const Seg> segs, int gen, std::vector<int>& head_gen,
+  std::optional<uint16_t> post(DriverRing& ring, std::span<const Seg> segs, int gen, std::vector<int>& head_gen,
                                std::vector<uint32_t>& posted);
   bool send_some(Side& s, Side& to, Direction& d);
   bool receive_some(Side& s, Side& from, Direction& d);

@@ -21,6 +21,7 @@ uint16_t get16(const std::byte* p) {
 
 // How many frames may be in flight towards `to` without running out of RX buffers.
 uint32_t window(const Flow& f) {
+  if (f.window != 0) return f.window;
   uint32_t buf = f.to->options().rx_buf_len;
   uint32_t per_frame = static_cast<uint32_t>((f.len + kNetHdrLen + buf - 1) / buf);
   return std::max<uint32_t>(1, f.to->rx().size() / per_frame / 4);
@@ -29,16 +30,16 @@ uint32_t window(const Flow& f) {
 bool send_some(Flow& f) {
   bool any = false;
   while (f.sent < f.count && f.sent - f.received < window(f) &&
-         f.from->send_frame(make_frame(f.dst, f.src, f.sent, f.len), f.layout)) {
+         f.from->send_frame(make_frame(f.dst, f.src, f.sent, f.len), f.layout, f.tx_queue)) {
     ++f.sent;
     any = true;
   }
-  if (any) f.from->kick(kTxRing);
+  if (any) f.from->kick(tx_ring(f.tx_queue));
   return any;
 }
 
-bool receive_some(FakeFrontend* to, std::vector<Flow>& flows, PumpResult& r) {
-  std::vector<std::vector<std::byte>> frames = to->poll_rx();
+bool receive_some(FakeFrontend* to, uint16_t q, std::vector<Flow>& flows, PumpResult& r) {
+  std::vector<std::vector<std::byte>> frames = to->poll_rx(q);
   for (const auto& fr : frames) {
     Flow* owner = nullptr;
     for (Flow& f : flows)
@@ -53,8 +54,15 @@ bool receive_some(FakeFrontend* to, std::vector<Flow>& flows, PumpResult& r) {
     if (!check_frame(fr, owner->dst, owner->src, seq) || seq != owner->received)
       ++owner->corrupt;
     ++owner->received;
+    owner->rx_queues |= 1u << q;
   }
   return !frames.empty();
+}
+
+bool receive_some(FakeFrontend* to, std::vector<Flow>& flows, PumpResult& r) {
+  bool any = false;
+  for (uint16_t q = 0; q < to->queue_pairs(); ++q) any |= receive_some(to, q, flows, r);
+  return any;
 }
 
 bool all_done(const std::vector<Flow>& flows) {
@@ -111,7 +119,7 @@ PumpResult pump(std::vector<Flow> flows, std::chrono::milliseconds stall) {
     if (moved)
       last_progress = std::chrono::steady_clock::now();
     else
-      (*receivers.begin())->wait_call(kRxRing, std::chrono::milliseconds(1));
+      (*receivers.begin())->wait_rx_call(std::chrono::milliseconds(1));
   }
   r.completed = all_done(flows);
   r.flows = std::move(flows);

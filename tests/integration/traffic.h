@@ -42,6 +42,10 @@ struct Flow {
   uint32_t sent = 0;
   uint32_t received = 0;
   uint32_t corrupt = 0;       // wrong bytes, wrong length or wrong sequence number
+  uint32_t rx_queues = 0;     // bit q: a frame of this flow arrived on RX queue q
+  // Options (after the results so the positional initialisers above stay short)
+  uint16_t tx_queue = 0;      // the sender's TX queue pair
+  uint32_t window = 0;        // frames in flight at most; 0: a quarter of the receiver's RX buffers
 };
 
 struct PumpResult {

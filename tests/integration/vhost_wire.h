@@ -48,11 +48,13 @@ inline constexpr uint64_t kVringNoFd = 1ull << 8;
 // virtio / vhost feature bits.
 namespace feat {
 inline constexpr uint64_t kMrgRxbuf = 1ull << 15;
+inline constexpr uint64_t kMq = 1ull << 22;  // VIRTIO_NET_F_MQ
 inline constexpr uint64_t kIndirectDesc = 1ull << 28;
 inline constexpr uint64_t kEventIdx = 1ull << 29;
 inline constexpr uint64_t kProtocolFeatures = 1ull << 30;
-inline constexpr uint64_t kInOrder = 1ull << 35;
 inline constexpr uint64_t kVersion1 = 1ull << 32;
+inline constexpr uint64_t kRingPacked = 1ull << 34;
+inline constexpr uint64_t kInOrder = 1ull << 35;
 }  // namespace feat
 
 // VHOST_USER_PROTOCOL_F_* bits.
@@ -127,6 +129,33 @@ struct VringUsedElem {
   uint32_t len;
 };
 static_assert(sizeof(VringUsedElem) == 8);
+
+// Packed virtqueue layout (virtio 1.2, 2.8). The descriptor flags above keep
+// their meaning; AVAIL and USED carry the wrap counters.
+inline constexpr uint16_t kDescFAvail = 1 << 7;
+inline constexpr uint16_t kDescFUsed = 1 << 15;
+
+struct PackedDesc {
+  uint64_t addr;
+  uint32_t len;
+  uint16_t id;
+  uint16_t flags;
+};
+static_assert(sizeof(PackedDesc) == 16);
+
+// Event suppression structure (2.8.10): one for the driver, one for the device.
+struct PackedEvent {
+  uint16_t off_wrap;  // ring offset in bits 0-14, wrap counter in bit 15
+  uint16_t flags;
+};
+static_assert(sizeof(PackedEvent) == 4);
+inline constexpr uint16_t kEventFlagEnable = 0;
+inline constexpr uint16_t kEventFlagDisable = 1;
+inline constexpr uint16_t kEventFlagDesc = 2;  // only with EVENT_IDX
+
+// SET/GET_VRING_BASE with a packed ring: index | wrap counter << 15; QEMU puts the
+// used index and wrap counter in bits 16-31 as well.
+inline constexpr uint32_t kPackedWrapBit = 1u << 15;
 
 // virtio-net header; with VERSION_1 or MRG_RXBUF it is always these 12 bytes.
 struct VirtioNetHdr {
