@@ -19,6 +19,18 @@ constexpr unsigned kTagLen = 4;    // TPID + TCI
 constexpr uint32_t kCopyWhole = 512;
 constexpr uint32_t kHeadCopy = 128;
 
+// What a frame's metadata says about its buffer or about a tag that is no longer
+// where it says: never carried over to a new head.
+constexpr uint64_t kNotCarried =
+    RTE_MBUF_F_EXTERNAL | RTE_MBUF_F_INDIRECT | RTE_MBUF_F_RX_VLAN | RTE_MBUF_F_RX_VLAN_STRIPPED;
+
+// Offload requests count the tag in l2_len (offload.h): keep it pointing at the L3 header.
+void move_l3(rte_mbuf* m, int delta)
+{
+    if (m->l2_len != 0)
+        m->l2_len = uint16_t(int(m->l2_len) + delta) & 0x7f;
+}
+
 void put_be16(unsigned char* p, uint16_t v)
 {
     p[0] = uint8_t(v >> 8);
@@ -43,9 +55,13 @@ rte_mbuf* rebuild(rte_mbuf* m, bool own, bool tagged_in, std::optional<uint16_t>
         put_be16(dst + kAddrs + 2, *tci_out);
     }
     std::memcpy(dst + hdr_out, src + hdr_in, copy);
+    // The frame's metadata: port, RSS hash, checksum/TSO requests and results (offload.h).
     head->port = m->port;
     head->hash = m->hash;
-    head->ol_flags |= m->ol_flags & RTE_MBUF_F_RX_RSS_HASH;
+    head->packet_type = m->packet_type;
+    head->ol_flags = m->ol_flags & ~kNotCarried;
+    head->tx_offload = m->tx_offload;
+    move_l3(head, int(hdr_out) - int(hdr_in));
     if (m->pkt_len == hdr_in + copy) {  // all copied
         if (own)
             rte_pktmbuf_free(m);
@@ -137,9 +153,11 @@ rte_mbuf* vlan_reform(rte_mbuf* m, bool own, bool tagged_in, std::optional<uint1
         } else if (tci_out) {
             rte_pktmbuf_prepend(m, kTagLen);
             write_tag_before(frame, *tci_out);
+            move_l3(m, kTagLen);
         } else if (tagged_in) {
             strip_tag_in_place(frame);
             rte_pktmbuf_adj(m, kTagLen);
+            move_l3(m, -int(kTagLen));
         }
         m->ol_flags &= ~(RTE_MBUF_F_RX_VLAN | RTE_MBUF_F_RX_VLAN_STRIPPED);
         return m;

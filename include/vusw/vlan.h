@@ -143,6 +143,7 @@ void set_tci(unsigned char* frame, uint16_t tci);
 //    lent zero-copy guest buffers: external buffers), a new head mbuf gets the new
 //    header and the first bytes after it (the whole frame if short), and the rest
 //    follows as `m` itself (own) or an indirect clone of it, past the old header.
+// The frame's offload requests (offload.h) travel with it, l2_len following the tag.
 // On failure an own `m` is still the caller's to free.
 rte_mbuf* vlan_reform(rte_mbuf* m, bool own, bool tagged_in, std::optional<uint16_t> tci_out, rte_mempool* pool);
 
