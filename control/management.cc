@@ -155,6 +155,26 @@ void Management::serve_one()
     (void)send(conn.get(), text.data(), text.size(), MSG_NOSIGNAL);
 }
 
+namespace {
+
+// The queue pairs of a port a PMD polls: a vhost-user port's pairs with a started ring
+// (its pairs all move together with the port), a NIC's one queue.
+nlohmann::json polled_queues(const Port& port)
+{
+    const auto* vhost = dynamic_cast<const VhostPort*>(&port);
+    if (vhost == nullptr)
+        return nlohmann::json::array({0});
+    nlohmann::json pairs = nlohmann::json::array();
+    const ProtocolStats& p = vhost->protocol();
+    std::lock_guard lock(p.mutex);
+    for (uint16_t pair = 0; pair < kMaxQueuePairs; ++pair)
+        if (p.rings[2 * pair].started || p.rings[2 * pair + 1].started)
+            pairs.push_back(pair);
+    return pairs;
+}
+
+}  // namespace
+
 nlohmann::json Management::show_pmd() const
 {
     const std::vector<PortPlacement> placed = scheduler_.placements();
@@ -165,7 +185,7 @@ nlohmann::json Management::show_pmd() const
         for (const PortPlacement& p : placed)
             if (p.pmd == pmd->index())
                 ports.push_back({{"name", p.port->name()}, {"pinned", p.pinned}, {"cycles", p.cycles},
-                                 {"load_pct", std::round(1000 * p.share) / 10}});
+                                 {"load_pct", std::round(1000 * p.share) / 10}, {"queues", polled_queues(*p.port)}});
         list.push_back({{"pmd", pmd->index()}, {"lcore", pmd->lcore()}, {"busy_cycles", s.busy_cycles},
                         {"idle_cycles", s.idle_cycles}, {"iterations", s.iterations}, {"packets", s.packets},
                         {"tsc_hz", s.tsc_hz}, {"longest_iteration_cycles", s.turns.longest},

@@ -21,7 +21,7 @@ Commands:
                    (split|packed), the front-end's MTU and queue pairs
   show pmd         PMD cores: busy/idle cycles, packets, longest loop turn, turns over 1 ms,
                    and the ports each polls with their load (share of the core's cycles over
-                   the last 10 s) and whether they are pinned
+                   the last 10 s), the queue pairs polled, and whether they are pinned
   show fdb         learned MAC addresses
   rebalance        place unpinned ports on PMD cores by measured load now (ports move only if
                    that cuts the load imbalance by the threshold, --rebalance-threshold)
@@ -146,9 +146,13 @@ void print_pmd_ports(const nlohmann::json& pmd)
 {
     if (!pmd.contains("ports"))
         return;
-    for (const auto& q : pmd.at("ports"))
-        fmt::print("       port {:<16} load {:>5.1f}%{}\n", q.at("name").get<std::string>(), q.value("load_pct", 0.0),
-                   q.value("pinned", false) ? "  (pinned)" : "");
+    for (const auto& q : pmd.at("ports")) {
+        std::string queues;
+        for (const auto& pair : q.value("queues", nlohmann::json::array()))
+            queues += (queues.empty() ? "" : ",") + std::to_string(pair.get<unsigned>());
+        fmt::print("       port {:<16} load {:>5.1f}%  queues {}{}\n", q.at("name").get<std::string>(),
+                   q.value("load_pct", 0.0), queues.empty() ? "-" : queues, q.value("pinned", false) ? "  (pinned)" : "");
+    }
     if (pmd.at("ports").empty())
         fmt::print("       (no ports)\n");
 }

@@ -208,13 +208,21 @@ Result<std::unique_ptr<MemTable>> MemTable::with_region(std::shared_ptr<const Ma
     return table;
 }
 
+namespace {
+bool same_region(const RegionDesc& a, const RegionDesc& b)
+{
+    return a.gpa == b.gpa && a.uva == b.uva && a.size == b.size;
+}
+}  // namespace
+
+bool MemTable::contains(const RegionDesc& d) const
+{
+    return std::any_of(owners_.begin(), owners_.end(), [&](const auto& r) { return same_region(r->desc(), d); });
+}
+
 Result<std::unique_ptr<MemTable>> MemTable::without_region(const RegionDesc& d) const
 {
-    auto match = [&](const auto& r) {
-        const RegionDesc& o = r->desc();
-        return o.gpa == d.gpa && o.uva == d.uva && o.size == d.size;
-    };
-    auto it = std::find_if(owners_.begin(), owners_.end(), match);
+    auto it = std::find_if(owners_.begin(), owners_.end(), [&](const auto& r) { return same_region(r->desc(), d); });
     if (it == owners_.end())
         return fail("region_not_found", fmt::format("no region with gpa {:#x} uva {:#x} size {:#x}", d.gpa, d.uva, d.size));
     auto table = std::make_unique<MemTable>();

@@ -24,6 +24,8 @@ PACKAGES=(
   # tests and scripts
   iproute2 curl python3 procps util-linux coreutils file gzip
   qemu-system-x86 busybox-static cpio
+  # tests/vm: tools copied with their libraries into the guest initramfs
+  ethtool iperf3
   # perf/run.sh: OVS-DPDK reference (run privately, never as the system service), the
   # NIC -> guest traffic source (net_pcap infinite_rx), the plot
   openvswitch-switch-dpdk librte-net-pcap23 python3-matplotlib

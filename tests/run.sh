@@ -17,7 +17,8 @@
 #                     in_order, mrg_rxbuf, vectorized, MTU 9000; counts and payload)
 #   (the system tests run again against build-asan's daemon; virtio_matrix with
 #    VIRTIO_MATRIX_ASAN_VARIANTS, a subset covering each switch code path once)
-#   vm                tests/vm/run.sh (QEMU guests: ping, NIC, memory hotplug, reconnect)
+#   vm                tests/vm/run.sh (QEMU guests: ping, NIC, memory hotplug, reconnect,
+#                     packed rings, multiqueue, jumbo frames, iperf3 throughput)
 #   fuzz              tests/fuzz/run.sh (libFuzzer targets, 20 s each)
 #   testpmd_pair asan, nic asan, vlan_nic asan, null_nic asan, virtio_matrix asan   the same against
 #                     build-asan's vuswitchd
@@ -136,9 +137,10 @@ else
   not_run "virtio_matrix asan" "build-asan failed"
 fi
 
-# Real QEMU guests (TCG) through the switch: ping, NIC, memory hotplug, reconnect.
+# Real QEMU guests (TCG) through the switch: ping, NIC, memory hotplug, reconnect,
+# virtio features (packed, mq, jumbo, iperf3).
 if ((build_ok)); then
-  suite "vm" timeout --kill-after=30 900 env VUSW_BUILD="$ROOT/build" tests/vm/run.sh
+  suite "vm" timeout --kill-after=30 1200 env VUSW_BUILD="$ROOT/build" tests/vm/run.sh
 else
   not_run "vm" "build failed"
 fi

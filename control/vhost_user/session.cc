@@ -268,6 +268,7 @@ Status Session::set_mem_table(Message& m)
             return std::unexpected(region.error());
         regions.push_back(std::move(*region));
     }
+    repeated_regions_.clear();  // a whole new table: every region is added once
     return publish(MemTable::from_regions(std::move(regions)));
 }
 
@@ -275,6 +276,13 @@ Status Session::add_mem_reg(Message& m)
 {
     const RegionDesc desc = region_desc(m.as<SingleRegion>().region);
     const MemTable& now = current_table(port_);
+    // QEMU (7.2 at least) runs each queue pair as a vhost device of its own on the one
+    // connection, and each adds, and later removes, the same regions: a region that is
+    // mapped already, identical in gpa, uva and size, is counted, not mapped again.
+    if (now.contains(desc)) {
+        ++repeated_regions_[{desc.gpa, desc.uva, desc.size}];
+        return {};
+    }
     if (now.region_count() >= kMaxMemSlots)  // before mapping anything
         return fail("mem_slots_full", fmt::format("ADD_MEM_REG: all {} memory slots in use", kMaxMemSlots));
     auto region = MappedRegion::map(std::move(m.fds[0]), desc);
@@ -289,7 +297,14 @@ Status Session::rem_mem_reg(Message& m)
         std::lock_guard lock(port_.protocol().mutex);
         port_.protocol().rem_mem_reg_fds += m.fds.size();
     }
-    return publish(current_table(port_).without_region(region_desc(m.as<SingleRegion>().region)));
+    const RegionDesc desc = region_desc(m.as<SingleRegion>().region);
+    // A region added more than once (see add_mem_reg) goes with its last removal.
+    if (auto repeat = repeated_regions_.find({desc.gpa, desc.uva, desc.size}); repeat != repeated_regions_.end()) {
+        if (--repeat->second == 0)
+            repeated_regions_.erase(repeat);
+        return {};
+    }
+    return publish(current_table(port_).without_region(desc));
 }
 
 Status Session::get_max_mem_slots(Message&)

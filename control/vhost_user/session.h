@@ -9,6 +9,8 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <tuple>
 #include <string>
 
 #include "control/vhost_user/connection.h"
@@ -108,6 +110,9 @@ private:
     uint16_t mtu_ = 1500;
     bool mtu_set_ = false;
     std::array<Ring, 2 * kMaxQueuePairs> rings_;
+    // Regions ADD_MEM_REG gave again while mapped, by (gpa, uva, size): how many more
+    // REM_MEM_REGs they take before they go.
+    std::map<std::tuple<uint64_t, uint64_t, uint64_t>, uint32_t> repeated_regions_;
     Message msg_;  // receive buffer, reused
 };
 

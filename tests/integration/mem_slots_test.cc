@@ -112,6 +112,46 @@ TEST_CASE("REM_MEM_REG accepts one fd (closed) or none") {
   finish(bench.d);
 }
 
+// QEMU 7.2 with queues=N runs each queue pair as a vhost device of its own on one
+// connection: each sends ADD_MEM_REG for the same regions, and REM_MEM_REG when they go.
+TEST_CASE("a region added once per queue pair is mapped once and goes with its last removal") {
+  Bench bench;
+  auto fe = handshaken(bench.d, "x");
+  REQUIRE(fe);
+  REQUIRE(fe->reply_ack());
+  size_t fds = bench.d.fd_count();
+  size_t maps = bench.d.maps_count();
+  uint64_t errors = bench.errors("x");
+  MemRegion r(kGpa, kSmall);
+  REQUIRE(fe->add_mem_reg(r).ok());
+  const size_t fds_with_region = bench.d.fd_count(), maps_with_region = bench.d.maps_count();
+  CHECK(maps_with_region > maps);
+  for (int pair = 1; pair < 4; ++pair) REQUIRE(fe->add_mem_reg(r).ok());
+  CHECK(bench.regions("x") == 1);
+  CHECK(bench.d.maps_count() == maps_with_region);  // mapped once
+  CHECK(fds_back_to(bench.d, fds_with_region));       // the repeats' fds closed
+  for (int pair = 0; pair < 3; ++pair) {
+    REQUIRE(fe->rem_mem_reg(r).ok());
+    CHECK(bench.regions("x") == 1);  // still in use by the other devices
+  }
+  REQUIRE(fe->rem_mem_reg(r).ok());
+  CHECK(bench.regions("x") == 0);
+  CHECK(bench.errors("x") == errors);
+  CHECK(fe->rem_mem_reg(r).failed());  // one removal too many: an error, nothing removed
+  CHECK(bench.errors("x") == errors + 1);
+  // A region overlapping without being identical is still refused.
+  REQUIRE(fe->add_mem_reg(r).ok());
+  MemRegion shifted(kGpa + 4096, kSmall);
+  CHECK(fe->add_mem_reg(shifted).failed());
+  CHECK(bench.regions("x") == 1);
+  REQUIRE(fe->rem_mem_reg(r).ok());
+  CHECK_MESSAGE(fds_back_to(bench.d, fds), "daemon fds " << bench.d.fd_count() << " != " << fds);
+  CHECK_MESSAGE(maps_back_to(bench.d, maps), "daemon maps " << bench.d.maps_count() << " != " << maps);
+  CHECK(fe->sync());
+  CHECK(bench.healthy());
+  finish(bench.d);
+}
+
 TEST_CASE("REM_MEM_REG must match gpa, uva and size; a partial match removes nothing") {
   Bench bench;
   // Port a's rings live in its main region: removing it by mistake stops a <-> b.

@@ -31,9 +31,14 @@
 #   opens rx_pcap files at port start and reads them once, to the end), then forwarding
 #   runs until B has received everything sent so far ("settled"). Both testpmds run with
 #   --no-flush-rx, or "start" would drain the freshly opened pcap files into the void.
+# - Offload rows (traffic csum, tso=MSS; see the row table) send TCP and UDP over IPv4
+#   and IPv6 through testpmd's csum engine with checksum/TSO offloads on A's virtio-user
+#   port, to a B without GUEST_CSUM/GUEST_TSO: B must get what pcap_compare.py computes
+#   a correct software checksum/segmentation yields (expected.pcap), byte for byte.
 # - Counts: A virtio TX == switch vm1 rx_packets == switch vm2 tx_packets == B virtio RX
-#   == B pcap TX == frames generated (and the bytes likewise); A receives nothing; the
-#   switch counts no drops. A fresh vuswitchd and fresh testpmds per variant.
+#   == B pcap TX == frames generated (and the bytes likewise; with tso, vm2 tx and B
+#   count the expected segments); A receives nothing; the switch counts no drops (none
+#   bad_offload). A fresh vuswitchd and fresh testpmds per variant.
 # - Negotiated features: testpmd runs with --log-level=pmd.net.virtio.init:debug and the
 #   virtio PMD logs "features after negotiate = <hex>". A devarg must show in it:
 #   packed_vq=1 -> VIRTIO_F_RING_PACKED, in_order=1 -> VIRTIO_F_IN_ORDER, mrg_rxbuf=1 ->
@@ -80,9 +85,15 @@ source "$(dirname "$0")/lib.sh"
 # Frame lengths (without FCS) per size set: the smallest frame, around a cache line,
 # around --zero-copy-min (1024: frames from it on are lent, shorter ones copied), full
 # Ethernet, and for jumbo around one and several 2 KiB buffers up to MTU 9000 + header.
+# Offload rows (traffic csum / tso=MSS) take L4 payload lengths instead: for csum odd
+# and even, tiny (a 60 B frame) to a full frame with the largest headers generated (VLAN
+# + IPv6 + TCP with options: 90 B) and around --zero-copy-min; for tso around one and
+# two segments of 1448 and up to the largest TCP frame (64 KiB IP datagram: 46 segments).
 declare -A SIZESET=(
   [std]="60 64 65 127 128 255 256 511 512 1023 1024 1025 1513 1514"
   [jumbo]="60 1514 2035 2036 2037 2048 4096 6000 8192 9000 9014"
+  [csum]="18 19 20 21 64 65 255 256 511 977 978 979 1000 1023 1024 1400 1423 1424"
+  [tso]="18 100 1447 1448 1449 2896 2897 4000 8000 8688 9000 16000 32768 65400"
 )
 
 # One row per variant, fields separated by "|" (a field may be empty):
@@ -96,6 +107,25 @@ declare -A SIZESET=(
 #   sizes         a SIZESET name or a list of frame lengths
 #   frames        how many frames A sends
 #   expect        an extended regex both testpmd logs must match (the PMD's chosen path)
+#   traffic       what A sends and B must get (pcap_compare.py gen --offload): empty =
+#                 none (UDP, unchanged end to end), csum (wrong L4 checksums that B must
+#                 get right), tso=MSS (TCP frames that B must get in MSS segments)
+#   setup A       testpmd commands run on A alone, after setup (the offload rows' csum
+#                 forwarding engine and its offload requests)
+# Offload rows: A forwards with testpmd's csum engine, which asks its virtio-user port
+# (port 0) to do the L4 checksums ("csum set udp|tcp hw 0": partial checksum, the
+# pseudo-header sum written by rte_eth_tx_prepare, NEEDS_CSUM in the virtio-net header)
+# and TCP segmentation ("tso set MSS 0": for a TCP frame with more than MSS payload
+# bytes, GSO_TCPV4/6 with gso_size MSS); the PMD negotiates CSUM for the checksum and
+# HOST_TSO4/6 for the TSO offload (virtio_dev_configure). IPv4 header checksums stay in
+# software ("csum set ip sw 0": virtio has no such offload); "csum mac-swap off 0" keeps
+# the generated MAC addresses. B requests no RX offload, so it negotiates neither
+# GUEST_CSUM nor GUEST_TSO4/6 and vuswitchd must finish every frame in software:
+# checksums, and segments with their lengths, IPv4 ids and header checksums, sequence
+# numbers and flags. B's frames are compared byte for byte with what pcap_compare.py
+# computes (expected.pcap), so an unfinished partial checksum, an unsegmented frame or
+# any wrong header field fails the row.
+CSUM_A="set fwd csum; csum mac-swap off 0; csum set ip sw 0; csum set udp hw 0; csum set tcp hw 0"
 MATRIX=(
   "queues=1              | queues=1                                        |                               | --rxq=1 --txq=1    |                                  | std   | 1024 |"
   "queues=2              | queues=2                                        |                               | --rxq=2 --txq=2    |                                  | std   | 1024 |"
@@ -112,6 +142,9 @@ MATRIX=(
   "mtu=9000,mrg_rxbuf=0  | mrg_rxbuf=0                                     |                               | --max-pkt-len=9030 --mbuf-size=9300 |                 | jumbo | 256  |"
   "packed_vq=1,in_order=0 | packed_vq=1,in_order=0                        |                               |                    |                                  | std   | 1024 |"
   "mtu=9000,packed_vq=1  | packed_vq=1                                     |                               | --max-pkt-len=9030 | port config 0 rx_offload scatter on | jumbo | 256 |"
+  "offload=csum          |                                                 |                               |                    |                                  | csum  | 512  | | csum     | $CSUM_A"
+  "offload=tso           |                                                 |                               |                    |                                  | tso   | 64   | | tso=1448 | $CSUM_A; tso set 1448 0"
+  "offload=tso,packed_vq=1 | packed_vq=1                                   |                               |                    |                                  | tso   | 64   | | tso=1448 | $CSUM_A; tso set 1448 0"
 )
 
 MAC_A=02:00:00:00:0a:01
@@ -124,7 +157,8 @@ BACKEND=${BACKEND:-vuswitchd}
 
 trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; printf '%s' "${s%"${s##*[![:space:]]}"}"; }
 
-# row NAME: set R_NAME R_DEVARGS R_EAL R_APP R_SIZES R_FRAMES R_EXPECT from the table.
+# row NAME: set R_NAME R_DEVARGS R_EAL R_APP R_SETUP R_SIZES R_FRAMES R_EXPECT R_TRAFFIC
+# R_SETUP_A from the table.
 row() {
   local line f
   for line in "${MATRIX[@]}"; do
@@ -138,6 +172,9 @@ row() {
     R_SIZES=${SIZESET[$(trim "${f[5]}")]:-$(trim "${f[5]}")}
     R_FRAMES=$(($(trim "${f[6]}") * ${FRAMES_SCALE:-100} / 100))
     R_EXPECT=$(trim "${f[7]:-}")
+    R_TRAFFIC=$(trim "${f[8]:-}")
+    R_TRAFFIC=${R_TRAFFIC:-none}
+    R_SETUP_A=$(trim "${f[9]:-}")
     return 0
   done
   return 1
@@ -164,7 +201,7 @@ run_one() {
   fail() { note "$*"; printf '[%s] FAIL: %s\n' "$SYS_NAME" "$*" >&2; exit 1; }
   sys_require_hugepages 800
   [[ $BACKEND != vuswitchd ]] || sys_require_daemon
-  local errors=0 q queues round rounds max_len per_frame r d t i cmds=()
+  local errors=0 q queues round rounds max_len per_frame r d t i cmds=() round_sent=() round_want=()
   bad() { log "MISMATCH: $*"; note "$*"; errors=$((errors + 1)); }
   check() { # DESCRIPTION LEFT RIGHT
     if [[ $2 == "$3" ]]; then log "ok: $1 ($2)"; else bad "$1: $2 != $3"; fi
@@ -175,22 +212,35 @@ run_one() {
   # mbuf (the PMD pushes the virtio-net header into the headroom), else one per segment
   # plus one for the header; and one RX buffer, or with MRG_RXBUF one per mbuf-sized
   # piece. So neither A's TX ring nor B's RX ring can fill up even if the other side
-  # does not run at all during the round.
-  local seg=2048 tx_descs rx_bufs
+  # does not run at all during the round. Offload rows' sizes are payload lengths
+  # (headers up to 90 B), and with tso=MSS each frame reaches B as up to
+  # payload/MSS segments of at most MSS + 90 B.
+  local seg=2048 tx_descs rx_bufs hdr_max=0 segs=1 out_len mss
   [[ $R_APP =~ --mbuf-size=([0-9]+) ]] && seg=$((BASH_REMATCH[1] - 128))
+  [[ $R_TRAFFIC == none ]] || hdr_max=90
   max_len=0
   for d in $R_SIZES; do ((d > max_len)) && max_len=$d; done
+  out_len=$((max_len + hdr_max))
+  if [[ $R_TRAFFIC == tso=* ]]; then
+    mss=${R_TRAFFIC#tso=}
+    segs=$(((max_len + mss - 1) / mss))
+    out_len=$((mss + hdr_max))
+  fi
+  max_len=$((max_len + hdr_max))
   tx_descs=$((max_len <= seg ? 1 : (max_len + seg - 1) / seg + 1))
-  rx_bufs=$(($(devarg mrg_rxbuf 1) ? (max_len + 12 + seg - 1) / seg : 1))
+  rx_bufs=$((segs * ($(devarg mrg_rxbuf 1) ? (out_len + 12 + seg - 1) / seg : 1)))
   per_frame=$((tx_descs > rx_bufs ? tx_descs : rx_bufs))
   round=$((ROUND_DESCS / per_frame))
+  ((round > 0)) || fail "a frame needs more than $ROUND_DESCS descriptors ($per_frame)"
   d=$SYS_TMP/frames
-  local gen_out sent_bytes
+  local gen_out sent_bytes want_frames want_bytes
   gen_out=$("$PYTHON" "$COMPARE" gen --dir "$d" --frames "$R_FRAMES" --round "$round" \
-    --queues "$queues" --flows "$FLOWS" --sizes "$R_SIZES" --src-mac "$MAC_A" --dst-mac "$MAC_B") \
-    || fail "pcap_compare.py gen failed"
-  read -r rounds sent_bytes <<<"$gen_out"
-  log "devargs '$R_DEVARGS', testpmd EAL '$R_EAL' app '$R_APP'; $R_FRAMES frames of $R_SIZES B in $rounds rounds of $round, $queues queue(s)"
+    --queues "$queues" --flows "$FLOWS" --sizes "$R_SIZES" --src-mac "$MAC_A" --dst-mac "$MAC_B" \
+    --offload "$R_TRAFFIC") || fail "pcap_compare.py gen failed"
+  read -r rounds _ sent_bytes want_frames want_bytes <<<"$gen_out"
+  # Per round: frames A has sent and frames B must have received by its end.
+  while read -r r t; do round_sent+=("$r") round_want+=("$t"); done <"$d/rounds.txt"
+  log "devargs '$R_DEVARGS', testpmd EAL '$R_EAL' app '$R_APP'; traffic $R_TRAFFIC: $R_FRAMES frames of $R_SIZES B$([[ $R_TRAFFIC == none ]] || echo ' payload') in $rounds rounds of $round, $queues queue(s); B must receive $want_frames frames ($want_bytes B)"
 
   local a_pcap="net_pcap0" b_pcap="net_pcap0"
   for ((q = 0; q < queues; q++)); do
@@ -241,6 +291,7 @@ run_one() {
     done
     ((i < 600)) || fail "testpmd $name: no prompt after 60 s"
     IFS=';' read -r -a cmds <<<"$R_SETUP"
+    [[ $name != A || -z $R_SETUP_A ]] || IFS=';' read -r -a cmds <<<"${R_SETUP:+$R_SETUP;}$R_SETUP_A"
     for cmd in "${cmds[@]}"; do tp_cmd "$name" "$(trim "$cmd")"; done
     tp_cmd "$name" "port start all"
     tp_cmd "$name" "show port info 0"
@@ -255,6 +306,20 @@ run_one() {
   start_frontend B "$SYS_TMP/vm2.sock" "$MAC_B" "$b_pcap"
   frontend_up A "$MAC_A"
   frontend_up B "$MAC_B"
+  if [[ $R_TRAFFIC != none ]]; then
+    # A's csum engine took the offloads (testpmd prints its csum configuration after
+    # each "csum set", and refuses an offload the port does not have).
+    local why
+    why=$(grep -E 'not supported by port|Please stop port|Error: TSO|Bad arguments|Unknown parameter' "${TP_LOG[A]}" | head -n 3 | paste -sd ' ' -) || true
+    [[ -z $why ]] || bad "testpmd A refused an offload setting: $why"
+    for t in UDP TCP; do
+      check "testpmd A: $t checksum offload" "$(grep -oE "^$t checksum offload is (hw|sw)" "${TP_LOG[A]}" | tail -n1)" "$t checksum offload is hw"
+    done
+    if [[ $R_TRAFFIC == tso=* ]]; then
+      check "testpmd A: TSO segment size" "$(grep -oE 'TSO segment size for non-tunneled packets is [0-9]+' "${TP_LOG[A]}" | tail -n1)" \
+        "TSO segment size for non-tunneled packets is ${R_TRAFFIC#tso=}"
+    fi
+  fi
   local mtu
   for t in A B; do
     mtu=$(grep -oE '^MTU: [0-9]+' "${TP_LOG[$t]}" | tail -n1) || true
@@ -297,8 +362,20 @@ print(*out)' <<<"$json"
     [[ -n ${tfeat[$t]} ]] || fail "testpmd $t logged no negotiated features (pmd.net.virtio.init:debug)"
     log "testpmd $t: features 0x${tfeat[$t]}; $(grep -o 'virtio: using [^.]* path' "${TP_LOG[$t]}" | sort -u | paste -sd ';' -)"
   done
-  check "A and B negotiated the same features" "${tfeat[A]}" "${tfeat[B]}"
-  feat=$((16#${tfeat[A]}))
+  # Offload bits: CSUM 0, GUEST_CSUM 1, GUEST_TSO4/6 7/8, HOST_TSO4/6 11/12. A asks for
+  # what its row's traffic needs (csum: CSUM; tso: CSUM, HOST_TSO4/6), B for none.
+  local offl=$(((1 << 0) | (1 << 1) | (1 << 7) | (1 << 8) | (1 << 11) | (1 << 12))) want_a=0 feat_a feat_b
+  case $R_TRAFFIC in
+    csum) want_a=$((1 << 0)) ;;
+    tso=*) want_a=$(((1 << 0) | (1 << 11) | (1 << 12))) ;;
+  esac
+  feat_a=$((16#${tfeat[A]})) feat_b=$((16#${tfeat[B]}))
+  check "A and B negotiated the same features (offloads aside)" \
+    "$(printf '%#x' $((feat_a & ~offl)))" "$(printf '%#x' $((feat_b & ~offl)))"
+  check "A's offload features (CSUM, HOST_TSO4/6 as the row asks; no GUEST_CSUM/TSO)" \
+    "$(printf '%#x' $((feat_a & offl)))" "$(printf '%#x' "$want_a")"
+  check "B's offload features (none: no GUEST_CSUM/GUEST_TSO4/6)" "$(printf '%#x' $((feat_b & offl)))" 0
+  feat=$feat_a
   has() { # BIT NAME WANT(0/1)
     local got=$(((feat >> $1) & 1))
     if ((got == $3 && got)); then log "ok: $2 negotiated"
@@ -323,7 +400,7 @@ print(*out)' <<<"$json"
   fi
 
   # ---- traffic, in rounds
-  local sent=0 end a_tx_now
+  local sent=0 want=0 end a_tx_now
   tp_cmd B "start"
   for ((r = 0; r < rounds; r++)); do
     for ((q = 0; q < queues; q++)); do ln -sfn "$d/r${r}_q$q.pcap" "$d/in_q$q.pcap"; done
@@ -331,16 +408,15 @@ print(*out)' <<<"$json"
     tp_cmd A "port stop 1"
     tp_cmd A "port start 1"
     tp_cmd A "start"
-    sent=$((sent + round))
-    ((sent > R_FRAMES)) && sent=$R_FRAMES
+    sent=${round_sent[r]} want=${round_want[r]}
     end=$((SECONDS + SETTLE_TIMEOUT))
     while :; do
       tp_read_stats A 2
       a_tx_now=${TP_TX[0]}
       tp_read_stats B 2
-      [[ $a_tx_now == "$sent" && ${TP_RX[0]} == "$sent" ]] && break
+      [[ $a_tx_now == "$sent" && ${TP_RX[0]} == "$want" ]] && break
       if ((SECONDS >= end)); then
-        bad "round $r: after ${SETTLE_TIMEOUT}s A sent $a_tx_now and B received ${TP_RX[0]} of $sent frames"
+        bad "round $r: after ${SETTLE_TIMEOUT}s A sent $a_tx_now of $sent frames and B received ${TP_RX[0]} of $want"
         break 2
       fi
       tp_nap 0.02
@@ -360,14 +436,18 @@ print(*out)' <<<"$json"
   local s1_rx s1_tx s1_rxb s1_dr s1_pe s1_bq s1_f s2_rx s2_tx s2_txb s2_dr s2_pe s2_bq s2_f
   read -r _ s1_rx s1_tx s1_rxb _ s1_dr s1_pe s1_bq s1_f _ s2_rx s2_tx _ s2_txb s2_dr s2_pe s2_bq s2_f <<<"$sw"
   log "A: virtio tx $a_tx ($a_txb B) rx $a_rx | switch vm1 rx $s1_rx ($s1_rxb B) vm2 tx $s2_tx ($s2_txb B) | B: virtio rx $b_rx ($b_rxb B) tx $b_tx, pcap tx $bp_tx ($bp_txb B)"
+  # Without offloads B gets what A sent; with them what pcap_compare.py expects
+  # (want_frames/want_bytes: segments; the same frames for checksums).
   check "A sent every frame" "$a_tx" "$R_FRAMES"
   check "A tx == switch vm1 rx" "$a_tx" "$s1_rx"
-  check "switch vm1 rx == switch vm2 tx" "$s1_rx" "$s2_tx"
+  [[ $R_TRAFFIC != none ]] || check "switch vm1 rx == switch vm2 tx" "$s1_rx" "$s2_tx"
+  check "switch vm2 tx == frames expected at B" "$s2_tx" "$want_frames"
   check "switch vm2 tx == B rx" "$s2_tx" "$b_rx"
   check "B rx == B pcap tx" "$b_rx" "$bp_tx"
   check "bytes: generated == A tx" "$sent_bytes" "$a_txb"
   check "bytes: A tx == switch vm1 rx" "$a_txb" "$s1_rxb"
-  check "bytes: switch vm1 rx == switch vm2 tx" "$s1_rxb" "$s2_txb"
+  [[ $R_TRAFFIC != none ]] || check "bytes: switch vm1 rx == switch vm2 tx" "$s1_rxb" "$s2_txb"
+  check "bytes: switch vm2 tx == expected at B" "$s2_txb" "$want_bytes"
   check "bytes: switch vm2 tx == B rx" "$s2_txb" "$b_rxb"
   check "bytes: B rx == B pcap tx" "$b_rxb" "$bp_txb"
   check "nothing towards A (A rx, switch vm1 tx, vm2 rx, B tx)" "$a_rx $s1_tx $s2_rx $b_tx" "0 0 0 0"
@@ -382,10 +462,38 @@ print(*out)' <<<"$json"
     # must agree exactly; nothing may be on at the switch that testpmd did not negotiate.
     local key=$(((1 << 15) | (1 << 22) | (1 << 28) | (1 << 29) | (1 << 34) | (1 << 35)))
     local vhost_only=$((1 << 30))  # PROTOCOL_FEATURES: vhost-user's own bit, not in testpmd's set
-    check "switch vm1/vm2 features within testpmd's" \
-      "$((s1_f & ~feat & ~vhost_only)) $((s2_f & ~feat & ~vhost_only))" "0 0"
+    check "switch vm1/vm2 features within testpmd A's/B's" \
+      "$((s1_f & ~feat_a & ~vhost_only)) $((s2_f & ~feat_b & ~vhost_only))" "0 0"
     check "switch vm1/vm2 MRG_RXBUF/MQ/INDIRECT/EVENT_IDX/PACKED/IN_ORDER == testpmd's" \
-      "$(((s1_f ^ feat) & key)) $(((s2_f ^ feat) & key))" "0 0"
+      "$(((s1_f ^ feat_a) & key)) $(((s2_f ^ feat_b) & key))" "0 0"
+    check "switch vm1/vm2 offload features == testpmd A's/B's" \
+      "$(((s1_f ^ feat_a) & offl)) $(((s2_f ^ feat_b) & offl))" "0 0"
+  fi
+  if [[ $BACKEND == vuswitchd ]]; then
+    # By name too, as vuswitchctl shows them: A's (vm1) offloads on, B's (vm2) off, and
+    # no frame dropped for a virtio-net header that did not fit (bad_offload).
+    local names1 names2 bad_offload
+    read -r names1 names2 bad_offload < <("$PYTHON" -c '
+import json, sys
+ports = {p["name"]: p for p in json.load(sys.stdin)["ports"]}
+print(",".join(ports["vm1"]["features"]) or "-", ",".join(ports["vm2"]["features"]) or "-",
+      sum(p["drops"].get("bad_offload", 0) for p in ports.values()))' <"$SYS_TMP/show_ports.json")
+    log "switch vm1 features: $names1"
+    log "switch vm2 features: $names2"
+    local n want_names=()
+    case $R_TRAFFIC in
+      csum) want_names=(CSUM) ;;
+      tso=*) want_names=(CSUM HOST_TSO4 HOST_TSO6) ;;
+    esac
+    for n in "${want_names[@]}"; do
+      if [[ ,$names1, == *",$n,"* ]]; then log "ok: switch vm1 (A) negotiated $n"
+      else bad "switch vm1 (A) did not negotiate $n: $names1"; fi
+    done
+    for n in GUEST_CSUM GUEST_TSO4 GUEST_TSO6; do
+      if [[ ,$names2, != *",$n,"* ]]; then log "ok: switch vm2 (B) did not negotiate $n"
+      else bad "switch vm2 (B) negotiated $n: $names2"; fi
+    done
+    check "switch bad_offload drops" "$bad_offload" 0
   fi
   if ((queues > 1)); then
     tp_cmd B "show port xstats 0"
@@ -398,7 +506,7 @@ print(*out)' <<<"$json"
   tp_quit B
   local outs=()
   for ((q = 0; q < queues; q++)); do outs+=("$SYS_TMP/out_q$q.pcap"); done
-  if "$PYTHON" "$COMPARE" compare --sent "$d/sent.pcap" --min-queues "$((queues > 1 ? 2 : 1))" "${outs[@]}" \
+  if "$PYTHON" "$COMPARE" compare --sent "$d/expected.pcap" --min-queues "$((queues > 1 ? 2 : 1))" "${outs[@]}" \
     >"$SYS_TMP/compare.out" 2>&1; then
     sed "s/^/[$SYS_NAME]   /" "$SYS_TMP/compare.out"
   else

@@ -30,14 +30,23 @@
 # run by sh; the reply is the output followed by "@@END ID RC". tests/vm/vmctl.py
 # speaks it (`vmctl.py guest SOCK -- COMMAND`).
 #
+# Tools: besides busybox, Debian's ethtool and iperf3 with their shared libraries
+# (GUEST_BINARIES below).
+#
 # Idempotent: the kernel package is downloaded once; the initramfs is rebuilt only when
-# this script or the package changed (a hash is kept in guest.env).
+# this script, busybox, the copied binaries/libraries or the package changed (a hash is
+# kept in guest.env).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${1:-$ROOT/build/vm-guest}
 FLAVOUR=${VUSW_GUEST_FLAVOUR:-cloud-amd64}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
+# Host binaries copied into the guest with their shared libraries (found with ldd) and the
+# dynamic loader: ethtool (queue counts, per-queue counters) and iperf3 (TCP throughput),
+# both from Debian packages (deploy/setup.sh installs them). Their contents are part of the
+# cache key, so a changed list or an upgraded package rebuilds the initramfs.
+GUEST_BINARIES=(/usr/sbin/ethtool /usr/bin/iperf3)
 # Load order matters for insmod (no modprobe without modules.dep); dependencies first.
 MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net)
 # Config options the tests rely on; checked against the package's config file.
@@ -50,9 +59,10 @@ die() { printf '[build-guest] ERROR: %s\n' "$*" >&2; exit 1; }
 
 require_tools() {
   local t missing=()
-  for t in apt-get apt-cache dpkg cpio gzip; do command -v "$t" >/dev/null || missing+=("$t"); done
+  for t in apt-get apt-cache dpkg cpio gzip ldd; do command -v "$t" >/dev/null || missing+=("$t"); done
   [[ -x $BUSYBOX ]] || missing+=("busybox-static ($BUSYBOX)")
-  ((${#missing[@]} == 0)) || die "missing: ${missing[*]} (Debian packages: apt dpkg cpio gzip busybox-static)"
+  for t in "${GUEST_BINARIES[@]}"; do [[ -x $t ]] || missing+=("$t (Debian package $(basename "$t"))"); done
+  ((${#missing[@]} == 0)) || die "missing: ${missing[*]} (Debian packages: apt dpkg cpio gzip libc-bin busybox-static ethtool iperf3; deploy/setup.sh)"
   # The initramfs has no libc: a dynamically linked busybox would not start.
   local banner
   banner=$("$BUSYBOX" --help 2>&1 || true)
@@ -130,6 +140,33 @@ copy_modules() {
   done
   printf '%s\n' "${order[@]}" >"$dest/order"
   say "modules: ${order[*]}"
+}
+
+# guest_files: every host file the initramfs gets besides busybox: GUEST_BINARIES and
+# the shared objects ldd resolves for them (absolute paths, symlinks as ldd names them).
+guest_files() {
+  local b
+  for b in "${GUEST_BINARIES[@]}"; do
+    printf '%s\n' "$b"
+    ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+  done | sort -u
+}
+
+# copy_binaries DEST: GUEST_BINARIES into DEST/bin, their libraries (and the loader) at
+# the same paths as on the host (dereferenced), so the Debian loader's built-in search
+# path (/lib/x86_64-linux-gnu) finds them without an ld.so.cache.
+copy_binaries() {
+  local dest=$1 f n=0
+  while IFS= read -r f; do
+    if [[ " ${GUEST_BINARIES[*]} " == *" $f "* ]]; then
+      cp -L "$f" "$dest/bin/${f##*/}"
+    else
+      mkdir -p "$dest$(dirname "$f")"
+      cp -L "$f" "$dest$f"
+      n=$((n + 1))
+    fi
+  done < <(guest_files)
+  say "binaries: ${GUEST_BINARIES[*]##*/} + $n libraries ($(guest_files | xargs du -cLk | tail -1 | cut -f1) KiB)"
 }
 
 write_init() { # DEST
@@ -312,7 +349,7 @@ main() {
   local pkg deb self_hash want kroot kver stage
   pkg=$(resolve_package)
   deb=$(download "$pkg")
-  self_hash=$(cat "$0" "$BUSYBOX" | sha256sum | cut -c1-16)
+  self_hash=$(guest_files | xargs cat "$0" "$BUSYBOX" | sha256sum | cut -c1-16)
   want="PKG=${deb##*/} HASH=$self_hash"
   if [[ -f $OUT/guest.env && -f $OUT/vmlinuz && -f $OUT/initrd.gz ]] \
     && grep -qx "# $want" "$OUT/guest.env"; then
@@ -337,6 +374,7 @@ main() {
   copy_modules "$kroot" "$stage/lib/modules"
   write_init "$stage/init"
   write_helpers "$stage/bin"
+  copy_binaries "$stage"
   # The kernel opens /dev/console before /init runs; without the node init has no stdio.
   mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
   (cd "$stage" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) | gzip -9 >"$OUT/initrd.gz.tmp"

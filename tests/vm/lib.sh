@@ -126,7 +126,7 @@ vusw_start() {
   VUSW_PID=$!
   VM_PIDS+=("$VUSW_PID")
   local end=$((SECONDS + 30))
-  until grep -q 'vuswitchd: ready' "$VUSW_LOG"; do
+  until grep -q 'vuswitchd: ready' "$VUSW_LOG" 2>/dev/null; do
     kill -0 "$VUSW_PID" 2>/dev/null || fail "vuswitchd exited during start-up (see ${VUSW_LOG##*/})"
     ((SECONDS < end)) || fail "vuswitchd not ready after 30 s"
     sleep 0.1
@@ -188,6 +188,10 @@ for p in json.load(open(sys.argv[1]))["ports"]:
 # The guest gets 256 MiB boot RAM as a shared memfd (the switch maps it), room for 4
 # DIMMs up to 1 GiB, a QMP socket NAME.qmp, its console in NAME.serial.log and the
 # command agent on its second UART (socket NAME.agent).
+#   VM_NETDEV_OPTS / VM_DEVICE_OPTS (e.g. set for one call: VM_DEVICE_OPTS=packed=on vm_start ..):
+#   extra comma-separated options for -netdev vhost-user (queues=4) and -device
+#   virtio-net-pci (packed=on, mq=on, host_mtu=9000, csum=off, ...). Without a vectors=
+#   option the device gets vectors=0.
 vm_start() {
   local name=$1 mac=$2 ip=$3 chardev=$4
   shift 4
@@ -195,15 +199,20 @@ vm_start() {
   [[ ${VM_VERBOSE:-0} == 1 ]] && quiet=
   VM_SERIAL[$name]=$serial
   : >"$serial"
-  log "start guest $name (mac $mac, ip $ip, chardev $chardev)"
-  # vectors=0: QEMU 7.2 under TCG has crashed when a guest enabled a vhost-user
-  # virtio-net with MSI-X; legacy INTx avoids it.
+  # vectors=0: QEMU 7.2 under TCG segfaults when a guest starts a vhost-user virtio-net
+  # with MSI-X (vhost_net_start -> msix_set_vector_notifiers), also with mq=on; legacy
+  # INTx avoids it.
+  local netdev=vhost-user,id=n0,chardev=c0 device=virtio-net-pci,netdev=n0,mac=$mac
+  [[ -n ${VM_NETDEV_OPTS:-} ]] && netdev+=,$VM_NETDEV_OPTS
+  [[ -n ${VM_DEVICE_OPTS:-} ]] && device+=,$VM_DEVICE_OPTS
+  [[ ,${VM_DEVICE_OPTS:-}, == *,vectors=* ]] || device+=,vectors=0
+  log "start guest $name (mac $mac, ip $ip, chardev $chardev${VM_NETDEV_OPTS:+, netdev +$VM_NETDEV_OPTS}${VM_DEVICE_OPTS:+, device +$VM_DEVICE_OPTS})"
   taskset -c "$VM_QEMU_CPUS" "$QEMU" -name "$name" -accel tcg -machine pc -smp 1 \
     -m 256M,slots=4,maxmem=1G \
     -object memory-backend-memfd,id=mem0,size=256M,share=on -numa node,memdev=mem0 \
     -chardev "socket,id=c0,$chardev" \
-    -netdev vhost-user,id=n0,chardev=c0 \
-    -device "virtio-net-pci,netdev=n0,mac=$mac,vectors=0" \
+    -netdev "$netdev" \
+    -device "$device" \
     -display none -nodefaults -no-user-config -no-reboot \
     -serial "file:$serial" \
     -chardev "socket,id=agent,path=$VM_TMP/$name.agent,server=on,wait=off" -serial chardev:agent \

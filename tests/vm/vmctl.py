@@ -15,6 +15,11 @@
                                              print each failed one, exit 1 if any failed; with
                                              --since, numbers are growth since the BASE snapshot
   (a dict field without .KEY is summed: drops, protocol_errors; a missing key reads 0)
+  vmctl.py ports-vhost JSON PORT             one line about a vhost-user port's negotiation:
+                                             "ring_type=packed mtu=9000 features=A,B,.. pairs=N
+                                             running=N enabled_rx=N queues=0:256/256,1:256*/256*"
+                                             (running: RX and TX ring started and enabled; * = not
+                                             enabled, ! = not started)
 
 Only the standard library: python3 is all the test needs on the host.
 QMP events that arrive while waiting for a reply are skipped, except the one waited for.
@@ -204,6 +209,26 @@ def cmd_ports_check(path, exprs):
     sys.exit(1 if failed else 0)
 
 
+def cmd_ports_vhost(path, name):
+    port = next((p for p in load_ports(path) if p["name"] == name), None)
+    if port is None:
+        die(f"no port {name!r} in vuswitchctl output")
+    queues = port.get("queues") or []
+
+    def ring(r):
+        return f"{r.get('size', 0)}{'' if r.get('enabled') else '*'}{'' if r.get('started') else '!'}"
+
+    def up(r):
+        return bool(r.get("started") and r.get("enabled"))
+    running = sum(1 for q in queues if up(q.get("rx", {})) and up(q.get("tx", {})))
+    enabled_rx = sum(1 for q in queues if up(q.get("rx", {})))
+    desc = ",".join(f"{q.get('pair')}:{ring(q.get('rx', {}))}/{ring(q.get('tx', {}))}" for q in queues)
+    mtu = port.get("mtu")
+    print(f"ring_type={port.get('ring_type')} mtu={'-' if mtu is None else mtu} "
+          f"features={','.join(port.get('features') or []) or '-'} pairs={len(queues)} running={running} "
+          f"enabled_rx={enabled_rx} queues={desc or '-'}")
+
+
 def main(argv):
     if len(argv) < 3:
         die(__doc__)
@@ -216,6 +241,8 @@ def main(argv):
         cmd_dimm_del(path, argv[3], argv[4])
     elif op == "ports-get" and len(argv) == 4:
         print(port_value(load_ports(path), argv[3]))
+    elif op == "ports-vhost" and len(argv) == 4:
+        cmd_ports_vhost(path, argv[3])
     elif op == "ports-check" and len(argv) >= 4:
         cmd_ports_check(path, argv[3:])
     elif op == "guest":
