@@ -39,8 +39,10 @@ Port options: after a port flag's PATH or DEVARGS, each after a `|` (quote it in
   vlan=VID         0..4094. access: the port's VLAN (default 0, the untagged default VLAN);
                    trunk: its native VLAN, sent and received untagged (default 0)
   trunks=LIST      trunk only: the VLANs it carries tagged, e.g. 10,20,100-110 (default all: 1-4094)
-A tagged frame received on an access port, or a trunk's frame of a VLAN it does not carry,
-is dropped and counted (vlan_tagged_on_access, vlan_not_allowed).
+Once any port has vlan-mode= or vlan=, every port follows the VLAN rules: a tagged frame
+received on an access port, or a trunk's frame of a VLAN it does not carry, is dropped and
+counted (vlan_tagged_on_access, vlan_not_allowed). With no VLAN option on any port the
+switch is VLAN-transparent: frames pass as they are, tagged or not.
 )";
 
 constexpr const char* kPortOptionNames = "name, mtu, vlan-mode, vlan, trunks";

@@ -279,7 +279,7 @@ int Daemon::run()
     if (l2_->vlan_aware())
         log(LogLevel::info, "VLANs: frames are classified, tagged and untagged per port");
     else
-        log(LogLevel::info, "VLANs: every port is an access port of VLAN 0 (no VLAN work; tagged frames are dropped)");
+        log(LogLevel::info, "VLANs: no port has VLAN options: VLAN-transparent (frames pass tagged or not, no VLAN work)");
     if (config_.rebalance_interval_s > 0 && pmds_.size() > 1)
         log(LogLevel::info, "rebalancing unpinned ports by load every {} s", config_.rebalance_interval_s);
     if (config_.metrics != "off")

@@ -22,10 +22,13 @@ uint64_t mac_of(const rte_ether_addr& a)
     return (uint64_t(rte_be_to_cpu_32(high)) << 16) | rte_be_to_cpu_16(low);
 }
 
-// Tagged in its bytes, or by a NIC that stripped the tag into the mbuf.
-bool tagged(const rte_ether_hdr* eth, const rte_mbuf* m)
+// The VID of a tagged frame, 0 if untagged: the FDB key of a VLAN-transparent switch.
+uint16_t tag_vid(const rte_ether_hdr* eth, uint32_t len)
 {
-    return eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN) || (m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED);
+    if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN) || len < sizeof(rte_ether_hdr) + sizeof(rte_vlan_hdr))
+        return 0;
+    const auto* tag = reinterpret_cast<const rte_vlan_hdr*>(eth + 1);
+    return rte_be_to_cpu_16(tag->vlan_tci) & kVidMask;
 }
 
 std::optional<uint16_t> tci_for(EgressForm form, const FrameVlan& f)
@@ -174,10 +177,8 @@ void L2Switch::forward_burst(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_
             if (!c)
                 continue;
             f = *c;
-        } else if (tagged(eth, m)) {  // every port is an access port of VLAN 0
-            in_counters.drop(Drop::vlan_tagged_on_access);
-            rte_pktmbuf_free(m);
-            continue;
+        } else {  // VLAN-transparent: frames pass as they are, learned under their tag
+            f.vlan = tag_vid(eth, rte_pktmbuf_data_len(m));
         }
         const uint16_t vlan = f.vlan;
         if (!rte_is_multicast_ether_addr(&eth->src_addr)) {

@@ -6,9 +6,10 @@
 // port. VLAN rules (vlan.h): a frame's VLAN comes from its ingress port and tag; it
 // leaves access ports untagged and trunks tagged (but in their native VLAN).
 //
-// When every port is an access port of VLAN 0 (the default), the switch does no VLAN
-// work at all beyond refusing tagged frames: that is decided once, when the ports are
-// added, and the per-burst loop is instantiated for each case.
+// When every port is an access port of VLAN 0 (no VLAN option anywhere, the default),
+// the switch is VLAN-transparent as it always was: frames pass as they are, tagged or
+// not, learned under (MAC, VID of their tag or 0), and no VLAN work is done. That is
+// decided once, when the ports are added; the per-burst loop is instantiated for each case.
 #pragma once
 
 #include <array>
@@ -31,7 +32,7 @@ public:
     const std::vector<Port*>& ports() const { return ports_; }
     Fdb& fdb() { return fdb_; }
     // Some port is not an access port of VLAN 0: frames are classified, tagged and
-    // untagged (fixed once the ports are added).
+    // untagged by the VLAN rules (fixed once the ports are added); else VLAN-transparent.
     bool vlan_aware() const { return vlan_aware_; }
 
     // PMD: switches a burst received on `in` and transmits it.

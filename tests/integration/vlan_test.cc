@@ -273,14 +273,16 @@ TEST_CASE("trunks: tagged with the frame's VLAN, untagged in the native VLAN; th
   finish(d);
 }
 
-TEST_CASE("a switch of plain access ports drops tagged frames and does no VLAN work") {
+TEST_CASE("with no VLAN options the switch is VLAN-transparent: tagged frames pass as they are") {
   Bench bench(std::vector<std::string>{});
-  const size_t before = bench.d.log().find("VLANs: every port is an access port of VLAN 0");
-  CHECK(before != std::string::npos);
-  send(*bench.a, {tagged(make_frame(kMacB, kMacA, 0, 64), 10), tagged(make_frame(kBroadcast, kMacA, 1, 1500), 0)});
-  expect_drops(bench.d, "a", "vlan_tagged_on_access", 2);
-  expect_nothing({{bench.b.get(), "b"}});
+  CHECK(bench.d.log().find("VLANs: no port has VLAN options: VLAN-transparent") != std::string::npos);
+  const Frames tagged_frames = {tagged(make_frame(kBroadcast, kMacA, 0, 64), 10),
+                                tagged(make_frame(kMacB, kMacA, 1, 1500), 0), tagged(make_frame(kMacB, kMacA, 2, 200), 4095)};
+  send(*bench.a, tagged_frames);
+  expect_rx(*bench.b, tagged_frames, "b");
+  CHECK(json_sum(bench.d.port("a"), "drops") == 0);
   CHECK(bench.d.port("a")["vlan"] == 0);
+  CHECK(bench.d.port("a")["vlan_mode"] == "access");
   CHECK(bench.healthy());
   finish(bench.d);
 }
