@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -23,6 +26,27 @@ RUN_DIR/vhost0.sock and RUN_DIR/vhost1.sock, and no NIC.
 
 Options)";
 
+constexpr const char* kPortOptions = R"(
+Port options: after a port flag's PATH or DEVARGS, each after a `|` (quote it in a shell):
+  --vhost-user '/run/vuswitch/vm1.sock|vlan=10|mtu=9000'
+  --nic 'net_af_packet0,iface=eth1|vlan-mode=trunk|trunks=10,20,100-110'
+  vhost-user = /run/vuswitch/vm1.sock|vlan=10          (in a --config file)
+  name=NAME        the port's name: 1..64 of A-Z a-z 0-9 . _ - : (default: the socket's file
+                   name without extension; for a NIC its devargs up to the first comma)
+  mtu=BYTES        68..9000: the largest frame payload the port passes (default 1500)
+  vlan-mode=MODE   access (default): the port is in one VLAN, its frames are untagged;
+                   trunk: the port carries several VLANs as 802.1Q-tagged frames
+  vlan=VID         0..4094. access: the port's VLAN (default 0, the untagged default VLAN);
+                   trunk: its native VLAN, sent and received untagged (default 0)
+  trunks=LIST      trunk only: the VLANs it carries tagged, e.g. 10,20,100-110 (default all: 1-4094)
+Once any port has vlan-mode= or vlan=, every port follows the VLAN rules: a tagged frame
+received on an access port, or a trunk's frame of a VLAN it does not carry, is dropped and
+counted (vlan_tagged_on_access, vlan_not_allowed). With no VLAN option on any port the
+switch is VLAN-transparent: frames pass as they are, tagged or not.
+)";
+
+constexpr const char* kPortOptionNames = "name, mtu, vlan-mode, vlan, trunks";
+
 po::options_description describe()
 {
     po::options_description d(kUsage);
@@ -30,9 +54,9 @@ po::options_description describe()
         ("help,h", "print this help and exit")
         ("version", "print the version and exit")
         ("config", po::value<std::string>(), "read options from FILE (`name = value` lines, same names as the flags)")
-        ("vhost-user", po::value<std::vector<std::string>>(), "PATH: vhost-user server socket (we listen, the guest's front-end connects); repeatable")
-        ("vhost-user-client", po::value<std::vector<std::string>>(), "PATH: vhost-user client socket (the front-end listens; we connect and reconnect with backoff); repeatable")
-        ("nic", po::value<std::vector<std::string>>(), "DEVARGS: a DPDK ethdev (net_tap0,iface=x  net_af_packet0,iface=veth0  net_null0  0000:03:00.0); repeatable")
+        ("vhost-user", po::value<std::vector<std::string>>(), "PATH[|OPTION=VALUE...]: vhost-user server socket (we listen, the guest's front-end connects); repeatable. Port options below")
+        ("vhost-user-client", po::value<std::vector<std::string>>(), "PATH[|OPTION=VALUE...]: vhost-user client socket (the front-end listens; we connect and reconnect with backoff); repeatable")
+        ("nic", po::value<std::vector<std::string>>(), "DEVARGS[|OPTION=VALUE...]: a DPDK ethdev (net_tap0,iface=x  net_af_packet0,iface=veth0  net_null0  0000:03:00.0); repeatable")
         ("lcores", po::value<std::string>(), "LIST: cores to use, e.g. 0,1 or 0-3: the first runs the control thread, the rest poll (default: 0,1); LCORE@CPU runs an lcore on another CPU, e.g. 0@0,1@1,2@1")
         ("pin", po::value<std::vector<std::string>>(), "PORT=PMD: PORT (as vuswitchctl show ports names it) is always polled by PMD core number PMD (0 = the second --lcores entry); repeatable. Other ports are placed by load")
         ("rebalance-interval", po::value<long long>(), "SECONDS between automatic rebalances of unpinned ports by measured load, 0 = never (default 10; vuswitchctl rebalance runs one now)")
@@ -126,12 +150,92 @@ Status to_zero_copy(const po::variables_map& vm, Config& c)
     return {};
 }
 
+// A decimal number lo..hi (digits only).
+std::optional<unsigned> number_in(const std::string& s, unsigned lo, unsigned hi)
+{
+    if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos)
+        return std::nullopt;
+    const unsigned v = unsigned(std::stoul(s));
+    return v >= lo && v <= hi ? std::optional(v) : std::nullopt;
+}
+
+bool valid_port_name(const std::string& name)
+{
+    return !name.empty() && name.size() <= 64 &&
+           name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:") == std::string::npos;
+}
+
+// One NAME=VALUE port option into `spec`; an error message (without the flag) if bad.
+std::optional<std::string> apply_port_option(const std::string& item, PortSpec& spec)
+{
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+        return fmt::format("port option `{}`: expected NAME=VALUE ({})", item, kPortOptionNames);
+    const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    PortConfig& p = spec.settings;
+    if (key == "name") {
+        if (!valid_port_name(value))
+            return fmt::format("name={}: expected 1..64 characters of A-Z a-z 0-9 . _ - :", value);
+        spec.name = value;
+    } else if (key == "mtu") {
+        const auto mtu = number_in(value, PortConfig::kMinMtu, PortConfig::kMaxMtu);
+        if (!mtu)
+            return fmt::format("mtu={}: expected {}..{} bytes", value, PortConfig::kMinMtu, PortConfig::kMaxMtu);
+        p.mtu = uint16_t(*mtu);
+    } else if (key == "vlan-mode") {
+        if (value != "access" && value != "trunk")
+            return fmt::format("vlan-mode={}: expected access or trunk", value);
+        p.vlan_mode = value == "trunk" ? VlanMode::trunk : VlanMode::access;
+    } else if (key == "vlan") {
+        const auto vid = number_in(value, 0, kVlanIdMax);
+        if (!vid)
+            return fmt::format("vlan={}: expected a VLAN id 0..{} (0: the untagged default VLAN)", value, kVlanIdMax);
+        p.vlan = uint16_t(*vid);
+    } else if (key == "trunks") {
+        auto set = parse_vlan_list(value);
+        if (!set)
+            return fmt::format("trunks={}: {}", value, set.error().detail);
+        p.trunks = *set;
+    } else {
+        return fmt::format("unknown port option `{}` (options: {})", key, kPortOptionNames);
+    }
+    return std::nullopt;
+}
+
+// Two ports may not share a name (vuswitchctl, --pin and the metrics name them).
+Status check_port_names(const Config& c)
+{
+    std::map<std::string, std::string> targets;  // by name
+    for (const auto* specs : {&c.nics, &c.vhost_server, &c.vhost_client})
+        for (const PortSpec& p : *specs)
+            if (auto [it, fresh] = targets.emplace(p.name, p.target); !fresh)
+                return fail("config", fmt::format("two ports are named {} ({} and {}); give one another name with |name=NAME",
+                                                  p.name, it->second, p.target));
+    return {};
+}
+
+Status to_ports(const po::variables_map& vm, Config& c)
+{
+    const std::pair<const char*, std::vector<PortSpec>*> flags[] = {
+        {"vhost-user", &c.vhost_server}, {"vhost-user-client", &c.vhost_client}, {"nic", &c.nics}};
+    for (const auto& [key, specs] : flags) {
+        if (!vm.count(key))
+            continue;
+        for (const std::string& value : vm[key].as<std::vector<std::string>>()) {
+            auto spec = parse_port_spec(std::string("--") + key, value, specs == &c.nics);
+            if (!spec)
+                return std::unexpected(spec.error());
+            specs->push_back(std::move(*spec));
+        }
+    }
+    return {};
+}
+
 Status to_config(const po::variables_map& vm, Config& c)
 {
     auto list = [&](const char* key) { return vm.count(key) ? vm[key].as<std::vector<std::string>>() : std::vector<std::string>{}; };
-    c.vhost_server = list("vhost-user");
-    c.vhost_client = list("vhost-user-client");
-    c.nics = list("nic");
+    if (auto ok = to_ports(vm, c); !ok)
+        return ok;
     if (vm.count("run-dir"))
         c.run_dir = vm["run-dir"].as<std::string>();
     if (vm.count("metrics"))
@@ -167,9 +271,12 @@ Status to_config(const po::variables_map& vm, Config& c)
     if (c.lcores.size() - 1 > 16)
         return fail("config", "--lcores: at most 16 PMD cores");
     if (c.vhost_server.empty() && c.vhost_client.empty() && c.nics.empty()) {
-        c.vhost_server = {c.run_dir + "/vhost0.sock", c.run_dir + "/vhost1.sock"};
+        for (const char* file : {"/vhost0.sock", "/vhost1.sock"})
+            c.vhost_server.push_back(PortSpec{c.run_dir + file, port_name_from_path(c.run_dir + file), {}});
         c.used_default_ports = true;
     }
+    if (auto ok = check_port_names(c); !ok)
+        return ok;
     if (c.metrics != "off" && c.metrics.rfind(':') == std::string::npos)
         return fail("config", fmt::format("--metrics {}: expected ADDR:PORT (e.g. 127.0.0.1:9750) or off", c.metrics));
     if (auto ok = to_rebalance(vm, c); !ok)
@@ -228,12 +335,59 @@ std::string port_name_from_path(const std::string& path)
 std::vector<std::string> port_names(const Config& c)
 {
     std::vector<std::string> names;
-    for (const std::string& nic : c.nics)
-        names.push_back(nic.substr(0, nic.find(',')));  // as EthdevPort names it (devargs_name)
-    for (const auto* paths : {&c.vhost_server, &c.vhost_client})
-        for (const std::string& path : *paths)
-            names.push_back(port_name_from_path(path));
+    for (const auto* specs : {&c.nics, &c.vhost_server, &c.vhost_client})
+        for (const PortSpec& p : *specs)
+            names.push_back(p.name);
     return names;
+}
+
+Result<VlanSet> parse_vlan_list(const std::string& list)
+{
+    VlanSet set;
+    std::stringstream in(list);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        const auto dash = item.find('-');
+        const auto lo = number_in(item.substr(0, dash), 1, kVlanIdMax);
+        const auto hi = dash == std::string::npos ? lo : number_in(item.substr(dash + 1), 1, kVlanIdMax);
+        if (!lo || !hi || *hi < *lo)
+            return fail("config", fmt::format("`{}` is not a VLAN id 1..{} or a range like 100-110", item, kVlanIdMax));
+        for (unsigned v = *lo; v <= *hi; ++v)
+            set.add(uint16_t(v));
+    }
+    if (set.empty() || list.back() == ',')
+        return fail("config", "expected VLAN ids 1..4094 and ranges, e.g. 10,20,100-110");
+    return set;
+}
+
+Result<PortSpec> parse_port_spec(const std::string& flag, const std::string& value, bool nic)
+{
+    PortSpec spec;
+    auto bar = value.find('|');
+    spec.target = value.substr(0, bar);
+    if (spec.target.empty())
+        return fail("config", fmt::format("{} {}: expected {} before the options", flag, value, nic ? "DEVARGS" : "a PATH"));
+    std::set<std::string> seen;
+    bool trunks = false;
+    while (bar != std::string::npos) {
+        const auto next = value.find('|', bar + 1);
+        const std::string item = value.substr(bar + 1, next == std::string::npos ? std::string::npos : next - bar - 1);
+        bar = next;
+        const std::string key = item.substr(0, item.find('='));
+        std::optional<std::string> why;
+        if (!seen.insert(key).second)
+            why = fmt::format("port option {} given twice", key);
+        else
+            why = apply_port_option(item, spec);
+        if (why)
+            return fail("config", fmt::format("{} {}: {}", flag, value, *why));
+        trunks |= key == "trunks";
+    }
+    if (trunks && spec.settings.vlan_mode != VlanMode::trunk)
+        return fail("config", fmt::format("{} {}: trunks= is for trunk ports; add |vlan-mode=trunk", flag, value));
+    if (spec.name.empty())
+        spec.name = nic ? spec.target.substr(0, spec.target.find(',')) : port_name_from_path(spec.target);
+    return spec;
 }
 
 Result<ParsedArgs> parse_args(int argc, const char* const* argv)
@@ -256,7 +410,7 @@ Result<ParsedArgs> parse_args(int argc, const char* const* argv)
     ParsedArgs parsed;
     if (vm.count("help")) {
         std::stringstream text;
-        text << desc << "\nSee vuswitchctl --help for managing a running switch.\n";
+        text << desc << kPortOptions << "\nSee vuswitchctl --help for managing a running switch.\n";
         parsed.print = text.str();
         return parsed;
     }

@@ -8,13 +8,23 @@
 
 #include "vusw/log.h"
 #include "vusw/result.h"
+#include "vusw/vlan.h"
 
 namespace vusw {
 
+// One port flag's value: `PATH` or `DEVARGS`, optionally followed by port options,
+// each after a `|`: `/run/vuswitch/vm1.sock|vlan=10|mtu=9000`. DPDK devargs use `,` and
+// `=` themselves, never `|`.
+struct PortSpec {
+    std::string target;    // PATH or DEVARGS, without the options
+    std::string name;      // name=, else derived from the target (port_name_from_path, devargs up to the first comma)
+    PortConfig settings;   // mtu=, vlan-mode=, vlan=, trunks=
+};
+
 struct Config {
-    std::vector<std::string> vhost_server;  // --vhost-user PATH
-    std::vector<std::string> vhost_client;  // --vhost-user-client PATH
-    std::vector<std::string> nics;          // --nic DEVARGS
+    std::vector<PortSpec> vhost_server;     // --vhost-user PATH[|OPTIONS]
+    std::vector<PortSpec> vhost_client;     // --vhost-user-client PATH[|OPTIONS]
+    std::vector<PortSpec> nics;             // --nic DEVARGS[|OPTIONS]
     std::vector<unsigned> lcores;           // control core first, then PMD cores
     std::vector<int> lcore_cpus;            // by lcore: its CPU (LCORE@CPU), -1 = the CPU of the same number
     std::vector<std::pair<std::string, unsigned>> pins;  // --pin PORT=PMD: port name, PMD index
@@ -50,6 +60,10 @@ Result<LcoreList> parse_lcore_list(const std::string& list);
 Result<std::vector<unsigned>> parse_lcores(const std::string& list);
 // The port name for a socket path: its file name without extension.
 std::string port_name_from_path(const std::string& path);
+// A port flag's value (`flag` names the flag in errors; `nic`: DEVARGS, not a PATH).
+Result<PortSpec> parse_port_spec(const std::string& flag, const std::string& value, bool nic);
+// A trunks= list: VLAN ids 1..4094 and ranges, e.g. "10,20,100-110".
+Result<VlanSet> parse_vlan_list(const std::string& list);
 // The names of the ports `c` creates, in creation order (NICs, servers, clients).
 std::vector<std::string> port_names(const Config& c);
 

@@ -60,14 +60,21 @@ std::vector<std::string> eal_args(const Config& c)
     if (c.no_huge)
         args.push_back("--no-huge");
     bool pci = false;
-    for (const std::string& nic : c.nics)
-        if (looks_like_pci(nic)) {
-            args.insert(args.end(), {"-a", nic.substr(0, nic.find(','))});
+    for (const PortSpec& nic : c.nics)
+        if (looks_like_pci(nic.target)) {
+            args.insert(args.end(), {"-a", nic.target.substr(0, nic.target.find(','))});
             pci = true;
         }
     if (!pci)  // never grab a host NIC nobody asked for; virtual addresses are DMA addresses
         args.insert(args.end(), {"--no-pci", "--iova-mode=va"});
     return args;
+}
+
+std::string describe_vlan(const PortConfig& p)
+{
+    if (p.vlan_mode == VlanMode::access)
+        return fmt::format("access VLAN {}, MTU {}", p.vlan, p.mtu);
+    return fmt::format("trunk of VLANs {} (native VLAN {} untagged), MTU {}", p.trunks.to_string(), p.vlan, p.mtu);
 }
 
 }  // namespace
@@ -120,10 +127,11 @@ Status Daemon::init_dpdk()
 
 Status Daemon::create_ports()
 {
-    for (const std::string& nic : config_.nics) {
-        auto port = EthdevPort::open(nic, pool_);
+    for (const PortSpec& nic : config_.nics) {
+        auto port = EthdevPort::open(nic.target, nic.name, pool_);
         if (!port)
             return std::unexpected(port.error());
+        (*port)->set_config(nic.settings);
         owned_ports_.push_back(std::move(*port));
     }
     // Guest memory mapped from now on is registered for DMA with the NICs opened above.
@@ -137,18 +145,19 @@ Status Daemon::create_ports()
                             "IOVA-as-VA, e.g. the NIC bound to vfio-pci with an IOMMU)");
     else
         log(LogLevel::info, "zero copy: guest frames of {} B and more are lent to NICs and guests", config_.zero_copy_min);
-    auto add_vhost = [&](const std::string& path, bool client) {
-        owned_ports_.push_back(std::make_unique<VhostPort>(port_name_from_path(path), path, client));
+    auto add_vhost = [&](const PortSpec& spec, bool client) {
+        owned_ports_.push_back(std::make_unique<VhostPort>(spec.name, spec.target, client));
+        owned_ports_.back()->set_config(spec.settings);
     };
-    for (const std::string& path : config_.vhost_server)
-        add_vhost(path, false);
-    for (const std::string& path : config_.vhost_client)
-        add_vhost(path, true);
+    for (const PortSpec& spec : config_.vhost_server)
+        add_vhost(spec, false);
+    for (const PortSpec& spec : config_.vhost_client)
+        add_vhost(spec, true);
     for (std::size_t i = 0; i < owned_ports_.size(); ++i) {
         Port& port = *owned_ports_[i];
         for (std::size_t j = 0; j < i; ++j)
             if (ports_[j]->name() == port.name())
-                return fail("config", fmt::format("two ports are named {}; give the sockets distinct file names", port.name()));
+                return fail("config", fmt::format("two ports are named {}; give one another name with |name=NAME", port.name()));
         ports_.push_back(&port);
         l2_->add_port(port);
     }
@@ -265,8 +274,12 @@ int Daemon::run()
         return 1;
     }
     for (Port* port : ports_)
-        log(LogLevel::info, "port {} ({}) on PMD {}{}", port->name(), port->kind(), scheduler_->pmd_index(*port),
-            scheduler_->pinned(*port) ? " (pinned)" : "");
+        log(LogLevel::info, "port {} ({}) on PMD {}{}, {}", port->name(), port->kind(), scheduler_->pmd_index(*port),
+            scheduler_->pinned(*port) ? " (pinned)" : "", describe_vlan(port->config()));
+    if (l2_->vlan_aware())
+        log(LogLevel::info, "VLANs: frames are classified, tagged and untagged per port");
+    else
+        log(LogLevel::info, "VLANs: no port has VLAN options: VLAN-transparent (frames pass tagged or not, no VLAN work)");
     if (config_.rebalance_interval_s > 0 && pmds_.size() > 1)
         log(LogLevel::info, "rebalancing unpinned ports by load every {} s", config_.rebalance_interval_s);
     if (config_.metrics != "off")

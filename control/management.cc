@@ -50,7 +50,7 @@ nlohmann::json vhost_details(const VhostPort& port)
     j["features_bits"] = fmt::format("{:#x}", p.features);
     j["protocol_features"] = vhost_user::protocol_feature_names(p.protocol_features);
     j["ring_type"] = p.features & vhost_user::feature::kRingPacked ? "packed" : "split";
-    j["mtu"] = p.mtu != 0 ? nlohmann::json(p.mtu) : nlohmann::json(nullptr);
+    j["frontend_mtu"] = p.mtu != 0 ? nlohmann::json(p.mtu) : nlohmann::json(nullptr);  // NET_SET_MTU
     nlohmann::json queues = nlohmann::json::array();
     for (uint16_t pair = 0; pair < kMaxQueuePairs; ++pair) {
         const ProtocolStats::Ring& rx = p.rings[2 * pair];
@@ -89,6 +89,11 @@ nlohmann::json describe_ports(const std::vector<Port*>& ports)
             if (t.drops[d] != 0)
                 drops[std::string(drop_name(Drop(d)))] = t.drops[d];
         j["drops"] = drops;
+        const PortConfig& c = port->config();
+        j["mtu"] = c.mtu;
+        j["vlan_mode"] = vlan_mode_name(c.vlan_mode);
+        j["vlan"] = c.vlan;  // access: its VLAN; trunk: its native VLAN
+        j["trunks"] = c.vlan_mode == VlanMode::trunk ? nlohmann::json(c.trunks.to_string()) : nlohmann::json(nullptr);
         if (const auto* vhost = dynamic_cast<const VhostPort*>(port))
             j.update(vhost_details(*vhost));
         list.push_back(std::move(j));

@@ -16,8 +16,9 @@ namespace {
 constexpr const char* kUsage = R"(Usage: vuswitchctl [--control PATH] [--json] COMMAND
 
 Commands:
-  show ports       ports with state, counters and drops by reason; for vhost-user ports also
-                   the negotiated features, ring type (split|packed), MTU and queue pairs
+  show ports       ports with state, counters and drops by reason, VLAN membership and MTU;
+                   for vhost-user ports also the negotiated features, ring type
+                   (split|packed), the front-end's MTU and queue pairs
   show pmd         PMD cores: busy/idle cycles, packets, longest loop turn, turns over 1 ms,
                    and the ports each polls with their load (share of the core's cycles over
                    the last 10 s), the queue pairs polled, and whether they are pinned
@@ -95,10 +96,21 @@ void print_negotiated(const nlohmann::json& p)
         queues += fmt::format("{}{}:{}/{}", queues.empty() ? "" : " ", q.at("pair").get<unsigned>(), ring(q.at("rx")),
                               ring(q.at("tx")));
     }
-    const nlohmann::json& mtu = p.at("mtu");
-    fmt::print("  features: {}\n  protocol features: {}\n  rings: {}, mtu {}, queue pairs (rx/tx size) {}\n",
+    const nlohmann::json& mtu = p.value("frontend_mtu", nlohmann::json());
+    fmt::print("  features: {}\n  protocol features: {}\n  rings: {}, front-end mtu {}, queue pairs (rx/tx size) {}\n",
                joined(p.at("features")), joined(p.at("protocol_features")), p.at("ring_type").get<std::string>(),
                mtu.is_null() ? std::string("-") : std::to_string(mtu.get<unsigned>()), queues.empty() ? "-" : queues);
+}
+
+// "access VLAN 10, MTU 1500" or "trunk VLANs 10,20 (native 0 untagged), MTU 9000".
+std::string vlan_text(const nlohmann::json& p)
+{
+    if (!p.contains("vlan_mode"))
+        return "-";
+    const unsigned mtu = p.at("mtu").get<unsigned>(), vlan = p.at("vlan").get<unsigned>();
+    if (p.at("vlan_mode") == "trunk")
+        return fmt::format("trunk VLANs {} (native {} untagged), MTU {}", p.at("trunks").get<std::string>(), vlan, mtu);
+    return fmt::format("access VLAN {}, MTU {}", vlan, mtu);
 }
 
 void print_ports(const nlohmann::json& j)
@@ -110,6 +122,9 @@ void print_ports(const nlohmann::json& j)
                    p.at("type").get<std::string>(), p.at("state").get<std::string>(), p.at("rx_packets").get<uint64_t>(),
                    p.at("rx_bytes").get<uint64_t>(), p.at("tx_packets").get<uint64_t>(), p.at("tx_bytes").get<uint64_t>(),
                    drops_text(p.at("drops")));
+    fmt::print("\n");
+    for (const auto& p : j.at("ports"))
+        fmt::print("{:<16} {}\n", p.at("name").get<std::string>(), vlan_text(p));
     for (const auto& p : j.at("ports")) {
         if (!p.contains("protocol_errors"))
             continue;

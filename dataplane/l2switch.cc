@@ -1,4 +1,4 @@
-// Learning, lookup and per-destination batching.
+// Learning, lookup, VLANs and per-destination batching.
 #include "vusw/l2switch.h"
 
 #include <rte_ether.h>
@@ -22,12 +22,18 @@ uint64_t mac_of(const rte_ether_addr& a)
     return (uint64_t(rte_be_to_cpu_32(high)) << 16) | rte_be_to_cpu_16(low);
 }
 
-uint16_t vlan_of(const rte_ether_hdr* eth, uint32_t len)
+// The VID of a tagged frame, 0 if untagged: the FDB key of a VLAN-transparent switch.
+uint16_t tag_vid(const rte_ether_hdr* eth, uint32_t len)
 {
     if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN) || len < sizeof(rte_ether_hdr) + sizeof(rte_vlan_hdr))
         return 0;
     const auto* tag = reinterpret_cast<const rte_vlan_hdr*>(eth + 1);
-    return rte_be_to_cpu_16(tag->vlan_tci) & 0xfff;
+    return rte_be_to_cpu_16(tag->vlan_tci) & kVidMask;
+}
+
+std::optional<uint16_t> tci_for(EgressForm form, const FrameVlan& f)
+{
+    return form == EgressForm::tagged ? std::optional(egress_tci(f.tci, f.vlan)) : std::nullopt;
 }
 
 }  // namespace
@@ -36,27 +42,120 @@ void L2Switch::add_port(Port& port)
 {
     port.set_id(uint16_t(ports_.size()));
     ports_.push_back(&port);
+    vlan_aware_ |= !port.config().vlan_plain();
     for (CoreScratch& s : scratch_) {
         s.out.resize(ports_.size());
         s.touched.reserve(ports_.size());
+        s.members.reserve(ports_.size());
     }
+}
+
+void L2Switch::enqueue(CoreScratch& s, uint16_t to, rte_mbuf* m)
+{
+    Outbox& o = s.out[to];
+    if (o.count == 0)
+        s.touched.push_back(to);
+    o.pkts[o.count++] = m;
 }
 
 void L2Switch::flood(CoreScratch& s, Port& in, rte_mbuf* m)
 {
     const uint16_t copies = uint16_t(ports_.size() - 1);
-    rte_mbuf_refcnt_update(m, int16_t(copies - 1));  // each destination frees its reference
+    // Every segment: each destination frees its reference to the whole chain.
+    rte_pktmbuf_refcnt_update(m, int16_t(copies - 1));
+    for (Port* p : ports_)
+        if (p != &in)
+            enqueue(s, p->id(), m);
+}
+
+std::optional<FrameVlan> L2Switch::classify(PortCounters& in_counters, const Port& in, rte_mbuf* m)
+{
+    const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+    FrameVlan f;
+    std::optional<uint16_t> tci;
+    if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN)) {
+        if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr) + sizeof(rte_vlan_hdr)) {
+            in_counters.drop(Drop::runt);
+            rte_pktmbuf_free(m);
+            return std::nullopt;
+        }
+        tci = rte_be_to_cpu_16(reinterpret_cast<const rte_vlan_hdr*>(eth + 1)->vlan_tci);
+        f.tag_in_data = true;
+    } else if (m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) {
+        tci = m->vlan_tci;
+    }
+    const auto vlan = ingress_vlan(in.config(), tci);
+    if (!vlan) {
+        in_counters.drop(vlan.error());
+        rte_pktmbuf_free(m);
+        return std::nullopt;
+    }
+    f.vlan = *vlan;
+    f.tci = tci.value_or(0);
+    return f;
+}
+
+// Floods a frame to the other ports of its VLAN. Ports that take it as it is share `m`;
+// the others share one variant per form (untagged, tagged), built once.
+void L2Switch::flood_vlan(PmdContext& ctx, CoreScratch& s, Port& in, rte_mbuf* m, const FrameVlan& f)
+{
+    std::array<uint16_t, 3> uses{};
+    s.members.clear();
     for (Port* p : ports_) {
-        if (p == &in)
+        if (p == &in || !p->config().carries(f.vlan))
             continue;
-        Outbox& o = s.out[p->id()];
-        if (o.count == 0)
-            s.touched.push_back(p->id());
-        o.pkts[o.count++] = m;
+        const EgressForm form = egress_form(p->config(), f);
+        s.members.emplace_back(p->id(), uint8_t(form));
+        ++uses[std::size_t(form)];
+    }
+    if (s.members.empty()) {
+        in.counters(ctx.slot).drop(Drop::no_destination);
+        rte_pktmbuf_free(m);
+        return;
+    }
+    std::array<rte_mbuf*, 3> frames{m, nullptr, nullptr};
+    bool m_taken = false;  // a variant took over our reference to m
+    for (const EgressForm form : {EgressForm::untagged, EgressForm::tagged}) {
+        const uint16_t n = uses[std::size_t(form)];
+        if (n == 0)
+            continue;
+        // The last variant built may take m over when no port gets m as it is.
+        const bool own = uses[0] == 0 && !(form == EgressForm::untagged && uses[std::size_t(EgressForm::tagged)] > 0);
+        rte_mbuf* v = vlan_reform(m, own, f.tag_in_data, tci_for(form, f), ctx.pool);
+        if (v != nullptr && n > 1)
+            rte_pktmbuf_refcnt_update(v, int16_t(n - 1));
+        frames[std::size_t(form)] = v;
+        m_taken |= own && v != nullptr;
+    }
+    if (uses[0] > 1)
+        rte_pktmbuf_refcnt_update(m, int16_t(uses[0] - 1));
+    else if (uses[0] == 0 && !m_taken)
+        rte_pktmbuf_free(m);  // the variants hold their own references (clones) or copies
+    for (const auto& [id, form] : s.members) {
+        if (frames[form] == nullptr)
+            ports_[id]->counters(ctx.slot).drop(Drop::no_mbuf);
+        else
+            enqueue(s, id, frames[form]);
     }
 }
 
-void L2Switch::forward(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_t n)
+void L2Switch::unicast_vlan(PmdContext& ctx, CoreScratch& s, Port& to, rte_mbuf* m, const FrameVlan& f)
+{
+    const EgressForm form = egress_form(to.config(), f);
+    if (form != EgressForm::as_is) {
+        rte_mbuf* v = vlan_reform(m, true, f.tag_in_data, tci_for(form, f), ctx.pool);
+        if (v == nullptr) {
+            to.counters(ctx.slot).drop(Drop::no_mbuf);
+            rte_pktmbuf_free(m);
+            return;
+        }
+        m = v;
+    }
+    enqueue(s, to.id(), m);
+}
+
+template <bool kVlan>
+void L2Switch::forward_burst(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_t n)
 {
     CoreScratch& s = scratch_[ctx.slot];
     PortCounters& in_counters = in.counters(ctx.slot);
@@ -72,7 +171,16 @@ void L2Switch::forward(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_t n)
             continue;
         }
         const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
-        const uint16_t vlan = vlan_of(eth, rte_pktmbuf_data_len(m));
+        FrameVlan f;
+        if constexpr (kVlan) {
+            const std::optional<FrameVlan> c = classify(in_counters, in, m);
+            if (!c)
+                continue;
+            f = *c;
+        } else {  // VLAN-transparent: frames pass as they are, learned under their tag
+            f.vlan = tag_vid(eth, rte_pktmbuf_data_len(m));
+        }
+        const uint16_t vlan = f.vlan;
         if (!rte_is_multicast_ether_addr(&eth->src_addr)) {
             const uint64_t src = mac_of(eth->src_addr);
             if (src != learned_mac || vlan != learned_vlan) {
@@ -94,13 +202,15 @@ void L2Switch::forward(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_t n)
         if (to == in.id() || ports_.size() < 2) {
             in_counters.drop(Drop::no_destination);  // never echo a frame to where it came from
             rte_pktmbuf_free(m);
-        } else if (to == Fdb::kUnknown || to >= ports_.size()) {
-            flood(s, in, m);
+        } else if (to >= ports_.size() || (kVlan && !ports_[to]->config().carries(vlan))) {  // unknown too
+            if constexpr (kVlan)
+                flood_vlan(ctx, s, in, m, f);
+            else
+                flood(s, in, m);
+        } else if constexpr (kVlan) {
+            unicast_vlan(ctx, s, *ports_[to], m, f);
         } else {
-            Outbox& o = s.out[to];
-            if (o.count == 0)
-                s.touched.push_back(to);
-            o.pkts[o.count++] = m;
+            enqueue(s, to, m);
         }
     }
     for (uint16_t id : s.touched) {
@@ -108,6 +218,14 @@ void L2Switch::forward(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_t n)
         s.out[id].count = 0;
     }
     s.touched.clear();
+}
+
+void L2Switch::forward(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_t n)
+{
+    if (vlan_aware_)
+        forward_burst<true>(ctx, in, pkts, n);
+    else
+        forward_burst<false>(ctx, in, pkts, n);
 }
 
 void L2Switch::send(PmdContext& ctx, Port& to, rte_mbuf** pkts, uint16_t n)

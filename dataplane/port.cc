@@ -11,6 +11,7 @@ constexpr std::array<std::string_view, std::size_t(Drop::count_)> kDropNames = {
     "no_rx_buffer", "rx_buffer_small", "queue_not_ready", "queue_disabled", "too_many_segments",
     "oversize", "runt", "no_mbuf", "tx_full", "handoff_full", "no_destination",
     "bad_offload",
+    "vlan_tagged_on_access", "vlan_not_allowed",
 };
 }  // namespace
 

@@ -61,7 +61,8 @@ std::string devargs_name(const std::string& devargs)
     return devargs.substr(0, devargs.find(','));
 }
 
-Result<std::unique_ptr<EthdevPort>> EthdevPort::open(const std::string& devargs, rte_mempool* pool)
+Result<std::unique_ptr<EthdevPort>> EthdevPort::open(const std::string& devargs, const std::string& port_name,
+                                                     rte_mempool* pool)
 {
     const std::string name = devargs_name(devargs);
     if (int rc = rte_dev_probe(devargs.c_str()); rc != 0)
@@ -73,7 +74,7 @@ Result<std::unique_ptr<EthdevPort>> EthdevPort::open(const std::string& devargs,
     OffloadCaps caps;
     if (auto ok = configure(port, pool, caps); !ok)
         return fail("ethdev", fmt::format("--nic {}: {}", devargs, ok.error().detail));
-    return std::unique_ptr<EthdevPort>(new EthdevPort(name, devargs, port, caps));
+    return std::unique_ptr<EthdevPort>(new EthdevPort(port_name, devargs, port, caps));
 }
 
 EthdevPort::EthdevPort(std::string name, std::string devargs, uint16_t port_id, OffloadCaps caps)

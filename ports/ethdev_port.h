@@ -13,8 +13,10 @@ namespace vusw {
 class EthdevPort final : public Port {
 public:
     // Probes `devargs` (any DPDK device string) and starts it with one RX and one TX queue,
-    // with the checksum and TSO offloads the device has (RX checksum validation included).
-    static Result<std::unique_ptr<EthdevPort>> open(const std::string& devargs, rte_mempool* pool);
+    // with the checksum and TSO offloads the device has (RX checksum validation included);
+    // the switch calls the port `name` (the devargs name unless named otherwise).
+    static Result<std::unique_ptr<EthdevPort>> open(const std::string& devargs, const std::string& name,
+                                                    rte_mempool* pool);
     ~EthdevPort() override;
 
     uint16_t receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max) override;

@@ -10,6 +10,8 @@
 #   meson test asan   meson test -C build-asan  (the same under ASan/UBSan)
 #   testpmd_pair      tests/system/testpmd_pair.sh (two DPDK virtio-user front-ends)
 #   nic               tests/system/nic.sh (netns + veth + net_af_packet)
+#   vlan_nic          tests/system/vlan_nic.sh (a net_af_packet trunk port, 802.1Q-tagged
+#                     pings from a netns to a guest in an access VLAN)
 #   null_nic          tests/system/null_nic.sh (net_null NIC both ways)
 #   virtio_matrix     tests/system/virtio_matrix.sh (virtio-user variants: queues, packed,
 #                     in_order, mrg_rxbuf, vectorized, MTU 9000; counts and payload)
@@ -18,7 +20,7 @@
 #   vm                tests/vm/run.sh (QEMU guests: ping, NIC, memory hotplug, reconnect,
 #                     packed rings, multiqueue, jumbo frames, iperf3 throughput)
 #   fuzz              tests/fuzz/run.sh (libFuzzer targets, 20 s each)
-#   testpmd_pair asan, nic asan, null_nic asan, virtio_matrix asan   the same against
+#   testpmd_pair asan, nic asan, vlan_nic asan, null_nic asan, virtio_matrix asan   the same against
 #                     build-asan's vuswitchd
 # A suite whose build failed is counted as failed, not skipped. A system test that
 # exits 77 (e.g. no hugepages possible) is counted as skipped, with its reason.
@@ -111,14 +113,14 @@ fi
 
 # System tests: once against build/, once against the sanitizer build's daemon.
 # A bound on each whole script; every step inside has its own timeout as well.
-for t in testpmd_pair nic null_nic virtio_matrix; do
+for t in testpmd_pair nic vlan_nic null_nic virtio_matrix; do
   if ((build_ok)); then
     suite "$t" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
   else
     not_run "$t" "build failed"
   fi
 done
-for t in testpmd_pair nic null_nic; do
+for t in testpmd_pair nic vlan_nic null_nic; do
   if ((asan_ok)); then
     suite "$t asan" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build-asan" "tests/system/$t.sh"
   else

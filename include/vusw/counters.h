@@ -38,8 +38,10 @@ enum class Drop : uint8_t {
     no_mbuf,            // mbuf pool exhausted
     tx_full,            // NIC transmit queue full
     handoff_full,       // another core's hand-off ring full
-    no_destination,     // no other port to send to
+    no_destination,     // no other port to send to (in the frame's VLAN)
     bad_offload,        // a virtio-net header asking for a checksum/segmentation that does not fit the frame
+    vlan_tagged_on_access,  // an 802.1Q-tagged frame received on an access port
+    vlan_not_allowed,   // a trunk received a frame of a VLAN it does not carry (trunks=)
     count_
 };
 std::string_view drop_name(Drop d);

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "vusw/counters.h"
+#include "vusw/vlan.h"
 
 struct rte_mbuf;
 struct rte_mempool;
@@ -56,6 +57,15 @@ public:
     void set_owner(unsigned pmd) { owner_.store(pmd, std::memory_order_release); }
     rte_ring* handoff() const { return handoff_; }
 
+    // The port's settings (MTU, VLAN membership). Set once by the daemon right after
+    // the port is created, before any PMD core runs; read-only afterwards, so the
+    // packet path reads them without synchronisation.
+    const PortConfig& config() const { return config_; }
+    void set_config(const PortConfig& config) { config_ = config; }
+    // Largest L3 payload (Ethernet frame minus its 14-byte header, and minus a VLAN
+    // tag's 4 bytes) the port sends or receives; 1500 unless mtu= said otherwise.
+    uint16_t mtu() const { return config_.mtu; }
+
     // PMD: frames from the port into the switch (up to max); never blocks.
     virtual uint16_t receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max) = 0;
     // PMD (owner only): frames out of the switch into the port. Consumes every mbuf:
@@ -86,6 +96,7 @@ private:
     rte_ring* handoff_ = nullptr;
     std::array<PortCounters, kMaxPmds + 1> counters_;
     std::array<Counter, kMaxPmds> poll_cycles_;
+    PortConfig config_;
 };
 
 }  // namespace vusw

@@ -39,6 +39,15 @@ std::string error_of(std::initializer_list<const char*> args)
     return r.error().detail;
 }
 
+// The PATHs or DEVARGS of port flags, without their options.
+std::vector<std::string> targets(const std::vector<PortSpec>& specs)
+{
+    std::vector<std::string> out;
+    for (const PortSpec& s : specs)
+        out.push_back(s.target);
+    return out;
+}
+
 // A config file that removes itself.
 struct TempFile {
     std::string path;
@@ -61,8 +70,8 @@ TEST_CASE("no arguments: the embedded default")
     const Config c = config_of({});
     CHECK(c.used_default_ports);
     REQUIRE(c.vhost_server.size() == 2);
-    CHECK(c.vhost_server[0] == "/run/vuswitch/vhost0.sock");
-    CHECK(c.vhost_server[1] == "/run/vuswitch/vhost1.sock");
+    CHECK(c.vhost_server[0].target == "/run/vuswitch/vhost0.sock");
+    CHECK(c.vhost_server[1].target == "/run/vuswitch/vhost1.sock");
     CHECK(c.vhost_client.empty());
     CHECK(c.nics.empty());
     CHECK(c.lcores.size() == 2);
@@ -79,7 +88,7 @@ TEST_CASE("--run-dir moves the default sockets and the control socket")
 {
     const Config c = config_of({"--run-dir", "/tmp/x"});
     REQUIRE(c.vhost_server.size() == 2);
-    CHECK(c.vhost_server[0] == "/tmp/x/vhost0.sock");
+    CHECK(c.vhost_server[0].target == "/tmp/x/vhost0.sock");
     CHECK(c.control == "/tmp/x/vuswitchd.ctl");
     CHECK(config_of({"--run-dir", "/tmp/x", "--control", "/tmp/c.sock"}).control == "/tmp/c.sock");
 }
@@ -89,9 +98,9 @@ TEST_CASE("repeatable port flags keep their order; any port option replaces the 
     const Config c = config_of({"--vhost-user", "/tmp/a.sock", "--nic", "net_null0", "--vhost-user", "/tmp/b.sock",
                                 "--vhost-user-client", "/tmp/c.sock", "--nic", "net_tap0,iface=x"});
     CHECK_FALSE(c.used_default_ports);
-    CHECK(c.vhost_server == std::vector<std::string>{"/tmp/a.sock", "/tmp/b.sock"});
-    CHECK(c.vhost_client == std::vector<std::string>{"/tmp/c.sock"});
-    CHECK(c.nics == std::vector<std::string>{"net_null0", "net_tap0,iface=x"});
+    CHECK(targets(c.vhost_server) == std::vector<std::string>{"/tmp/a.sock", "/tmp/b.sock"});
+    CHECK(targets(c.vhost_client) == std::vector<std::string>{"/tmp/c.sock"});
+    CHECK(targets(c.nics) == std::vector<std::string>{"net_null0", "net_tap0,iface=x"});
 
     const Config nic_only = config_of({"--nic", "net_null0"});
     CHECK(nic_only.vhost_server.empty());
@@ -110,7 +119,7 @@ TEST_CASE("scalar flags")
     CHECK(c.memory_mb == 512);
     CHECK(c.no_huge);
     CHECK(c.log_level == LogLevel::debug);
-    CHECK(c.vhost_server == std::vector<std::string>{"/tmp/eq.sock"});
+    CHECK(targets(c.vhost_server) == std::vector<std::string>{"/tmp/eq.sock"});
     CHECK(config_of({"--metrics", "off"}).metrics == "off");
     CHECK(config_of({"--log-level", "error"}).log_level == LogLevel::error);
     CHECK(config_of({"--log-level", "warn"}).log_level == LogLevel::warn);
@@ -153,8 +162,8 @@ TEST_CASE("--config FILE: same names, repeated lines, command line wins")
                "log-level = warn\n"
                "file-prefix = fromfile\n");
     const Config c = config_of({"--config", f.path.c_str()});
-    CHECK(c.vhost_server == std::vector<std::string>{"/tmp/f1.sock", "/tmp/f2.sock"});
-    CHECK(c.nics == std::vector<std::string>{"net_null0"});
+    CHECK(targets(c.vhost_server) == std::vector<std::string>{"/tmp/f1.sock", "/tmp/f2.sock"});
+    CHECK(targets(c.nics) == std::vector<std::string>{"net_null0"});
     CHECK(c.lcores == std::vector<unsigned>{0, 2, 3});
     CHECK(c.metrics == "off");
     CHECK(c.memory_mb == 128);
@@ -339,9 +348,139 @@ TEST_CASE("--help mentions the placement flags")
 
 TEST_CASE("port_names: creation order, named as the ports name themselves")
 {
-    Config c;
-    c.nics = {"net_tap0,iface=x", "0000:03:00.0"};
-    c.vhost_server = {"/run/vm1.sock"};
-    c.vhost_client = {"/run/vm2.sock"};
+    const Config c = config_of({"--vhost-user", "/run/vm1.sock", "--vhost-user-client", "/run/vm2.sock", "--nic",
+                                "net_tap0,iface=x", "--nic", "0000:03:00.0"});
     CHECK(port_names(c) == std::vector<std::string>{"net_tap0", "0000:03:00.0", "vm1", "vm2"});
+}
+
+TEST_CASE("port options: `|NAME=VALUE` after PATH or DEVARGS, on every port flag and in the config file")
+{
+    const Config c = config_of({"--vhost-user", "/tmp/a.sock|vlan=10|mtu=9000", "--vhost-user-client",
+                                "/tmp/b.sock|name=guest-b|vlan-mode=access|vlan=20", "--nic",
+                                "net_af_packet0,iface=veth0,qpairs=1|vlan-mode=trunk|trunks=10,20,100-110|vlan=5"});
+    REQUIRE(c.vhost_server.size() == 1);
+    const PortSpec& a = c.vhost_server[0];
+    CHECK(a.target == "/tmp/a.sock");
+    CHECK(a.name == "a");
+    CHECK(a.settings.mtu == 9000);
+    CHECK(a.settings.vlan_mode == VlanMode::access);
+    CHECK(a.settings.vlan == 10);
+    const PortSpec& b = c.vhost_client.at(0);
+    CHECK(b.target == "/tmp/b.sock");
+    CHECK(b.name == "guest-b");
+    CHECK(b.settings.vlan == 20);
+    CHECK(b.settings.mtu == 1500);
+    const PortSpec& nic = c.nics.at(0);
+    CHECK(nic.target == "net_af_packet0,iface=veth0,qpairs=1");  // devargs keep their commas and `=`
+    CHECK(nic.name == "net_af_packet0");
+    CHECK(nic.settings.vlan_mode == VlanMode::trunk);
+    CHECK(nic.settings.vlan == 5);
+    CHECK(nic.settings.trunks.to_string() == "10,20,100-110");
+    CHECK(port_names(c) == std::vector<std::string>{"net_af_packet0", "a", "guest-b"});
+
+    TempFile f("vhost-user = /tmp/f1.sock|vlan=10\nnic = net_null0|name=uplink|vlan-mode=trunk\npin = uplink=0\n");
+    const Config fc = config_of({"--config", f.path.c_str()});
+    CHECK(fc.vhost_server.at(0).settings.vlan == 10);
+    CHECK(fc.nics.at(0).name == "uplink");
+    CHECK(fc.nics.at(0).settings.trunks == VlanSet::all_vlans());
+    CHECK(fc.pins == std::vector<std::pair<std::string, unsigned>>{{"uplink", 0}});  // --pin by the given name
+}
+
+TEST_CASE("port options: defaults")
+{
+    const Config c = config_of({"--vhost-user", "/tmp/a.sock", "--nic", "net_null0|vlan-mode=trunk"});
+    const PortConfig& a = c.vhost_server.at(0).settings;
+    CHECK(a.mtu == 1500);
+    CHECK(a.vlan_mode == VlanMode::access);
+    CHECK(a.vlan == 0);
+    CHECK(a.vlan_plain());
+    const PortConfig& t = c.nics.at(0).settings;
+    CHECK(t.vlan == 0);
+    CHECK(t.trunks == VlanSet::all_vlans());
+    CHECK(t.trunks.to_string() == "all");
+    CHECK_FALSE(t.vlan_plain());
+    for (const PortSpec& p : config_of({}).vhost_server)
+        CHECK(p.settings.vlan_plain());
+}
+
+TEST_CASE("port options: bad values are config errors naming the option and what is allowed")
+{
+    const auto error_for = [](const char* value) {
+        CAPTURE(value);
+        const std::string e = error_of({"--vhost-user", value});
+        CHECK(e.find("--vhost-user") != std::string::npos);
+        CHECK(e.find(value) != std::string::npos);  // the whole value, as given
+        return e;
+    };
+    CHECK(error_for("/tmp/a.sock|mtu=67").find("mtu=67: expected 68..9000 bytes") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|mtu=9001").find("mtu=9001: expected 68..9000") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|mtu=1500B").find("mtu=1500B") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|mtu=").find("mtu=: expected") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|vlan=4095").find("vlan=4095: expected a VLAN id 0..4094") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|vlan=-1").find("vlan=-1: expected a VLAN id 0..4094") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|vlan-mode=hybrid").find("vlan-mode=hybrid: expected access or trunk") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|vlan-mode=trunk|trunks=0").find("trunks=0: `0` is not a VLAN id 1..4094") !=
+          std::string::npos);
+    CHECK(error_for("/tmp/a.sock|vlan-mode=trunk|trunks=10,4095").find("`4095` is not a VLAN id") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|vlan-mode=trunk|trunks=20-10").find("`20-10`") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|vlan-mode=trunk|trunks=10,,20").find("trunks=10,,20") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|vlan-mode=trunk|trunks=10,").find("trunks=10,") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|vlan-mode=trunk|trunks=").find("trunks=") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|trunks=10").find("trunks= is for trunk ports") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|vlan=1|vlan=2").find("vlan given twice") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|vlans=1").find("unknown port option `vlans` (options: name, mtu, vlan-mode, vlan, trunks)") !=
+          std::string::npos);
+    CHECK(error_for("/tmp/a.sock|vlan").find("expected NAME=VALUE") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|").find("expected NAME=VALUE") != std::string::npos);
+    CHECK(error_for("|vlan=1").find("expected a PATH") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|name=").find("name=: expected 1..64 characters") != std::string::npos);
+    CHECK(error_for("/tmp/a.sock|name=a b").find("name=a b") != std::string::npos);
+    CHECK(error_of({"--nic", "net_null0|mtu=0"}).find("--nic net_null0|mtu=0: mtu=0") != std::string::npos);
+    CHECK(error_of({"--nic", "|mtu=1500"}).find("expected DEVARGS") != std::string::npos);
+    TempFile f("vhost-user = /tmp/f1.sock|vlan=5000\n");
+    CHECK(error_of({"--config", f.path.c_str()}).find("vlan=5000") != std::string::npos);
+}
+
+TEST_CASE("port options: two ports may not share a name")
+{
+    CHECK(error_of({"--vhost-user", "/tmp/a/vm.sock", "--vhost-user", "/tmp/b/vm.sock"}).find("two ports are named vm") !=
+          std::string::npos);
+    CHECK(error_of({"--vhost-user", "/tmp/a.sock|name=x", "--nic", "net_null0|name=x"}).find("two ports are named x") !=
+          std::string::npos);
+    const Config c = config_of({"--vhost-user", "/tmp/a/vm.sock", "--vhost-user", "/tmp/b/vm.sock|name=vm2"});
+    CHECK(port_names(c) == std::vector<std::string>{"vm", "vm2"});
+}
+
+TEST_CASE("parse_vlan_list: ids and ranges 1..4094")
+{
+    const VlanSet s = *parse_vlan_list("10,20,100-110,4094");
+    CHECK(s.contains(10));
+    CHECK(s.contains(20));
+    CHECK(s.contains(100));
+    CHECK(s.contains(105));
+    CHECK(s.contains(110));
+    CHECK(s.contains(4094));
+    CHECK_FALSE(s.contains(0));
+    CHECK_FALSE(s.contains(11));
+    CHECK_FALSE(s.contains(111));
+    CHECK(s.to_string() == "10,20,100-110,4094");
+    CHECK(parse_vlan_list("1-4094")->to_string() == "all");
+    CHECK(parse_vlan_list("7,8")->to_string() == "7,8");
+    CHECK(parse_vlan_list("5-5")->to_string() == "5");
+    for (const char* bad : {"", ",", "0", "4095", "a", "1-", "-1", "3-1", "1-2-3", "1,,2", "1,", " 1"}) {
+        const std::string list = bad;
+        CAPTURE(list);
+        CHECK_FALSE(parse_vlan_list(list).has_value());
+    }
+}
+
+TEST_CASE("--help documents the port options")
+{
+    auto help = parse({"--help"});
+    REQUIRE(help.has_value());
+    for (const char* text : {"PATH[|OPTION=VALUE...]", "DEVARGS[|OPTION=VALUE...]", "name=", "mtu=", "vlan-mode=", "vlan=",
+                             "trunks=", "vlan_tagged_on_access", "vlan_not_allowed"}) {
+        CAPTURE(text);
+        CHECK(help->print.find(text) != std::string::npos);
+    }
 }

@@ -223,7 +223,7 @@ def cmd_ports_vhost(path, name):
     running = sum(1 for q in queues if up(q.get("rx", {})) and up(q.get("tx", {})))
     enabled_rx = sum(1 for q in queues if up(q.get("rx", {})))
     desc = ",".join(f"{q.get('pair')}:{ring(q.get('rx', {}))}/{ring(q.get('tx', {}))}" for q in queues)
-    mtu = port.get("mtu")
+    mtu = port.get("frontend_mtu")  # NET_SET_MTU; "mtu" is the port's own mtu= setting
     print(f"ring_type={port.get('ring_type')} mtu={'-' if mtu is None else mtu} "
           f"features={','.join(port.get('features') or []) or '-'} pairs={len(queues)} running={running} "
           f"enabled_rx={enabled_rx} queues={desc or '-'}")
