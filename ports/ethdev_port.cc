@@ -16,7 +16,6 @@ constexpr uint16_t kRingSize = 1024;
 constexpr uint64_t kTxChecksums = RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
 constexpr uint64_t kTxTso = RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | kTxChecksums;
 constexpr uint64_t kRxChecksums = RTE_ETH_RX_OFFLOAD_TCP_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
-constexpr uint64_t kOffloadRequests = RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_TCP_SEG;
 
 // The TX offloads a device has, all or nothing per kind.
 OffloadCaps caps_of(uint64_t tx_capa)

@@ -14,9 +14,6 @@
 namespace vusw {
 namespace {
 
-// The mbuf flags that ask a destination for a checksum or segmentation.
-constexpr uint64_t kOffloadRequests = RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_TCP_SEG;
-
 using virtio::NetHeader;
 
 // A virtio-net header but num_buffers, as two plain values: flags, gso_type, hdr_len,

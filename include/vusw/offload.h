@@ -13,11 +13,12 @@
 // checksum carry RTE_MBUF_F_RX_L4_CKSUM_GOOD.
 #pragma once
 
+#include <rte_mbuf_core.h>
+
 #include <cstdint>
 
 #include "vusw/counters.h"
 
-struct rte_mbuf;
 struct rte_mempool;
 
 namespace vusw {
@@ -47,6 +48,10 @@ inline constexpr uint8_t kGsoEcn = 0x80;
 // Most segments software TSO cuts one frame into (64 KiB in 1 KiB segments): the size
 // of the out[] array a caller of resolve_offloads() should give for one frame.
 inline constexpr uint16_t kMaxSoftwareSegments = 64;
+
+// The mbuf flags that ask a destination for a checksum or segmentation: a burst without
+// any of them needs no offload work at all (the ports' one test per frame).
+inline constexpr uint64_t kOffloadRequests = RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_TCP_SEG;
 
 // What a destination takes as it is.
 struct OffloadCaps {
