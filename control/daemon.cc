@@ -187,8 +187,9 @@ Status Daemon::start_serving()
             continue;
         std::error_code ec;
         std::filesystem::create_directories(std::filesystem::path(vhost->path()).parent_path(), ec);
-        vhost_user::SessionEnv env{[this, vhost]() -> Pmd& { return scheduler_->pmd_of(*vhost); }, *reclaimer_, *l2_,
-                                   pool_};
+        vhost_user::SessionEnv env{[this, vhost](uint16_t pair) { return scheduler_->place_queue(*vhost, pair); },
+                                   [this, vhost](uint16_t pair) { return scheduler_->pmd_of(*vhost, pair); },
+                                   *reclaimer_, *l2_, pool_};
         endpoints_.push_back(std::make_unique<vhost_user::Endpoint>(*vhost, env, loop_));
         if (auto ok = endpoints_.back()->start(); !ok)
             return ok;

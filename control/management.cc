@@ -60,7 +60,11 @@ nlohmann::json vhost_details(const VhostPort& port)
         const auto ring = [](const ProtocolStats::Ring& r) {
             return nlohmann::json{{"size", r.size}, {"started", r.started}, {"enabled", r.enabled}};
         };
-        queues.push_back({{"pair", pair}, {"rx", ring(rx)}, {"tx", ring(tx)}});
+        const unsigned owner = port.has_queue(pair) ? port.owner(pair) : kNoOwner;
+        const QueueCounters& c = port.queue_counters(pair);
+        queues.push_back({{"pair", pair}, {"rx", ring(rx)}, {"tx", ring(tx)},
+                          {"pmd", owner < kMaxPmds ? nlohmann::json(owner) : nlohmann::json(nullptr)},
+                          {"rx_packets", c.rx_packets.get()}, {"tx_packets", c.tx_packets.get()}});
     }
     j["queues"] = queues;
     return j;
@@ -77,7 +81,7 @@ nlohmann::json describe_ports(const std::vector<Port*>& ports)
         j["name"] = port->name();
         j["type"] = port->kind();
         j["state"] = port->state();
-        const unsigned owner = port->owner();
+        const unsigned owner = port->owner(0);
         j["pmd"] = owner < kMaxPmds ? nlohmann::json(owner) : nlohmann::json(nullptr);  // null while it moves
         j["rx_packets"] = t.rx_packets;
         j["rx_bytes"] = t.rx_bytes;
@@ -157,39 +161,48 @@ void Management::serve_one()
 
 namespace {
 
-// The queue pairs of a port a PMD polls: a vhost-user port's pairs with a started ring
-// (its pairs all move together with the port), a NIC's one queue.
-nlohmann::json polled_queues(const Port& port)
+}  // namespace
+
+namespace {
+
+double percent(double share)
 {
-    const auto* vhost = dynamic_cast<const VhostPort*>(&port);
-    if (vhost == nullptr)
-        return nlohmann::json::array({0});
-    nlohmann::json pairs = nlohmann::json::array();
-    const ProtocolStats& p = vhost->protocol();
-    std::lock_guard lock(p.mutex);
-    for (uint16_t pair = 0; pair < kMaxQueuePairs; ++pair)
-        if (p.rings[2 * pair].started || p.rings[2 * pair + 1].started)
-            pairs.push_back(pair);
-    return pairs;
+    return std::round(1000 * share) / 10;
+}
+
+// The ports PMD `pmd` polls, each with the queues it polls of them and their loads.
+nlohmann::json polled_ports(const std::vector<QueuePlacement>& placed, unsigned pmd)
+{
+    nlohmann::json ports = nlohmann::json::array();
+    const Port* last = nullptr;
+    for (const QueuePlacement& p : placed) {  // by port, then queue
+        if (p.pmd != pmd)
+            continue;
+        if (p.port != last)
+            ports.push_back({{"name", p.port->name()}, {"pinned", p.pinned}, {"cycles", 0}, {"load_pct", 0.0},
+                             {"queues", nlohmann::json::array()}, {"queue_load", nlohmann::json::array()}});
+        last = p.port;
+        nlohmann::json& port = ports.back();
+        port["cycles"] = port["cycles"].get<uint64_t>() + p.cycles;
+        port["load_pct"] = port["load_pct"].get<double>() + percent(p.share);
+        port["queues"].push_back(p.queue);
+        port["queue_load"].push_back({{"queue", p.queue}, {"cycles", p.cycles}, {"load_pct", percent(p.share)}});
+    }
+    return ports;
 }
 
 }  // namespace
 
 nlohmann::json Management::show_pmd() const
 {
-    const std::vector<PortPlacement> placed = scheduler_.placements();
+    const std::vector<QueuePlacement> placed = scheduler_.placements();
     nlohmann::json list = nlohmann::json::array();
     for (const Pmd* pmd : pmds_) {
         const PmdStats s = pmd->stats();
-        nlohmann::json ports = nlohmann::json::array();
-        for (const PortPlacement& p : placed)
-            if (p.pmd == pmd->index())
-                ports.push_back({{"name", p.port->name()}, {"pinned", p.pinned}, {"cycles", p.cycles},
-                                 {"load_pct", std::round(1000 * p.share) / 10}, {"queues", polled_queues(*p.port)}});
         list.push_back({{"pmd", pmd->index()}, {"lcore", pmd->lcore()}, {"busy_cycles", s.busy_cycles},
                         {"idle_cycles", s.idle_cycles}, {"iterations", s.iterations}, {"packets", s.packets},
                         {"tsc_hz", s.tsc_hz}, {"longest_iteration_cycles", s.turns.longest},
-                        {"iterations_over_1ms", s.turns.longer_than(1e-3)}, {"ports", ports}});
+                        {"iterations_over_1ms", s.turns.longer_than(1e-3)}, {"ports", polled_ports(placed, pmd->index())}});
     }
     return {{"pmds", list}, {"load_window_seconds", Scheduler::kWindowSeconds}, {"port_moves", scheduler_.moves()}};
 }
@@ -200,8 +213,8 @@ nlohmann::json Management::rebalance()
     if (!done)
         return {{"error", done.error().detail}};
     nlohmann::json moves = nlohmann::json::array();
-    for (const PortMove& m : done->moves)
-        moves.push_back({{"port", m.port}, {"from", m.from}, {"to", m.to}});
+    for (const QueueMove& m : done->moves)
+        moves.push_back({{"port", m.port}, {"queue", m.queue}, {"from", m.from}, {"to", m.to}});
     return {{"moves", moves}, {"worthwhile", done->plan.worthwhile},
             {"imbalance_before", imbalance(done->plan.current_load)}, {"imbalance_after", imbalance(done->plan.load)},
             {"load_before", done->plan.current_load}, {"load_after", done->plan.load}};
@@ -219,7 +232,11 @@ nlohmann::json Management::pin(const nlohmann::json& request)
     auto moved = scheduler_.pin(port, request["pmd"].get<unsigned>());
     if (!moved)
         return {{"error", moved.error().detail}};
-    return {{"port", port}, {"pinned", true}, {"from", moved->from}, {"to", moved->to}};
+    nlohmann::json moves = nlohmann::json::array();
+    for (const QueueMove& m : *moved)
+        moves.push_back({{"queue", m.queue}, {"from", m.from}, {"to", m.to}});
+    // from/to: where queue 0 was and is (every port has it).
+    return {{"port", port}, {"pinned", true}, {"from", moved->at(0).from}, {"to", moved->at(0).to}, {"moves", moves}};
 }
 
 nlohmann::json Management::handle(const nlohmann::json& request)

@@ -159,7 +159,7 @@ private:
             add_histogram(turns, {{"pmd", id}}, IterationStats::kBounds, s.turns.buckets, double(s.turns.cycles) / hz);
             add(longest, {{"pmd", id}}, double(s.turns.longest) / hz);
             for (const Port* p : ports_)
-                add(polls, {{"port", p->name()}, {"pmd", id}}, double(p->poll_cycles(pmd->index()).get()));
+                add(polls, {{"port", p->name()}, {"pmd", id}}, double(p->poll_cycles_total(pmd->index())));
         }
         auto fdb_entries = family("vusw_fdb_entries", "Learned MAC table entries", MetricType::Gauge);
         add(fdb_entries, {}, double(fdb_.size()));

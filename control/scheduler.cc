@@ -1,7 +1,10 @@
-// Port placement on PMD cores: pins, load windows, rebalancing, moves.
+// Queue placement on PMD cores: pins, load windows, rebalancing, moves.
 #include "control/scheduler.h"
 
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <tuple>
 
 #include "vusw/log.h"
 #include "vusw/pmd.h"
@@ -22,24 +25,71 @@ void Scheduler::place(const std::vector<int>& pins)
     for (std::size_t i = 0; i < ports_.size(); ++i)
         start[i].pin = pins_[i];
     const AssignmentPlan plan = plan_assignment(start, unsigned(pmds_.size()), threshold_pct_);
-    assigned_ = plan.pmd;
-    for (std::size_t i = 0; i < ports_.size(); ++i)
-        pmds_[assigned_[i]]->adopt(*ports_[i]);
+    std::array<int, kMaxPortQueues> none;
+    none.fill(kUnassigned);
+    assigned_.assign(ports_.size(), none);
+    for (std::size_t i = 0; i < ports_.size(); ++i) {
+        assigned_[i][0] = int(plan.pmd[i]);
+        pmds_[plan.pmd[i]]->adopt(*ports_[i], 0);
+    }
     window_.assign(1, sample());
     next_rebalance_ = std::chrono::steady_clock::now() + interval_;
 }
 
+Result<Pmd*> Scheduler::place_queue(Port& port, uint16_t q)
+{
+    if (q >= port.queue_limit())
+        return fail("bad_queue", fmt::format("port {} has no queue {}", port.name(), q));
+    const std::size_t i = port.id();
+    if (assigned_[i][q] != kUnassigned)
+        return pmds_[unsigned(assigned_[i][q])];
+    if (auto ok = port.prepare_queue(q); !ok)
+        return std::unexpected(ok.error());
+    unsigned best = pins_[i] != kUnassigned ? unsigned(pins_[i]) : 0;
+    if (pins_[i] == kUnassigned) {
+        // Least load, then fewest queues, then fewest of this port's queues: a new
+        // port's queues spread over the cores before anything is measured.
+        const std::vector<Unit> placed = units();
+        const std::vector<PortLoad> load = loads(placed);
+        std::vector<std::tuple<uint64_t, unsigned, unsigned, unsigned>> key(pmds_.size());
+        for (unsigned p = 0; p < pmds_.size(); ++p)
+            key[p] = {0, 0, 0, p};
+        for (std::size_t u = 0; u < placed.size(); ++u) {
+            auto& [cycles, queues, own, p] = key[unsigned(load[u].current)];
+            cycles += load[u].cycles;
+            ++queues;
+            own += placed[u].port == i;
+        }
+        best = std::get<3>(*std::min_element(key.begin(), key.end()));
+    }
+    assigned_[i][q] = int(best);
+    if (auto there = pmds_[best]->execute(PmdCommand{.kind = PmdCommand::Kind::attach_queue, .port = &port, .queue = q});
+        !there)
+        return fail("place", fmt::format("PMD {} has not taken queue {} of port {}: {}", best, q, port.name(),
+                                         there.error().detail));
+    log(LogLevel::info, "port {} queue {} on PMD {}", port.name(), q, best);
+    return pmds_[best];
+}
+
 Scheduler::Sample Scheduler::sample() const
 {
-    Sample s{std::chrono::steady_clock::now(), std::vector<uint64_t>(ports_.size() * pmds_.size()),
-             std::vector<uint64_t>(pmds_.size())};
-    for (std::size_t p = 0; p < pmds_.size(); ++p) {
+    const std::size_t n = pmds_.size();
+    Sample s{std::chrono::steady_clock::now(), std::vector<uint64_t>(ports_.size() * kMaxPortQueues * n),
+             std::vector<uint64_t>(n)};
+    for (std::size_t p = 0; p < n; ++p) {
         const PmdStats st = pmds_[p]->stats();
         s.pmd_cycles[p] = st.busy_cycles + st.idle_cycles;
         for (std::size_t i = 0; i < ports_.size(); ++i)
-            s.port_cycles[i * pmds_.size() + p] = ports_[i]->poll_cycles(pmds_[p]->index()).get();
+            for (uint16_t q = 0; q < ports_[i]->queue_limit(); ++q)
+                s.queue_cycles[(i * kMaxPortQueues + q) * n + p] = ports_[i]->poll_cycles(q, pmds_[p]->index()).get();
     }
     return s;
+}
+
+uint64_t Scheduler::cycles(const Sample& now, const Sample& then, Unit u, unsigned pmd) const
+{
+    const std::size_t at = (u.port * kMaxPortQueues + u.queue) * pmds_.size() + pmd;
+    return now.queue_cycles[at] - then.queue_cycles[at];
 }
 
 void Scheduler::tick()
@@ -57,16 +107,26 @@ void Scheduler::tick()
         log(LogLevel::warn, "rebalance: {}", done.error().detail);
 }
 
-std::vector<PortLoad> Scheduler::loads() const
+std::vector<Scheduler::Unit> Scheduler::units() const
+{
+    std::vector<Unit> out;
+    for (std::size_t i = 0; i < ports_.size(); ++i)
+        for (uint16_t q = 0; q < kMaxPortQueues; ++q)
+            if (assigned_[i][q] != kUnassigned)
+                out.push_back({i, q});
+    return out;
+}
+
+std::vector<PortLoad> Scheduler::loads(const std::vector<Unit>& units) const
 {
     const Sample now = sample();
     const Sample& then = window_.front();
-    std::vector<PortLoad> out(ports_.size());
-    for (std::size_t i = 0; i < ports_.size(); ++i) {
-        for (std::size_t p = 0; p < pmds_.size(); ++p)
-            out[i].cycles += now.port_cycles[i * pmds_.size() + p] - then.port_cycles[i * pmds_.size() + p];
-        out[i].current = int(assigned_[i]);
-        out[i].pin = pins_[i];
+    std::vector<PortLoad> out(units.size());
+    for (std::size_t u = 0; u < units.size(); ++u) {
+        for (unsigned p = 0; p < pmds_.size(); ++p)
+            out[u].cycles += cycles(now, then, units[u], p);
+        out[u].current = assigned_[units[u].port][units[u].queue];
+        out[u].pin = pins_[units[u].port];
     }
     return out;
 }
@@ -74,18 +134,19 @@ std::vector<PortLoad> Scheduler::loads() const
 Result<RebalanceResult> Scheduler::rebalance()
 {
     next_rebalance_ = std::chrono::steady_clock::now() + interval_;
-    RebalanceResult r{plan_assignment(loads(), unsigned(pmds_.size()), threshold_pct_), {}};
+    const std::vector<Unit> placed = units();
+    RebalanceResult r{plan_assignment(loads(placed), unsigned(pmds_.size()), threshold_pct_), {}};
     if (!r.plan.worthwhile)
         return r;
-    for (std::size_t i = 0; i < ports_.size(); ++i) {
-        const unsigned from = assigned_[i], to = r.plan.pmd[i];
+    for (std::size_t u = 0; u < placed.size(); ++u) {
+        const unsigned from = unsigned(assigned_[placed[u].port][placed[u].queue]), to = r.plan.pmd[u];
         if (from == to)
             continue;
-        if (auto ok = move(i, to); !ok)
+        if (auto ok = move(placed[u], to); !ok)
             return std::unexpected(ok.error());
-        r.moves.push_back({ports_[i]->name(), from, to});
+        r.moves.push_back({ports_[placed[u].port]->name(), placed[u].queue, from, to});
     }
-    log(LogLevel::info, "rebalance: moved {} port{}; load imbalance {} -> {} cycles over the last {} s", r.moves.size(),
+    log(LogLevel::info, "rebalance: moved {} queue{}; load imbalance {} -> {} cycles over the last {} s", r.moves.size(),
         r.moves.size() == 1 ? "" : "s", imbalance(r.plan.current_load), imbalance(r.plan.load), kWindowSeconds);
     return r;
 }
@@ -98,7 +159,7 @@ Result<std::size_t> Scheduler::find(const std::string& name) const
     return fail("no_port", fmt::format("no port named `{}`", name));
 }
 
-Result<PortMove> Scheduler::pin(const std::string& name, unsigned pmd)
+Result<std::vector<QueueMove>> Scheduler::pin(const std::string& name, unsigned pmd)
 {
     auto i = find(name);
     if (!i)
@@ -107,11 +168,17 @@ Result<PortMove> Scheduler::pin(const std::string& name, unsigned pmd)
         return fail("bad_pmd", fmt::format("PMD {} out of range: there {} {} PMD core{} (0..{})", pmd,
                                            pmds_.size() == 1 ? "is" : "are", pmds_.size(), pmds_.size() == 1 ? "" : "s",
                                            pmds_.size() - 1));
-    const PortMove m{name, assigned_[*i], pmd};
-    if (auto ok = move(*i, pmd); !ok)
-        return std::unexpected(ok.error());
+    std::vector<QueueMove> moved;
+    for (uint16_t q = 0; q < kMaxPortQueues; ++q) {
+        const int from = assigned_[*i][q];
+        if (from == kUnassigned)
+            continue;
+        if (auto ok = move({*i, q}, pmd); !ok)
+            return std::unexpected(ok.error());
+        moved.push_back({name, q, unsigned(from), pmd});
+    }
     pins_[*i] = int(pmd);
-    return m;
+    return moved;
 }
 
 Status Scheduler::unpin(const std::string& name)
@@ -123,45 +190,49 @@ Status Scheduler::unpin(const std::string& name)
     return {};
 }
 
-// The moving protocol (pmd.h): owner() = kNoOwner, detach from the old core and wait
-// for its ack, attach to the new one (which takes over the hand-off ring).
-Status Scheduler::move(std::size_t i, unsigned to)
+// The moving protocol (pmd.h): owner = kNoOwner, detach from the old core and wait for
+// its ack, attach to the new one (which takes over the hand-off ring).
+Status Scheduler::move(Unit u, unsigned to)
 {
-    Port& port = *ports_[i];
-    const unsigned from = assigned_[i];
+    Port& port = *ports_[u.port];
+    const unsigned from = unsigned(assigned_[u.port][u.queue]);
     if (from == to)
         return {};
-    port.set_owner(kNoOwner);
-    if (auto gone = pmds_[from]->execute(PmdCommand{PmdCommand::Kind::detach_port, &port}); !gone) {
-        // A stuck core: the port stays with it (the attach waits behind the detach).
-        (void)pmds_[from]->execute(PmdCommand{PmdCommand::Kind::attach_port, &port}, std::chrono::milliseconds(0));
-        return fail("move", fmt::format("cannot move port {} off PMD {}: {}", port.name(), from, gone.error().detail));
+    const PmdCommand detach{.kind = PmdCommand::Kind::detach_queue, .port = &port, .queue = u.queue};
+    const PmdCommand attach{.kind = PmdCommand::Kind::attach_queue, .port = &port, .queue = u.queue};
+    port.set_owner(u.queue, kNoOwner);
+    if (auto gone = pmds_[from]->execute(detach); !gone) {
+        // A stuck core: the queue stays with it (the attach waits behind the detach).
+        (void)pmds_[from]->execute(attach, std::chrono::milliseconds(0));
+        return fail("move", fmt::format("cannot move port {} queue {} off PMD {}: {}", port.name(), u.queue, from,
+                                        gone.error().detail));
     }
-    assigned_[i] = to;
+    assigned_[u.port][u.queue] = int(to);
     ++moves_;
-    if (auto there = pmds_[to]->execute(PmdCommand{PmdCommand::Kind::attach_port, &port}); !there)
-        return fail("move", fmt::format("port {} left PMD {}, but PMD {} has not taken it yet: {}", port.name(), from, to,
-                                        there.error().detail));
-    log(LogLevel::info, "port {} moved from PMD {} to PMD {}", port.name(), from, to);
+    if (auto there = pmds_[to]->execute(attach); !there)
+        return fail("move", fmt::format("port {} queue {} left PMD {}, but PMD {} has not taken it yet: {}", port.name(),
+                                        u.queue, from, to, there.error().detail));
+    log(LogLevel::info, "port {} queue {} moved from PMD {} to PMD {}", port.name(), u.queue, from, to);
     return {};
 }
 
-Pmd& Scheduler::pmd_of(const Port& port) const
+Pmd* Scheduler::pmd_of(const Port& port, uint16_t q) const
 {
-    return *pmds_[assigned_[port.id()]];
+    const int p = q < kMaxPortQueues ? assigned_[port.id()][q] : kUnassigned;
+    return p == kUnassigned ? nullptr : pmds_[unsigned(p)];
 }
 
-std::vector<PortPlacement> Scheduler::placements() const
+std::vector<QueuePlacement> Scheduler::placements() const
 {
     const Sample now = sample();
     const Sample& then = window_.front();
-    std::vector<PortPlacement> out;
-    for (std::size_t i = 0; i < ports_.size(); ++i) {
-        const unsigned p = assigned_[i];
-        const std::size_t at = i * pmds_.size() + p;
-        const uint64_t cycles = now.port_cycles[at] - then.port_cycles[at];
+    std::vector<QueuePlacement> out;
+    for (const Unit u : units()) {
+        const unsigned p = unsigned(assigned_[u.port][u.queue]);
+        const uint64_t spent = cycles(now, then, u, p);
         const uint64_t total = now.pmd_cycles[p] - then.pmd_cycles[p];
-        out.push_back({ports_[i], p, pins_[i] != kUnassigned, cycles, total > 0 ? double(cycles) / double(total) : 0.0});
+        out.push_back({ports_[u.port], u.queue, p, pins_[u.port] != kUnassigned, spent,
+                       total > 0 ? double(spent) / double(total) : 0.0});
     }
     return out;
 }

@@ -1,10 +1,15 @@
-// Which PMD core polls which port: placement at start-up, pins, the load measured per
-// port, rebalancing by load, and moving ports between running cores.
+// Which PMD core polls which port queue: placement at start-up and as front-ends set up
+// more queues, pins, the load measured per queue, rebalancing by load, and moving
+// queues between running cores.
 //
-// Control thread only. The assignment here is the control thread's view; a PMD core's
-// own port list changes only through its command queue (the moving protocol: pmd.h).
+// The unit is a port's queue (a vhost-user queue pair, a NIC queue), like OVS's rx
+// queue: the queues of one port may be polled by different cores. Pins are per port
+// (all its queues). Control thread only. The assignment here is the control thread's
+// view; a PMD core's own queue list changes only through its command queue (the
+// moving protocol: pmd.h).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -19,23 +24,25 @@ namespace vusw {
 
 class Pmd;
 
-// One port's place and load, for vuswitchctl show pmd.
-struct PortPlacement {
+// One queue's place and load, for vuswitchctl show pmd.
+struct QueuePlacement {
     const Port* port;
+    uint16_t queue;
     unsigned pmd;
     bool pinned;
     uint64_t cycles;  // spent on it by its PMD within the window
     double share;     // of that PMD's cycles within the window, 0..1
 };
 
-struct PortMove {
+struct QueueMove {
     std::string port;
+    uint16_t queue;
     unsigned from, to;
 };
 
 struct RebalanceResult {
-    AssignmentPlan plan;
-    std::vector<PortMove> moves;  // applied (empty if the plan was not worthwhile)
+    AssignmentPlan plan;           // over placed queues, in placements() order
+    std::vector<QueueMove> moves;  // applied (empty if the plan was not worthwhile)
 };
 
 class Scheduler {
@@ -47,43 +54,54 @@ public:
     Scheduler(const std::vector<Port*>& ports, const std::vector<Pmd*>& pmds, std::chrono::seconds rebalance_interval,
               unsigned threshold_pct);
 
-    // Start-up, before the cores run: `pins` (by Port::id(), kUnassigned = none) are
-    // kept on their PMD, the other ports spread round robin.
+    // Start-up, before the cores run: queue 0 of every port is placed; `pins` (by
+    // Port::id(), kUnassigned = none) are kept on their PMD, the others round robin.
     void place(const std::vector<int>& pins);
+    // Queue q of `port` was set up: places it on a core (its port's pin, else the core
+    // with the least load, then the fewest queues) if it has none yet; the core.
+    Result<Pmd*> place_queue(Port& port, uint16_t q);
     // Control tick: samples the loads once a second, rebalances every interval.
     void tick();
 
-    // Plans by the measured loads and, if worthwhile, moves the ports.
+    // Plans by the measured loads and, if worthwhile, moves queues.
     Result<RebalanceResult> rebalance();
-    // Pins a port to a PMD and moves it there now; unpin() leaves it where it is.
-    Result<PortMove> pin(const std::string& port, unsigned pmd);
+    // Pins a port's queues to a PMD and moves them there now; unpin() leaves them where
+    // they are. The moves made (none if already there).
+    Result<std::vector<QueueMove>> pin(const std::string& port, unsigned pmd);
     Status unpin(const std::string& port);
 
-    // The PMD that polls `port` (the one its ring setups must go to).
-    Pmd& pmd_of(const Port& port) const;
-    unsigned pmd_index(const Port& port) const { return assigned_[port.id()]; }
+    // The PMD that polls queue q of `port` (where its ring setups must go), or nullptr
+    // if the queue was never placed.
+    Pmd* pmd_of(const Port& port, uint16_t q) const;
+    unsigned pmd_index(const Port& port) const { return unsigned(assigned_[port.id()][0]); }
     bool pinned(const Port& port) const { return pins_[port.id()] != kUnassigned; }
-    std::vector<PortPlacement> placements() const;
+    std::vector<QueuePlacement> placements() const;
     uint64_t moves() const { return moves_; }
 
 private:
     struct Sample {
         std::chrono::steady_clock::time_point at;
-        std::vector<uint64_t> port_cycles;  // [port * pmds + pmd]
-        std::vector<uint64_t> pmd_cycles;   // busy + idle, by PMD
+        std::vector<uint64_t> queue_cycles;  // [(port * kMaxPortQueues + queue) * pmds + pmd]
+        std::vector<uint64_t> pmd_cycles;    // busy + idle, by PMD
+    };
+    struct Unit {
+        std::size_t port;
+        uint16_t queue;
     };
     Sample sample() const;
-    std::vector<PortLoad> loads() const;
+    uint64_t cycles(const Sample& now, const Sample& then, Unit u, unsigned pmd) const;
+    std::vector<Unit> units() const;  // placed queues, by port then queue
+    std::vector<PortLoad> loads(const std::vector<Unit>& units) const;
     Result<std::size_t> find(const std::string& name) const;
-    Status move(std::size_t port, unsigned to);
+    Status move(Unit u, unsigned to);
 
     const std::vector<Port*>& ports_;
     const std::vector<Pmd*>& pmds_;
     std::chrono::seconds interval_;
     unsigned threshold_pct_;
-    std::vector<unsigned> assigned_;  // by port id
-    std::vector<int> pins_;           // by port id
-    std::deque<Sample> window_;       // oldest first; one a second
+    std::vector<std::array<int, kMaxPortQueues>> assigned_;  // by port id, queue: PMD index or kUnassigned
+    std::vector<int> pins_;                                  // by port id
+    std::deque<Sample> window_;                              // oldest first; one a second
     std::chrono::steady_clock::time_point next_rebalance_;
     uint64_t moves_ = 0;
 };

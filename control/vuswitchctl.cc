@@ -18,15 +18,19 @@ constexpr const char* kUsage = R"(Usage: vuswitchctl [--control PATH] [--json] C
 Commands:
   show ports       ports with state, counters and drops by reason, VLAN membership and MTU;
                    for vhost-user ports also the negotiated features, ring type
-                   (split|packed), the front-end's MTU and queue pairs
+                   (split|packed), the front-end's MTU and queue pairs (ring sizes, the PMD
+                   polling each, frames per pair in the JSON)
   show pmd         PMD cores: busy/idle cycles, packets, longest loop turn, turns over 1 ms,
-                   and the ports each polls with their load (share of the core's cycles over
-                   the last 10 s), the queue pairs polled, and whether they are pinned
+                   and the port queues each polls (a vhost-user queue pair or a NIC queue is
+                   the unit a core polls; one port's queues may be on different cores) with
+                   their load (share of the core's cycles over the last 10 s) and whether
+                   their port is pinned
   show fdb         learned MAC addresses
-  rebalance        place unpinned ports on PMD cores by measured load now (ports move only if
-                   that cuts the load imbalance by the threshold, --rebalance-threshold)
-  pin PORT PMD     poll PORT on PMD core number PMD from now on (moves it now; no rebalance
-                   moves it again)
+  rebalance        place the queues of unpinned ports on PMD cores by measured load now
+                   (queues move only if that cuts the load imbalance by the threshold,
+                   --rebalance-threshold)
+  pin PORT PMD     poll all of PORT's queues on PMD core number PMD from now on (moves them
+                   now; no rebalance moves them again)
   unpin PORT       let rebalancing move PORT again
 
 Options:
@@ -93,8 +97,9 @@ void print_negotiated(const nlohmann::json& p)
         const auto ring = [](const nlohmann::json& r) {
             return fmt::format("{}{}", r.at("size").get<unsigned>(), r.at("enabled").get<bool>() ? "" : "*");
         };
-        queues += fmt::format("{}{}:{}/{}", queues.empty() ? "" : " ", q.at("pair").get<unsigned>(), ring(q.at("rx")),
-                              ring(q.at("tx")));
+        const nlohmann::json& pmd = q.value("pmd", nlohmann::json());
+        queues += fmt::format("{}{}:{}/{}@pmd{}", queues.empty() ? "" : " ", q.at("pair").get<unsigned>(),
+                              ring(q.at("rx")), ring(q.at("tx")), pmd.is_null() ? "-" : std::to_string(pmd.get<unsigned>()));
     }
     const nlohmann::json& mtu = p.value("frontend_mtu", nlohmann::json());
     fmt::print("  features: {}\n  protocol features: {}\n  rings: {}, front-end mtu {}, queue pairs (rx/tx size) {}\n",
@@ -172,17 +177,17 @@ void print_pmd(const nlohmann::json& j)
         print_pmd_ports(p);
     }
     if (j.contains("load_window_seconds"))
-        fmt::print("\nport load: share of the PMD's cycles over the last {} s; ports moved since start: {}\n",
+        fmt::print("\nload: share of the PMD's cycles over the last {} s; queue moves since start: {}\n",
                    j.at("load_window_seconds").get<unsigned>(), j.value("port_moves", uint64_t{0}));
 }
 
 void print_rebalance(const nlohmann::json& j)
 {
     for (const auto& m : j.at("moves"))
-        fmt::print("moved {} from PMD {} to PMD {}\n", m.at("port").get<std::string>(), m.at("from").get<unsigned>(),
-                   m.at("to").get<unsigned>());
+        fmt::print("moved {} queue {} from PMD {} to PMD {}\n", m.at("port").get<std::string>(),
+                   m.value("queue", 0u), m.at("from").get<unsigned>(), m.at("to").get<unsigned>());
     fmt::print("{}load imbalance {} -> {} cycles (busiest minus idlest PMD, last 10 s)\n",
-               j.at("moves").empty() ? "no port moved (not worth it); " : "", j.value("imbalance_before", uint64_t{0}),
+               j.at("moves").empty() ? "no queue moved (not worth it); " : "", j.value("imbalance_before", uint64_t{0}),
                j.value(j.at("moves").empty() ? "imbalance_before" : "imbalance_after", uint64_t{0}));
 }
 

@@ -3,7 +3,6 @@
 
 #include <rte_ether.h>
 #include <rte_mbuf.h>
-#include <rte_ring.h>
 
 #include <cstring>
 
@@ -214,7 +213,7 @@ void L2Switch::forward_burst(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_
         }
     }
     for (uint16_t id : s.touched) {
-        send(ctx, *ports_[id], s.out[id].pkts.data(), s.out[id].count);
+        ports_[id]->send(ctx, s.out[id].pkts.data(), s.out[id].count);
         s.out[id].count = 0;
     }
     s.touched.clear();
@@ -226,20 +225,6 @@ void L2Switch::forward(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_t n)
         forward_burst<true>(ctx, in, pkts, n);
     else
         forward_burst<false>(ctx, in, pkts, n);
-}
-
-void L2Switch::send(PmdContext& ctx, Port& to, rte_mbuf** pkts, uint16_t n)
-{
-    if (to.owner() == ctx.slot) {
-        to.transmit(ctx, pkts, n);
-        return;
-    }
-    // Another core owns the destination: hand the frames over (multi-producer ring).
-    const unsigned sent = rte_ring_enqueue_burst(to.handoff(), reinterpret_cast<void**>(pkts), n, nullptr);
-    if (sent < n) {
-        to.counters(ctx.slot).drop(Drop::handoff_full, n - sent);
-        rte_pktmbuf_free_bulk(pkts + sent, n - sent);
-    }
 }
 
 }  // namespace vusw

@@ -33,10 +33,10 @@ Pmd::Pmd(unsigned index, unsigned lcore, L2Switch& sw, rte_rcu_qsbr* qsbr, rte_m
         turn_bounds_[b] = uint64_t(IterationStats::kBounds[b] * hz);
 }
 
-void Pmd::adopt(Port& port)
+void Pmd::adopt(Port& port, uint16_t q)
 {
-    port.set_owner(ctx_.slot);
-    ports_.push_back(&port);
+    port.set_owner(q, ctx_.slot);
+    queues_.push_back({&port, q});
 }
 
 Status Pmd::launch()
@@ -87,14 +87,16 @@ void Pmd::apply_commands()
     while (commands_.pop(cmd)) {
         uint64_t value = 0;
         switch (cmd.kind) {
-        case PmdCommand::Kind::attach_port:  // the moving protocol: pmd.h
-            cmd.port->set_owner(ctx_.slot);
-            if (std::find(ports_.begin(), ports_.end(), cmd.port) == ports_.end())
-                ports_.push_back(cmd.port);
+        case PmdCommand::Kind::attach_queue: {  // the moving protocol: pmd.h
+            const PortQueue pq{cmd.port, cmd.queue};
+            cmd.port->set_owner(cmd.queue, ctx_.slot);
+            if (std::find(queues_.begin(), queues_.end(), pq) == queues_.end())
+                queues_.push_back(pq);
             drain_handoffs();
             break;
-        case PmdCommand::Kind::detach_port:
-            std::erase(ports_, cmd.port);
+        }
+        case PmdCommand::Kind::detach_queue:
+            std::erase(queues_, PortQueue{cmd.port, cmd.queue});
             break;
         case PmdCommand::Kind::call:
             value = cmd.fn(cmd.arg, ctx_);
@@ -108,37 +110,39 @@ void Pmd::apply_commands()
 void Pmd::drain_handoffs()
 {
     rte_mbuf* pkts[kBurst];
-    for (Port* port : ports_) {
-        unsigned n = rte_ring_count(port->handoff());  // what was queued before; not what keeps coming
+    for (const auto& [port, q] : queues_) {
+        unsigned n = rte_ring_count(port->handoff(q));  // what was queued before; not what keeps coming
         while (n > 0) {
-            const unsigned got = rte_ring_dequeue_burst(port->handoff(), reinterpret_cast<void**>(pkts),
+            const unsigned got = rte_ring_dequeue_burst(port->handoff(q), reinterpret_cast<void**>(pkts),
                                                         std::min<unsigned>(n, kBurst), nullptr);
             if (got == 0)
                 break;
-            port->transmit(ctx_, pkts, uint16_t(got));
+            port->transmit(ctx_, q, pkts, uint16_t(got));
             n -= got;
         }
     }
 }
 
-void Pmd::poll_ports()
+void Pmd::poll()
 {
     rte_mbuf* pkts[kBurst];
     uint64_t moved = 0;
     const uint64_t start = rte_rdtsc();
     uint64_t last = start;
-    for (Port* port : ports_) {
-        const uint16_t n = port->receive(ctx_, pkts, kBurst);
-        if (n > 0)
+    for (const auto& [port, q] : queues_) {
+        const uint16_t n = port->receive(ctx_, q, pkts, kBurst);
+        if (n > 0) {
+            port->queue_counters(q).rx_packets.add(n);
             switch_.forward(ctx_, *port, pkts, n);
-        port->flush(ctx_);
-        const unsigned handed = rte_ring_dequeue_burst(port->handoff(), reinterpret_cast<void**>(pkts), kBurst, nullptr);
+        }
+        port->flush(ctx_, q);
+        const unsigned handed = rte_ring_dequeue_burst(port->handoff(q), reinterpret_cast<void**>(pkts), kBurst, nullptr);
         if (handed > 0)
-            port->transmit(ctx_, pkts, uint16_t(handed));
+            port->transmit(ctx_, q, pkts, uint16_t(handed));
         moved += n + handed;
         const uint64_t now = rte_rdtsc();
-        if (n + handed > 0)  // a port's load: the turns it had work (an empty poll is no load)
-            port->poll_cycles(ctx_.slot).add(now - last);
+        if (n + handed > 0)  // a queue's load: the turns it had work (an empty poll is no load)
+            port->poll_cycles(q, ctx_.slot).add(now - last);
         last = now;
     }
     const uint64_t spent = last - start;
@@ -153,7 +157,7 @@ int Pmd::run()
     uint64_t turn_start = rte_rdtsc();
     while (running_.load(std::memory_order_acquire)) {
         apply_commands();
-        poll_ports();
+        poll();
         // Batch boundary: nothing from the previous snapshots is held past this point.
         rte_rcu_qsbr_quiescent(qsbr_, ctx_.slot);
         const uint64_t now = rte_rdtsc();

@@ -1,9 +1,13 @@
-// Port base: counters and the hand-off ring.
+// Port base: counters, queues and their hand-off rings.
 #include "vusw/port.h"
 
+#include <rte_errno.h>
+#include <rte_mbuf.h>
 #include <rte_ring.h>
 
-#include <stdexcept>
+#include <algorithm>
+
+#include <fmt/format.h>
 
 namespace vusw {
 namespace {
@@ -20,20 +24,52 @@ std::string_view drop_name(Drop d)
     return kDropNames[std::size_t(d)];
 }
 
-Port::Port(std::string name, std::string_view kind) : name_(std::move(name)), kind_(kind) {}
+Port::Port(std::string name, std::string_view kind, uint16_t queue_limit)
+    : name_(std::move(name)), kind_(kind), queue_limit_(std::min(queue_limit, kMaxPortQueues))
+{
+}
 
 Port::~Port()
 {
-    rte_ring_free(handoff_);
+    for (Queue& q : queues_)
+        rte_ring_free(q.handoff);
 }
 
-void Port::create_handoff()
+Status Port::prepare_queue(uint16_t q)
 {
+    if (q >= queue_limit_)
+        return fail("bad_queue", fmt::format("port {} has no queue {} (it has at most {})", name_, q, queue_limit_));
+    if (queues_[q].handoff != nullptr)
+        return {};
     static unsigned serial = 0;
     const std::string ring_name = "vusw_ho" + std::to_string(serial++);
-    handoff_ = rte_ring_create(ring_name.c_str(), 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
-    if (handoff_ == nullptr)
-        throw std::runtime_error("cannot create the hand-off ring for port " + name_);
+    queues_[q].handoff = rte_ring_create(ring_name.c_str(), 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    if (queues_[q].handoff == nullptr)
+        return fail("no_memory", fmt::format("cannot create the hand-off ring of port {} queue {}: {}", name_, q,
+                                             rte_strerror(rte_errno)));
+    return {};
+}
+
+void Port::deliver(PmdContext& ctx, uint16_t q, rte_mbuf** pkts, uint16_t n)
+{
+    if (owner(q) == ctx.slot) {
+        transmit(ctx, q, pkts, n);
+        return;
+    }
+    // Another core owns the queue: hand the frames over (multi-producer ring).
+    const unsigned sent = rte_ring_enqueue_burst(handoff(q), reinterpret_cast<void**>(pkts), n, nullptr);
+    if (sent < n) {
+        counters(ctx.slot).drop(Drop::handoff_full, n - sent);
+        rte_pktmbuf_free_bulk(pkts + sent, n - sent);
+    }
+}
+
+uint64_t Port::poll_cycles_total(unsigned slot) const
+{
+    uint64_t n = 0;
+    for (const Queue& q : queues_)
+        n += q.poll_cycles[slot].get();
+    return n;
 }
 
 PortTotals Port::totals() const

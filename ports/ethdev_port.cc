@@ -73,13 +73,15 @@ Result<std::unique_ptr<EthdevPort>> EthdevPort::open(const std::string& devargs,
     OffloadCaps caps;
     if (auto ok = configure(port, pool, caps); !ok)
         return fail("ethdev", fmt::format("--nic {}: {}", devargs, ok.error().detail));
-    return std::unique_ptr<EthdevPort>(new EthdevPort(port_name, devargs, port, caps));
+    std::unique_ptr<EthdevPort> nic(new EthdevPort(port_name, devargs, port, caps));
+    if (auto ok = nic->prepare_queue(0); !ok)
+        return fail("ethdev", fmt::format("--nic {}: {}", devargs, ok.error().detail));
+    return nic;
 }
 
 EthdevPort::EthdevPort(std::string name, std::string devargs, uint16_t port_id, OffloadCaps caps)
-    : Port(std::move(name), "ethdev"), devargs_(std::move(devargs)), port_id_(port_id), caps_(caps)
+    : Port(std::move(name), "ethdev", 1), devargs_(std::move(devargs)), port_id_(port_id), caps_(caps)
 {
-    create_handoff();
 }
 
 EthdevPort::~EthdevPort()
@@ -88,7 +90,7 @@ EthdevPort::~EthdevPort()
     rte_eth_dev_close(port_id_);
 }
 
-uint16_t EthdevPort::receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max)
+uint16_t EthdevPort::receive(PmdContext& ctx, uint16_t, rte_mbuf** pkts, uint16_t max)
 {
     const uint16_t n = rte_eth_rx_burst(port_id_, 0, pkts, max);
     if (n > 0) {
@@ -102,7 +104,7 @@ uint16_t EthdevPort::receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max)
     return n;
 }
 
-void EthdevPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
+void EthdevPort::transmit(PmdContext& ctx, uint16_t, rte_mbuf** pkts, uint16_t n)
 {
     // Frames asking for a checksum or segmentation the device cannot do: software first.
     for (uint16_t i = 0; i < n; ++i) {
@@ -111,7 +113,7 @@ void EthdevPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
             return;
         }
     }
-    send(ctx, pkts, n);
+    tx_burst(ctx, pkts, n);
 }
 
 void EthdevPort::transmit_offloaded(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
@@ -130,11 +132,11 @@ void EthdevPort::transmit_offloaded(PmdContext& ctx, rte_mbuf** pkts, uint16_t n
             rte_pktmbuf_free_bulk(out.data() + ready, made - ready);
             made = ready;
         }
-        send(ctx, out.data(), made);
+        tx_burst(ctx, out.data(), made);
     }
 }
 
-void EthdevPort::send(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
+void EthdevPort::tx_burst(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
 {
     uint64_t bytes = 0;
     for (uint16_t i = 0; i < n; ++i)
@@ -145,6 +147,7 @@ void EthdevPort::send(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
         bytes -= pkts[i]->pkt_len;
     c.tx_packets.add(sent);
     c.tx_bytes.add(bytes);
+    queue_counters(0).tx_packets.add(sent);
     if (sent < n) {
         c.drop(Drop::tx_full, n - sent);
         rte_pktmbuf_free_bulk(pkts + sent, n - sent);

@@ -19,8 +19,8 @@ public:
                                                     rte_mempool* pool);
     ~EthdevPort() override;
 
-    uint16_t receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max) override;
-    void transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n) override;
+    uint16_t receive(PmdContext& ctx, uint16_t q, rte_mbuf** pkts, uint16_t max) override;
+    void transmit(PmdContext& ctx, uint16_t q, rte_mbuf** pkts, uint16_t n) override;
     std::string state() const override;
     uint16_t port_id() const { return port_id_; }
     // What the device's TX takes as it is; the rest is done in software (offload.h).
@@ -31,7 +31,7 @@ private:
     // Burst with frames asking for checksums or segmentation: resolved one at a time.
     void transmit_offloaded(PmdContext& ctx, rte_mbuf** pkts, uint16_t n);
     // Hands frames to the device; counts what it took and drops the rest (tx_full).
-    void send(PmdContext& ctx, rte_mbuf** pkts, uint16_t n);
+    void tx_burst(PmdContext& ctx, rte_mbuf** pkts, uint16_t n);
 
     std::string devargs_;
     uint16_t port_id_;

@@ -117,7 +117,7 @@ std::optional<Drop> VhostPort::claim(Vring& v, RxClaim& cl, uint16_t& avail)
             cl.count = 0;
             return Drop::no_rx_buffer;
         }
-        Chain& c = rx_chains_[cl.first + cl.count];
+        Chain& c = scratch(v).rx_chains[cl.first + cl.count];
         if (!q.pop(c, true)) {
             cl.count = 0;
             return Drop::queue_not_ready;
@@ -142,7 +142,7 @@ std::optional<Drop> VhostPort::claim(Vring& v, RxClaim& cl, uint16_t& avail)
 template <class F>
 void VhostPort::fill(PmdContext& ctx, Vring& v, const RxClaim& cl)
 {
-    Chain* chains = &rx_chains_[cl.first];
+    Chain* chains = &scratch(v).rx_chains[cl.first];
     typename F::Queue& q = queue_of<typename F::Queue>(v);
     if (cl.too_small) {
         q.push_used(chains[0].head, 0);
@@ -168,6 +168,7 @@ void VhostPort::fill(PmdContext& ctx, Vring& v, const RxClaim& cl)
     PortCounters& counters = this->counters(ctx.slot);
     counters.tx_packets.add();
     counters.tx_bytes.add(len);
+    queue_counters(pair_of(v)).tx_packets.add();
 }
 
 template <class F>
@@ -175,7 +176,7 @@ void VhostPort::transmit_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16
 {
     using Q = typename F::Queue;
     PortCounters& counters = this->counters(ctx.slot);
-    if (!usable<Q>(v, memory_.read())) {
+    if (!v.enabled || !usable<Q>(v, memory_.read())) {
         counters.drop(Drop::queue_not_ready, n);
         rte_pktmbuf_free_bulk(pkts, n);
         return;
@@ -206,6 +207,7 @@ void VhostPort::fill_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16_t n
     using Q = typename F::Queue;
     PortCounters& counters = this->counters(ctx.slot);
     Q& q = queue_of<Q>(v);
+    PairScratch& scratch = this->scratch(v);
     uint16_t avail = fresh_available<Q>(v, kRxScan);
     q.prefetch_heads(std::min(avail, n));
     q.prefetch_used(std::min(avail, n));
@@ -219,9 +221,10 @@ void VhostPort::fill_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16_t n
                 counters.drop(Drop::queue_not_ready);
                 continue;
             }
-            if (std::size_t(chains) + kMaxRxChainsPerFrame > rx_chains_.size() || claimed == rx_claims_.size())
+            if (std::size_t(chains) + kMaxRxChainsPerFrame > scratch.rx_chains.size() ||
+                claimed == scratch.rx_claims.size())
                 break;  // scratch full: copy these first
-            RxClaim& cl = rx_claims_[claimed];
+            RxClaim& cl = scratch.rx_claims[claimed];
             cl = RxClaim{pkts[next], chains, 0, false};
             if (const std::optional<Drop> why = claim<F>(v, cl, avail)) {
                 counters.drop(*why);
@@ -233,8 +236,8 @@ void VhostPort::fill_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16_t n
         }
         for (uint16_t k = 0; k < claimed; ++k) {
             if (k + 1 < claimed)
-                rte_prefetch0(rte_pktmbuf_mtod(rx_claims_[k + 1].m, void*));
-            fill<F>(ctx, v, rx_claims_[k]);
+                rte_prefetch0(rte_pktmbuf_mtod(scratch.rx_claims[k + 1].m, void*));
+            fill<F>(ctx, v, scratch.rx_claims[k]);
         }
     }
     rte_pktmbuf_free_bulk(pkts, n);

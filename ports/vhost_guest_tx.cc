@@ -109,7 +109,7 @@ rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTa
     const std::span<std::byte> piece = frame_in_one_piece(c, F::kHdr);
     std::byte* data = piece.data();
     const std::size_t frame = piece.size();
-    if (piece.empty() || frame < lend_min_ || frame > UINT16_MAX || !mem->lendable() || lent_total_ >= kMaxLoans ||
+    if (piece.empty() || frame < lend_min_ || frame > UINT16_MAX || !mem->lendable() || pairs_[pair_of(index)].lent >= kMaxLoans ||
         v.lent.size() < queue_of<typename F::Queue>(v).size() || v.lent[c.head].out)
         return nullptr;
     rte_mbuf* m = take_mbuf(spare, ctx.pool);
@@ -127,7 +127,7 @@ rte_mbuf* VhostPort::lend(PmdContext& ctx, Vring& v, uint16_t index, const MemTa
     m->pkt_len = uint32_t(frame);
     mem->loans().store(mem->loans().load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     v.loans.store(v.loans.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    ++lent_total_;
+    ++pairs_[pair_of(index)].lent;
     return m;
 }
 
@@ -182,7 +182,8 @@ uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_
     if (!usable<Q>(v, memory_.read()))
         return 0;
     Q& q = queue_of<Q>(v);
-    const uint16_t n = fresh_available<Q>(v, std::min(max, uint16_t(tx_chains_.size())));
+    std::array<Chain, kBurst>& chains = scratch(v).tx_chains;
+    const uint16_t n = fresh_available<Q>(v, std::min(max, uint16_t(chains.size())));
     const MemTable* mem = q.memory();
     q.prefetch_heads(n);
     q.prefetch_used(n);
@@ -190,8 +191,8 @@ uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_
     // them. The cache misses on the descriptors and payloads of the whole burst (lines
     // the guest's core just wrote) overlap instead of coming one frame at a time.
     uint16_t popped = 0;
-    while (popped < n && q.pop(tx_chains_[popped], false)) {
-        const std::byte* frame = tx_chains_[popped].seg[0].host;
+    while (popped < n && q.pop(chains[popped], false)) {
+        const std::byte* frame = chains[popped].seg[0].host;
         rte_prefetch0(frame);
         rte_prefetch0(frame + RTE_CACHE_LINE_SIZE);
         ++popped;
@@ -203,7 +204,7 @@ uint16_t VhostPort::receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_
         spare.fill(nullptr);
     uint16_t got = 0, unused = 0;
     for (uint16_t i = 0; i < popped; ++i) {
-        if (take_frame<F>(ctx, v, index, mem, tx_chains_[i], spare[i], pkts[got]))
+        if (take_frame<F>(ctx, v, index, mem, chains[i], spare[i], pkts[got]))
             ++got;
         if (spare[i] != nullptr)  // dropped before it needed one
             spare[unused++] = spare[i];

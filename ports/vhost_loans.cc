@@ -11,13 +11,14 @@ void VhostPort::on_mbuf_free(void*, void* opaque)
 {
     Loan* loan = static_cast<Loan*>(opaque);
     VhostPort* port = loan->port;
-    if (current_pmd() == int(port->owner())) {
+    const uint16_t pair = pair_of(loan->ring);
+    if (current_pmd() == int(port->owner(pair))) {
         port->give_back(*loan);
         return;
     }
-    // Freed by another core (a NIC or hand-off owned elsewhere): the owner returns it.
-    // The ring holds kMaxLoans entries, as many as can be lent, so this cannot fail.
-    rte_ring_mp_enqueue(port->returns_, loan);
+    // Freed by another core (a NIC or hand-off owned elsewhere): the pair's owner returns
+    // it. The ring holds kMaxLoans entries, as many as the pair can lend, so this cannot fail.
+    rte_ring_mp_enqueue(port->pairs_[pair].returns, loan);
 }
 
 void VhostPort::give_back(Loan& loan)
@@ -27,17 +28,17 @@ void VhostPort::give_back(Loan& loan)
     if (loan.generation == v.generation)
         std::visit([&]<class Q>(Q&) { complete<Q>(v, loan.head); }, v.queue);  // published by the next flush()
     v.loans.store(v.loans.load(std::memory_order_relaxed) - 1, std::memory_order_release);
-    --lent_total_;
+    --pairs_[pair_of(loan.ring)].lent;
     // Last: once zero, the control thread may free the snapshot.
     loan.table->loans().store(loan.table->loans().load(std::memory_order_relaxed) - 1, std::memory_order_release);
 }
 
 
-void VhostPort::take_returns()
+void VhostPort::take_returns(uint16_t pair)
 {
     void* back[kBurst];
     unsigned n;
-    while ((n = rte_ring_sc_dequeue_burst(returns_, back, kBurst, nullptr)) > 0)
+    while ((n = rte_ring_sc_dequeue_burst(pairs_[pair].returns, back, kBurst, nullptr)) > 0)
         for (unsigned i = 0; i < n; ++i)
             give_back(*static_cast<Loan*>(back[i]));
 }

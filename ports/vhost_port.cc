@@ -2,8 +2,11 @@
 // counters. The hot loops are in vhost_guest_tx.cc and vhost_guest_rx.cc.
 #include "ports/vhost_port.h"
 
+#include <rte_errno.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <bit>
@@ -28,19 +31,33 @@ void ProtocolStats::count_error(const std::string& reason)
 }
 
 VhostPort::VhostPort(std::string name, std::string path, bool client)
-    : Port(std::move(name), "vhost-user"), path_(std::move(path)), client_(client)
+    : Port(std::move(name), "vhost-user", kMaxQueuePairs), path_(std::move(path)), client_(client)
 {
-    create_handoff();
-    static unsigned serial = 0;
-    const std::string ring_name = "vusw_ret" + std::to_string(serial++);
-    returns_ = rte_ring_create(ring_name.c_str(), kMaxLoans, SOCKET_ID_ANY, RING_F_SC_DEQ | RING_F_EXACT_SZ);
-    if (returns_ == nullptr)
-        throw std::runtime_error("cannot create the buffer return ring for port " + this->name());
+    if (auto ok = prepare_queue(0); !ok)
+        throw std::runtime_error(ok.error().detail);
 }
 
 VhostPort::~VhostPort()
 {
-    rte_ring_free(returns_);
+    for (Pair& p : pairs_)
+        rte_ring_free(p.returns);
+}
+
+Status VhostPort::prepare_queue(uint16_t q)
+{
+    if (auto ok = Port::prepare_queue(q); !ok)
+        return ok;
+    Pair& p = pairs_[q];
+    if (p.returns != nullptr)
+        return {};
+    static unsigned serial = 0;
+    const std::string ring_name = "vusw_ret" + std::to_string(serial++);
+    p.returns = rte_ring_create(ring_name.c_str(), kMaxLoans, SOCKET_ID_ANY, RING_F_SC_DEQ | RING_F_EXACT_SZ);
+    if (p.returns == nullptr)
+        return fail("no_memory", fmt::format("cannot create the buffer return ring of port {} queue pair {}: {}",
+                                             name(), q, rte_strerror(rte_errno)));
+    p.scratch = std::make_unique<PairScratch>();
+    return {};
 }
 
 std::string VhostPort::state() const
@@ -69,11 +86,6 @@ uint32_t VhostPort::apply_ring(uint16_t index, const RingSetup& s)
     RingSetup chosen = s;
     chosen.ring.packed = std::holds_alternative<PackedQueue>(v.queue);
     v.loops = loops_for(chosen);
-    rings_in_use_ = 0;
-    for (uint16_t i = 0; i < vrings_.size(); ++i)
-        if (vrings_[i].started)
-            rings_in_use_ = uint16_t(i + 1);
-    update_rx_queues();
     return std::visit([](const auto& q) { return vring_base(q); }, v.queue);
 }
 
@@ -114,12 +126,12 @@ void VhostPort::start_ring(uint16_t index, Vring& v, const RingSetup& s)
     v.order_first = v.order_end = 0;
 }
 
-void VhostPort::update_rx_queues()
+void VhostPort::set_rx_queues(std::span<const uint16_t> pairs)
 {
-    rx_ring_count_ = 0;
-    for (uint16_t i = 0; i < rings_in_use_; i += 2)
-        if (vrings_[i].started && vrings_[i].enabled)
-            rx_rings_[rx_ring_count_++] = i;
+    const std::size_t n = std::min(pairs.size(), rx_queues_.size());
+    for (std::size_t i = 0; i < n; ++i)
+        rx_queues_[i].store(uint8_t(pairs[i]), std::memory_order_relaxed);
+    rx_queue_count_.store(uint8_t(n), std::memory_order_release);
 }
 
 void VhostPort::note_fault(Vring& v)
@@ -131,59 +143,60 @@ void VhostPort::note_fault(Vring& v)
     }
 }
 
-uint16_t VhostPort::receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max)
+uint16_t VhostPort::receive(PmdContext& ctx, uint16_t q, rte_mbuf** pkts, uint16_t max)
 {
-    take_returns();
-    // Every TX ring of the guest, starting one pair further each call, so that a busy
-    // queue cannot keep the others waiting behind a full burst.
-    const uint16_t pairs = uint16_t(rings_in_use_ / 2);
-    uint16_t got = 0;
-    for (uint16_t k = 0; k < pairs && got < max; ++k) {
-        const uint16_t q = uint16_t(2 * ((first_tx_pair_ + k) % pairs) + 1);
-        Vring& v = vrings_[q];
-        if (v.started)
-            got = uint16_t(got + (this->*v.loops.receive)(ctx, v, q, pkts + got, uint16_t(max - got)));
-    }
-    if (pairs > 1)
-        first_tx_pair_ = uint16_t((first_tx_pair_ + 1) % pairs);
-    return got;
+    take_returns(q);
+    Vring& v = vrings_[2 * q + 1];
+    return v.started ? (this->*v.loops.receive)(ctx, v, uint16_t(2 * q + 1), pkts, max) : 0;
 }
 
-void VhostPort::flush(PmdContext&)
+void VhostPort::flush(PmdContext&, uint16_t q)
 {
-    for (uint16_t q = 1; q < rings_in_use_; q += 2)
-        (this->*vrings_[q].loops.notify)(vrings_[q]);
+    Vring& v = vrings_[2 * q + 1];
+    (this->*v.loops.notify)(v);
 }
 
-void VhostPort::transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
+void VhostPort::transmit(PmdContext& ctx, uint16_t q, rte_mbuf** pkts, uint16_t n)
 {
-    if (rx_ring_count_ == 1) {
-        Vring& v = vrings_[rx_rings_[0]];
-        (this->*v.loops.transmit)(ctx, v, pkts, n);
-    } else if (rx_ring_count_ > 1) {
-        transmit_spread(ctx, pkts, n);
+    Vring& v = vrings_[2 * q];
+    (this->*v.loops.transmit)(ctx, v, pkts, n);
+}
+
+void VhostPort::send(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
+{
+    const uint16_t queues = rx_queue_count_.load(std::memory_order_acquire);
+    if (queues == 1) {
+        deliver(ctx, rx_queues_[0].load(std::memory_order_relaxed), pkts, n);
+    } else if (queues > 1) {
+        send_spread(ctx, pkts, n, queues);
     } else {
         counters(ctx.slot).drop(Drop::queue_not_ready, n);
         rte_pktmbuf_free_bulk(pkts, n);
     }
 }
 
-void VhostPort::transmit_spread(PmdContext& ctx, rte_mbuf** pkts, uint16_t n)
+void VhostPort::send_spread(PmdContext& ctx, rte_mbuf** pkts, uint16_t n, uint16_t queues)
 {
+    // A counting sort by queue (stable: a flow's frames keep their order).
+    std::array<uint8_t, kBurst> pick;
+    std::array<uint16_t, kMaxQueuePairs + 1> start{};
+    std::array<rte_mbuf*, kBurst> sorted;
     for (uint16_t done = 0; done < n;) {
         const uint16_t chunk = std::min<uint16_t>(uint16_t(n - done), kBurst);
-        std::array<uint16_t, kMaxQueuePairs> count{};
+        start.fill(0);
         for (uint16_t i = 0; i < chunk; ++i) {
-            rte_mbuf* m = pkts[done + i];
-            const uint16_t q = uint16_t((uint64_t(flow_hash(m)) * rx_ring_count_) >> 32);
-            spread_[q][count[q]++] = m;
+            pick[i] = uint8_t((uint64_t(flow_hash(pkts[done + i])) * queues) >> 32);
+            ++start[pick[i] + 1u];
         }
-        for (uint16_t q = 0; q < rx_ring_count_; ++q) {
-            if (count[q] == 0)
-                continue;
-            Vring& v = vrings_[rx_rings_[q]];
-            (this->*v.loops.transmit)(ctx, v, spread_[q].data(), count[q]);
-        }
+        for (uint16_t k = 1; k <= queues; ++k)
+            start[k] = uint16_t(start[k] + start[k - 1]);
+        std::array<uint16_t, kMaxQueuePairs + 1> at = start;
+        for (uint16_t i = 0; i < chunk; ++i)
+            sorted[at[pick[i]]++] = pkts[done + i];
+        for (uint16_t k = 0; k < queues; ++k)
+            if (start[k + 1] > start[k])
+                deliver(ctx, rx_queues_[k].load(std::memory_order_relaxed), sorted.data() + start[k],
+                        uint16_t(start[k + 1] - start[k]));
         done = uint16_t(done + chunk);
     }
 }

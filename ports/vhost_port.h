@@ -13,8 +13,10 @@
 #include <array>
 #include <atomic>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -32,8 +34,8 @@
 
 namespace vusw {
 
-// Queue pairs a port offers (VIRTIO_NET_F_MQ, GET_QUEUE_NUM).
-inline constexpr uint16_t kMaxQueuePairs = 16;
+// Queue pairs a port offers (VIRTIO_NET_F_MQ, GET_QUEUE_NUM); pair q is the port's queue q.
+inline constexpr uint16_t kMaxQueuePairs = kMaxPortQueues;
 
 // The spec name of a vhost-user request code (control/vhost_user/dispatch.cc).
 std::string_view vhost_request_name(uint32_t request);
@@ -87,9 +89,14 @@ public:
     const std::string& path() const { return path_; }
     bool client_mode() const { return client_; }
 
-    uint16_t receive(PmdContext& ctx, rte_mbuf** pkts, uint16_t max) override;
-    void transmit(PmdContext& ctx, rte_mbuf** pkts, uint16_t n) override;
-    void flush(PmdContext& ctx) override;
+    Status prepare_queue(uint16_t pair) override;
+    // Pair q's TX ring: the guest's frames.
+    uint16_t receive(PmdContext& ctx, uint16_t q, rte_mbuf** pkts, uint16_t max) override;
+    // Pair q's RX ring: frames for the guest.
+    void transmit(PmdContext& ctx, uint16_t q, rte_mbuf** pkts, uint16_t n) override;
+    void flush(PmdContext& ctx, uint16_t q) override;
+    // Spreads frames over the guest's enabled RX queues by flow hash (one flow, one queue).
+    void send(PmdContext& ctx, rte_mbuf** pkts, uint16_t n) override;
     std::string state() const override;
 
     // Guest TX frames at least `bytes` long (after the virtio-net header) are lent to mbufs
@@ -97,8 +104,9 @@ public:
     // any PMD core runs. Lending needs guest memory a device can DMA from: see
     // guest_dma.h for how regions are registered with DPDK.
     static void set_zero_copy_min(uint32_t bytes) { lend_min_ = bytes == 0 ? kNeverLend : bytes; }
-    // Most buffers lent at once per port (bounds the return ring and guest stalls).
-    static constexpr uint32_t kMaxLoans = 4096;
+    // Most buffers lent at once per queue pair (bounds the return ring, guest stalls
+    // and the share of the mbuf pool one guest holds).
+    static constexpr uint32_t kMaxLoans = 2048;
 
     // Control side.
     RcuPointer<MemTable>& memory() { return memory_; }
@@ -107,6 +115,11 @@ public:
     const GraceStats& grace() const { return grace_; }
     const ProtocolStats& protocol() const { return protocol_; }
     void set_state(std::string s) { state_ = std::move(s); }
+    // Control: the queue pairs whose RX ring is started and enabled (where send() may
+    // put frames), in order. PMD cores read the list between frames; one that reads a
+    // list being replaced may put a frame into a ring that just stopped, which drops it
+    // as queue_not_ready, as a stopped ring must.
+    void set_rx_queues(std::span<const uint16_t> pairs);
     // Runs on the owning PMD core: applies `setup` to ring `index`; returns the ring's
     // position as GET_VRING_BASE reports it (split: last avail index; packed: avail index
     // and wrap counter in bits 0-15, used index and wrap counter in bits 16-31).
@@ -193,10 +206,7 @@ private:
     // after the index.
     template <class Q>
     uint16_t fresh_available(Vring& v, uint16_t limit);
-    // Guest RX rings enabled and started, by queue pair: where transmit() may put frames.
-    void update_rx_queues();
-    // Spreads a burst over the guest's RX queues by flow hash (one flow, one queue).
-    void transmit_spread(PmdContext& ctx, rte_mbuf** pkts, uint16_t n);
+    void send_spread(PmdContext& ctx, rte_mbuf** pkts, uint16_t n, uint16_t queues);
     // One popped guest TX chain into an mbuf (lent or copied); false if dropped.
     // `spare` is a pre-allocated mbuf the frame may take (then set to nullptr).
     template <class F>
@@ -209,7 +219,7 @@ private:
     // Owner core: TX buffer `head` is done with (copied, dropped, or its loan returned).
     template <class Q>
     void complete(Vring& v, uint16_t head);
-    void take_returns();          // owner core: loans freed on other cores
+    void take_returns(uint16_t pair);  // owner core: loans freed on other cores
     static void on_mbuf_free(void* addr, void* opaque);
     // Guest RX, pass 1: pops the RX buffers frame `cl.m` needs into rx_chains_ from
     // cl.first on and prefetches them; the drop reason if it cannot.
@@ -231,22 +241,30 @@ private:
     ProtocolStats protocol_;
     GraceStats grace_;
     std::array<Vring, 2 * kMaxQueuePairs> vrings_;
-    uint16_t rings_in_use_ = 0;                        // owner core: 1 + the highest started ring
-    std::array<uint16_t, kMaxQueuePairs> rx_rings_{};  // owner core: update_rx_queues()
-    uint16_t rx_ring_count_ = 0;
-    uint16_t first_tx_pair_ = 0;                       // owner core: receive() starts here
-    std::array<std::array<rte_mbuf*, kBurst>, kMaxQueuePairs> spread_;  // transmit_spread() scratch
-    std::array<Counter, std::size_t(QueueFault::count_)> broken_;
+    static uint16_t pair_of(uint16_t ring) { return uint16_t(ring / 2); }
+    uint16_t pair_of(const Vring& v) const { return uint16_t((&v - vrings_.data()) / 2); }
+    std::array<std::atomic<uint8_t>, kMaxQueuePairs> rx_queues_{};  // set_rx_queues()
+    std::atomic<uint8_t> rx_queue_count_{0};
+    std::array<Counter, std::size_t(QueueFault::count_)> broken_;  // written by the rings' owner cores
     static constexpr uint32_t kNeverLend = UINT32_MAX;
     static inline uint32_t lend_min_ = 1024;  // --zero-copy-min's default
-    rte_ring* returns_ = nullptr;  // Loan* freed off the owner core (multi-producer)
-    uint32_t lent_total_ = 0;      // owner core
     // Merged RX buffers per frame: a 64 KiB TSO segment in 1.5 KiB buffers takes 44.
     static constexpr uint16_t kMaxRxChainsPerFrame = 48;
     static constexpr uint16_t kRxScan = 2 * kBurst;       // RX buffers counted at a time (packed rings scan)
-    std::array<Chain, 2 * kBurst + kMaxRxChainsPerFrame> rx_chains_;  // one burst's claimed RX buffers
-    std::array<RxClaim, kBurst> rx_claims_;
-    std::array<Chain, kBurst> tx_chains_;  // one guest TX burst, walked before it is copied
+    // A queue pair's own state beyond its two rings: only the pair's owner core touches
+    // it, so pairs polled by different cores share nothing. Made by prepare_queue().
+    struct PairScratch {
+        std::array<Chain, 2 * kBurst + kMaxRxChainsPerFrame> rx_chains;  // one burst's claimed RX buffers
+        std::array<RxClaim, kBurst> rx_claims;
+        std::array<Chain, kBurst> tx_chains;  // one guest TX burst, walked before it is copied
+    };
+    struct Pair {
+        std::unique_ptr<PairScratch> scratch;
+        rte_ring* returns = nullptr;  // Loan* freed off the owner core (multi-producer)
+        uint32_t lent = 0;            // owner core: buffers lent now
+    };
+    std::array<Pair, kMaxQueuePairs> pairs_;
+    PairScratch& scratch(const Vring& v) { return *pairs_[pair_of(v)].scratch; }
 };
 
 }  // namespace vusw

@@ -172,8 +172,24 @@ Status Session::sync_ring(uint32_t index, bool reconfigure)
     s.guest.tso4 = features_ & feature::kGuestTso4;
     s.guest.tso6 = features_ & feature::kGuestTso6;
     s.hdr_len = (features_ & (feature::kVersion1 | feature::kMrgRxbuf)) ? 12 : 10;
-    auto done = env_.pmd().execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
+    auto core = env_.place(uint16_t(index / 2));
+    if (!core)
+        return std::unexpected(core.error());
+    auto done = (*core)->execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
+    publish_rx_queues();
     return done ? Status{} : std::unexpected(done.error());
+}
+
+void Session::publish_rx_queues()
+{
+    std::array<uint16_t, kMaxQueuePairs> pairs;
+    std::size_t n = 0;
+    for (uint16_t q = 0; q < kMaxQueuePairs; ++q) {
+        const Ring& rx = rings_[2 * q];
+        if (rx.kicked && rx.have_num && rx.have_addr && rx.enabled)
+            pairs[n++] = q;
+    }
+    port_.set_rx_queues(std::span(pairs.data(), n));
 }
 
 Status Session::stop_ring(uint32_t index, uint32_t& base)
@@ -182,27 +198,38 @@ Status Session::stop_ring(uint32_t index, uint32_t& base)
     const bool was_running = r.kicked && r.have_num && r.have_addr;
     r.kicked = false;
     r.kick.reset();
-    RingCall call{&port_, uint16_t(index), {}};
-    call.setup.call_fd = -1;
-    auto done = env_.pmd().execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
-    if (!done)
-        return std::unexpected(done.error());
-    // Buffers lent to mbufs (zero copy) go back to the guest before we report the ring
-    // stopped: nothing may touch it after GET_VRING_BASE's reply.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (env_.pmd().running() && port_.loans(uint16_t(index)) != 0 && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-    if (port_.loans(uint16_t(index)) != 0)
-        log(LogLevel::warn, "port {}: vring {} stopped with {} buffers still lent; they will not be returned",
-            port_.name(), index, port_.loans(uint16_t(index)));
-    if (was_running) {
-        r.config.last_avail = uint16_t(*done);
-        r.config.last_used = uint16_t(*done >> 16);
+    publish_rx_queues();
+    if (Pmd* core = env_.pmd(uint16_t(index / 2)); core != nullptr) {  // else never set up: no core holds it
+        auto position = stop_on_core(*core, index);
+        if (!position)
+            return std::unexpected(position.error());
+        if (was_running) {
+            r.config.last_avail = uint16_t(*position);
+            r.config.last_used = uint16_t(*position >> 16);
+        }
     }
     base = r.config.last_avail;
     if (packed())
         base |= uint32_t(r.config.last_used) << 16;
     return {};
+}
+
+Result<uint32_t> Session::stop_on_core(Pmd& core, uint32_t index)
+{
+    RingCall call{&port_, uint16_t(index), {}};
+    call.setup.call_fd = -1;
+    auto done = core.execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
+    if (!done)
+        return std::unexpected(done.error());
+    // Buffers lent to mbufs (zero copy) go back to the guest before we report the ring
+    // stopped: nothing may touch it after GET_VRING_BASE's reply.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (core.running() && port_.loans(uint16_t(index)) != 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    if (port_.loans(uint16_t(index)) != 0)
+        log(LogLevel::warn, "port {}: vring {} stopped with {} buffers still lent; they will not be returned",
+            port_.name(), index, port_.loans(uint16_t(index)));
+    return uint32_t(*done);
 }
 
 Status Session::publish(Result<std::unique_ptr<MemTable>> table)
@@ -444,7 +471,12 @@ Status Session::send_rarp(Message& m)
     InjectCall call{&env_.l2, &port_, make_rarp(env_.pool, mac)};
     if (call.frame == nullptr)
         return fail("no_mbuf", "SEND_RARP: no mbuf for the RARP frame");
-    auto done = env_.pmd().execute(PmdCommand{PmdCommand::Kind::call, nullptr, &InjectCall::run, &call, 0});
+    auto core = env_.place(0);
+    if (!core) {
+        rte_pktmbuf_free(call.frame);
+        return std::unexpected(core.error());
+    }
+    auto done = (*core)->execute(PmdCommand{PmdCommand::Kind::call, nullptr, &InjectCall::run, &call, 0});
     return done ? Status{} : std::unexpected(done.error());
 }
 

@@ -36,7 +36,11 @@ inline constexpr uint64_t kOfferedProtocolFeatures = protocol::kMq | protocol::k
 
 // What a session needs from the daemon.
 struct SessionEnv {
-    std::function<Pmd&()> pmd;  // the core that polls the port now (ports move between cores)
+    // The core that polls queue pair `pair` now (queues move between cores), placing the
+    // pair on one first if it has none.
+    std::function<Result<Pmd*>(uint16_t pair)> place;
+    // The same for a pair already placed; nullptr if it never was.
+    std::function<Pmd*(uint16_t pair)> pmd;
     Reclaimer& reclaimer; // retires memory snapshots
     L2Switch& l2;         // SEND_RARP injects a frame
     rte_mempool* pool;
@@ -90,6 +94,10 @@ private:
 
     Result<uint32_t> ring_index(uint64_t index) const;
     Status sync_ring(uint32_t index, bool reconfigure = false);
+    // Stops ring `index` on the core that polls it; its position (GET_VRING_BASE).
+    Result<uint32_t> stop_on_core(Pmd& core, uint32_t index);
+    // Tells the port which RX rings frames may go to (started and enabled ones).
+    void publish_rx_queues();
     // Stops ring `index`; `base` is its position as GET_VRING_BASE reports it.
     Status stop_ring(uint32_t index, uint32_t& base);
     bool packed() const { return features_ & feature::kRingPacked; }

@@ -57,6 +57,12 @@ struct alignas(64) PortCounters {
     void drop(Drop why, uint64_t n = 1) noexcept { drops[std::size_t(why)].add(n); }
 };
 
+// One queue of a port: written by the core that owns the queue only.
+struct QueueCounters {
+    Counter rx_packets;  // frames received from the queue into the switch
+    Counter tx_packets;  // frames delivered into the queue
+};
+
 // A sum over all cores' copies, for readers.
 struct PortTotals {
     uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0, rx_zero_copy = 0;

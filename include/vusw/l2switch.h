@@ -57,7 +57,6 @@ private:
     void flood(CoreScratch& s, Port& in, rte_mbuf* m);
     void flood_vlan(PmdContext& ctx, CoreScratch& s, Port& in, rte_mbuf* m, const FrameVlan& f);
     void unicast_vlan(PmdContext& ctx, CoreScratch& s, Port& to, rte_mbuf* m, const FrameVlan& f);
-    void send(PmdContext& ctx, Port& to, rte_mbuf** pkts, uint16_t n);
 
     Fdb& fdb_;
     std::vector<Port*> ports_;

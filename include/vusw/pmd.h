@@ -1,6 +1,6 @@
 // PMD cores: the polling loops that move packets.
 //
-// Each PMD core owns a list of ports. Between bursts it applies commands the control
+// Each PMD core owns a list of port queues (a port's queue is the unit it polls). Between bursts it applies commands the control
 // thread posted on its single-producer/single-consumer queue, acknowledges them, and
 // reports an RCU quiescent state. Nothing in its loop takes a lock or allocates.
 #pragma once
@@ -24,30 +24,31 @@ class L2Switch;
 
 // Work the control thread asks a PMD core to do on state the core owns.
 //
-// Moving a port P from core A to core B (control thread, Scheduler::move):
-//  1. P.set_owner(kNoOwner). From here on no core that reads it transmits into P
-//     itself: every frame for P goes into P's hand-off ring, which stays intact.
-//  2. A.execute(detach_port P), waiting for the ack. A applies commands between
-//     turns, so it is outside poll_ports(): no transmit into P, receive from P or
-//     hand-off dequeue of A is in progress, and A's later loads of P's owner see
+// Moving queue q of port P from core A to core B (control thread, Scheduler::move):
+//  1. P.set_owner(q, kNoOwner). From here on no core that reads it transmits into the
+//     queue itself: every frame for it goes into its hand-off ring, which stays intact.
+//  2. A.execute(detach_queue P q), waiting for the ack. A applies commands between
+//     turns, so it is outside poll(): no transmit into the queue, receive from it or
+//     hand-off dequeue of A is in progress, and A's later loads of its owner see
 //     kNoOwner (the command queue orders them after step 1). A may still hold a
 //     stale owner value only in the middle of a turn, and that turn is over.
-//  3. B.execute(attach_port P): B sets owner = B (every other core still hands off),
-//     then, before polling anything, transmits whatever waits in the hand-off rings
-//     of all its ports. Those frames were queued before B took P, by cores that no
-//     longer route them any other way (A's frames for B's ports, B's own frames for
-//     P), so per-flow order holds: nothing B switches later can overtake them.
+//  3. B.execute(attach_queue P q): B sets the owner to B (every other core still hands
+//     off), then, before polling anything, transmits whatever waits in the hand-off
+//     rings of all its queues. Those frames were queued before B took the queue, by
+//     cores that no longer route them any other way, so per-flow order holds: nothing
+//     B switches later can overtake them.
 // Each step happens-before the next (release/acquire on the queue and the ack), so
-// A's last touch of P's rings and counters is visible to B; the hand-off ring's single
-// consumer changes hands at the ack. Lent zero-copy buffers freed during the move go to
-// the port's return ring (owner() matches no core), which B drains.
+// A's last touch of the queue's rings and counters is visible to B; the hand-off ring's
+// single consumer changes hands at the ack. Lent zero-copy buffers freed during the
+// move go to the queue's return ring (its owner matches no core), which B drains.
 struct PmdCommand {
-    enum class Kind : uint8_t { attach_port, detach_port, call };
+    enum class Kind : uint8_t { attach_queue, detach_queue, call };
     Kind kind = Kind::call;
     Port* port = nullptr;
     uint64_t (*fn)(void* arg, PmdContext& ctx) = nullptr;  // for call: runs on the PMD core
     void* arg = nullptr;
     uint64_t seq = 0;
+    uint16_t queue = 0;  // attach/detach: which queue of `port`
 };
 
 // How long each turn of a PMD loop took (commands, one burst from every port, the
@@ -83,8 +84,8 @@ public:
     unsigned lcore() const { return lcore_; }
     bool running() const { return running_.load(std::memory_order_acquire); }
 
-    // Before launch only: gives the core a port to poll.
-    void adopt(Port& port);
+    // Before launch only: gives the core a port's queue to poll.
+    void adopt(Port& port, uint16_t q);
     Status launch();
     void stop();  // control: ends the loop and waits for the core
 
@@ -98,7 +99,7 @@ private:
     static int entry(void* self);
     int run();
     void apply_commands();
-    void poll_ports();
+    void poll();
     void drain_handoffs();
     void record_turn(uint64_t cycles);
 
@@ -106,7 +107,7 @@ private:
     unsigned lcore_;
     L2Switch& switch_;
     rte_rcu_qsbr* qsbr_;
-    std::vector<Port*> ports_;
+    std::vector<PortQueue> queues_;  // what the core polls
     boost::lockfree::spsc_queue<PmdCommand, boost::lockfree::capacity<64>> commands_;
     uint64_t next_seq_ = 0;                 // control thread only
     alignas(64) std::atomic<uint64_t> acked_seq_{0};
