@@ -392,7 +392,11 @@ print(*out)' <<<"$json"
   [[ -z $(devarg mrg_rxbuf '') ]] || has 15 VIRTIO_NET_F_MRG_RXBUF "$(devarg mrg_rxbuf '')"
   has 32 VIRTIO_F_VERSION_1 1
   ((queues > 1)) && has 22 VIRTIO_NET_F_MQ 1
-  if [[ -n $R_EXPECT ]]; then
+  # DPDK's packed-ring vector path is AVX-512 only (virtio_rxtx_packed_avx.c); on a CPU
+  # without it the PMD rightly takes the scalar path, and the row still runs its traffic.
+  if [[ $R_EXPECT == *"packed ring vectorized"* ]] && ! grep -qw avx512f /proc/cpuinfo; then
+    log "note: this CPU has no AVX-512; the packed vectorized path cannot be chosen (traffic still checked)"
+  elif [[ -n $R_EXPECT ]]; then
     for t in A B; do
       if grep -qE "$R_EXPECT" "${TP_LOG[$t]}"; then log "ok: testpmd $t log has '$R_EXPECT'"
       else bad "testpmd $t log lacks '$R_EXPECT' (the PMD chose another path)"; fi
