@@ -98,7 +98,9 @@ declare -A SIZESET=(
 
 # One row per variant, fields separated by "|" (a field may be empty):
 #   name          what VARIANTS selects it by; a name "mtu=N..." also makes the test
-#                 check that testpmd reports MTU N on its virtio-user port
+#                 check that testpmd reports MTU N on its virtio-user port; a name with
+#                 "pmds=2" runs the switch with two PMD cores and checks that each
+#                 guest's queue pairs are polled by both
 #   devargs       appended to net_virtio_user0,path=SOCK,mac=MAC
 #   EAL args      testpmd EAL arguments
 #   app args      testpmd application arguments (after --); ports start with N queues
@@ -130,6 +132,7 @@ MATRIX=(
   "queues=1              | queues=1                                        |                               | --rxq=1 --txq=1    |                                  | std   | 1024 |"
   "queues=2              | queues=2                                        |                               | --rxq=2 --txq=2    |                                  | std   | 1024 |"
   "queues=4              | queues=4                                        |                               | --rxq=4 --txq=4    |                                  | std   | 1024 |"
+  "queues=4,pmds=2       | queues=4                                        |                               | --rxq=4 --txq=4    |                                  | std   | 1024 |"
   "packed_vq=0           | packed_vq=0                                     |                               |                    |                                  | std   | 1024 |"
   "packed_vq=1           | packed_vq=1                                     |                               |                    |                                  | std   | 1024 |"
   "in_order=0            | in_order=0                                      |                               |                    |                                  | std   | 1024 |"
@@ -250,7 +253,10 @@ run_one() {
   done
 
   if [[ $BACKEND == vuswitchd ]]; then
-    vusw_start sw --lcores 0,1 --log-level info \
+    # A name with pmds=2: two PMD cores (sharing CPU 1), the queue pairs placed over both.
+    local lcores=0,1
+    [[ $R_NAME != *pmds=2* ]] || lcores=0@0,1@1,2@1
+    vusw_start sw --lcores "$lcores" --log-level info \
       --vhost-user "$SYS_TMP/vm1.sock" --vhost-user "$SYS_TMP/vm2.sock"
   else
     # The reference back-end: DPDK's vhost library (net_vhost) in a testpmd forwarding
@@ -458,6 +464,16 @@ print(*out)' <<<"$json"
   check "switch drops" "$((s1_dr + s2_dr))" 0
   check "switch protocol errors" "$((s1_pe + s2_pe))" 0
   check "switch broken queues" "$((s1_bq + s2_bq))" 0
+  if [[ $R_NAME == *pmds=2* ]]; then
+    # Each guest's queue pairs are polled by both PMD cores (pairs are placed one by one).
+    local cores
+    cores=$("$PYTHON" -c '
+import json, sys
+ports = {p["name"]: p for p in json.load(sys.stdin)["ports"]}
+print(" ".join(",".join(sorted({str(q["pmd"]) for q in ports[n]["queues"]})) for n in ("vm1", "vm2")))' \
+      <"$SYS_TMP/show_ports.json")
+    check "PMD cores polling vm1's and vm2's queue pairs" "$cores" "0,1 0,1"
+  fi
   if [[ $s1_f == - || $s2_f == - ]]; then
     log "note: vuswitchctl reports no negotiated features; only the front-end's view was checked"
   else
