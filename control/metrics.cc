@@ -92,7 +92,18 @@ private:
         auto zc = family("vusw_port_rx_zero_copy_packets_total", "Received frames lent to the switch without a copy",
                          MetricType::Counter);
         auto drops = family("vusw_port_drops_total", "Frames dropped, by port and reason", MetricType::Counter);
+        auto qrx = family("vusw_queue_rx_packets_total", "Frames the switch received from a port's queue (queue pair)",
+                          MetricType::Counter);
+        auto qtx = family("vusw_queue_tx_packets_total", "Frames the switch delivered into a port's queue (queue pair)",
+                          MetricType::Counter);
         for (const Port* p : ports_) {
+            for (uint16_t q = 0; q < p->queue_limit(); ++q) {
+                if (!p->has_queue(q))
+                    continue;
+                const std::vector<ClientMetric::Label> labels{{"port", p->name()}, {"queue", std::to_string(q)}};
+                add(qrx, labels, double(p->queue_counters(q).rx_packets.get()));
+                add(qtx, labels, double(p->queue_counters(q).tx_packets.get()));
+            }
             const PortTotals t = p->totals();
             add(rxp, {{"port", p->name()}}, double(t.rx_packets));
             add(rxb, {{"port", p->name()}}, double(t.rx_bytes));
@@ -102,7 +113,7 @@ private:
             for (std::size_t d = 0; d < t.drops.size(); ++d)
                 add(drops, {{"port", p->name()}, {"reason", std::string(drop_name(Drop(d)))}}, double(t.drops[d]));
         }
-        for (auto* f : {&rxp, &rxb, &txp, &txb, &zc, &drops})
+        for (auto* f : {&rxp, &rxb, &txp, &txb, &zc, &drops, &qrx, &qtx})
             out.push_back(std::move(*f));
     }
 

@@ -120,6 +120,15 @@ TEST_CASE("queue pairs are placed one by one over the PMD cores; show ports and 
   CHECK(rx == json_u64(m1, "rx_packets"));
   CHECK(tx == json_u64(m1, "tx_packets"));
   CHECK(json_u64(m1, "rx_packets") - json_u64(m0, "rx_packets") == from_m);
+  auto metrics = s.d.scrape();  // the same per-queue counters on /metrics
+  REQUIRE(metrics);
+  for (std::size_t q = 0; q < kPairs; ++q) {
+    CAPTURE(q);
+    CHECK(metrics->sum("vusw_queue_rx_packets_total", {{"port", "m"}, {"queue", std::to_string(q)}}) ==
+          json_u64(m1["queues"][q], "rx_packets"));
+    CHECK(metrics->sum("vusw_queue_tx_packets_total", {{"port", "m"}, {"queue", std::to_string(q)}}) ==
+          json_u64(m1["queues"][q], "tx_packets"));
+  }
   CHECK(json_sum(m1, "drops") == 0);
   finish(s.d);
 }
