@@ -51,6 +51,13 @@ vm_init() {
   trap vm_cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
+  vm_guest_setup
+}
+
+# vm_guest_setup: QEMU usable here (else skip), guest built (or up to date) and its
+# KERNEL/INITRD known. vm_init calls it; a harness with its own temp dir and exit trap
+# (perf/vm_iperf.sh) sets VM_TMP and calls it directly, then stops VM_PIDS itself.
+vm_guest_setup() {
   vm_probe_qemu
   if [[ ${VM_GUEST_BUILT:-0} != 1 || ! -f $VM_GUEST_DIR/guest.env ]]; then
     "$VM_DIR/build-guest.sh" "$VM_GUEST_DIR" || fail "building the guest failed"
@@ -258,3 +265,46 @@ vm_stop() {
 
 # ping_result LINE FIELD: a field (sent, received, loss) of a VUSW-PING-RESULT marker.
 marker_field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1" | tr -d '%'; }
+
+# vm_features NAME: the virtio features the guest driver negotiated, one character per
+# bit (sysfs), e.g. ${f:11:1} == 1 for VIRTIO_NET_F_HOST_TSO4.
+vm_features() { vm_exec "$1" -- 'cat /sys/bus/virtio/devices/virtio0/features'; }
+
+# ---------------------------------------------------------------- iperf3 in guests
+
+# vm_ping_until NAME IP [TRIES]: single pings from guest NAME until IP answers (ARP
+# resolved, the peer's eth0 up); false after TRIES (30) unanswered ones.
+vm_ping_until() {
+  vm_exec "$1" -t $((${3:-30} + 10)) -- "i=0; until ping -c 1 -W 1 $2 >/dev/null 2>&1; do i=\$((i + 1)); [ \$i -lt ${3:-30} ] || exit 1; done"
+}
+
+# vm_iperf_server NAME: iperf3 daemon in guest NAME; false if it did not start.
+vm_iperf_server() {
+  # shellcheck disable=SC2016 # expanded in the guest
+  vm_exec "$1" -- 'iperf3 -s -D -I /tmp/iperf3.pid && sleep 0.3 && kill -0 $(cat /tmp/iperf3.pid)' >/dev/null
+}
+
+# vm_iperf NAME IP SECS ARGS...: iperf3 -c IP for SECS s from guest NAME (ARGS: -P 4,
+# -R, -u ...); prints its sender/receiver summary lines (and any error line). False,
+# with whatever iperf3 said printed, if there is no receiver line.
+vm_iperf() {
+  local name=$1 ip=$2 secs=$3 out
+  shift 3
+  out=$(vm_exec "$name" -t $((secs + 40)) -- "iperf3 -c $ip -t $secs -f m $* 2>&1 | grep -E 'sender|receiver|error'" || true)
+  printf '%s\n' "$out"
+  grep -q receiver <<<"$out"
+}
+
+# iperf_mbps OUT: the receiver's total Mbit/s in vm_iperf's output (the SUM line with
+# -P, else the one stream).
+iperf_mbps() {
+  awk '/receiver/ { for (i = 1; i < NF; i++) if ($(i + 1) == "Mbits/sec") v = $i; if ($1 == "[SUM]") { s = v } else if (s == "") { last = v } }
+       END { print (s != "" ? s : last) + 0 }' <<<"$1"
+}
+
+# iperf_retransmits OUT: TCP retransmissions in vm_iperf's output (the sender's Retr
+# column, SUM line with -P); empty if iperf3 printed none (UDP).
+iperf_retransmits() {
+  awk '/sender/ { for (i = 1; i < NF; i++) if ($i == "Mbits/sec" && $(i + 1) ~ /^[0-9]+$/) v = $(i + 1); if ($1 == "[SUM]") { s = v } else if (s == "") { last = v } }
+       END { print (s != "" ? s : last) }' <<<"$1"
+}

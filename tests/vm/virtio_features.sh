@@ -128,10 +128,7 @@ switch_checks() {
 }
 
 # warm_up FROM TO: single pings until one is answered (ARP resolved, peer's eth0 up).
-warm_up() {
-  gx "$1" -t 40 -- "i=0; until ping -c 1 -W 1 ${G_IP[$2]} >/dev/null 2>&1; do i=\$((i + 1)); [ \$i -lt 30 ] || exit 1; done" \
-    || { bad "$1 gets no answer from $2 (${G_IP[$2]})"; return 1; }
-}
+warm_up() { vm_ping_until "$1" "${G_IP[$2]}" || { bad "$1 gets no answer from $2 (${G_IP[$2]})"; return 1; }; }
 
 # ping_all FROM TO COUNT [PING-ARGS]: COUNT pings, all must be answered.
 ping_all() {
@@ -145,30 +142,21 @@ ping_all() {
 }
 
 # iperf_server NAME: iperf3 daemon in the guest.
-iperf_server() {
-  # shellcheck disable=SC2016 # expanded in the guest
-  gx "$1" -- 'iperf3 -s -D -I /tmp/iperf3.pid && sleep 0.3 && kill -0 $(cat /tmp/iperf3.pid)' >/dev/null \
-    || { bad "iperf3 server did not start in $1"; return 1; }
-}
+iperf_server() { vm_iperf_server "$1" || { bad "iperf3 server did not start in $1"; return 1; }; }
 
 # iperf FROM TO SECS ARGS...: run iperf3 -c; prints its per-stream and SUM summary lines
 # (sender/receiver). Empty output = it failed (reported).
 iperf() {
   local from=$1 to=$2 secs=$3 out
   shift 3
-  out=$(gx "$from" -t $((secs + 40)) -- "iperf3 -c ${G_IP[$to]} -t $secs -f m $* 2>&1 | grep -E 'sender|receiver|error'" || true)
-  if ! grep -q receiver <<<"$out"; then
+  if ! out=$(vm_iperf "$from" "${G_IP[$to]}" "$secs" "$@"); then
     bad "$from -> $to iperf3 $*: no result: $(tr '\n' ' ' <<<"$out")"
     return 1
   fi
   printf '%s\n' "$out"
 }
 
-# mbps OUT: the receiver's total Mbit/s (the SUM line with -P, else the one stream).
-mbps() {
-  awk '/receiver/ { for (i = 1; i < NF; i++) if ($(i + 1) == "Mbits/sec") v = $i; if ($1 == "[SUM]") { s = v } else if (s == "") { last = v } }
-       END { print (s != "" ? s : last) + 0 }' <<<"$1"
-}
+mbps() { iperf_mbps "$1"; }
 gbps() { awk -v m="$1" 'BEGIN { printf "%.3f", m / 1000 }'; }
 
 # queue_counts NAME: "rx_queue_0_packets=N ..." for every queue of eth0 (ethtool -S).
