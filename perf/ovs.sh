@@ -7,6 +7,7 @@
 #
 #   ovs_start DIR PMD_MASK LCORE_MASK   ovsdb-server + ovs-vswitchd (DPDK), bridge br0 (netdev)
 #   ovs_add_vhost NAME [COL=VAL...]     dpdkvhostuser port; its socket is DIR/NAME
+#   ovs_add_vhost_client NAME PATH      dpdkvhostuserclient port (connects to PATH)
 #   ovs_add_nic NAME DEVARGS            type=dpdk port with options:dpdk-devargs=DEVARGS
 #   ovs_ready                           wait for the ports, no-flood on LOCAL, print flows
 #   ovs_vsctl ARGS / ovs_appctl ARGS    against this instance
@@ -19,6 +20,9 @@
 OVS_VSWITCHD_DPDK=${OVS_VSWITCHD_DPDK:-/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk}
 OVS_SCHEMA=${OVS_SCHEMA:-/usr/share/openvswitch/vswitch.ovsschema}
 OVS_SOCKET_MEM=${OVS_SOCKET_MEM:-1024}   # MB of hugepages for OVS's mbuf pools
+# More Open_vSwitch other_config settings for ovs_start, set before ovs-vswitchd starts
+# (some are read only at start-up), e.g. (userspace-tso-enable=true).
+OVS_OTHER_CONFIG=()
 OVS_DIR=
 OVS_DB_PID=
 OVS_VSD_PID=
@@ -73,8 +77,9 @@ ovs_start() {
     other_config:dpdk-socket-mem="$OVS_SOCKET_MEM" \
     other_config:dpdk-socket-limit="$OVS_SOCKET_MEM" \
     other_config:dpdk-extra="--file-prefix=$(sys_prefix ovs) --no-pci --iova-mode=va" \
-    other_config:vhost-sock-dir=.
-  log "start ovs-vswitchd (DPDK): run dir $OVS_DIR, pmd-cpu-mask $pmd_mask, dpdk-lcore-mask $lcore_mask, socket-mem $OVS_SOCKET_MEM MB"
+    other_config:vhost-sock-dir=. \
+    ${OVS_OTHER_CONFIG[@]+"${OVS_OTHER_CONFIG[@]/#/other_config:}"}
+  log "start ovs-vswitchd (DPDK): run dir $OVS_DIR, pmd-cpu-mask $pmd_mask, dpdk-lcore-mask $lcore_mask, socket-mem $OVS_SOCKET_MEM MB${OVS_OTHER_CONFIG[*]:+, ${OVS_OTHER_CONFIG[*]}}"
   env OVS_RUNDIR="$OVS_DIR" OVS_DBDIR="$OVS_DIR" OVS_LOGDIR="$OVS_DIR" OVS_SYSCONFDIR="$OVS_DIR" \
     "$OVS_VSWITCHD_DPDK" "unix:$OVS_DIR/db.sock" --pidfile="$OVS_DIR/ovs-vswitchd.pid" \
     --unixctl="$OVS_DIR/ovs-vswitchd.ctl" --log-file="$OVS_DIR/ovs-vswitchd.log" \
@@ -103,6 +108,15 @@ ovs_add_vhost() { # NAME [COLUMN=VALUE...]: OVS creates the server socket DIR/NA
   ovs_vsctl add-port br0 "$1" -- set Interface "$1" type=dpdkvhostuser "${@:2}" \
     || fail "ovs-vsctl add-port $1 (dpdkvhostuser) failed; see $OVS_DIR/ovs-vswitchd.log"
   wait_for 10 "OVS vhost-user socket $OVS_DIR/$1" test -S "$OVS_DIR/$1"
+}
+
+ovs_add_vhost_client() { # NAME PATH [COLUMN=VALUE...]: dpdkvhostuserclient port; OVS
+  # connects to the server socket PATH (e.g. QEMU's chardev server=on) and keeps retrying
+  # until it exists. OVS 3.1 applies userspace-tso-enable to vhost-user ports in this mode
+  # only: with dpdkvhostuser it offers CSUM but drops the guest's partial-checksum TCP
+  # ("No TCP checksum support").
+  ovs_vsctl add-port br0 "$1" -- set Interface "$1" type=dpdkvhostuserclient "options:vhost-server-path=$2" "${@:3}" \
+    || fail "ovs-vsctl add-port $1 (dpdkvhostuserclient $2) failed; see $OVS_DIR/ovs-vswitchd.log"
 }
 
 ovs_add_nic() { # NAME DEVARGS
