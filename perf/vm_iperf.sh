@@ -26,8 +26,8 @@
 # Environment: VUSW_BUILD / VUSWITCHD (another vuswitchd build), VUSW_GUEST_DIR (guest
 # image, built by tests/vm/build-guest.sh if missing), SYS_KEEP_LOGS=1 (keep every log in
 # /tmp/vusw-perf-vm-iperf.*), OVS_SOCKET_MEM (MB, default 512 here).
-# Time: ~1.5-2.5 min per session on a loaded 2-core host (boot ~1 min), i.e. ~10-15 min
-# for the defaults (3 back-ends x 2 rounds).
+# Time: ~1.1 min per session (boot ~30 s) on a loaded 2-core host, i.e. ~7 min for the
+# defaults (3 back-ends x 2 rounds), ~10 min with --rounds 3.
 # Exit status: 0 all measured; 1 a session or an iperf3 run failed (the rest is still
 # measured and reported); 2 bad command line. Method and caveats: perf/README.md.
 set -euo pipefail
@@ -306,7 +306,7 @@ OVS_VERSION=$("$OVS_VSWITCHD_DPDK" --version 2>/dev/null | head -1 | awk '{print
 START=$(date -u '+%Y-%m-%d %H:%M UTC')
 ntargets=$(wc -w <<<"$TARGETS")
 log "back-ends: $TARGETS; rounds: $ROUNDS; iperf3 -t $TIME -O $OMIT, streams: $STREAMS"
-log "$((ntargets * ROUNDS)) sessions (start back-end, boot 4 guests, $(($(wc -w <<<"$STREAMS") * 2)) iperf3 runs), about $((ntargets * ROUNDS * 2)) min"
+log "$((ntargets * ROUNDS)) sessions (start back-end, boot 4 guests, $(($(wc -w <<<"$STREAMS") * 2)) iperf3 runs), about $((ntargets * ROUNDS * 3 / 2)) min"
 log "host: $HOST; vuswitch $COMMIT${OVS_VERSION:+; OVS $OVS_VERSION}; guest kernel $(basename "$KERNEL")"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "load average before: $LOAD_BEFORE"
