@@ -26,6 +26,15 @@ bool is_avail(uint16_t flags, bool wrap)
     return bool(flags & virtio::kDescAvail) == wrap && bool(flags & virtio::kDescUsed) != wrap;
 }
 
+// Steps a ring position by one, flipping its wrap counter at the end.
+void step(uint16_t& index, bool& wrap, uint16_t size)
+{
+    if (++index == size) {
+        index = 0;
+        wrap = !wrap;
+    }
+}
+
 // Steps a ring position, flipping its wrap counter when it passes the end.
 void advance(uint16_t& index, bool& wrap, uint16_t by, uint16_t size)
 {
@@ -72,6 +81,7 @@ void PackedQueue::configure(const RingConfig& config)
     used_wrap_ = config.last_used & kWrapBit;
     signalled_used_ = config.last_used;
     descs_of_id_.assign(size_, 1);
+    forget_scan();
     mem_ = nullptr;
     desc_ = nullptr;
     driver_event_ = nullptr;
@@ -85,6 +95,7 @@ bool PackedQueue::attach(const MemTable* mem)
 {
     mem_ = mem;
     desc_ = nullptr;  // never write through a mapping the new snapshot dropped
+    forget_scan();
     driver_event_ = nullptr;
     device_event_ = nullptr;
     if (size_ == 0 || size_ > virtio::kMaxQueueSize || mem == nullptr)
@@ -112,34 +123,75 @@ uint16_t PackedQueue::available(uint16_t limit)
 {
     if (!ready())
         return 0;
-    uint16_t index = avail_idx_;
-    bool wrap = avail_wrap_;
-    uint16_t chains = 0;
-    bool continuation = false;  // the descriptor before had NEXT
-    for (uint16_t scanned = 0; scanned < size_ && chains < limit; ++scanned) {
-        const uint16_t flags = load_acquire(&desc_[index].flags);
+    if (scan_chains_ < limit)
+        scan(limit);
+    return std::min(scan_chains_, limit);
+}
+
+// Looks at the flags of descriptors not scanned yet until `limit` chain heads are known,
+// one is not available, or the whole ring was scanned. A head is a descriptor that does
+// not follow one with NEXT. The scan state is kept in locals: our members are uint16_t
+// like the ring's flags, so the compiler would store them back after every ring load.
+void PackedQueue::scan(uint16_t limit)
+{
+    uint16_t index = avail_idx_, ahead = scan_ahead_, chains = scan_chains_;
+    bool wrap = avail_wrap_, in_chain = scan_in_chain_;
+    advance(index, wrap, ahead, size_);
+    const uint16_t size = size_;
+    const virtio::PackedDesc* ring = desc_;
+    for (; ahead < size && chains < limit; ++ahead) {
+        const uint16_t flags = load_acquire(&ring[index].flags);
         if (!is_avail(flags, wrap))
             break;
-        chains += !continuation;
-        continuation = flags & virtio::kDescNext;
-        advance(index, wrap, 1, size_);
+        chains = uint16_t(chains + !in_chain);
+        in_chain = flags & virtio::kDescNext;
+        step(index, wrap, size);
     }
-    return chains;
+    scan_ahead_ = ahead;
+    scan_chains_ = chains;
+    scan_in_chain_ = in_chain;
+}
+
+// pop() took a chain of `descs` descriptors. The scan moves with the next available
+// position. It only tells how many chains to pop (pop() checks every descriptor again),
+// but a driver that rewrote flags after the scan could leave it claiming no head in a
+// window that has some: then it starts afresh, so the count cannot stall.
+[[gnu::always_inline]] inline void PackedQueue::consumed(uint16_t descs)
+{
+    if (descs < scan_ahead_ && scan_chains_ > 1) {
+        scan_ahead_ = uint16_t(scan_ahead_ - descs);
+        --scan_chains_;
+    } else {
+        forget_scan();
+    }
+}
+
+void PackedQueue::forget_scan()
+{
+    scan_ahead_ = 0;
+    scan_chains_ = 0;
+    scan_in_chain_ = false;
 }
 
 // Copies the ring descriptor at `index` if the driver made it available in lap `wrap`:
 // flags first (acquire: the driver wrote the rest before them), then the rest, once.
-bool PackedQueue::read_avail(uint16_t index, bool wrap, virtio::PackedDesc& d) const
+// Inlined, as add_buffer(): both run for every descriptor.
+[[gnu::always_inline]] inline bool PackedQueue::read_avail(uint16_t index, bool wrap, virtio::PackedDesc& d) const
 {
     const uint16_t flags = load_acquire(&desc_[index].flags);
     if (!is_avail(flags, wrap))
         return false;
-    d = desc_[index];  // one read: the guest may rewrite it under us
-    d.flags = flags;   // and go by the flags we checked
+    // One read of each field (the guest may rewrite them under us), into registers: a
+    // copy of the whole descriptor went through the stack and stalled the loads after it.
+    const virtio::PackedDesc& r = desc_[index];
+    d.addr = r.addr;
+    d.len = r.len;
+    d.id = r.id;
+    d.flags = flags;  // and go by the flags we checked
     return true;
 }
 
-bool PackedQueue::add_buffer(const virtio::PackedDesc& d, Chain& chain, bool writable)
+[[gnu::always_inline]] inline bool PackedQueue::add_buffer(const virtio::PackedDesc& d, Chain& chain, bool writable)
 {
     if (bool(d.flags & virtio::kDescWrite) != writable)
         return fail(QueueFault::wrong_direction);
@@ -185,6 +237,20 @@ bool PackedQueue::take(const virtio::PackedDesc& d, bool head, Chain& chain, boo
     return walk_indirect(d, chain, writable);  // the table's own WRITE flag is ignored
 }
 
+// The chain ended with `last` after `descs` ring descriptors; the next one is at
+// (index, wrap). §2.8.6: the buffer id is in the chain's last descriptor.
+[[gnu::always_inline]] inline bool PackedQueue::popped(const virtio::PackedDesc& last, uint16_t descs, uint16_t index, bool wrap, Chain& chain)
+{
+    if (last.id >= size_)
+        return fail(QueueFault::bad_desc_index);
+    chain.head = last.id;
+    descs_of_id_[last.id] = descs;
+    avail_idx_ = index;
+    avail_wrap_ = wrap;
+    consumed(descs);
+    return true;
+}
+
 bool PackedQueue::pop(Chain& chain, bool writable)
 {
     chain.count = 0;
@@ -192,30 +258,39 @@ bool PackedQueue::pop(Chain& chain, bool writable)
     chain.too_long = false;
     if (!ready())
         return false;
+    virtio::PackedDesc d;
+    // Available chains are whole (§2.8.21: the driver makes the head available last), so
+    // a chain starting or running into a descriptor that is not is a broken driver.
+    if (!read_avail(avail_idx_, avail_wrap_, d))
+        return fail(QueueFault::partial_chain);
+    if (d.flags & (virtio::kDescNext | virtio::kDescIndirect))
+        return pop_chain(d, chain, writable);
+    if (!add_buffer(d, chain, writable))  // one buffer: the common case
+        return false;
+    uint16_t index = avail_idx_;
+    bool wrap = avail_wrap_;
+    step(index, wrap, size_);
+    return popped(d, 1, index, wrap, chain);
+}
+
+// A chain of several ring descriptors, or an indirect table; `d` is its head.
+bool PackedQueue::pop_chain(virtio::PackedDesc d, Chain& chain, bool writable)
+{
     uint16_t index = avail_idx_;
     bool wrap = avail_wrap_;
     uint16_t taken = 0;
-    virtio::PackedDesc d;
-    do {
-        if (taken == size_)
-            return fail(QueueFault::chain_loop);
-        // Available chains are whole (§2.8.21: the driver makes the head available last),
-        // so a chain running into a descriptor that is not is a broken driver.
-        if (!read_avail(index, wrap, d))
-            return fail(QueueFault::partial_chain);
+    for (;;) {
         if (!take(d, taken == 0, chain, writable))
             return false;
         ++taken;
-        advance(index, wrap, 1, size_);
-    } while (d.flags & virtio::kDescNext);
-    // §2.8.6: the buffer id is in the chain's last descriptor.
-    if (d.id >= size_)
-        return fail(QueueFault::bad_desc_index);
-    chain.head = d.id;
-    descs_of_id_[d.id] = taken;
-    avail_idx_ = index;
-    avail_wrap_ = wrap;
-    return true;
+        step(index, wrap, size_);
+        if (!(d.flags & virtio::kDescNext))
+            return popped(d, taken, index, wrap, chain);
+        if (taken == size_)
+            return fail(QueueFault::chain_loop);
+        if (!read_avail(index, wrap, d))
+            return fail(QueueFault::partial_chain);
+    }
 }
 
 void PackedQueue::prefetch_heads(uint16_t n) const
@@ -249,6 +324,7 @@ void PackedQueue::rewind(uint16_t last_avail)
 {
     avail_idx_ = last_avail & ~kWrapBit;
     avail_wrap_ = last_avail & kWrapBit;
+    forget_scan();
     if (avail_idx_ >= size_)
         fault_ = QueueFault::bad_desc_index;  // not a position this queue handed out
 }
@@ -257,15 +333,21 @@ void PackedQueue::push_used(uint16_t id, uint32_t len)
 {
     if (desc_ == nullptr || id >= size_)
         return;  // rings not in guest memory: the entry is lost with the broken queue
-    virtio::PackedDesc& u = desc_[used_idx_];
+    // §2.8.6: the used position skips the rest of the chain's descriptors. Read before
+    // the stores into the ring, which the compiler must assume could change it.
+    const uint16_t descs = std::max<uint16_t>(descs_of_id_[id], 1);
+    uint16_t index = used_idx_;
+    bool wrap = used_wrap_;
+    virtio::PackedDesc& u = desc_[index];
     u.id = id;
     u.len = len;
     // §2.8.1: used when AVAIL and USED both equal our used wrap counter. The flags are
     // what the driver polls, so they go last.
-    const uint16_t flags = used_wrap_ ? virtio::kDescAvail | virtio::kDescUsed : 0;
+    const uint16_t flags = wrap ? virtio::kDescAvail | virtio::kDescUsed : 0;
     std::atomic_ref<uint16_t>(u.flags).store(flags, std::memory_order_release);
-    // §2.8.6: the used position skips the rest of the chain's descriptors.
-    advance(used_idx_, used_wrap_, std::max<uint16_t>(descs_of_id_[id], 1), size_);
+    advance(index, wrap, descs, size_);
+    used_idx_ = index;
+    used_wrap_ = wrap;
 }
 
 bool PackedQueue::flush_used()

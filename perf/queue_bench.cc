@@ -145,6 +145,9 @@ struct Lane {
         driver.post(shape.rx ? shape.size : burst);
         if (cold)
             flush_rings();
+        // The driver's stores leave the store buffer before the device reads them, as they
+        // would reach another core: no load of the device's may stall on forwarding from them.
+        _mm_mfence();
     }
     void flush_rings() const
     {
@@ -155,7 +158,6 @@ struct Lane {
         flush_lines(mem->translate_uva(c.desc, ring), ring);
         flush_lines(mem->translate_uva(c.avail, driver_area), driver_area);
         flush_lines(mem->translate_uva(c.used, device_area), device_area);
-        _mm_mfence();
     }
 
     // Device turn, timed: the vhost port's calls for one burst.

@@ -135,8 +135,11 @@ public:
             for (uint16_t i = 0; i < r_.descs; ++i) {
                 const Piece p = piece(r_, s, i);
                 const bool more = i + 1 < r_.descs;
-                desc()[head + i] = virtio::Desc{p.addr, p.len,
-                    uint16_t((r_.rx ? virtio::kDescWrite : 0) | (more ? virtio::kDescNext : 0)), uint16_t(head + i + 1)};
+                virtio::Desc& d = desc()[head + i];  // field by field, as DPDK's PMD writes them
+                d.addr = p.addr;
+                d.len = p.len;
+                d.flags = uint16_t((r_.rx ? virtio::kDescWrite : 0) | (more ? virtio::kDescNext : 0));
+                d.next = uint16_t(head + i + 1);
             }
             avail()[2 + (avail_idx_++ & (r_.size - 1))] = head;
         }

@@ -55,7 +55,8 @@ public:
     const MemTable* memory() const { return mem_; }
 
     // Chains the driver has made available and we have not popped, counted up to `limit`
-    // (found by scanning descriptor flags from the next one on, so bounded by the caller).
+    // (found by scanning descriptor flags, so bounded by the caller). The scan is kept
+    // between calls: each descriptor's flags are looked at once, not once per call.
     uint16_t available(uint16_t limit);
     // Walks the chain at the next available descriptor. Returns false (fault() set) on a
     // guest error that breaks the queue. `writable` is the direction we expect. Call only
@@ -82,7 +83,12 @@ public:
     void break_with(QueueFault f) { fault_ = f; }
 
 private:
+    void scan(uint16_t limit);
+    void consumed(uint16_t descs);
+    void forget_scan();
     bool read_avail(uint16_t index, bool wrap, virtio::PackedDesc& d) const;
+    bool pop_chain(virtio::PackedDesc d, Chain& chain, bool writable);
+    bool popped(const virtio::PackedDesc& last, uint16_t descs, uint16_t index, bool wrap, Chain& chain);
     bool take(const virtio::PackedDesc& d, bool head, Chain& chain, bool writable);
     bool walk_indirect(const virtio::PackedDesc& d, Chain& chain, bool writable);
     bool add_buffer(const virtio::PackedDesc& d, Chain& chain, bool writable);
@@ -103,6 +109,12 @@ private:
     uint16_t used_idx_ = 0;
     bool used_wrap_ = true;
     uint16_t signalled_used_ = 0;        // last_used() at the last flush_used()
+    // available()'s scan so far: it looked at scan_ahead_ descriptors from the next
+    // available one on and found scan_chains_ chain heads among them; scan_in_chain_:
+    // the last one had NEXT (the next one continues its chain).
+    uint16_t scan_ahead_ = 0;
+    uint16_t scan_chains_ = 0;
+    bool scan_in_chain_ = false;
     std::vector<uint16_t> descs_of_id_;  // by buffer id: ring descriptors its chain took
     QueueFault fault_ = QueueFault::none;
 };
