@@ -19,11 +19,35 @@ namespace {
 
 constexpr uint16_t kWrapBit = 1u << 15;  // vring base and off_wrap: index | wrap counter << 15
 constexpr uint16_t kDescsPerLine = 64 / sizeof(virtio::PackedDesc);
+constexpr uint16_t kScanPrefetch = 4 * kDescsPerLine;  // how far available()'s scan prefetches ahead
 
 // §2.8.1: available when AVAIL matches the driver's wrap counter and USED does not.
+// One mask and one compare.
 bool is_avail(uint16_t flags, bool wrap)
 {
-    return bool(flags & virtio::kDescAvail) == wrap && bool(flags & virtio::kDescUsed) != wrap;
+    return (flags & (virtio::kDescAvail | virtio::kDescUsed)) == (wrap ? virtio::kDescAvail : virtio::kDescUsed);
+}
+
+// The index `by` positions after `index` (by < size): for prefetching, no wrap counter.
+uint16_t ahead_of(uint16_t index, uint16_t by, uint16_t size)
+{
+    const uint32_t next = uint32_t(index) + by;
+    return uint16_t(next >= size ? next % size : next);
+}
+
+// One prefetch per cache line of `count` (<= size) descriptors from `index` on.
+void prefetch_descs(const virtio::PackedDesc* ring, uint16_t index, uint16_t count, uint16_t size, bool write)
+{
+    const auto fetch = [&](uint16_t i) {
+        if (write)
+            prefetch_for_write(&ring[ahead_of(index, i, size)]);
+        else
+            __builtin_prefetch(&ring[ahead_of(index, i, size)]);
+    };
+    for (uint16_t i = 0; i < count; i = uint16_t(i + kDescsPerLine))
+        fetch(i);
+    if (count > 1)
+        fetch(uint16_t(count - 1));  // the last line, when `index` is not at a line start
 }
 
 // Steps a ring position by one, flipping its wrap counter at the end.
@@ -45,11 +69,6 @@ void advance(uint16_t& index, bool& wrap, uint16_t by, uint16_t size)
     } else {
         index = uint16_t(next);
     }
-}
-
-uint16_t encode(uint16_t index, bool wrap)
-{
-    return uint16_t(index | (wrap ? kWrapBit : 0));
 }
 
 // Whether the used index crossed the driver's event position (off_wrap) going from
@@ -119,15 +138,6 @@ bool PackedQueue::attach(const MemTable* mem)
     return fault_ == QueueFault::none;
 }
 
-uint16_t PackedQueue::available(uint16_t limit)
-{
-    if (!ready())
-        return 0;
-    if (scan_chains_ < limit)
-        scan(limit);
-    return std::min(scan_chains_, limit);
-}
-
 // Looks at the flags of descriptors not scanned yet until `limit` chain heads are known,
 // one is not available, or the whole ring was scanned. A head is a descriptor that does
 // not follow one with NEXT. The scan state is kept in locals: our members are uint16_t
@@ -139,7 +149,12 @@ void PackedQueue::scan(uint16_t limit)
     advance(index, wrap, ahead, size_);
     const uint16_t size = size_;
     const virtio::PackedDesc* ring = desc_;
+    for (uint16_t i = 0; i < kScanPrefetch; i = uint16_t(i + kDescsPerLine))
+        __builtin_prefetch(&ring[ahead_of(index, i, size)]);
     for (; ahead < size && chains < limit; ++ahead) {
+        // The lines the driver wrote last are misses: keep kScanPrefetch descriptors ahead.
+        if (reinterpret_cast<uintptr_t>(&ring[index]) % 64 == 0)
+            __builtin_prefetch(&ring[ahead_of(index, kScanPrefetch, size)]);
         const uint16_t flags = load_acquire(&ring[index].flags);
         if (!is_avail(flags, wrap))
             break;
@@ -195,6 +210,20 @@ void PackedQueue::forget_scan()
 {
     if (bool(d.flags & virtio::kDescWrite) != writable)
         return fail(QueueFault::wrong_direction);
+    // The common case, a buffer inside one region, in one translation. Anything else
+    // (zero length, several regions, outside memory, a full chain) takes the whole walk.
+    const std::span<std::byte> piece = mem_->translate_prefix(GuestPhysAddr{d.addr}, d.len);
+    if (d.len != 0 && piece.size() == d.len && chain.count < Chain::kMaxSegments) {
+        chain.seg[chain.count++] = Segment{piece.data(), d.len};
+        chain.bytes += d.len;
+        return true;
+    }
+    return add_pieces(d, chain);
+}
+
+// Out of line, so that the inlined common case keeps few registers.
+[[gnu::noinline]] bool PackedQueue::add_pieces(const virtio::PackedDesc& d, Chain& chain)
+{
     const QueueFault f = append_buffer(*mem_, d.addr, d.len, chain);
     return f == QueueFault::none || fail(f);
 }
@@ -228,7 +257,7 @@ bool PackedQueue::walk_indirect(const virtio::PackedDesc& d, Chain& chain, bool 
 // One ring descriptor of a chain. INDIRECT is allowed only on a chain's first and only
 // descriptor: §2.8.19 forbids it in a list linked by NEXT, and the split queue refuses
 // it there too.
-bool PackedQueue::take(const virtio::PackedDesc& d, bool head, Chain& chain, bool writable)
+[[gnu::always_inline]] inline bool PackedQueue::take(const virtio::PackedDesc& d, bool head, Chain& chain, bool writable)
 {
     if (!(d.flags & virtio::kDescIndirect))
         return add_buffer(d, chain, writable);
@@ -293,31 +322,26 @@ bool PackedQueue::pop_chain(virtio::PackedDesc d, Chain& chain, bool writable)
     }
 }
 
+// The descriptors of the chains available() counted were read by its scan: only the
+// ones after them need a prefetch.
 void PackedQueue::prefetch_heads(uint16_t n) const
 {
-    if (desc_ == nullptr)
+    if (desc_ == nullptr || n <= scan_chains_)
         return;
-    n = std::min(n, size_);
-    for (uint16_t i = 0; i < n; i = uint16_t(i + kDescsPerLine)) {
-        uint16_t index = avail_idx_;
-        bool wrap = avail_wrap_;
-        advance(index, wrap, i, size_);
-        __builtin_prefetch(&desc_[index]);
-    }
+    const uint16_t from = ahead_of(avail_idx_, scan_ahead_ % size_, size_);
+    prefetch_descs(desc_, from, std::min(uint16_t(n - scan_chains_), size_), size_, false);
 }
 
+// Used descriptors are written over the ring where the next chains were made available:
+// prefetched for writing, as many as those chains take (in the proportion the scan saw).
 void PackedQueue::prefetch_used(uint16_t n) const
 {
-    if (desc_ == nullptr)
+    if (desc_ == nullptr || n == 0)
         return;
-    // Used descriptors are written over the ring: one prefetch per line, for writing.
-    n = std::min(n, size_);
-    for (uint16_t i = 0; i < n; i = uint16_t(i + kDescsPerLine)) {
-        uint16_t index = used_idx_;
-        bool wrap = used_wrap_;
-        advance(index, wrap, i, size_);
-        prefetch_for_write(&desc_[index]);
-    }
+    uint32_t descs = n;
+    if (scan_ahead_ > scan_chains_ && scan_chains_ > 0)
+        descs = uint32_t(n) * scan_ahead_ / scan_chains_;
+    prefetch_descs(desc_, used_idx_, std::min<uint32_t>(descs, size_), size_, true);
 }
 
 void PackedQueue::rewind(uint16_t last_avail)
@@ -366,16 +390,6 @@ bool PackedQueue::flush_used()
         return true;  // enabled (or a value we do not know: a spare interrupt is harmless)
     const uint16_t off_wrap = std::atomic_ref<uint16_t>(driver_event_->off_wrap).load(std::memory_order_relaxed);
     return crossed_event(off_wrap, old, now, size_);
-}
-
-uint16_t PackedQueue::last_avail() const
-{
-    return encode(avail_idx_, avail_wrap_);
-}
-
-uint16_t PackedQueue::last_used() const
-{
-    return encode(used_idx_, used_wrap_);
 }
 
 }  // namespace vusw

@@ -15,9 +15,10 @@
 // packed / split, so that load from other processes, which hits both halves of a round
 // alike, cancels out of the ratio.
 //
-// --cold flushes every ring line from the cache before each device step: the device then
-// misses on each line the driver wrote, as it does when the driver runs on another core
-// (an overestimate: memory is slower than a cross-core transfer).
+// --cold flushes the ring lines the driver touched in its turn from the cache before each
+// device step: the device then misses on them, as it does when the driver runs on another
+// core (an overestimate: memory is slower than a cross-core transfer, and lines the driver
+// only read would stay readable).
 #include <sched.h>
 #include <x86intrin.h>
 
@@ -57,7 +58,7 @@ struct Args {
                  "  --rounds  A/B rounds per configuration (default 41)\n"
                  "  --chains  chains per queue per round (default 4096)\n"
                  "  --cpu     pin to this CPU (default: stay where started)\n"
-                 "  --cold    flush the ring lines before each device step (cross-core misses)\n"
+                 "  --cold    flush the ring lines the driver touched before each device step\n"
                  "  --queues  \"packed\" or \"split\" alone runs one queue (for perf record)\n";
     std::exit(rc);
 }
@@ -121,12 +122,6 @@ uint64_t timer_overhead()
     return d[d.size() / 2];
 }
 
-void flush_lines(const std::byte* p, std::size_t len)
-{
-    for (std::size_t off = 0; off < len; off += 64)
-        _mm_clflush(p + off);
-}
-
 // One queue and its driver, and what the device did on it.
 template <class Q, class Driver>
 struct Lane {
@@ -144,20 +139,10 @@ struct Lane {
         driver.reap();
         driver.post(shape.rx ? shape.size : burst);
         if (cold)
-            flush_rings();
+            driver.touched().flush();
         // The driver's stores leave the store buffer before the device reads them, as they
         // would reach another core: no load of the device's may stall on forwarding from them.
         _mm_mfence();
-    }
-    void flush_rings() const
-    {
-        const RingConfig c = driver.config();
-        const MemTable* mem = driver.memory();
-        const uint64_t ring = 16u * c.size;  // both descriptor layouts are 16 bytes
-        const uint64_t driver_area = c.packed ? 4 : 6 + 2u * c.size, device_area = c.packed ? 4 : 6 + 8u * c.size;
-        flush_lines(mem->translate_uva(c.desc, ring), ring);
-        flush_lines(mem->translate_uva(c.avail, driver_area), driver_area);
-        flush_lines(mem->translate_uva(c.used, device_area), device_area);
     }
 
     // Device turn, timed: the vhost port's calls for one burst.
@@ -275,7 +260,7 @@ int main(int argc, char** argv)
     const uint64_t overhead = timer_overhead();
     std::printf("queue_bench: ring 256, %d rounds x %u chains per queue, %s rings, timer overhead %llu cycles "
                 "(subtracted per step)\n\n",
-                a.rounds, a.chains, a.cold ? "cold (flushed before each step)" : "warm",
+                a.rounds, a.chains, a.cold ? "cold (lines the driver touched flushed before each step)" : "warm",
                 (unsigned long long)overhead);
     std::printf("| direction | descs | burst | event_idx | split cyc/chain | packed cyc/chain | packed/split "
                 "(p25-p75) | notify/step |\n|---|---|---|---|---|---|---|---|\n");
@@ -283,7 +268,7 @@ int main(int argc, char** argv)
         for (int descs : a.descs)
             for (int burst : a.bursts)
                 for (int ev : a.event_idx) {
-                    const RingShape r{256, uint16_t(descs), dir == "rx", ev != 0};
+                    const RingShape r{256, uint16_t(descs), dir == "rx", ev != 0, a.cold};
                     const Measured res = measure(a, r, uint16_t(burst), overhead);
                     std::printf("| guest %s | %d | %d | %s | %.1f | %.1f | %.3f (%.3f-%.3f) | %.2f |\n",
                                 dir == "rx" ? "RX" : "TX", descs, burst, ev ? "yes" : "no", res.split, res.packed,

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <sys/mman.h>
+#include <x86intrin.h>
 
 #include <atomic>
 #include <cstdint>
@@ -34,6 +35,7 @@ struct RingShape {
     uint16_t descs = 1;
     bool rx = false;
     bool event_idx = false;
+    bool cold = false;  // keep the lines the driver touches (TouchedLines)
 };
 
 inline constexpr uint32_t kNetHdr = 12;      // virtio-net header with VERSION_1
@@ -46,6 +48,31 @@ inline constexpr uint32_t kRxUsedLen = kNetHdr + kTxFrame;  // what the device r
     std::fprintf(stderr, "queue_bench: %s\n", what);
     std::exit(1);
 }
+
+// The cache lines the driver touched in its turn, when asked to keep them: --cold flushes
+// them before the device's turn, as the device's copies of lines another core wrote (or
+// took shared) are gone. Lines the driver only read are then misses too, which costs the
+// device more than a real shared line would, for both queue types.
+class TouchedLines {
+public:
+    explicit TouchedLines(bool keep) : keep_(keep) {}
+    void note(const void* p)
+    {
+        const uintptr_t line = reinterpret_cast<uintptr_t>(p) & ~uintptr_t(63);
+        if (keep_ && (lines_.empty() || lines_.back() != line))
+            lines_.push_back(line);
+    }
+    void flush()
+    {
+        for (uintptr_t line : lines_)
+            _mm_clflush(reinterpret_cast<const void*>(line));
+        lines_.clear();
+    }
+
+private:
+    bool keep_;
+    std::vector<uintptr_t> lines_;
+};
 
 // One memfd-backed region of guest memory: rings at the start, buffers after them.
 class GuestMemory {
@@ -115,7 +142,7 @@ void store_release(T* p, T v)
 // used ring (flags, idx, ring[], avail_event).
 class SplitDriver {
 public:
-    explicit SplitDriver(const RingShape& r) : r_(r), slots_(uint16_t(r.size / r.descs)) {}
+    explicit SplitDriver(const RingShape& r) : r_(r), slots_(uint16_t(r.size / r.descs)), touched_(r.cold) {}
 
     RingConfig config() const
     {
@@ -124,6 +151,7 @@ public:
                           FrontendAddr{GuestMemory::kUva + GuestMemory::kDeviceAreaOff}, r_.size, 0, r_.event_idx};
     }
     const MemTable* memory() const { return mem_.table(); }
+    TouchedLines& touched() { return touched_; }
 
     // Posts up to `n` chains (as many as free slots allow), then publishes them with one
     // avail->idx store. Returns how many.
@@ -140,10 +168,13 @@ public:
                 d.len = p.len;
                 d.flags = uint16_t((r_.rx ? virtio::kDescWrite : 0) | (more ? virtio::kDescNext : 0));
                 d.next = uint16_t(head + i + 1);
+                touched_.note(&d);
             }
+            touched_.note(&avail()[2 + (avail_idx_ & (r_.size - 1))]);
             avail()[2 + (avail_idx_++ & (r_.size - 1))] = head;
         }
         store_release(&avail()[1], avail_idx_);
+        touched_.note(&avail()[1]);
         return done;
     }
     // Takes every used entry the device published, checking each. Asks for a
@@ -151,18 +182,23 @@ public:
     uint16_t reap()
     {
         const uint16_t idx = load_acquire(&used_hdr()[1]);
+        touched_.note(used_hdr());
         uint16_t n = 0;
         for (; used_idx_ != idx; ++used_idx_, ++n) {
             const virtio::UsedElem e = used()[used_idx_ & (r_.size - 1)];
+            touched_.note(&used()[used_idx_ & (r_.size - 1)]);
             const uint16_t s = uint16_t(reaped_++ % slots_);
             if (e.id != uint32_t(s * r_.descs) || e.len != expected_len(r_))
                 die("split: a used entry that was not posted");
         }
         in_flight_ = uint16_t(in_flight_ - n);
-        if (r_.event_idx)
+        if (r_.event_idx) {
             store_release(&avail()[2 + r_.size], used_idx_);  // used_event
-        else
+            touched_.note(&avail()[2 + r_.size]);
+        } else {
             avail()[0] = virtio::kAvailNoInterrupt;
+            touched_.note(avail());
+        }
         return n;
     }
 
@@ -175,6 +211,7 @@ private:
     GuestMemory mem_;
     RingShape r_;
     uint16_t slots_;
+    TouchedLines touched_;
     uint16_t in_flight_ = 0;
     uint32_t next_slot_ = 0, reaped_ = 0;
     uint16_t avail_idx_ = 0, used_idx_ = 0;
@@ -185,7 +222,7 @@ class PackedDriver {
 public:
     static constexpr uint16_t kFreshRing = 0x8000;  // vring base: index 0, wrap counter 1
 
-    explicit PackedDriver(const RingShape& r) : r_(r), slots_(uint16_t(r.size / r.descs)) {}
+    explicit PackedDriver(const RingShape& r) : r_(r), slots_(uint16_t(r.size / r.descs)), touched_(r.cold) {}
 
     RingConfig config() const
     {
@@ -197,6 +234,7 @@ public:
         return c;
     }
     const MemTable* memory() const { return mem_.table(); }
+    TouchedLines& touched() { return touched_; }
 
     // Posts up to `n` chains, each published by its head's flags, stored last (§2.8.21).
     uint16_t post(uint16_t n)
@@ -213,6 +251,7 @@ public:
                 d.id = s;
                 if (i > 0)
                     d.flags = uint16_t(flags_for(i) | avail_bits(avail_wrap_));
+                touched_.note(&d);
                 step(avail_idx_, avail_wrap_);
             }
             store_release(&ring()[head].flags, head_flags);
@@ -226,6 +265,7 @@ public:
         uint16_t n = 0;
         for (;; ++n) {
             const uint16_t f = load_acquire(&ring()[used_idx_].flags);
+            touched_.note(&ring()[used_idx_]);
             if (bool(f & virtio::kDescAvail) != used_wrap_ || bool(f & virtio::kDescUsed) != used_wrap_)
                 break;
             const virtio::PackedDesc& d = ring()[used_idx_];
@@ -236,6 +276,7 @@ public:
         }
         in_flight_ = uint16_t(in_flight_ - n);
         virtio::PackedEvent& e = *mem_.at<virtio::PackedEvent>(GuestMemory::kDriverAreaOff);
+        touched_.note(&e);
         if (r_.event_idx) {
             e.off_wrap = uint16_t(used_idx_ | (used_wrap_ ? 0x8000 : 0));
             store_release(&e.flags, virtio::kEventDesc);
@@ -263,6 +304,7 @@ private:
     GuestMemory mem_;
     RingShape r_;
     uint16_t slots_;
+    TouchedLines touched_;
     uint16_t in_flight_ = 0;
     uint32_t next_slot_ = 0, reaped_ = 0;
     uint16_t avail_idx_ = 0, used_idx_ = 0;

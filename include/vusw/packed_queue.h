@@ -57,7 +57,14 @@ public:
     // Chains the driver has made available and we have not popped, counted up to `limit`
     // (found by scanning descriptor flags, so bounded by the caller). The scan is kept
     // between calls: each descriptor's flags are looked at once, not once per call.
-    uint16_t available(uint16_t limit);
+    uint16_t available(uint16_t limit)
+    {
+        if (!ready())
+            return 0;
+        if (scan_chains_ < limit)
+            scan(limit);
+        return scan_chains_ < limit ? scan_chains_ : limit;
+    }
     // Walks the chain at the next available descriptor. Returns false (fault() set) on a
     // guest error that breaks the queue. `writable` is the direction we expect. Call only
     // after available() said there is one.
@@ -75,8 +82,8 @@ public:
     bool flush_used();
 
     // Vring base encoding: index | wrap counter << 15.
-    uint16_t last_avail() const;
-    uint16_t last_used() const;
+    uint16_t last_avail() const { return uint16_t(avail_idx_ | (avail_wrap_ ? 0x8000 : 0)); }
+    uint16_t last_used() const { return uint16_t(used_idx_ | (used_wrap_ ? 0x8000 : 0)); }
     uint16_t size() const { return size_; }
     QueueFault fault() const { return fault_; }
     bool ready() const { return fault_ == QueueFault::none && desc_ != nullptr; }
@@ -92,6 +99,7 @@ private:
     bool take(const virtio::PackedDesc& d, bool head, Chain& chain, bool writable);
     bool walk_indirect(const virtio::PackedDesc& d, Chain& chain, bool writable);
     bool add_buffer(const virtio::PackedDesc& d, Chain& chain, bool writable);
+    bool add_pieces(const virtio::PackedDesc& d, Chain& chain);
     bool fail(QueueFault f)
     {
         fault_ = f;
