@@ -28,10 +28,13 @@ bool is_avail(uint16_t flags, bool wrap)
     return (flags & (virtio::kDescAvail | virtio::kDescUsed)) == (wrap ? virtio::kDescAvail : virtio::kDescUsed);
 }
 
-// The index `by` positions after `index` (by < size): for prefetching, no wrap counter.
+// The index `by` positions after `index`, for prefetching (no wrap counter). Only rings
+// smaller than `by` need the division.
 uint16_t ahead_of(uint16_t index, uint16_t by, uint16_t size)
 {
-    const uint32_t next = uint32_t(index) + by;
+    uint32_t next = uint32_t(index) + by;
+    if (next >= size)
+        next -= size;
     return uint16_t(next >= size ? next % size : next);
 }
 
@@ -89,6 +92,14 @@ bool crossed_event(uint16_t off_wrap, uint16_t old, uint16_t now, uint16_t size)
 }
 
 }  // namespace
+
+// Nothing known about what follows the next available descriptor.
+[[gnu::always_inline]] inline void PackedQueue::forget_scan()
+{
+    scan_ahead_ = 0;
+    scan_chains_ = 0;
+    scan_in_chain_ = false;
+}
 
 void PackedQueue::configure(const RingConfig& config)
 {
@@ -149,7 +160,9 @@ void PackedQueue::scan(uint16_t limit)
     advance(index, wrap, ahead, size_);
     const uint16_t size = size_;
     const virtio::PackedDesc* ring = desc_;
-    for (uint16_t i = 0; i < kScanPrefetch; i = uint16_t(i + kDescsPerLine))
+    // At least one descriptor per chain still wanted; the loop keeps prefetching further.
+    const uint16_t wanted = std::min<uint16_t>(uint16_t(limit - chains), kScanPrefetch);
+    for (uint16_t i = 0; i < wanted; i = uint16_t(i + kDescsPerLine))
         __builtin_prefetch(&ring[ahead_of(index, i, size)]);
     for (; ahead < size && chains < limit; ++ahead) {
         // The lines the driver wrote last are misses: keep kScanPrefetch descriptors ahead.
@@ -179,13 +192,6 @@ void PackedQueue::scan(uint16_t limit)
     } else {
         forget_scan();
     }
-}
-
-void PackedQueue::forget_scan()
-{
-    scan_ahead_ = 0;
-    scan_chains_ = 0;
-    scan_in_chain_ = false;
 }
 
 // Copies the ring descriptor at `index` if the driver made it available in lap `wrap`:
