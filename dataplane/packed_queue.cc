@@ -182,11 +182,12 @@ void PackedQueue::scan(uint16_t limit)
 
 // pop() took a chain of `descs` descriptors. The scan moves with the next available
 // position. It only tells how many chains to pop (pop() checks every descriptor again),
-// but a driver that rewrote flags after the scan could leave it claiming no head in a
-// window that has some: then it starts afresh, so the count cannot stall.
+// but a driver that rewrote flags after the scan can make pop() take other chains than
+// it counted: whenever what is left would claim no head, or more heads than
+// descriptors, it starts afresh, so the count can neither stall nor run away.
 [[gnu::always_inline]] inline void PackedQueue::consumed(uint16_t descs)
 {
-    if (descs < scan_ahead_ && scan_chains_ > 1) {
+    if (descs < scan_ahead_ && scan_chains_ > 1 && scan_chains_ - 1 <= scan_ahead_ - descs) {
         scan_ahead_ = uint16_t(scan_ahead_ - descs);
         --scan_chains_;
     } else {
@@ -339,15 +340,14 @@ void PackedQueue::prefetch_heads(uint16_t n) const
 }
 
 // Used descriptors are written over the ring where the next chains were made available:
-// prefetched for writing, as many as those chains take (in the proportion the scan saw).
+// prefetched for writing, as many as those chains may take: one each, plus every
+// descriptor of the scanned ones that is not a head (no division on the hot path).
 void PackedQueue::prefetch_used(uint16_t n) const
 {
     if (desc_ == nullptr || n == 0)
         return;
-    uint32_t descs = n;
-    if (scan_ahead_ > scan_chains_ && scan_chains_ > 0)
-        descs = uint32_t(n) * scan_ahead_ / scan_chains_;
-    prefetch_descs(desc_, used_idx_, std::min<uint32_t>(descs, size_), size_, true);
+    const uint32_t descs = uint32_t(n) + (scan_ahead_ - scan_chains_);
+    prefetch_descs(desc_, used_idx_, uint16_t(std::min<uint32_t>(descs, size_)), size_, true);
 }
 
 void PackedQueue::rewind(uint16_t last_avail)

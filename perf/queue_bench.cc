@@ -39,7 +39,7 @@ namespace {
 constexpr uint16_t kRxScan = 64;  // as the vhost port's RX path: 2 * kBurst
 
 struct Args {
-    int rounds = 41;
+    int rounds = 101;
     uint32_t chains = 4096;  // per queue per round
     int cpu = -1;
     bool cold = false;
@@ -55,7 +55,7 @@ struct Args {
     std::cout << "usage: queue_bench [--rounds N] [--chains N] [--cpu N] [--cold]\n"
                  "                   [--directions \"tx rx\"] [--descs \"1 2\"] [--bursts \"1 8 32\"]\n"
                  "                   [--event-idx \"0 1\"] [--queues \"split packed\"]\n"
-                 "  --rounds  A/B rounds per configuration (default 41)\n"
+                 "  --rounds  A/B rounds per configuration (default 101)\n"
                  "  --chains  chains per queue per round (default 4096)\n"
                  "  --cpu     pin to this CPU (default: stay where started)\n"
                  "  --cold    flush the ring lines the driver touched before each device step\n"
