@@ -19,11 +19,47 @@ namespace {
 
 constexpr uint16_t kWrapBit = 1u << 15;  // vring base and off_wrap: index | wrap counter << 15
 constexpr uint16_t kDescsPerLine = 64 / sizeof(virtio::PackedDesc);
+constexpr uint16_t kScanPrefetch = 8 * kDescsPerLine;  // how far available()'s scan prefetches ahead
 
 // §2.8.1: available when AVAIL matches the driver's wrap counter and USED does not.
+// One mask and one compare.
 bool is_avail(uint16_t flags, bool wrap)
 {
-    return bool(flags & virtio::kDescAvail) == wrap && bool(flags & virtio::kDescUsed) != wrap;
+    return (flags & (virtio::kDescAvail | virtio::kDescUsed)) == (wrap ? virtio::kDescAvail : virtio::kDescUsed);
+}
+
+// The index `by` positions after `index`, for prefetching (no wrap counter). Only rings
+// smaller than `by` need the division.
+uint16_t ahead_of(uint16_t index, uint16_t by, uint16_t size)
+{
+    uint32_t next = uint32_t(index) + by;
+    if (next >= size)
+        next -= size;
+    return uint16_t(next >= size ? next % size : next);
+}
+
+// One prefetch per cache line of `count` (<= size) descriptors from `index` on.
+void prefetch_descs(const virtio::PackedDesc* ring, uint16_t index, uint16_t count, uint16_t size, bool write)
+{
+    const auto fetch = [&](uint16_t i) {
+        if (write)
+            prefetch_for_write(&ring[ahead_of(index, i, size)]);
+        else
+            __builtin_prefetch(&ring[ahead_of(index, i, size)]);
+    };
+    for (uint16_t i = 0; i < count; i = uint16_t(i + kDescsPerLine))
+        fetch(i);
+    if (count > 1)
+        fetch(uint16_t(count - 1));  // the last line, when `index` is not at a line start
+}
+
+// Steps a ring position by one, flipping its wrap counter at the end.
+void step(uint16_t& index, bool& wrap, uint16_t size)
+{
+    if (++index == size) {
+        index = 0;
+        wrap = !wrap;
+    }
 }
 
 // Steps a ring position, flipping its wrap counter when it passes the end.
@@ -36,11 +72,6 @@ void advance(uint16_t& index, bool& wrap, uint16_t by, uint16_t size)
     } else {
         index = uint16_t(next);
     }
-}
-
-uint16_t encode(uint16_t index, bool wrap)
-{
-    return uint16_t(index | (wrap ? kWrapBit : 0));
 }
 
 // Whether the used index crossed the driver's event position (off_wrap) going from
@@ -62,6 +93,14 @@ bool crossed_event(uint16_t off_wrap, uint16_t old, uint16_t now, uint16_t size)
 
 }  // namespace
 
+// Nothing known about what follows the next available descriptor.
+[[gnu::always_inline]] inline void PackedQueue::forget_scan()
+{
+    scan_ahead_ = 0;
+    scan_chains_ = 0;
+    scan_in_chain_ = false;
+}
+
 void PackedQueue::configure(const RingConfig& config)
 {
     config_ = config;
@@ -72,6 +111,7 @@ void PackedQueue::configure(const RingConfig& config)
     used_wrap_ = config.last_used & kWrapBit;
     signalled_used_ = config.last_used;
     descs_of_id_.assign(size_, 1);
+    forget_scan();
     mem_ = nullptr;
     desc_ = nullptr;
     driver_event_ = nullptr;
@@ -85,6 +125,7 @@ bool PackedQueue::attach(const MemTable* mem)
 {
     mem_ = mem;
     desc_ = nullptr;  // never write through a mapping the new snapshot dropped
+    forget_scan();
     driver_event_ = nullptr;
     device_event_ = nullptr;
     if (size_ == 0 || size_ > virtio::kMaxQueueSize || mem == nullptr)
@@ -108,41 +149,88 @@ bool PackedQueue::attach(const MemTable* mem)
     return fault_ == QueueFault::none;
 }
 
-uint16_t PackedQueue::available(uint16_t limit)
+// Looks at the flags of descriptors not scanned yet until `limit` chain heads are known,
+// one is not available, or the whole ring was scanned. A head is a descriptor that does
+// not follow one with NEXT. The scan state is kept in locals: our members are uint16_t
+// like the ring's flags, so the compiler would store them back after every ring load.
+void PackedQueue::scan(uint16_t limit)
 {
-    if (!ready())
-        return 0;
-    uint16_t index = avail_idx_;
-    bool wrap = avail_wrap_;
-    uint16_t chains = 0;
-    bool continuation = false;  // the descriptor before had NEXT
-    for (uint16_t scanned = 0; scanned < size_ && chains < limit; ++scanned) {
-        const uint16_t flags = load_acquire(&desc_[index].flags);
+    uint16_t index = avail_idx_, ahead = scan_ahead_, chains = scan_chains_;
+    bool wrap = avail_wrap_, in_chain = scan_in_chain_;
+    advance(index, wrap, ahead, size_);
+    const uint16_t size = size_;
+    const virtio::PackedDesc* ring = desc_;
+    // At least one descriptor per chain still wanted; the loop keeps prefetching further.
+    const uint16_t wanted = std::min<uint16_t>(uint16_t(limit - chains), kScanPrefetch);
+    for (uint16_t i = 0; i < wanted; i = uint16_t(i + kDescsPerLine))
+        __builtin_prefetch(&ring[ahead_of(index, i, size)]);
+    for (; ahead < size && chains < limit; ++ahead) {
+        // The lines the driver wrote last are misses: keep kScanPrefetch descriptors ahead.
+        if (reinterpret_cast<uintptr_t>(&ring[index]) % 64 == 0)
+            __builtin_prefetch(&ring[ahead_of(index, kScanPrefetch, size)]);
+        const uint16_t flags = load_acquire(&ring[index].flags);
         if (!is_avail(flags, wrap))
             break;
-        chains += !continuation;
-        continuation = flags & virtio::kDescNext;
-        advance(index, wrap, 1, size_);
+        chains = uint16_t(chains + !in_chain);
+        in_chain = flags & virtio::kDescNext;
+        step(index, wrap, size);
     }
-    return chains;
+    scan_ahead_ = ahead;
+    scan_chains_ = chains;
+    scan_in_chain_ = in_chain;
+}
+
+// pop() took a chain of `descs` descriptors. The scan moves with the next available
+// position. It only tells how many chains to pop (pop() checks every descriptor again),
+// but a driver that rewrote flags after the scan can make pop() take other chains than
+// it counted: whenever what is left would claim no head, or more heads than
+// descriptors, it starts afresh, so the count can neither stall nor run away.
+[[gnu::always_inline]] inline void PackedQueue::consumed(uint16_t descs)
+{
+    if (descs < scan_ahead_ && scan_chains_ > 1 && scan_chains_ - 1 <= scan_ahead_ - descs) {
+        scan_ahead_ = uint16_t(scan_ahead_ - descs);
+        --scan_chains_;
+    } else {
+        forget_scan();
+    }
 }
 
 // Copies the ring descriptor at `index` if the driver made it available in lap `wrap`:
 // flags first (acquire: the driver wrote the rest before them), then the rest, once.
-bool PackedQueue::read_avail(uint16_t index, bool wrap, virtio::PackedDesc& d) const
+// Inlined, as add_buffer(): both run for every descriptor.
+[[gnu::always_inline]] inline bool PackedQueue::read_avail(uint16_t index, bool wrap, virtio::PackedDesc& d) const
 {
     const uint16_t flags = load_acquire(&desc_[index].flags);
     if (!is_avail(flags, wrap))
         return false;
-    d = desc_[index];  // one read: the guest may rewrite it under us
-    d.flags = flags;   // and go by the flags we checked
+    // One read of each field (the guest may rewrite them under us), into registers: a
+    // copy of the whole descriptor went through the stack and stalled the loads after it.
+    const virtio::PackedDesc& r = desc_[index];
+    d.addr = r.addr;
+    d.len = r.len;
+    d.id = r.id;
+    d.flags = flags;  // and go by the flags we checked
     return true;
 }
 
-bool PackedQueue::add_buffer(const virtio::PackedDesc& d, Chain& chain, bool writable)
+[[gnu::always_inline]] inline bool PackedQueue::add_buffer(const virtio::PackedDesc& d, Chain& chain, bool writable)
 {
     if (bool(d.flags & virtio::kDescWrite) != writable)
         return fail(QueueFault::wrong_direction);
+    // The common case, a buffer inside one region, in one translation. Anything else
+    // (zero length, several regions, outside memory, a full chain) takes the whole walk.
+    const std::span<std::byte> piece = mem_->translate_prefix(GuestPhysAddr{d.addr}, d.len);
+    if (d.len != 0 && piece.size() == d.len && chain.count < Chain::kMaxSegments) {
+        chain.seg[chain.count++] = Segment{piece.data(), d.len};
+        chain.bytes += d.len;
+        return true;
+    }
+    return add_pieces(d, chain);
+}
+
+// Out of line, so that the inlined common case keeps few registers.
+[[gnu::noinline]] bool PackedQueue::add_pieces(const virtio::PackedDesc& d, Chain& chain)
+{
     const QueueFault f = append_buffer(*mem_, d.addr, d.len, chain);
     return f == QueueFault::none || fail(f);
 }
@@ -176,13 +264,27 @@ bool PackedQueue::walk_indirect(const virtio::PackedDesc& d, Chain& chain, bool 
 // One ring descriptor of a chain. INDIRECT is allowed only on a chain's first and only
 // descriptor: §2.8.19 forbids it in a list linked by NEXT, and the split queue refuses
 // it there too.
-bool PackedQueue::take(const virtio::PackedDesc& d, bool head, Chain& chain, bool writable)
+[[gnu::always_inline]] inline bool PackedQueue::take(const virtio::PackedDesc& d, bool head, Chain& chain, bool writable)
 {
     if (!(d.flags & virtio::kDescIndirect))
         return add_buffer(d, chain, writable);
     if (!head)
         return fail(QueueFault::nested_indirect);
     return walk_indirect(d, chain, writable);  // the table's own WRITE flag is ignored
+}
+
+// The chain ended with `last` after `descs` ring descriptors; the next one is at
+// (index, wrap). §2.8.6: the buffer id is in the chain's last descriptor.
+[[gnu::always_inline]] inline bool PackedQueue::popped(const virtio::PackedDesc& last, uint16_t descs, uint16_t index, bool wrap, Chain& chain)
+{
+    if (last.id >= size_)
+        return fail(QueueFault::bad_desc_index);
+    chain.head = last.id;
+    descs_of_id_[last.id] = descs;
+    avail_idx_ = index;
+    avail_wrap_ = wrap;
+    consumed(descs);
+    return true;
 }
 
 bool PackedQueue::pop(Chain& chain, bool writable)
@@ -192,63 +294,68 @@ bool PackedQueue::pop(Chain& chain, bool writable)
     chain.too_long = false;
     if (!ready())
         return false;
+    virtio::PackedDesc d;
+    // Available chains are whole (§2.8.21: the driver makes the head available last), so
+    // a chain starting or running into a descriptor that is not is a broken driver.
+    if (!read_avail(avail_idx_, avail_wrap_, d))
+        return fail(QueueFault::partial_chain);
+    if (d.flags & (virtio::kDescNext | virtio::kDescIndirect))
+        return pop_chain(d, chain, writable);
+    if (!add_buffer(d, chain, writable))  // one buffer: the common case
+        return false;
+    uint16_t index = avail_idx_;
+    bool wrap = avail_wrap_;
+    step(index, wrap, size_);
+    return popped(d, 1, index, wrap, chain);
+}
+
+// A chain of several ring descriptors, or an indirect table; `d` is its head.
+bool PackedQueue::pop_chain(virtio::PackedDesc d, Chain& chain, bool writable)
+{
     uint16_t index = avail_idx_;
     bool wrap = avail_wrap_;
     uint16_t taken = 0;
-    virtio::PackedDesc d;
-    do {
-        if (taken == size_)
-            return fail(QueueFault::chain_loop);
-        // Available chains are whole (§2.8.21: the driver makes the head available last),
-        // so a chain running into a descriptor that is not is a broken driver.
-        if (!read_avail(index, wrap, d))
-            return fail(QueueFault::partial_chain);
+    for (;;) {
         if (!take(d, taken == 0, chain, writable))
             return false;
         ++taken;
-        advance(index, wrap, 1, size_);
-    } while (d.flags & virtio::kDescNext);
-    // §2.8.6: the buffer id is in the chain's last descriptor.
-    if (d.id >= size_)
-        return fail(QueueFault::bad_desc_index);
-    chain.head = d.id;
-    descs_of_id_[d.id] = taken;
-    avail_idx_ = index;
-    avail_wrap_ = wrap;
-    return true;
+        step(index, wrap, size_);
+        if (!(d.flags & virtio::kDescNext))
+            return popped(d, taken, index, wrap, chain);
+        if (taken == size_)
+            return fail(QueueFault::chain_loop);
+        if (!read_avail(index, wrap, d))
+            return fail(QueueFault::partial_chain);
+    }
 }
 
+// The descriptors of the chains available() counted were read by its scan: only the
+// ones after them need a prefetch.
 void PackedQueue::prefetch_heads(uint16_t n) const
 {
-    if (desc_ == nullptr)
+    if (desc_ == nullptr || n <= scan_chains_)
         return;
-    n = std::min(n, size_);
-    for (uint16_t i = 0; i < n; i = uint16_t(i + kDescsPerLine)) {
-        uint16_t index = avail_idx_;
-        bool wrap = avail_wrap_;
-        advance(index, wrap, i, size_);
-        __builtin_prefetch(&desc_[index]);
-    }
+    const uint16_t from = ahead_of(avail_idx_, scan_ahead_ % size_, size_);
+    prefetch_descs(desc_, from, std::min(uint16_t(n - scan_chains_), size_), size_, false);
 }
 
+// Used descriptors are written over the ring where the next chains were made available:
+// prefetched for writing, about as many as those chains take. The scan saw how many
+// descriptors are not heads; chains are mostly of one or two, so up to two each are
+// prefetched (a hint: no division on the hot path for an exact share).
 void PackedQueue::prefetch_used(uint16_t n) const
 {
-    if (desc_ == nullptr)
+    if (desc_ == nullptr || n == 0)
         return;
-    // Used descriptors are written over the ring: one prefetch per line, for writing.
-    n = std::min(n, size_);
-    for (uint16_t i = 0; i < n; i = uint16_t(i + kDescsPerLine)) {
-        uint16_t index = used_idx_;
-        bool wrap = used_wrap_;
-        advance(index, wrap, i, size_);
-        prefetch_for_write(&desc_[index]);
-    }
+    const uint32_t descs = uint32_t(n) + std::min<uint32_t>(n, uint16_t(scan_ahead_ - scan_chains_));
+    prefetch_descs(desc_, used_idx_, uint16_t(std::min<uint32_t>(descs, size_)), size_, true);
 }
 
 void PackedQueue::rewind(uint16_t last_avail)
 {
     avail_idx_ = last_avail & ~kWrapBit;
     avail_wrap_ = last_avail & kWrapBit;
+    forget_scan();
     if (avail_idx_ >= size_)
         fault_ = QueueFault::bad_desc_index;  // not a position this queue handed out
 }
@@ -257,15 +364,21 @@ void PackedQueue::push_used(uint16_t id, uint32_t len)
 {
     if (desc_ == nullptr || id >= size_)
         return;  // rings not in guest memory: the entry is lost with the broken queue
-    virtio::PackedDesc& u = desc_[used_idx_];
+    // §2.8.6: the used position skips the rest of the chain's descriptors. Read before
+    // the stores into the ring, which the compiler must assume could change it.
+    const uint16_t descs = std::max<uint16_t>(descs_of_id_[id], 1);
+    uint16_t index = used_idx_;
+    bool wrap = used_wrap_;
+    virtio::PackedDesc& u = desc_[index];
     u.id = id;
     u.len = len;
     // §2.8.1: used when AVAIL and USED both equal our used wrap counter. The flags are
     // what the driver polls, so they go last.
-    const uint16_t flags = used_wrap_ ? virtio::kDescAvail | virtio::kDescUsed : 0;
+    const uint16_t flags = wrap ? virtio::kDescAvail | virtio::kDescUsed : 0;
     std::atomic_ref<uint16_t>(u.flags).store(flags, std::memory_order_release);
-    // §2.8.6: the used position skips the rest of the chain's descriptors.
-    advance(used_idx_, used_wrap_, std::max<uint16_t>(descs_of_id_[id], 1), size_);
+    advance(index, wrap, descs, size_);
+    used_idx_ = index;
+    used_wrap_ = wrap;
 }
 
 bool PackedQueue::flush_used()
@@ -284,16 +397,6 @@ bool PackedQueue::flush_used()
         return true;  // enabled (or a value we do not know: a spare interrupt is harmless)
     const uint16_t off_wrap = std::atomic_ref<uint16_t>(driver_event_->off_wrap).load(std::memory_order_relaxed);
     return crossed_event(off_wrap, old, now, size_);
-}
-
-uint16_t PackedQueue::last_avail() const
-{
-    return encode(avail_idx_, avail_wrap_);
-}
-
-uint16_t PackedQueue::last_used() const
-{
-    return encode(used_idx_, used_wrap_);
 }
 
 }  // namespace vusw

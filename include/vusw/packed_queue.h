@@ -55,8 +55,16 @@ public:
     const MemTable* memory() const { return mem_; }
 
     // Chains the driver has made available and we have not popped, counted up to `limit`
-    // (found by scanning descriptor flags from the next one on, so bounded by the caller).
-    uint16_t available(uint16_t limit);
+    // (found by scanning descriptor flags, so bounded by the caller). The scan is kept
+    // between calls: each descriptor's flags are looked at once, not once per call.
+    uint16_t available(uint16_t limit)
+    {
+        if (!ready())
+            return 0;
+        if (scan_chains_ < limit)
+            scan(limit);
+        return scan_chains_ < limit ? scan_chains_ : limit;
+    }
     // Walks the chain at the next available descriptor. Returns false (fault() set) on a
     // guest error that breaks the queue. `writable` is the direction we expect. Call only
     // after available() said there is one.
@@ -74,18 +82,24 @@ public:
     bool flush_used();
 
     // Vring base encoding: index | wrap counter << 15.
-    uint16_t last_avail() const;
-    uint16_t last_used() const;
+    uint16_t last_avail() const { return uint16_t(avail_idx_ | (avail_wrap_ ? 0x8000 : 0)); }
+    uint16_t last_used() const { return uint16_t(used_idx_ | (used_wrap_ ? 0x8000 : 0)); }
     uint16_t size() const { return size_; }
     QueueFault fault() const { return fault_; }
     bool ready() const { return fault_ == QueueFault::none && desc_ != nullptr; }
     void break_with(QueueFault f) { fault_ = f; }
 
 private:
+    void scan(uint16_t limit);
+    void consumed(uint16_t descs);
+    void forget_scan();
     bool read_avail(uint16_t index, bool wrap, virtio::PackedDesc& d) const;
+    bool pop_chain(virtio::PackedDesc d, Chain& chain, bool writable);
+    bool popped(const virtio::PackedDesc& last, uint16_t descs, uint16_t index, bool wrap, Chain& chain);
     bool take(const virtio::PackedDesc& d, bool head, Chain& chain, bool writable);
     bool walk_indirect(const virtio::PackedDesc& d, Chain& chain, bool writable);
     bool add_buffer(const virtio::PackedDesc& d, Chain& chain, bool writable);
+    bool add_pieces(const virtio::PackedDesc& d, Chain& chain);
     bool fail(QueueFault f)
     {
         fault_ = f;
@@ -103,6 +117,12 @@ private:
     uint16_t used_idx_ = 0;
     bool used_wrap_ = true;
     uint16_t signalled_used_ = 0;        // last_used() at the last flush_used()
+    // available()'s scan so far: it looked at scan_ahead_ descriptors from the next
+    // available one on and found scan_chains_ chain heads among them; scan_in_chain_:
+    // the last one had NEXT (the next one continues its chain).
+    uint16_t scan_ahead_ = 0;
+    uint16_t scan_chains_ = 0;
+    bool scan_in_chain_ = false;
     std::vector<uint16_t> descs_of_id_;  // by buffer id: ring descriptors its chain took
     QueueFault fault_ = QueueFault::none;
 };
