@@ -7,6 +7,8 @@
 
 #include <cstring>
 
+#include "vusw/mtu.h"
+
 namespace vusw {
 namespace {
 
@@ -230,6 +232,9 @@ void L2Switch::forward(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_t n)
 
 void L2Switch::send(PmdContext& ctx, Port& to, rte_mbuf** pkts, uint16_t n)
 {
+    n = drop_over_mtu(to, ctx.slot, pkts, n);  // frames longer than to's MTU allows (mtu.h)
+    if (n == 0)
+        return;
     if (to.owner() == ctx.slot) {
         to.transmit(ctx, pkts, n);
         return;

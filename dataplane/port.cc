@@ -12,6 +12,7 @@ constexpr std::array<std::string_view, std::size_t(Drop::count_)> kDropNames = {
     "oversize", "runt", "no_mbuf", "tx_full", "handoff_full", "no_destination",
     "bad_offload",
     "vlan_tagged_on_access", "vlan_not_allowed",
+    "mtu_exceeded",
 };
 }  // namespace
 
@@ -34,6 +35,24 @@ void Port::create_handoff()
     handoff_ = rte_ring_create(ring_name.c_str(), 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
     if (handoff_ == nullptr)
         throw std::runtime_error("cannot create the hand-off ring for port " + name_);
+}
+
+void Port::set_config(const PortConfig& config)
+{
+    config_ = config;
+    set_frontend_mtu(std::nullopt);
+}
+
+void Port::set_frontend_mtu(std::optional<uint16_t> mtu)
+{
+    const EffectiveMtu e = vusw::effective_mtu(config_, mtu);
+    mtu_word_.store(e.mtu | uint32_t(e.source) << 16, std::memory_order_relaxed);
+}
+
+EffectiveMtu Port::effective_mtu() const
+{
+    const uint32_t w = mtu_word_.load(std::memory_order_relaxed);
+    return {uint16_t(w), MtuSource(w >> 16)};
 }
 
 PortTotals Port::totals() const
