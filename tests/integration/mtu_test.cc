@@ -136,7 +136,8 @@ TEST_CASE("NET_SET_MTU above the port's mtu= is refused: error reply, counted, l
   auto a = guest(dir.path("a")), b = guest(dir.path("b"));
   expect_mtu(d, "a", 1500, "config");
 
-  CHECK(a->net_set_mtu(9000).failed());  // QEMU then refuses to start: "9000Bytes MTU not supported by the backend"
+  // QEMU then does not start the device: "9000Bytes MTU not supported by the backend".
+  CHECK(a->net_set_mtu(9000).failed());
   CHECK(protocol_errors(d, "a", "mtu_above_port_mtu") == 1);
   CHECK(d.log().find("port a: NET_SET_MTU 9000 refused: above the port's mtu=1500; lower the front-end's MTU (QEMU "
                      "host_mtu=) to at most 1500, or raise the port's mtu=") != std::string::npos);
