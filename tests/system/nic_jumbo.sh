@@ -160,7 +160,10 @@ log "guest sent $ok frames of 1514 B, $over of 1515 B, $big of 8000 B to $S_MAC;
 expect "$S_NS received the $ok frames of 1514 B and nothing else" test "$s_got" -eq "$ok"
 expect "small dropped the $((over + big)) longer frames as mtu_exceeded" test "$dropped" -eq $((over + big))
 expect "no other drops (jumbo, small, vm1)" test "$(port_field jumbo drops.mtu_exceeded) $(port_field vm1 drops.mtu_exceeded)" == "0 0"
-vusw_ctl show ports || fail "vuswitchctl show ports (table) failed"
+table=$(vusw_ctl show ports) || fail "vuswitchctl show ports (table) failed"
+printf '%s\n' "$table"
+expect "show ports prints each port's MTU and its source" grep -qzE \
+  'jumbo +access VLAN 0, MTU 9000 \(config\).*small +access VLAN 0, MTU 1500 \(default\).*vm1 +access VLAN 0, MTU 9000 \(config\)' <<<"$table"
 totals=$(vusw_ctl --json show ports | "$PYTHON" -c '
 import json, sys
 print(*(sum(p["drops"].values()) for p in json.load(sys.stdin)["ports"]))')
