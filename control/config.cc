@@ -33,7 +33,12 @@ Port options: after a port flag's PATH or DEVARGS, each after a `|` (quote it in
   vhost-user = /run/vuswitch/vm1.sock|vlan=10          (in a --config file)
   name=NAME        the port's name: 1..64 of A-Z a-z 0-9 . _ - : (default: the socket's file
                    name without extension; for a NIC its devargs up to the first comma)
-  mtu=BYTES        68..9000: the largest frame payload the port passes (default 1500)
+  mtu=BYTES        68..9000: the port's MTU, the largest frame payload (frame less its 14-byte
+                   header and any 802.1Q tag) the switch sends to it; longer frames are
+                   dropped (mtu_exceeded). Without mtu=, a vhost-user port takes the MTU its
+                   front-end sets (VHOST_USER_NET_SET_MTU, QEMU host_mtu=) while it is
+                   connected, else 1500. A front-end's MTU above mtu= is refused. NICs are
+                   configured with the port's MTU (start-up fails if the device cannot take it)
   vlan-mode=MODE   access (default): the port is in one VLAN, its frames are untagged;
                    trunk: the port carries several VLANs as 802.1Q-tagged frames
   vlan=VID         0..4094. access: the port's VLAN (default 0, the untagged default VLAN);
@@ -182,6 +187,7 @@ std::optional<std::string> apply_port_option(const std::string& item, PortSpec& 
         if (!mtu)
             return fmt::format("mtu={}: expected {}..{} bytes", value, PortConfig::kMinMtu, PortConfig::kMaxMtu);
         p.mtu = uint16_t(*mtu);
+        p.mtu_given = true;
     } else if (key == "vlan-mode") {
         if (value != "access" && value != "trunk")
             return fmt::format("vlan-mode={}: expected access or trunk", value);

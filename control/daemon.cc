@@ -70,11 +70,14 @@ std::vector<std::string> eal_args(const Config& c)
     return args;
 }
 
-std::string describe_vlan(const PortConfig& p)
+// "access VLAN 10, MTU 1500 (default)": VLAN membership and MTU as the port starts.
+std::string describe_settings(const Port& port)
 {
+    const PortConfig& p = port.config();
+    const std::string mtu = fmt::format("MTU {} ({})", port.mtu(), mtu_source_name(port.effective_mtu().source));
     if (p.vlan_mode == VlanMode::access)
-        return fmt::format("access VLAN {}, MTU {}", p.vlan, p.mtu);
-    return fmt::format("trunk of VLANs {} (native VLAN {} untagged), MTU {}", p.trunks.to_string(), p.vlan, p.mtu);
+        return fmt::format("access VLAN {}, {}", p.vlan, mtu);
+    return fmt::format("trunk of VLANs {} (native VLAN {} untagged), {}", p.trunks.to_string(), p.vlan, mtu);
 }
 
 }  // namespace
@@ -128,7 +131,7 @@ Status Daemon::init_dpdk()
 Status Daemon::create_ports()
 {
     for (const PortSpec& nic : config_.nics) {
-        auto port = EthdevPort::open(nic.target, nic.name, pool_);
+        auto port = EthdevPort::open(nic.target, nic.name, nic.settings.mtu, pool_);
         if (!port)
             return std::unexpected(port.error());
         (*port)->set_config(nic.settings);
@@ -276,7 +279,7 @@ int Daemon::run()
     }
     for (Port* port : ports_)
         log(LogLevel::info, "port {} ({}) on PMD {}{}, {}", port->name(), port->kind(), scheduler_->pmd_index(*port),
-            scheduler_->pinned(*port) ? " (pinned)" : "", describe_vlan(port->config()));
+            scheduler_->pinned(*port) ? " (pinned)" : "", describe_settings(*port));
     if (l2_->vlan_aware())
         log(LogLevel::info, "VLANs: frames are classified, tagged and untagged per port");
     else

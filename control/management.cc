@@ -94,7 +94,9 @@ nlohmann::json describe_ports(const std::vector<Port*>& ports)
                 drops[std::string(drop_name(Drop(d)))] = t.drops[d];
         j["drops"] = drops;
         const PortConfig& c = port->config();
-        j["mtu"] = c.mtu;
+        const EffectiveMtu mtu = port->effective_mtu();
+        j["mtu"] = mtu.mtu;  // what the switch enforces now (mtu.h)
+        j["mtu_source"] = mtu_source_name(mtu.source);
         j["vlan_mode"] = vlan_mode_name(c.vlan_mode);
         j["vlan"] = c.vlan;  // access: its VLAN; trunk: its native VLAN
         j["trunks"] = c.vlan_mode == VlanMode::trunk ? nlohmann::json(c.trunks.to_string()) : nlohmann::json(nullptr);

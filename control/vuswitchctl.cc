@@ -16,8 +16,10 @@ namespace {
 constexpr const char* kUsage = R"(Usage: vuswitchctl [--control PATH] [--json] COMMAND
 
 Commands:
-  show ports       ports with state, counters and drops by reason, VLAN membership and MTU;
-                   for vhost-user ports also the negotiated features, ring type
+  show ports       ports with state, counters and drops by reason, VLAN membership and MTU
+                   (the MTU the switch enforces, and where it comes from: config = the
+                   port's mtu=, front-end = its NET_SET_MTU, default = 1500); for
+                   vhost-user ports also the negotiated features, ring type
                    (split|packed), the front-end's MTU and queue pairs (ring sizes, the PMD
                    polling each, frames per pair in the JSON)
   show pmd         PMD cores: busy/idle cycles, packets, longest loop turn, turns over 1 ms,
@@ -107,15 +109,18 @@ void print_negotiated(const nlohmann::json& p)
                mtu.is_null() ? std::string("-") : std::to_string(mtu.get<unsigned>()), queues.empty() ? "-" : queues);
 }
 
-// "access VLAN 10, MTU 1500" or "trunk VLANs 10,20 (native 0 untagged), MTU 9000".
+// "access VLAN 10, MTU 1500 (default)" or "trunk VLANs 10,20 (native 0 untagged), MTU
+// 9000 (config)": the MTU the switch enforces and where it comes from (config,
+// front-end or default).
 std::string vlan_text(const nlohmann::json& p)
 {
     if (!p.contains("vlan_mode"))
         return "-";
-    const unsigned mtu = p.at("mtu").get<unsigned>(), vlan = p.at("vlan").get<unsigned>();
+    const unsigned vlan = p.at("vlan").get<unsigned>();
+    const std::string mtu = fmt::format("MTU {} ({})", p.at("mtu").get<unsigned>(), p.value("mtu_source", "?"));
     if (p.at("vlan_mode") == "trunk")
-        return fmt::format("trunk VLANs {} (native {} untagged), MTU {}", p.at("trunks").get<std::string>(), vlan, mtu);
-    return fmt::format("access VLAN {}, MTU {}", vlan, mtu);
+        return fmt::format("trunk VLANs {} (native {} untagged), {}", p.at("trunks").get<std::string>(), vlan, mtu);
+    return fmt::format("access VLAN {}, {}", vlan, mtu);
 }
 
 void print_ports(const nlohmann::json& j)

@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "vusw/mtu.h"
+
 namespace vusw {
 namespace {
 
@@ -213,7 +215,10 @@ void L2Switch::forward_burst(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_
         }
     }
     for (uint16_t id : s.touched) {
-        ports_[id]->send(ctx, s.out[id].pkts.data(), s.out[id].count);
+        Port& to = *ports_[id];
+        // Frames longer than the destination's MTU allows are dropped here (mtu.h).
+        if (const uint16_t n_ok = drop_over_mtu(to, ctx.slot, s.out[id].pkts.data(), s.out[id].count); n_ok > 0)
+            to.send(ctx, s.out[id].pkts.data(), n_ok);
         s.out[id].count = 0;
     }
     s.touched.clear();

@@ -16,6 +16,7 @@ constexpr std::array<std::string_view, std::size_t(Drop::count_)> kDropNames = {
     "oversize", "runt", "no_mbuf", "tx_full", "handoff_full", "no_destination",
     "bad_offload",
     "vlan_tagged_on_access", "vlan_not_allowed",
+    "mtu_exceeded",
 };
 }  // namespace
 
@@ -70,6 +71,24 @@ uint64_t Port::poll_cycles_total(unsigned slot) const
     for (const Queue& q : queues_)
         n += q.poll_cycles[slot].get();
     return n;
+}
+
+void Port::set_config(const PortConfig& config)
+{
+    config_ = config;
+    set_frontend_mtu(std::nullopt);
+}
+
+void Port::set_frontend_mtu(std::optional<uint16_t> mtu)
+{
+    const EffectiveMtu e = vusw::effective_mtu(config_, mtu);
+    mtu_word_.store(e.mtu | uint32_t(e.source) << 16, std::memory_order_relaxed);
+}
+
+EffectiveMtu Port::effective_mtu() const
+{
+    const uint32_t w = mtu_word_.load(std::memory_order_relaxed);
+    return {uint16_t(w), MtuSource(w >> 16)};
 }
 
 PortTotals Port::totals() const

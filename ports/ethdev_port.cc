@@ -7,7 +7,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
+
+#include "vusw/log.h"
 
 namespace vusw {
 namespace {
@@ -16,6 +20,8 @@ constexpr uint16_t kRingSize = 1024;
 constexpr uint64_t kTxChecksums = RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
 constexpr uint64_t kTxTso = RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | kTxChecksums;
 constexpr uint64_t kRxChecksums = RTE_ETH_RX_OFFLOAD_TCP_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+// What a received frame of MTU n may take beyond n: header, one 802.1Q tag, CRC.
+constexpr uint32_t kRxOverhead = RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN + RTE_ETHER_CRC_LEN;
 
 // The TX offloads a device has, all or nothing per kind.
 OffloadCaps caps_of(uint64_t tx_capa)
@@ -27,21 +33,78 @@ OffloadCaps caps_of(uint64_t tx_capa)
     return caps;
 }
 
-Status configure(uint16_t port, rte_mempool* pool, OffloadCaps& caps)
+// The largest MTU the device takes, counted as ethdev counts it: its max_mtu, and its
+// longest frame (max_rx_pktlen) less the overhead it implies (header and CRC unless the
+// two limits say otherwise).
+uint32_t device_max_mtu(const rte_eth_dev_info& info)
+{
+    const uint32_t overhead = info.max_mtu != UINT16_MAX && info.max_rx_pktlen > info.max_mtu
+                                  ? info.max_rx_pktlen - info.max_mtu
+                                  : RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+    const uint32_t by_frame = info.max_rx_pktlen > overhead ? info.max_rx_pktlen - overhead : 0;
+    return std::min<uint32_t>(info.max_mtu, by_frame);
+}
+
+Status check_mtu(const rte_eth_dev_info& info, uint16_t mtu)
+{
+    const uint32_t max = device_max_mtu(info);
+    if (mtu > max)
+        return fail("ethdev", fmt::format("the device takes an MTU of at most {} (its longest frame is {} bytes), not {}: "
+                                          "give the port mtu={} or less, or use a device that takes jumbo frames",
+                                          max, info.max_rx_pktlen, mtu, max));
+    if (mtu < info.min_mtu)
+        return fail("ethdev", fmt::format("the device takes an MTU of at least {}, not {}: give the port mtu={} or more",
+                                          info.min_mtu, mtu, info.min_mtu));
+    return {};
+}
+
+// Receive side: the MTU, checksum validation, and RX scatter when a frame of the MTU
+// does not fit one mbuf (chains of mbufs; the switch and the guest RX path take them).
+void configure_rx(const rte_eth_dev_info& info, uint16_t mtu, rte_mempool* pool, rte_eth_conf& conf,
+                  const std::string& devargs)
+{
+    conf.rxmode.mtu = mtu;
+    // Frames whose checksum the device verified reach guests marked DATA_VALID.
+    conf.rxmode.offloads = info.rx_offload_capa & kRxChecksums;
+    const uint32_t room = rte_pktmbuf_data_room_size(pool) - RTE_PKTMBUF_HEADROOM;
+    if (mtu + kRxOverhead <= room)
+        return;
+    if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER)
+        conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+    else
+        log(LogLevel::warn, "--nic {}: frames of MTU {} do not fit one {}-byte packet buffer and the device offers no "
+                            "RX scatter: it receives them only if its driver chains buffers by itself (net_pcap does)",
+            devargs, mtu, room);
+}
+
+// The MTU for drivers that apply it only through their MTU call (net_tap and
+// net_af_packet set their kernel interface's); some have none (net_pcap): fine.
+Status apply_mtu(uint16_t port, uint16_t mtu)
+{
+    const int rc = rte_eth_dev_set_mtu(port, mtu);
+    if (rc != 0 && rc != -ENOTSUP)
+        return fail("ethdev", fmt::format("cannot set MTU {}: {}", mtu, rte_strerror(-rc)));
+    return {};
+}
+
+Status configure(uint16_t port, uint16_t mtu, rte_mempool* pool, OffloadCaps& caps, const std::string& devargs)
 {
     rte_eth_dev_info info{};
     if (int rc = rte_eth_dev_info_get(port, &info); rc != 0)
         return fail("ethdev", fmt::format("cannot query device info: {}", rte_strerror(-rc)));
+    if (auto ok = check_mtu(info, mtu); !ok)
+        return ok;
     rte_eth_conf conf{};
     // Frames from guests can be larger than one mbuf: transmit mbuf chains where possible.
     // Checksums and segmentation guests ask for go to the device when it can do them.
     caps = caps_of(info.tx_offload_capa);
     conf.txmode.offloads = info.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_MULTI_SEGS | (caps.csum ? kTxChecksums : 0) |
                                                     (caps.tso4 ? kTxTso : 0));
-    // Frames whose checksum the device verified reach guests marked DATA_VALID.
-    conf.rxmode.offloads = info.rx_offload_capa & kRxChecksums;
+    configure_rx(info, mtu, pool, conf, devargs);
     if (int rc = rte_eth_dev_configure(port, 1, 1, &conf); rc != 0)
         return fail("ethdev", fmt::format("cannot configure: {}", rte_strerror(-rc)));
+    if (auto ok = apply_mtu(port, mtu); !ok)
+        return ok;
     const int socket = rte_eth_dev_socket_id(port);
     if (int rc = rte_eth_rx_queue_setup(port, 0, kRingSize, socket, nullptr, pool); rc != 0)
         return fail("ethdev", fmt::format("cannot set up the RX queue: {}", rte_strerror(-rc)));
@@ -61,7 +124,7 @@ std::string devargs_name(const std::string& devargs)
 }
 
 Result<std::unique_ptr<EthdevPort>> EthdevPort::open(const std::string& devargs, const std::string& port_name,
-                                                     rte_mempool* pool)
+                                                     uint16_t mtu, rte_mempool* pool)
 {
     const std::string name = devargs_name(devargs);
     if (int rc = rte_dev_probe(devargs.c_str()); rc != 0)
@@ -71,7 +134,7 @@ Result<std::unique_ptr<EthdevPort>> EthdevPort::open(const std::string& devargs,
     if (rte_eth_dev_get_port_by_name(name.c_str(), &port) != 0)
         return fail("ethdev", fmt::format("--nic {}: probed, but no ethdev named {}", devargs, name));
     OffloadCaps caps;
-    if (auto ok = configure(port, pool, caps); !ok)
+    if (auto ok = configure(port, mtu, pool, caps, devargs); !ok)
         return fail("ethdev", fmt::format("--nic {}: {}", devargs, ok.error().detail));
     std::unique_ptr<EthdevPort> nic(new EthdevPort(port_name, devargs, port, caps));
     if (auto ok = nic->prepare_queue(0); !ok)

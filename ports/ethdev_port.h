@@ -13,9 +13,11 @@ namespace vusw {
 class EthdevPort final : public Port {
 public:
     // Probes `devargs` (any DPDK device string) and starts it with one RX and one TX queue,
-    // with the checksum and TSO offloads the device has (RX checksum validation included);
-    // the switch calls the port `name` (the devargs name unless named otherwise).
-    static Result<std::unique_ptr<EthdevPort>> open(const std::string& devargs, const std::string& name,
+    // with the checksum and TSO offloads the device has (RX checksum validation included)
+    // and MTU `mtu` (RX scatter when a frame of it does not fit one mbuf of `pool`; an
+    // error saying what to do when the device cannot take it); the switch calls the port
+    // `name` (the devargs name unless named otherwise).
+    static Result<std::unique_ptr<EthdevPort>> open(const std::string& devargs, const std::string& name, uint16_t mtu,
                                                     rte_mempool* pool);
     ~EthdevPort() override;
 

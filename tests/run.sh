@@ -13,14 +13,17 @@
 #   vlan_nic          tests/system/vlan_nic.sh (a net_af_packet trunk port, 802.1Q-tagged
 #                     pings from a netns to a guest in an access VLAN)
 #   null_nic          tests/system/null_nic.sh (net_null NIC both ways)
+#   nic_jumbo         tests/system/nic_jumbo.sh (8000-byte frames both ways through an MTU-9000
+#                     net_pcap NIC; an MTU-1500 NIC drops longer frames as mtu_exceeded)
 #   virtio_matrix     tests/system/virtio_matrix.sh (virtio-user variants: queues, packed,
-#                     in_order, mrg_rxbuf, vectorized, MTU 9000; counts and payload)
+#                     in_order, mrg_rxbuf, vectorized, MTU 9000, jumbo frames to an MTU-1500
+#                     port dropped; counts and payload)
 #   (the system tests run again against build-asan's daemon; virtio_matrix with
 #    VIRTIO_MATRIX_ASAN_VARIANTS, a subset covering each switch code path once)
 #   vm                tests/vm/run.sh (QEMU guests: ping, NIC, memory hotplug, reconnect,
 #                     packed rings, multiqueue, jumbo frames, iperf3 throughput)
 #   fuzz              tests/fuzz/run.sh (libFuzzer targets, 20 s each)
-#   testpmd_pair asan, nic asan, vlan_nic asan, null_nic asan, virtio_matrix asan   the same against
+#   testpmd_pair asan, nic asan, vlan_nic asan, null_nic asan, nic_jumbo asan, virtio_matrix asan   the same against
 #                     build-asan's vuswitchd
 # A suite whose build failed is counted as failed, not skipped. A system test that
 # exits 77 (e.g. no hugepages possible) is counted as skipped, with its reason.
@@ -113,14 +116,14 @@ fi
 
 # System tests: once against build/, once against the sanitizer build's daemon.
 # A bound on each whole script; every step inside has its own timeout as well.
-for t in testpmd_pair nic vlan_nic null_nic virtio_matrix; do
+for t in testpmd_pair nic vlan_nic null_nic nic_jumbo virtio_matrix; do
   if ((build_ok)); then
     suite "$t" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
   else
     not_run "$t" "build failed"
   fi
 done
-for t in testpmd_pair nic vlan_nic null_nic; do
+for t in testpmd_pair nic vlan_nic null_nic nic_jumbo; do
   if ((asan_ok)); then
     suite "$t asan" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build-asan" "tests/system/$t.sh"
   else

@@ -96,6 +96,11 @@ Session::~Session()
         port_.protocol().mem_regions_dma = 0;
     }
     port_.set_state(port_.client_mode() ? "connecting" : "waiting");
+    if (mtu_set_) {
+        port_.set_frontend_mtu(std::nullopt);  // the operator's mtu= or the default again
+        log(LogLevel::info, "port {}: MTU {} again ({}): its front-end is gone", port_.name(), port_.mtu(),
+            mtu_source_name(port_.effective_mtu().source));
+    }
 }
 
 void Session::record_error(const Error& e)
@@ -482,11 +487,15 @@ Status Session::send_rarp(Message& m)
 
 Status Session::net_set_mtu(Message& m)
 {
+    // Refused above the operator's mtu=; else the port's MTU while this session lives
+    // (mtu.h): the device must not pass the driver larger frames (virtio 1.2 §5.1.6.3.2).
     const uint64_t mtu = m.as<uint64_t>();
-    if (mtu < 68 || mtu > 65535)
-        return fail("bad_mtu", fmt::format("NET_SET_MTU {} outside 68..65535", mtu));
+    if (auto ok = check_frontend_mtu(port_.config(), mtu); !ok)
+        return ok;
     mtu_ = uint16_t(mtu);
     mtu_set_ = true;
+    port_.set_frontend_mtu(mtu_);
+    log(LogLevel::info, "port {}: MTU {} (the front-end's NET_SET_MTU)", port_.name(), mtu_);
     return {};
 }
 

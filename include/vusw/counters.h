@@ -42,6 +42,7 @@ enum class Drop : uint8_t {
     bad_offload,        // a virtio-net header asking for a checksum/segmentation that does not fit the frame
     vlan_tagged_on_access,  // an 802.1Q-tagged frame received on an access port
     vlan_not_allowed,   // a trunk received a frame of a VLAN it does not carry (trunks=)
+    mtu_exceeded,       // longer than the destination port's MTU allows (mtu.h)
     count_
 };
 std::string_view drop_name(Drop d);

@@ -19,6 +19,7 @@
 
 #include "vusw/counters.h"
 #include "vusw/result.h"
+#include "vusw/mtu.h"
 #include "vusw/vlan.h"
 
 struct rte_mbuf;
@@ -74,10 +75,18 @@ public:
     // the port is created, before any PMD core runs; read-only afterwards, so the
     // packet path reads them without synchronisation.
     const PortConfig& config() const { return config_; }
-    void set_config(const PortConfig& config) { config_ = config; }
-    // Largest L3 payload (Ethernet frame minus its 14-byte header, and minus a VLAN
-    // tag's 4 bytes) the port sends or receives; 1500 unless mtu= said otherwise.
-    uint16_t mtu() const { return config_.mtu; }
+    void set_config(const PortConfig& config);
+    // The effective MTU (mtu.h): the largest L3 payload (Ethernet frame minus its 14-byte
+    // header, and minus a VLAN tag's 4 bytes) the switch sends to the port, and where
+    // that value comes from. The control thread changes it (set_frontend_mtu), PMD cores
+    // read it: one atomic word, MTU and source together.
+    EffectiveMtu effective_mtu() const;
+    uint16_t mtu() const { return uint16_t(mtu_word_.load(std::memory_order_relaxed)); }
+    // PMD: the longest untagged frame the port takes, MTU + 14.
+    uint32_t max_frame_len() const { return (mtu_word_.load(std::memory_order_relaxed) & 0xffff) + kEthHeaderLen; }
+    // Control: the MTU the port's front-end set (NET_SET_MTU, after check_frontend_mtu),
+    // or nullopt when it has none (again): the port's MTU follows the rule in mtu.h.
+    void set_frontend_mtu(std::optional<uint16_t> mtu);
 
     // PMD (owner of queue q): frames from the queue into the switch (up to max); never blocks.
     virtual uint16_t receive(PmdContext& ctx, uint16_t q, rte_mbuf** pkts, uint16_t max) = 0;
@@ -126,6 +135,7 @@ private:
     std::array<Queue, kMaxPortQueues> queues_;
     std::array<PortCounters, kMaxPmds + 1> counters_;
     PortConfig config_;
+    std::atomic<uint32_t> mtu_word_{PortConfig::kDefaultMtu};  // MTU | MtuSource << 16
 };
 
 // One queue of a port: what a PMD core polls.

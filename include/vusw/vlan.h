@@ -54,6 +54,7 @@ struct PortConfig {
     static constexpr uint16_t kMinMtu = 68, kMaxMtu = 9000, kDefaultMtu = 1500;
 
     uint16_t mtu = kDefaultMtu;         // largest L3 payload the port takes or gives
+    bool mtu_given = false;             // mtu= was given: a front-end may not exceed it (mtu.h)
     VlanMode vlan_mode = VlanMode::access;
     uint16_t vlan = 0;                  // access: the port's VLAN; trunk: its native (untagged) VLAN
     VlanSet trunks = VlanSet::all_vlans();  // trunk: the VLANs it carries tagged

@@ -52,7 +52,7 @@ declare -A SOURCES=(
                    control/log.cc ports/vhost_port.cc ports/vhost_guest_tx.cc ports/vhost_guest_rx.cc
                    ports/vhost_loans.cc dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/packed_queue.cc
                    dataplane/flow_hash.cc dataplane/offload.cc dataplane/rcu.cc dataplane/fdb.cc dataplane/port.cc
-                   dataplane/vlan.cc dataplane/l2switch.cc dataplane/pmd.cc"
+                   dataplane/vlan.cc dataplane/l2switch.cc dataplane/pmd.cc dataplane/mtu.cc"
   [fuzz_virtqueue]="dataplane/guest_memory.cc dataplane/virtqueue.cc"
   [fuzz_packed_queue]="dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/packed_queue.cc"
   [fuzz_memtable]="dataplane/guest_memory.cc"

@@ -103,7 +103,7 @@ bool FakeFrontend::sync() {
 
 void FakeFrontend::negotiate_protocol_features() {
   backend_protocol_features_ = get_u64(Req::GetProtocolFeatures).value_or(0);
-  uint64_t want = pfeat::kMq | (opt_.reply_ack ? pfeat::kReplyAck : 0) |
+  uint64_t want = pfeat::kMq | pfeat::kNetMtu | (opt_.reply_ack ? pfeat::kReplyAck : 0) |
                   (opt_.mem_slots ? pfeat::kConfigureMemSlots : 0);
   uint64_t pf = want & backend_protocol_features_;
   request(Req::SetProtocolFeatures, bytes_of(pf), {}, false);
@@ -123,7 +123,8 @@ bool FakeFrontend::handshake() {
   uint64_t want = (opt_.version1 ? feat::kVersion1 : 0) | feat::kProtocolFeatures |
                   (opt_.mrg_rxbuf ? feat::kMrgRxbuf : 0) | (opt_.indirect ? feat::kIndirectDesc : 0) |
                   (opt_.in_order ? feat::kInOrder : 0) | (opt_.packed ? feat::kRingPacked : 0) |
-                  (opt_.event_idx ? feat::kEventIdx : 0) | (opt_.queue_pairs > 1 ? feat::kMq : 0);
+                  (opt_.event_idx ? feat::kEventIdx : 0) | (opt_.queue_pairs > 1 ? feat::kMq : 0) |
+                  (opt_.offloads ? feat::kCsum | feat::kHostTso4 | feat::kGuestCsum | feat::kGuestTso4 : 0);
   features_ = want & backend_features_;
   // Without these the rings this front-end set up cannot work: fail loudly.
   if (opt_.packed && !(features_ & feat::kRingPacked)) anomalies_.push_back("RING_PACKED not offered");
@@ -239,10 +240,20 @@ void FakeFrontend::kick(uint32_t ring) {
   [[maybe_unused]] ssize_t n = ::write(kick_.at(ring).get(), &one, sizeof(one));
 }
 
-uint32_t FakeFrontend::tx_hdr_write(std::byte* dst) const {
-  VirtioNetHdr h{};  // no offloads: all zero; num_buffers is ignored on TX
-  std::memcpy(dst, &h, hdr_len());
+uint32_t FakeFrontend::tx_hdr_write(std::byte* dst, const VirtioNetHdr& h) const {
+  std::memcpy(dst, &h, hdr_len());  // all zero: no offloads; num_buffers is ignored on TX
   return hdr_len();
+}
+
+bool FakeFrontend::send_frame_hdr(std::span<const std::byte> frame, const VirtioNetHdr& h, uint16_t q) {
+  DriverRing& t = tx(q);
+  if (t.num_free() < 1) t.reclaim();
+  if (t.num_free() < 1 || frame.size() + hdr_len() > DriverRing::kSlotSize) return false;
+  const uint16_t d = t.peek_free(1).front();
+  const uint32_t hdr = tx_hdr_write(t.slot(d), h);
+  std::memcpy(t.slot(d) + hdr, frame.data(), frame.size());
+  Seg seg{t.slot_gpa(d), hdr + static_cast<uint32_t>(frame.size()), false};
+  return t.post_chain(std::span(&seg, 1)).has_value();
 }
 
 bool FakeFrontend::send_frame(std::span<const std::byte> frame, TxLayout layout, uint16_t q) {

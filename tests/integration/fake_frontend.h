@@ -41,6 +41,7 @@ struct FrontendOptions {
   bool version1 = true;        // false: a legacy device, 10-byte virtio-net header without MRG_RXBUF
   bool packed = false;          // negotiate VIRTIO_F_RING_PACKED and drive packed rings
   bool event_idx = false;       // negotiate VIRTIO_RING_F_EVENT_IDX
+  bool offloads = false;        // negotiate CSUM, HOST_TSO4, GUEST_CSUM, GUEST_TSO4 (send_frame_hdr)
   uint16_t queue_pairs = 1;     // > 1: negotiate VIRTIO_NET_F_MQ and set up that many pairs
   uint16_t ring_size = 256;     // split rings: a power of two; packed: any size up to 32768
   uint32_t rx_buf_len = 2048;  // below 1526 a 1500 B frame spans buffers (MRG_RXBUF)
@@ -88,6 +89,9 @@ class FakeFrontend {
   std::optional<uint64_t> get_u64(Req req);
   // Round trip that proves every earlier message was processed.
   bool sync();
+  // NET_SET_MTU (protocol feature NET_MTU, which this front-end asks for, as QEMU does
+  // with host_mtu=); with REPLY_ACK the back-end's verdict.
+  Ack net_set_mtu(uint64_t mtu) { return request(Req::NetSetMtu, bytes_of(mtu)); }
 
   // QEMU's connect sequence up to and including SET_FEATURES.
   bool handshake();
@@ -131,6 +135,9 @@ class FakeFrontend {
 
   // Queues one frame on TX queue q (no kick); false if the ring stays full.
   bool send_frame(std::span<const std::byte> frame, TxLayout layout, uint16_t q = 0);
+  // Queues one frame in one TX buffer after the virtio-net header `h` (offload requests:
+  // FrontendOptions::offloads); false if the ring stays full or the frame is too long.
+  bool send_frame_hdr(std::span<const std::byte> frame, const VirtioNetHdr& h, uint16_t q = 0);
   // Queues one frame whose single TX buffer (header + frame) is at `gpa`, which
   // may be any guest memory, even spanning two GPA-adjacent regions.
   bool send_frame_at(std::span<const std::byte> frame, uint64_t gpa, uint16_t q = 0);
@@ -163,7 +170,7 @@ class FakeFrontend {
   std::unique_ptr<DriverRing> make_ring(uint32_t index) const;
   uint64_t ring_gpa(uint32_t index) const;
   void rx_complete(uint16_t q, const UsedEntry& e, std::vector<std::vector<std::byte>>& out);
-  uint32_t tx_hdr_write(std::byte* dst) const;
+  uint32_t tx_hdr_write(std::byte* dst, const VirtioNetHdr& h = {}) const;
 
   VhostConn conn_;
   FrontendOptions opt_;

@@ -47,6 +47,10 @@ inline constexpr uint64_t kVringNoFd = 1ull << 8;
 
 // virtio / vhost feature bits.
 namespace feat {
+inline constexpr uint64_t kCsum = 1ull << 0;       // VIRTIO_NET_F_CSUM: TX headers may ask for checksums
+inline constexpr uint64_t kGuestCsum = 1ull << 1;  // RX frames may carry partial checksums
+inline constexpr uint64_t kGuestTso4 = 1ull << 7;  // RX frames may be TCP/IPv4 larger than a segment
+inline constexpr uint64_t kHostTso4 = 1ull << 11;  // TX frames may ask for TCP/IPv4 segmentation
 inline constexpr uint64_t kMrgRxbuf = 1ull << 15;
 inline constexpr uint64_t kMq = 1ull << 22;  // VIRTIO_NET_F_MQ
 inline constexpr uint64_t kIndirectDesc = 1ull << 28;
@@ -61,6 +65,7 @@ inline constexpr uint64_t kInOrder = 1ull << 35;
 namespace pfeat {
 inline constexpr uint64_t kMq = 1ull << 0;
 inline constexpr uint64_t kReplyAck = 1ull << 3;
+inline constexpr uint64_t kNetMtu = 1ull << 4;
 inline constexpr uint64_t kConfigureMemSlots = 1ull << 15;
 }  // namespace pfeat
 
@@ -168,6 +173,8 @@ struct VirtioNetHdr {
   uint16_t num_buffers;
 };
 static_assert(sizeof(VirtioNetHdr) == 12);
+inline constexpr uint8_t kNetHdrNeedsCsum = 1;
+inline constexpr uint8_t kGsoTcpv4 = 1;
 
 static_assert(std::is_trivially_copyable_v<MemTableMsg> && std::is_trivially_copyable_v<VringAddr>);
 

@@ -81,6 +81,71 @@ sys_cleanup() {
   exit "$rc"
 }
 
+# ---------------------------------------------------------------- network namespaces
+
+NS=
+VETH_HOST= VETH_NS= VETH_NS_MAC=
+SYS_VETHS=0
+
+in_ns() { ip netns exec "$NS" "$@"; }
+
+# sys_netns: a new network namespace, named in NS, with IPv6 off (its kernel then sends
+# nothing by itself); removed at exit. Skips where namespaces cannot be made.
+sys_netns() {
+  command -v ip >/dev/null || skip "ip (iproute2) not installed"
+  NS=vusw-$SYS_NAME-$$
+  SYS_CLEANUP_HOOKS+=("ip netns del $NS")
+  ip netns add "$NS" 2>"$SYS_TMP/netns.err" || skip "cannot create a network namespace: $(cat "$SYS_TMP/netns.err")"
+  in_ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
+}
+
+# sys_veth [MTU]: a veth pair from the host namespace into NS (sys_netns first), both
+# ends up, with MTU on both if given, no IPv6 on the host end, transmit checksum offload
+# off on both (frames leave with complete checksums). Sets VETH_HOST (the host end, for
+# a --nic), VETH_NS and VETH_NS_MAC (the namespace end), overwritten by the next call;
+# removed at exit.
+sys_veth() {
+  local mtu=${1:-} n=$((SYS_VETHS++))
+  VETH_HOST=vsh$n-$$ VETH_NS=vsn$n-$$
+  VETH_HOST=${VETH_HOST:0:15} VETH_NS=${VETH_NS:0:15}
+  SYS_CLEANUP_HOOKS+=("ip link del $VETH_HOST")
+  ip link add "$VETH_HOST" type veth peer name "$VETH_NS" || fail "cannot create veth pair $VETH_HOST/$VETH_NS"
+  ip link set "$VETH_NS" netns "$NS"
+  sysctl -qw "net.ipv6.conf.$VETH_HOST.disable_ipv6=1" || true
+  if [[ -n $mtu ]]; then
+    ip link set "$VETH_HOST" mtu "$mtu" || fail "cannot set MTU $mtu on $VETH_HOST"
+    in_ns ip link set "$VETH_NS" mtu "$mtu" || fail "cannot set MTU $mtu on $VETH_NS"
+  fi
+  if command -v ethtool >/dev/null; then
+    ethtool -K "$VETH_HOST" tx off >/dev/null 2>&1 || true
+    in_ns ethtool -K "$VETH_NS" tx off >/dev/null 2>&1 || true
+  fi
+  ip link set "$VETH_HOST" up
+  in_ns ip link set "$VETH_NS" up
+  VETH_NS_MAC=$(in_ns cat "/sys/class/net/$VETH_NS/address")
+  log "namespace $NS: $VETH_NS ($VETH_NS_MAC) <-veth-> $VETH_HOST (host)${mtu:+, MTU $mtu}"
+}
+
+# ns_rx_packets IF: the rx_packets counter of interface IF in NS.
+ns_rx_packets() { in_ns cat "/sys/class/net/$1/statistics/rx_packets"; }
+
+# ns_send IF DST_MAC ETHERTYPE COUNT SIZE FIRST: COUNT frames of SIZE bytes (header
+# included) from interface IF in NS to DST_MAC, from a raw AF_PACKET socket on core 0;
+# ETHERTYPE in hex; payload: sequence numbers from FIRST on.
+NS_SENDER='
+import socket, sys
+ifname, dst, ethertype, count, size, first = sys.argv[1], sys.argv[2], int(sys.argv[3], 16), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+src = open("/sys/class/net/%s/address" % ifname).read().strip()
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+hdr = bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + ethertype.to_bytes(2, "big")
+for seq in range(first, first + count):
+    s.send(hdr + (seq.to_bytes(4, "big") * (size // 4 + 1))[: size - 14])
+'
+ns_send() {
+  in_ns taskset -c 0 "$PYTHON" -c "$NS_SENDER" "$@" || fail "raw sender on $1 in the namespace failed"
+}
+
 # ---------------------------------------------------------------- vuswitchd
 
 VUSW_PID=

@@ -3,7 +3,7 @@
 # front-end through vuswitchd's NIC port.
 #
 #   netns vusw-nic-PID            host namespace
-#   [nicN] ==veth== [vswhN] <-- net_af_packet0 -- vuswitchd -- vm1.sock --> testpmd (virtio-user)
+#   [vsn0-PID] ==veth== [vsh0-PID] <-- net_af_packet0 -- vuswitchd -- vm1.sock --> testpmd (virtio-user)
 #
 #   ns -> vm: a python3 raw AF_PACKET sender in the namespace sends frames with
 #             ethertype 0x88b5 to the front-end's MAC; testpmd (rxonly, verbose) must
@@ -24,25 +24,11 @@ ETHERTYPE=88b5
 sys_init nic
 sys_require_hugepages 800
 sys_require_daemon
-command -v ip >/dev/null || skip "ip (iproute2) not installed"
 command -v "$PYTHON" >/dev/null || skip "python3 not installed"
 
-NS=vusw-nic-$$
-HOST_IF=vswh$$
-NS_IF=vswn$$
-HOST_IF=${HOST_IF:0:15}
-NS_IF=${NS_IF:0:15}
-SYS_CLEANUP_HOOKS+=("ip netns del $NS" "ip link del $HOST_IF")
-
-ip netns add "$NS" 2>"$SYS_TMP/netns.err" || skip "cannot create a network namespace: $(cat "$SYS_TMP/netns.err")"
-ip link add "$HOST_IF" type veth peer name "$NS_IF" || fail "cannot create veth pair"
-ip link set "$NS_IF" netns "$NS"
-sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1" || true
-ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1" || true
-ip link set "$HOST_IF" up
-ip netns exec "$NS" ip link set "$NS_IF" up
-NS_MAC=$(ip netns exec "$NS" cat "/sys/class/net/$NS_IF/address")
-log "namespace $NS: $NS_IF ($NS_MAC) <-veth-> $HOST_IF (host)"
+sys_netns
+sys_veth
+HOST_IF=$VETH_HOST NS_IF=$VETH_NS NS_MAC=$VETH_NS_MAC
 
 vusw_start nic --lcores 0,1 --log-level info \
   --nic "net_af_packet0,iface=$HOST_IF" --vhost-user "$SYS_TMP/vm1.sock"
@@ -64,20 +50,10 @@ else
 fi
 NIC_PORT=net_af_packet0
 
-ns_rx() { ip netns exec "$NS" cat "/sys/class/net/$NS_IF/statistics/rx_packets"; }
+ns_rx() { ns_rx_packets "$NS_IF"; }
 
 # ---- namespace -> front-end
 # One round = 100 frames from a raw AF_PACKET socket, payload = a sequence number.
-SENDER='
-import socket, sys
-ifname, dst, ethertype, count, size, first = sys.argv[1], sys.argv[2], int(sys.argv[3], 16), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-src = open("/sys/class/net/%s/address" % ifname).read().strip()
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((ifname, 0))
-hdr = bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + ethertype.to_bytes(2, "big")
-for seq in range(first, first + count):
-    s.send(hdr + (seq.to_bytes(4, "big") * (size // 4 + 1))[: size - 14])
-'
 vm_got() { grep -c "type=0x$ETHERTYPE" "${TP_LOG[vm]}" || true; }
 tp_cmd vm "set verbose 1"
 tp_cmd vm "start"
@@ -85,8 +61,7 @@ sleep 0.5
 ns_sent=0
 for size in $SIZES; do
   for ((r = 0; r < ROUNDS; r++)); do
-    ip netns exec "$NS" taskset -c 0 "$PYTHON" -c "$SENDER" "$NS_IF" "$VM_MAC" "$ETHERTYPE" 100 "$size" "$ns_sent" \
-      || fail "raw sender in the namespace failed"
+    ns_send "$NS_IF" "$VM_MAC" "$ETHERTYPE" 100 "$size" "$ns_sent"
     ns_sent=$((ns_sent + 100))
     # Let the front-end (it shares core 0 with the sender) drain before the next round.
     for ((i = 0; i < 50; i++)); do (( $(vm_got) >= ns_sent )) && break; sleep 0.2; done

@@ -3,7 +3,7 @@
 
   pcap_compare.py gen --dir DIR --frames N --round R --queues Q --flows F
                       --sizes "60 64 1514" --src-mac MAC --dst-mac MAC [--seed S]
-                      [--offload none|csum|tso=MSS]
+                      [--offload none|csum|tso=MSS] [--max-frame BYTES]
       Writes DIR/sent.pcap (every frame, in sending order), DIR/expected.pcap (what
       the receiver must get, in that order), DIR/empty.pcap (no frame), DIR/rounds.txt
       (per round: frames sent and frames expected so far) and DIR/r<K>_q<Q>.pcap:
@@ -28,6 +28,9 @@
              one frame (with its checksums right).
     Each MSS-sized piece of a payload (the whole payload for csum) starts with the tag
     below (flow, expected-frame number, per-flow expected number, expected length).
+  --max-frame BYTES (without --offload): frames longer than this are expected to be
+    dropped on the way (a receiving port's MTU + 14): not in expected.pcap, not counted
+    as expected; the printed sent counts still include them.
 
   pcap_compare.py compare --sent DIR/sent.pcap [--min-queues K] OUT0.pcap OUT1.pcap ...
       OUTi.pcap holds what the receiver got on its RX queue i. Checks that every
@@ -372,7 +375,7 @@ def gen(a):
         for seq in range(a.frames):
             flow = rng.randrange(a.flows)
             f = frame(dst, src, flow, seq, fseq[flow], rng.choice(sizes))
-            frames.append((flow, f, [f]))
+            frames.append((flow, f, [f] if a.max_frame is None or len(f) <= a.max_frame else []))
             fseq[flow] += 1
     elif a.offload == "csum":
         frames = gen_offload(a, "csum", 0)
@@ -502,6 +505,7 @@ def main():
     g.add_argument("--dst-mac", required=True)
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--offload", default="none")
+    g.add_argument("--max-frame", type=int, default=None)
     c = sub.add_parser("compare")
     c.add_argument("--sent", required=True)
     c.add_argument("--min-queues", type=int, default=1)
@@ -510,6 +514,8 @@ def main():
     if a.cmd == "gen":
         if a.flows > 65535 or a.flows < 1 or a.queues < 1 or a.round < 1:
             raise SystemExit("bad --flows/--queues/--round")
+        if a.max_frame is not None and a.offload != "none":
+            raise SystemExit("--max-frame is for --offload none only")
         gen(a)
         return 0
     return compare(a)

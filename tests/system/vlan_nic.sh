@@ -2,8 +2,8 @@
 # System test: a NIC trunk port carrying VLANs 10, 20 and 30 to a network namespace, and
 # a guest in access VLAN 10 that answers pings.
 #
-#   netns vusw-vlan-PID              host namespace
-#   [vsnvN] ==veth== [vswvN] <-- net_af_packet0 "uplink" (trunk 10,20,30) -- vuswitchd
+#   netns vusw-vlan_nic-PID          host namespace
+#   [vsn0-PID] ==veth== [vsh0-PID] <-- net_af_packet0 "uplink" (trunk 10,20,30) -- vuswitchd
 #                                               -- vm10.sock (access VLAN 10) --> testpmd icmpecho
 #
 # A python3 raw-socket "ping" in the namespace sends ICMP echo requests to the guest's
@@ -23,30 +23,11 @@ VM_MAC=02:00:00:00:0a:10
 sys_init vlan_nic
 sys_require_hugepages 800
 sys_require_daemon
-command -v ip >/dev/null || skip "ip (iproute2) not installed"
 command -v "$PYTHON" >/dev/null || skip "python3 not installed"
 
-NS=vusw-vlan-$$
-HOST_IF=vswv$$
-NS_IF=vsnv$$
-HOST_IF=${HOST_IF:0:10}
-NS_IF=${NS_IF:0:10}
-SYS_CLEANUP_HOOKS+=("ip netns del $NS" "ip link del $HOST_IF")
-
-ip netns add "$NS" 2>"$SYS_TMP/netns.err" || skip "cannot create a network namespace: $(cat "$SYS_TMP/netns.err")"
-in_ns() { ip netns exec "$NS" "$@"; }
-# No IPv6 anywhere in the namespace: the kernel then sends nothing on its own.
-in_ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
-ip link add "$HOST_IF" type veth peer name "$NS_IF" || fail "cannot create veth pair"
-ip link set "$NS_IF" netns "$NS"
-sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1" || true
-ip link set "$HOST_IF" up
-in_ns ip link set "$NS_IF" up
-if command -v ethtool >/dev/null; then  # frames leave with complete checksums
-  ethtool -K "$HOST_IF" tx off >/dev/null 2>&1 || true
-  in_ns ethtool -K "$NS_IF" tx off >/dev/null 2>&1 || true
-fi
-log "namespace $NS: $NS_IF <-veth-> $HOST_IF (host)"
+sys_netns  # no IPv6 anywhere in the namespace: the kernel then sends nothing on its own
+sys_veth
+HOST_IF=$VETH_HOST NS_IF=$VETH_NS
 
 NIC_PORT=uplink
 vusw_start vlan --lcores 0,1 --log-level info \

@@ -363,6 +363,7 @@ TEST_CASE("port options: `|NAME=VALUE` after PATH or DEVARGS, on every port flag
     CHECK(a.target == "/tmp/a.sock");
     CHECK(a.name == "a");
     CHECK(a.settings.mtu == 9000);
+    CHECK(a.settings.mtu_given);  // the front-end may not exceed it
     CHECK(a.settings.vlan_mode == VlanMode::access);
     CHECK(a.settings.vlan == 10);
     const PortSpec& b = c.vhost_client.at(0);
@@ -370,6 +371,7 @@ TEST_CASE("port options: `|NAME=VALUE` after PATH or DEVARGS, on every port flag
     CHECK(b.name == "guest-b");
     CHECK(b.settings.vlan == 20);
     CHECK(b.settings.mtu == 1500);
+    CHECK_FALSE(b.settings.mtu_given);  // the front-end's NET_SET_MTU may set it
     const PortSpec& nic = c.nics.at(0);
     CHECK(nic.target == "net_af_packet0,iface=veth0,qpairs=1");  // devargs keep their commas and `=`
     CHECK(nic.name == "net_af_packet0");
@@ -391,6 +393,8 @@ TEST_CASE("port options: defaults")
     const Config c = config_of({"--vhost-user", "/tmp/a.sock", "--nic", "net_null0|vlan-mode=trunk"});
     const PortConfig& a = c.vhost_server.at(0).settings;
     CHECK(a.mtu == 1500);
+    CHECK_FALSE(a.mtu_given);
+    CHECK(config_of({"--vhost-user", "/tmp/a.sock|mtu=1500"}).vhost_server.at(0).settings.mtu_given);
     CHECK(a.vlan_mode == VlanMode::access);
     CHECK(a.vlan == 0);
     CHECK(a.vlan_plain());
@@ -479,7 +483,8 @@ TEST_CASE("--help documents the port options")
     auto help = parse({"--help"});
     REQUIRE(help.has_value());
     for (const char* text : {"PATH[|OPTION=VALUE...]", "DEVARGS[|OPTION=VALUE...]", "name=", "mtu=", "vlan-mode=", "vlan=",
-                             "trunks=", "vlan_tagged_on_access", "vlan_not_allowed"}) {
+                             "trunks=", "vlan_tagged_on_access", "vlan_not_allowed", "mtu_exceeded",
+                             "VHOST_USER_NET_SET_MTU", "host_mtu=", "above mtu= is refused"}) {
         CAPTURE(text);
         CHECK(help->print.find(text) != std::string::npos);
     }

@@ -18,7 +18,8 @@
 #           delivers data, and each guest's per-queue counters (ethtool -S) show frames
 #           on at least 2 RX queues (the switch spreads a guest's RX by flow hash).
 #   jumbo   J1 (vm5) <-> J2 (vm6), -device host_mtu=9000: the switch gets NET_SET_MTU 9000
-#           (its "mtu"), the guest's max MTU is 9000 (VIRTIO_NET_F_MTU: 9001 is refused),
+#           (its "frontend_mtu") and, its ports having no mtu=, makes it their MTU (source
+#           front-end); the guest's max MTU is 9000 (VIRTIO_NET_F_MTU: 9001 is refused),
 #           eth0 MTU 9000; `ping -s 8000` all answered as single 8042-byte frames: the
 #           switch counts ~one frame per ping each way with >= 8042 bytes each, and
 #           neither guest fragmented or reassembled (IP FragCreates/ReasmReqds unchanged).
@@ -326,6 +327,8 @@ section_jumbo() {
     line=$(port_line "$snap" "$p")
     log "switch $p: $line"
     [[ $(field "$line" mtu) == 9000 ]] || bad "switch $p: mtu $(field "$line" mtu), expected 9000 (NET_SET_MTU from host_mtu=9000)"
+    [[ $(field "$line" port_mtu) == 9000/front-end ]] \
+      || bad "switch $p: port MTU $(field "$line" port_mtu), expected 9000/front-end (no mtu= on the port: the front-end's applies)"
     has_feature "$line" MTU || bad "switch $p: MTU feature not negotiated"
     has_feature "$line" MRG_RXBUF || bad "switch $p: MRG_RXBUF not negotiated"
   done

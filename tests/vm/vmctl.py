@@ -16,10 +16,12 @@
                                              --since, numbers are growth since the BASE snapshot
   (a dict field without .KEY is summed: drops, protocol_errors; a missing key reads 0)
   vmctl.py ports-vhost JSON PORT             one line about a vhost-user port's negotiation:
-                                             "ring_type=packed mtu=9000 features=A,B,.. pairs=N
-                                             running=N enabled_rx=N queues=0:256/256,1:256*/256*"
-                                             (running: RX and TX ring started and enabled; * = not
-                                             enabled, ! = not started)
+                                             "ring_type=packed mtu=9000 port_mtu=9000/front-end
+                                             features=A,B,.. pairs=N running=N enabled_rx=N
+                                             queues=0:256/256,1:256*/256*" (mtu: the front-end's
+                                             NET_SET_MTU; port_mtu: the MTU the switch enforces
+                                             and its source; running: RX and TX ring started and
+                                             enabled; * = not enabled, ! = not started)
 
 Only the standard library: python3 is all the test needs on the host.
 QMP events that arrive while waiting for a reply are skipped, except the one waited for.
@@ -223,8 +225,10 @@ def cmd_ports_vhost(path, name):
     running = sum(1 for q in queues if up(q.get("rx", {})) and up(q.get("tx", {})))
     enabled_rx = sum(1 for q in queues if up(q.get("rx", {})))
     desc = ",".join(f"{q.get('pair')}:{ring(q.get('rx', {}))}/{ring(q.get('tx', {}))}" for q in queues)
-    mtu = port.get("frontend_mtu")  # NET_SET_MTU; "mtu" is the port's own mtu= setting
-    print(f"ring_type={port.get('ring_type')} mtu={'-' if mtu is None else mtu} "
+    mtu = port.get("frontend_mtu")  # an accepted NET_SET_MTU
+    # The MTU the switch enforces towards the port and where it comes from (config, front-end, default).
+    port_mtu = f"{port.get('mtu', '-')}/{port.get('mtu_source', '-')}"
+    print(f"ring_type={port.get('ring_type')} mtu={'-' if mtu is None else mtu} port_mtu={port_mtu} "
           f"features={','.join(port.get('features') or []) or '-'} pairs={len(queues)} running={running} "
           f"enabled_rx={enabled_rx} queues={desc or '-'}")
 
