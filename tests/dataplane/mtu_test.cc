@@ -29,9 +29,9 @@ rte_mempool* pool()
 // A port the test only reads counters from.
 class TestPort final : public Port {
 public:
-    explicit TestPort(const PortConfig& c) : Port("test", "test") { set_config(c); }
-    uint16_t receive(PmdContext&, rte_mbuf**, uint16_t) override { return 0; }
-    void transmit(PmdContext&, rte_mbuf**, uint16_t) override {}
+    explicit TestPort(const PortConfig& c) : Port("test", "test", 1) { set_config(c); }
+    uint16_t receive(PmdContext&, uint16_t, rte_mbuf**, uint16_t) override { return 0; }
+    void transmit(PmdContext&, uint16_t, rte_mbuf**, uint16_t) override {}
     std::string state() const override { return "test"; }
     uint64_t dropped() const { return totals().drops[std::size_t(Drop::mtu_exceeded)]; }
 };
