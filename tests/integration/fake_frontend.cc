@@ -123,7 +123,8 @@ bool FakeFrontend::handshake() {
   uint64_t want = (opt_.version1 ? feat::kVersion1 : 0) | feat::kProtocolFeatures |
                   (opt_.mrg_rxbuf ? feat::kMrgRxbuf : 0) | (opt_.indirect ? feat::kIndirectDesc : 0) |
                   (opt_.in_order ? feat::kInOrder : 0) | (opt_.packed ? feat::kRingPacked : 0) |
-                  (opt_.event_idx ? feat::kEventIdx : 0) | (opt_.queue_pairs > 1 ? feat::kMq : 0);
+                  (opt_.event_idx ? feat::kEventIdx : 0) | (opt_.queue_pairs > 1 ? feat::kMq : 0) |
+                  opt_.offloads;
   features_ = want & backend_features_;
   // Without these the rings this front-end set up cannot work: fail loudly.
   if (opt_.packed && !(features_ & feat::kRingPacked)) anomalies_.push_back("RING_PACKED not offered");
@@ -240,8 +241,8 @@ void FakeFrontend::kick(uint32_t ring) {
 }
 
 uint32_t FakeFrontend::tx_hdr_write(std::byte* dst) const {
-  VirtioNetHdr h{};  // no offloads: all zero; num_buffers is ignored on TX
-  std::memcpy(dst, &h, hdr_len());
+  // All zero unless a test set offload requests; num_buffers is ignored on TX.
+  std::memcpy(dst, &tx_header_, hdr_len());
   return hdr_len();
 }
 
@@ -321,10 +322,14 @@ void FakeFrontend::rx_complete(uint16_t q, const UsedEntry& e, std::vector<std::
     if (mrg && h.num_buffers == 0) ++rx_errors_;
     p.left = mrg && h.num_buffers > 0 ? h.num_buffers : 1;
     p.data.assign(data + hdr_len(), data + e.len);
+    p.header = h;
   } else {
     p.data.insert(p.data.end(), data, data + e.len);
   }
-  if (--p.left == 0) out.push_back(std::move(p.data));
+  if (--p.left == 0) {
+    out.push_back(std::move(p.data));
+    rx_headers_.push_back(p.header);
+  }
 }
 
 std::vector<std::vector<std::byte>> FakeFrontend::poll_rx(uint16_t q) {

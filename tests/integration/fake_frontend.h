@@ -48,6 +48,9 @@ struct FrontendOptions {
   // NEED_REPLY on every ring/owner/feature message (tests want a verdict for
   // each). false = QEMU 7.2's flags: NEED_REPLY on memory messages only.
   bool ack_all = true;
+  // virtio-net offload features to ask for as well (CSUM, HOST_TSO4, GUEST_USO4, ...:
+  // vhost_wire.h feat::), when the back-end offers them.
+  uint64_t offloads = 0;
 };
 
 // Outcome of one request.
@@ -129,6 +132,13 @@ class FakeFrontend {
   int call_fd(uint32_t ring) const { return call_.at(ring).get(); }
   void kick(uint32_t ring);
 
+  // The virtio-net header sent before every following TX frame (all zero until set:
+  // no offload requests).
+  void set_tx_header(const VirtioNetHdr& h) { tx_header_ = h; }
+  // The header of every frame received so far, in order of arrival (num_buffers as sent).
+  const std::vector<VirtioNetHdr>& rx_headers() const { return rx_headers_; }
+  void clear_rx_headers() { rx_headers_.clear(); }
+
   // Queues one frame on TX queue q (no kick); false if the ring stays full.
   bool send_frame(std::span<const std::byte> frame, TxLayout layout, uint16_t q = 0);
   // Queues one frame whose single TX buffer (header + frame) is at `gpa`, which
@@ -158,6 +168,7 @@ class FakeFrontend {
   // A frame being assembled from merged RX buffers of one queue.
   struct RxPending {
     std::vector<std::byte> data;
+    VirtioNetHdr header{};
     uint16_t left = 0;
   };
   std::unique_ptr<DriverRing> make_ring(uint32_t index) const;
@@ -176,6 +187,8 @@ class FakeFrontend {
   uint64_t queue_num_ = 0;
   std::vector<std::string> anomalies_;
   std::vector<RxPending> rx_pending_;
+  VirtioNetHdr tx_header_{};
+  std::vector<VirtioNetHdr> rx_headers_;
   size_t rx_errors_ = 0;
 };
 
