@@ -1,5 +1,6 @@
 // Checksum and segmentation offloads: virtio-net header <-> mbuf requests, and software
-// checksums and TCP segmentation for destinations that do not take a request.
+// checksums, TCP segmentation and UDP segmentation for destinations that do not take a
+// request.
 #include "vusw/offload.h"
 
 #include <rte_byteorder.h>
@@ -7,6 +8,7 @@
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_tcp.h>
+#include <rte_udp.h>
 
 #include <algorithm>
 #include <array>
@@ -16,6 +18,7 @@ namespace vusw {
 namespace {
 
 constexpr uint64_t kL4Mask = RTE_MBUF_F_TX_L4_MASK;
+constexpr uint64_t kSegmentation = RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_UDP_SEG;
 constexpr uint16_t kTcpCsumOffset = 16, kUdpCsumOffset = 6;
 constexpr uint8_t kTcpFin = 0x01, kTcpPsh = 0x08, kTcpCwr = 0x80;
 constexpr uint32_t kMaxHeaders = 256;  // Ethernet + tags + IP (+ options/extensions) + TCP
@@ -106,8 +109,17 @@ bool checksum_in_software(rte_mbuf* m)
 {
     const uint32_t start = uint32_t(m->l2_len) + m->l3_len;
     const uint32_t offset = (m->ol_flags & kL4Mask) == RTE_MBUF_F_TX_UDP_CKSUM ? kUdpCsumOffset : kTcpCsumOffset;
-    m->ol_flags &= ~(kL4Mask | RTE_MBUF_F_TX_TCP_SEG);
+    m->ol_flags &= ~(kL4Mask | kSegmentation);
     return finish_checksum(m, start, offset);
+}
+
+// Whether the TCP header of `m` (where l2_len + l3_len point) has CWR set: the ECN
+// "congestion window reduced" signal a TSO frame must carry on its first segment only.
+bool tcp_cwr(const rte_mbuf* m)
+{
+    uint8_t buf[1];
+    const uint8_t* flags = read_at(m, uint32_t(m->l2_len) + m->l3_len + 13, 1, buf);
+    return flags != nullptr && (*flags & kTcpCwr) != 0;
 }
 
 // Appends bytes [off, off+len) of `src` to the mbuf chain `head`, chaining new mbufs
@@ -139,19 +151,13 @@ bool append_from(rte_mbuf* head, const rte_mbuf* src, uint32_t off, uint32_t len
     return true;
 }
 
-// Fixes the headers of one segment (at the start of `seg`, in its first mbuf) cut from
-// a TCP frame: IP lengths and id, sequence number, flags, checksums or the partial sum.
-void fix_segment(rte_mbuf* seg, const rte_mbuf* whole, uint16_t index, bool last, uint32_t payload, bool partial)
+// Fixes the IP header of one segment (at the start of `seg`, in its first mbuf) cut from
+// `whole`, carrying `l4_bytes` of L4 header and payload: lengths, IPv4 id and header
+// checksum. Returns the pseudo-header sum with this segment's length (the partial sum
+// its L4 checksum field takes) and sets seg's L2/L3 lengths and IP flag.
+uint16_t fix_ip(rte_mbuf* seg, const rte_mbuf* whole, uint16_t index, uint32_t l4_bytes)
 {
-    const uint32_t l3 = whole->l2_len, l4 = l3 + whole->l3_len;
-    auto* tcp = rte_pktmbuf_mtod_offset(seg, rte_tcp_hdr*, l4);
-    tcp->sent_seq = rte_cpu_to_be_32(rte_be_to_cpu_32(tcp->sent_seq) + uint32_t(index) * whole->tso_segsz);
-    if (!last)
-        tcp->tcp_flags &= uint8_t(~(kTcpFin | kTcpPsh));
-    if (index != 0)
-        tcp->tcp_flags &= uint8_t(~kTcpCwr);
-    const uint32_t l4_bytes = whole->l4_len + payload;
-    tcp->cksum = 0;
+    const uint32_t l3 = whole->l2_len;
     seg->l2_len = whole->l2_len;
     seg->l3_len = whole->l3_len;
     seg->l4_len = whole->l4_len;
@@ -161,19 +167,47 @@ void fix_segment(rte_mbuf* seg, const rte_mbuf* whole, uint16_t index, bool last
         ip->packet_id = rte_cpu_to_be_16(uint16_t(rte_be_to_cpu_16(ip->packet_id) + index));
         ip->hdr_checksum = 0;
         ip->hdr_checksum = rte_ipv4_cksum(ip);
-        tcp->cksum = rte_ipv4_phdr_cksum(ip, 0);  // the partial sum, with this segment's length
-        seg->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_CKSUM;
-    } else {
-        auto* ip = rte_pktmbuf_mtod_offset(seg, rte_ipv6_hdr*, l3);
-        ip->payload_len = rte_cpu_to_be_16(uint16_t(whole->l3_len - sizeof(rte_ipv6_hdr) + l4_bytes));
-        tcp->cksum = rte_ipv6_phdr_cksum(ip, 0);
-        seg->ol_flags = RTE_MBUF_F_TX_IPV6 | RTE_MBUF_F_TX_TCP_CKSUM;
+        seg->ol_flags = RTE_MBUF_F_TX_IPV4;
+        return rte_ipv4_phdr_cksum(ip, 0);
     }
+    auto* ip = rte_pktmbuf_mtod_offset(seg, rte_ipv6_hdr*, l3);
+    ip->payload_len = rte_cpu_to_be_16(uint16_t(whole->l3_len - sizeof(rte_ipv6_hdr) + l4_bytes));
+    seg->ol_flags = RTE_MBUF_F_TX_IPV6;
+    return rte_ipv6_phdr_cksum(ip, 0);
+}
+
+// Fixes the headers of one segment cut from a TCP frame: IP (fix_ip), sequence number,
+// flags (FIN/PSH on the last only, CWR on the first only), the checksum or partial sum.
+void fix_tcp_segment(rte_mbuf* seg, const rte_mbuf* whole, uint16_t index, bool last, uint32_t payload, bool partial)
+{
+    auto* tcp = rte_pktmbuf_mtod_offset(seg, rte_tcp_hdr*, uint32_t(whole->l2_len) + whole->l3_len);
+    tcp->sent_seq = rte_cpu_to_be_32(rte_be_to_cpu_32(tcp->sent_seq) + uint32_t(index) * whole->tso_segsz);
+    if (!last)
+        tcp->tcp_flags &= uint8_t(~(kTcpFin | kTcpPsh));
+    if (index != 0)
+        tcp->tcp_flags &= uint8_t(~kTcpCwr);
+    tcp->cksum = fix_ip(seg, whole, index, whole->l4_len + payload);
+    seg->ol_flags |= RTE_MBUF_F_TX_TCP_CKSUM;
     if (!partial)
         checksum_in_software(seg);
 }
 
-// Cuts a TCP frame asking for segmentation into tso_segsz pieces (software TSO). Returns
+// Fixes the headers of one datagram cut from a UDP frame (USO): IP (fix_ip), the UDP
+// length, the checksum or partial sum. Each piece is a datagram of its own, not an IP
+// fragment.
+void fix_udp_segment(rte_mbuf* seg, const rte_mbuf* whole, uint16_t index, uint32_t payload, bool partial)
+{
+    auto* udp = rte_pktmbuf_mtod_offset(seg, rte_udp_hdr*, uint32_t(whole->l2_len) + whole->l3_len);
+    const uint32_t l4_bytes = sizeof(rte_udp_hdr) + payload;
+    udp->dgram_len = rte_cpu_to_be_16(uint16_t(l4_bytes));
+    udp->dgram_cksum = fix_ip(seg, whole, index, l4_bytes);
+    seg->ol_flags |= RTE_MBUF_F_TX_UDP_CKSUM;
+    if (!partial)
+        checksum_in_software(seg);
+}
+
+// Cuts a TCP frame asking for segmentation into tso_segsz pieces (software TSO), or a UDP
+// frame into tso_segsz-byte datagrams (software USO). Returns
 // how many segments went to out[] (0: none, `why` says why; `whole` is freed either way).
 uint16_t segment(rte_mbuf* whole, bool partial, rte_mempool* pool, rte_mbuf** out, uint16_t max, Drop& why)
 {
@@ -193,7 +227,10 @@ uint16_t segment(rte_mbuf* whole, bool partial, rte_mempool* pool, rte_mbuf** ou
                 rte_pktmbuf_free(seg);
                 break;
             }
-            fix_segment(seg, whole, made, made + 1u == count, take, partial);
+            if (whole->ol_flags & RTE_MBUF_F_TX_UDP_SEG)
+                fix_udp_segment(seg, whole, made, take, partial);
+            else
+                fix_tcp_segment(seg, whole, made, made + 1u == count, take, partial);
             out[made] = seg;
         }
         if (made != count) {
@@ -205,14 +242,64 @@ uint16_t segment(rte_mbuf* whole, bool partial, rte_mempool* pool, rte_mbuf** ou
     return made;
 }
 
+// Whether a guest that negotiated `allowed` may ask for segmentation `gso` (the ECN bit
+// stripped) of a frame of this IP family (virtio 1.2 §5.1.6.2: HOST_TSO4/6, HOST_USO).
+bool gso_allowed(uint8_t gso, bool ip4, OffloadCaps allowed)
+{
+    switch (gso) {
+    case virtio::kGsoTcpv4:
+        return ip4 && allowed.tso4;
+    case virtio::kGsoTcpv6:
+        return !ip4 && allowed.tso6;
+    case virtio::kGsoUdpL4:
+        return ip4 ? allowed.uso4 : allowed.uso6;
+    default:
+        return false;
+    }
+}
+
+// Records on `m` (its checksum request already set) the segmentation a guest header asks
+// for; false if it does not fit the frame or was not negotiated.
+bool segmentation_from_header(const virtio::NetHeader& h, rte_mbuf* m, bool ip4, bool tcp, OffloadCaps allowed)
+{
+    const uint8_t gso = h.gso_type & uint8_t(~virtio::kGsoEcn);
+    const bool ecn = (h.gso_type & virtio::kGsoEcn) != 0, uso = gso == virtio::kGsoUdpL4;
+    // The ECN bit only with HOST_ECN and only on TCP segmentation (§5.1.6.2).
+    if (h.gso_size == 0 || tcp == uso || !gso_allowed(gso, ip4, allowed) || (ecn && (uso || !allowed.ecn)))
+        return false;
+    const uint32_t start = uint32_t(m->l2_len) + m->l3_len;
+    uint32_t l4 = sizeof(rte_udp_hdr);
+    if (tcp) {
+        uint8_t buf[1];
+        const uint8_t* data_offset = read_at(m, start + 12, 1, buf);
+        l4 = data_offset != nullptr ? (*data_offset >> 4) * 4u : 0;
+    }
+    if (l4 < (tcp ? sizeof(rte_tcp_hdr) : sizeof(rte_udp_hdr)) || start + l4 > m->pkt_len || start + l4 > kMaxHeaders)
+        return false;
+    m->l4_len = l4;
+    m->tso_segsz = h.gso_size;
+    m->ol_flags |= tcp ? RTE_MBUF_F_TX_TCP_SEG : RTE_MBUF_F_TX_UDP_SEG;
+    return true;
+}
+
+// The gso_type telling a guest that takes `caps` what `m` (asking for segmentation) is.
+uint8_t gso_type_of(const rte_mbuf* m, OffloadCaps caps)
+{
+    if (m->ol_flags & RTE_MBUF_F_TX_UDP_SEG)
+        return virtio::kGsoUdpL4;
+    const uint8_t type = (m->ol_flags & RTE_MBUF_F_TX_IPV4) ? virtio::kGsoTcpv4 : virtio::kGsoTcpv6;
+    // Never towards a guest without GUEST_ECN (needs_software() kept such frames away).
+    return caps.ecn && tcp_cwr(m) ? uint8_t(type | virtio::kGsoEcn) : type;
+}
+
 }  // namespace
 
-bool offload_from_header(const virtio::NetHeader& h, rte_mbuf* m, bool writable)
+bool offload_from_header(const virtio::NetHeader& h, rte_mbuf* m, bool writable, OffloadCaps allowed)
 {
     if (!(h.flags & virtio::kNetHdrNeedsCsum))
         return h.gso_type == virtio::kGsoNone;  // segmentation needs a partial checksum (§5.1.6.2)
     const uint32_t start = h.csum_start, offset = h.csum_offset;
-    if (start + offset + 2 > m->pkt_len)
+    if (!allowed.csum || start + offset + 2 > m->pkt_len)
         return false;
     uint16_t type = 0;
     const uint32_t l2 = l2_length(m, type);
@@ -225,21 +312,7 @@ bool offload_from_header(const virtio::NetHeader& h, rte_mbuf* m, bool writable)
     m->l2_len = l2;
     m->l3_len = start - l2;
     m->ol_flags |= (ip4 ? RTE_MBUF_F_TX_IPV4 : RTE_MBUF_F_TX_IPV6) | (tcp ? RTE_MBUF_F_TX_TCP_CKSUM : RTE_MBUF_F_TX_UDP_CKSUM);
-    const uint8_t gso = h.gso_type & uint8_t(~virtio::kGsoEcn);
-    if (gso == virtio::kGsoNone)
-        return true;
-    if (!tcp || h.gso_size == 0 || (gso == virtio::kGsoTcpv4 && !ip4) || (gso == virtio::kGsoTcpv6 && !ip6) ||
-        (gso != virtio::kGsoTcpv4 && gso != virtio::kGsoTcpv6))
-        return false;
-    uint8_t buf[1];
-    const uint8_t* data_offset = read_at(m, start + 12, 1, buf);
-    const uint32_t l4 = data_offset != nullptr ? (*data_offset >> 4) * 4u : 0;
-    if (l4 < sizeof(rte_tcp_hdr) || start + l4 > m->pkt_len || start + l4 > kMaxHeaders)
-        return false;
-    m->l4_len = l4;
-    m->tso_segsz = h.gso_size;
-    m->ol_flags |= RTE_MBUF_F_TX_TCP_SEG;
-    return true;
+    return h.gso_type == virtio::kGsoNone || segmentation_from_header(h, m, ip4, tcp, allowed);
 }
 
 virtio::NetHeader offload_header(const rte_mbuf* m, OffloadCaps caps)
@@ -250,8 +323,8 @@ virtio::NetHeader offload_header(const rte_mbuf* m, OffloadCaps caps)
         h.flags = virtio::kNetHdrNeedsCsum;
         h.csum_start = uint16_t(m->l2_len + m->l3_len);
         h.csum_offset = (f & kL4Mask) == RTE_MBUF_F_TX_UDP_CKSUM ? kUdpCsumOffset : kTcpCsumOffset;
-        if (f & RTE_MBUF_F_TX_TCP_SEG) {
-            h.gso_type = (f & RTE_MBUF_F_TX_IPV4) ? virtio::kGsoTcpv4 : virtio::kGsoTcpv6;
+        if (f & kSegmentation) {
+            h.gso_type = gso_type_of(m, caps);
             h.gso_size = m->tso_segsz;
             h.hdr_len = uint16_t(m->l2_len + m->l3_len + m->l4_len);
         }
@@ -264,8 +337,11 @@ virtio::NetHeader offload_header(const rte_mbuf* m, OffloadCaps caps)
 bool needs_software(const rte_mbuf* m, OffloadCaps caps)
 {
     const uint64_t f = m->ol_flags;
-    if (f & RTE_MBUF_F_TX_TCP_SEG)
-        return !((f & RTE_MBUF_F_TX_IPV4) ? caps.tso4 : caps.tso6);
+    const bool ip4 = (f & RTE_MBUF_F_TX_IPV4) != 0;
+    if (f & RTE_MBUF_F_TX_UDP_SEG)
+        return !(ip4 ? caps.uso4 : caps.uso6);
+    if (f & RTE_MBUF_F_TX_TCP_SEG)  // CWR set: whole only to a destination that keeps it on the first segment
+        return !(ip4 ? caps.tso4 : caps.tso6) || (!caps.ecn && tcp_cwr(m));
     return (f & kL4Mask) != 0 && !caps.csum;
 }
 
@@ -285,7 +361,7 @@ uint16_t resolve_offloads(rte_mbuf** pkts, uint16_t n, OffloadCaps caps, rte_mem
             continue;
         }
         Drop why = Drop::no_mbuf;
-        if (m->ol_flags & RTE_MBUF_F_TX_TCP_SEG) {
+        if (m->ol_flags & kSegmentation) {
             const uint16_t made = segment(m, caps.csum, pool, out + got, uint16_t(max - got), why);
             if (made == 0)
                 counters.drop(why);

@@ -19,6 +19,7 @@ namespace {
 constexpr uint16_t kRingSize = 1024;
 constexpr uint64_t kTxChecksums = RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
 constexpr uint64_t kTxTso = RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | kTxChecksums;
+constexpr uint64_t kTxUso = RTE_ETH_TX_OFFLOAD_UDP_TSO | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | kTxChecksums;
 constexpr uint64_t kRxChecksums = RTE_ETH_RX_OFFLOAD_TCP_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
 // What a received frame of MTU n may take beyond n: header, one 802.1Q tag, CRC.
 constexpr uint32_t kRxOverhead = RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN + RTE_ETHER_CRC_LEN;
@@ -30,6 +31,11 @@ OffloadCaps caps_of(uint64_t tx_capa)
     caps.csum = (tx_capa & kTxChecksums) == kTxChecksums;
     caps.tso4 = (tx_capa & kTxTso) == kTxTso;
     caps.tso6 = caps.tso4;  // DPDK's TCP_TSO covers both
+    caps.uso4 = caps.uso6 = (tx_capa & kTxUso) == kTxUso;
+    // ecn stays false: ethdev has no flag for it and does not report what a device's TSO
+    // does with CWR on the segments after the first (a per-device flag mask in hardware),
+    // so a TSO frame with CWR set is segmented in software, CWR on its first segment only
+    // (rare: once per congestion event).
     return caps;
 }
 
@@ -99,7 +105,7 @@ Status configure(uint16_t port, uint16_t mtu, rte_mempool* pool, OffloadCaps& ca
     // Checksums and segmentation guests ask for go to the device when it can do them.
     caps = caps_of(info.tx_offload_capa);
     conf.txmode.offloads = info.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_MULTI_SEGS | (caps.csum ? kTxChecksums : 0) |
-                                                    (caps.tso4 ? kTxTso : 0));
+                                                    (caps.tso4 ? kTxTso : 0) | (caps.uso4 ? kTxUso : 0));
     configure_rx(info, mtu, pool, conf, devargs);
     if (int rc = rte_eth_dev_configure(port, 1, 1, &conf); rc != 0)
         return fail("ethdev", fmt::format("cannot configure: {}", rte_strerror(-rc)));
@@ -184,7 +190,8 @@ void EthdevPort::transmit_offloaded(PmdContext& ctx, rte_mbuf** pkts, uint16_t n
     std::array<rte_mbuf*, kMaxSoftwareSegments> out;
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
-        if ((m->ol_flags & RTE_MBUF_F_TX_TCP_SEG) && (m->ol_flags & RTE_MBUF_F_TX_IPV4) && caps_.tso4)
+        if ((m->ol_flags & RTE_MBUF_F_TX_IPV4) && (((m->ol_flags & RTE_MBUF_F_TX_TCP_SEG) && caps_.tso4) ||
+                                                   ((m->ol_flags & RTE_MBUF_F_TX_UDP_SEG) && caps_.uso4)))
             m->ol_flags |= RTE_MBUF_F_TX_IP_CKSUM;  // the device recomputes each segment's IPv4 header
         uint16_t made = resolve_offloads(&m, 1, caps_, ctx.pool, counters(ctx.slot), out.data(), uint16_t(out.size()));
         // Fix what the device needs in the headers (pseudo-header sums for its checksum

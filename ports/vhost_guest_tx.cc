@@ -162,7 +162,7 @@ bool VhostPort::take_frame(PmdContext& ctx, Vring& v, uint16_t index, const MemT
         counters.drop(why);
         return false;
     }
-    if (F::kOffloads && !offload_from_header(read_header(c, F::kHdr), m, !lent)) {
+    if (F::kOffloads && !offload_from_header(read_header(c, F::kHdr), m, !lent, v.caps)) {
         counters.drop(Drop::bad_offload);
         rte_pktmbuf_free(m);  // a lent buffer goes back to the guest through its free callback
         return false;

@@ -81,7 +81,7 @@ uint32_t VhostPort::apply_ring(uint16_t index, const RingSetup& s)
     v.call_fd = s.call_fd;
     v.started = s.started;
     v.enabled = s.enabled;
-    v.caps = s.guest;
+    v.caps = index % 2 == 1 ? s.host : s.guest;  // ring 2q+1 is the guest's TX
     // The loops must match the queue the ring holds (a stop carries no features).
     RingSetup chosen = s;
     chosen.ring.packed = std::holds_alternative<PackedQueue>(v.queue);

@@ -76,7 +76,8 @@ struct RingSetup {
     bool mrg_rxbuf = false;  // VIRTIO_NET_F_MRG_RXBUF
     bool in_order = false;   // VIRTIO_F_IN_ORDER: buffers are used in the order made available
     bool offloads = false;   // CSUM or GUEST_CSUM: the virtio-net header carries offload requests
-    OffloadCaps guest;       // what the guest takes on RX (GUEST_CSUM, GUEST_TSO4/6)
+    OffloadCaps guest;       // what the guest takes on RX (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_USO4/6)
+    OffloadCaps host;        // what the guest may ask on TX (CSUM, HOST_TSO4/6, HOST_ECN, HOST_USO)
     uint16_t hdr_len = 12;   // virtio-net header size
     // ring.packed (VIRTIO_F_RING_PACKED) chooses the queue type.
 };
@@ -168,7 +169,7 @@ private:
         bool started = false;
         bool enabled = false;
         Loops loops = loops_for(RingSetup{});
-        OffloadCaps caps;                  // RX rings: what the guest takes as it is
+        OffloadCaps caps;                  // RX rings: what the guest takes as it is; TX rings: what it may ask
         uint32_t generation = 0;
         std::vector<Loan> lent;            // TX rings: one slot per descriptor
         // In-order TX rings while buffers are lent: every buffer taken since the oldest

@@ -134,7 +134,7 @@ done
 # count is enough to catch memory errors in those paths.
 if ((asan_ok)); then
   suite "virtio_matrix asan" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build-asan" \
-    VARIANTS="${VIRTIO_MATRIX_ASAN_VARIANTS:-queues=4 packed_vq=1 in_order=0 mrg_rxbuf=0 mtu=9000}" \
+    VARIANTS="${VIRTIO_MATRIX_ASAN_VARIANTS:-queues=4,pmds=2 packed_vq=1 in_order=0 mrg_rxbuf=0 mtu=9000 offload=tso-pass}" \
     tests/system/virtio_matrix.sh
 else
   not_run "virtio_matrix asan" "build-asan failed"

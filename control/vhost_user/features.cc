@@ -21,6 +21,7 @@ constexpr std::array kFeatures = {
     Named{23, "CTRL_MAC_ADDR"}, Named{28, "RING_INDIRECT_DESC"}, Named{29, "RING_EVENT_IDX"},
     Named{30, "PROTOCOL_FEATURES"}, Named{32, "VERSION_1"}, Named{33, "ACCESS_PLATFORM"}, Named{34, "RING_PACKED"},
     Named{35, "IN_ORDER"},     Named{36, "ORDER_PLATFORM"}, Named{37, "SR_IOV"},          Named{38, "NOTIFICATION_DATA"},
+    Named{54, "GUEST_USO4"},   Named{55, "GUEST_USO6"},  Named{56, "HOST_USO"},
 };
 
 // vhost-user "Protocol features".

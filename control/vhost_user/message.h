@@ -127,8 +127,10 @@ inline constexpr uint64_t kGuestCsum = 1ull << 1;      // guest takes partial ch
 inline constexpr uint64_t kNetMtu = 1ull << 3;
 inline constexpr uint64_t kGuestTso4 = 1ull << 7;
 inline constexpr uint64_t kGuestTso6 = 1ull << 8;
+inline constexpr uint64_t kGuestEcn = 1ull << 9;       // guest takes TSO frames with CWR set (needs GUEST_TSO4/6)
 inline constexpr uint64_t kHostTso4 = 1ull << 11;
 inline constexpr uint64_t kHostTso6 = 1ull << 12;
+inline constexpr uint64_t kHostEcn = 1ull << 13;       // device takes TSO frames with CWR set (needs HOST_TSO4/6)
 inline constexpr uint64_t kMrgRxbuf = 1ull << 15;
 inline constexpr uint64_t kMq = 1ull << 22;            // VIRTIO_NET_F_MQ
 inline constexpr uint64_t kIndirectDesc = 1ull << 28;
@@ -137,6 +139,9 @@ inline constexpr uint64_t kProtocolFeatures = 1ull << 30;
 inline constexpr uint64_t kVersion1 = 1ull << 32;
 inline constexpr uint64_t kRingPacked = 1ull << 34;   // VIRTIO_F_RING_PACKED
 inline constexpr uint64_t kInOrder = 1ull << 35;
+inline constexpr uint64_t kGuestUso4 = 1ull << 54;     // guest takes UDP/IPv4 segmentation (needs GUEST_CSUM)
+inline constexpr uint64_t kGuestUso6 = 1ull << 55;     // guest takes UDP/IPv6 segmentation (needs GUEST_CSUM)
+inline constexpr uint64_t kHostUso = 1ull << 56;       // device takes UDP segmentation (needs CSUM)
 }  // namespace feature
 
 namespace protocol {

@@ -4,6 +4,7 @@
 #include <rte_ether.h>
 #include <rte_mbuf.h>
 
+#include <array>
 #include <bit>
 #include <chrono>
 #include <thread>
@@ -72,6 +73,44 @@ const MemTable& current_table(VhostPort& port)
     static const MemTable empty;
     const auto& owned = port.memory().owned();
     return owned ? *owned : empty;
+}
+
+// The offload features offered here that need another one (virtio 1.2 §5.1.3.1), and
+// what they need (any of): the bits of `wanted` accepted without what they require.
+struct Requires {
+    uint64_t feature;
+    uint64_t any_of;
+};
+constexpr std::array kRequires = {
+    Requires{feature::kHostEcn, feature::kHostTso4 | feature::kHostTso6},
+    Requires{feature::kGuestEcn, feature::kGuestTso4 | feature::kGuestTso6},
+    Requires{feature::kHostUso, feature::kCsum},
+    Requires{feature::kGuestUso4, feature::kGuestCsum},
+    Requires{feature::kGuestUso6, feature::kGuestCsum},
+};
+
+// One direction's offloads (GUEST_* for guest RX, CSUM/HOST_* for guest TX): segmentation
+// only with the partial checksum every segment's header asks for (§5.1.6.2), ECN only
+// with TCP segmentation.
+OffloadCaps offloads_of(bool csum, bool tso4, bool tso6, bool ecn, bool uso4, bool uso6)
+{
+    OffloadCaps c;
+    c.csum = csum;
+    c.tso4 = csum && tso4;
+    c.tso6 = csum && tso6;
+    c.ecn = ecn && (c.tso4 || c.tso6);
+    c.uso4 = csum && uso4;
+    c.uso6 = csum && uso6;
+    return c;
+}
+
+uint64_t missing_dependencies(uint64_t wanted)
+{
+    uint64_t orphans = 0;
+    for (const Requires& r : kRequires)
+        if ((wanted & r.feature) && !(wanted & r.any_of))
+            orphans |= r.feature;
+    return orphans;
 }
 
 }  // namespace
@@ -173,9 +212,11 @@ Status Session::sync_ring(uint32_t index, bool reconfigure)
     s.mrg_rxbuf = features_ & feature::kMrgRxbuf;
     s.in_order = features_ & feature::kInOrder;
     s.offloads = features_ & (feature::kCsum | feature::kGuestCsum);
-    s.guest.csum = features_ & feature::kGuestCsum;
-    s.guest.tso4 = features_ & feature::kGuestTso4;
-    s.guest.tso6 = features_ & feature::kGuestTso6;
+    s.guest = offloads_of(features_ & feature::kGuestCsum, features_ & feature::kGuestTso4,
+                          features_ & feature::kGuestTso6, features_ & feature::kGuestEcn,
+                          features_ & feature::kGuestUso4, features_ & feature::kGuestUso6);
+    s.host = offloads_of(features_ & feature::kCsum, features_ & feature::kHostTso4, features_ & feature::kHostTso6,
+                         features_ & feature::kHostEcn, features_ & feature::kHostUso, features_ & feature::kHostUso);
     s.hdr_len = (features_ & (feature::kVersion1 | feature::kMrgRxbuf)) ? 12 : 10;
     auto core = env_.place(uint16_t(index / 2));
     if (!core)
@@ -261,6 +302,9 @@ Status Session::set_features(Message& m)
     if (wanted & ~kOfferedFeatures)
         return fail("unsupported_features", fmt::format("features {:#x} include bits we did not offer ({:#x})", wanted,
                                                         wanted & ~kOfferedFeatures));
+    if (const uint64_t orphans = missing_dependencies(wanted))
+        return fail("feature_dependency", fmt::format("features {:#x} lack the features they require (virtio 1.2 "
+                                                      "§5.1.3.1: ECN needs TSO4/6, USO needs CSUM)", orphans));
     features_ = wanted;
     features_set_ = true;
     for (uint32_t i = 0; i < rings_.size(); ++i)

@@ -30,7 +30,9 @@ inline constexpr uint64_t kOfferedFeatures = feature::kVersion1 | feature::kMrgR
                                              feature::kEventIdx | feature::kProtocolFeatures | feature::kNetMtu |
                                              feature::kInOrder | feature::kMq | feature::kRingPacked | feature::kCsum |
                                              feature::kGuestCsum | feature::kHostTso4 | feature::kHostTso6 |
-                                             feature::kGuestTso4 | feature::kGuestTso6;
+                                             feature::kGuestTso4 | feature::kGuestTso6 | feature::kHostEcn |
+                                             feature::kGuestEcn | feature::kHostUso | feature::kGuestUso4 |
+                                             feature::kGuestUso6;
 inline constexpr uint64_t kOfferedProtocolFeatures = protocol::kMq | protocol::kRarp | protocol::kReplyAck |
                                                      protocol::kNetMtu | protocol::kConfigureMemSlots | protocol::kStatus;
 

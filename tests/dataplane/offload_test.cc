@@ -16,6 +16,9 @@ using namespace vusw;
 namespace {
 
 constexpr uint8_t kTcp = 6, kUdp = 17;
+constexpr uint8_t kCwr = 0x80;
+// A guest that negotiated every offload it may ask for on TX (CSUM, HOST_TSO4/6, HOST_ECN, HOST_USO).
+constexpr OffloadCaps kAllowAll{true, true, true, true, true, true};
 
 rte_mempool* pool()
 {
@@ -178,13 +181,22 @@ virtio::NetHeader tso_header(const Frame& f, uint16_t mss)
     return h;
 }
 
+virtio::NetHeader uso_header(const Frame& f, uint16_t size)
+{
+    virtio::NetHeader h = csum_header(f, kUdp);
+    h.gso_type = virtio::kGsoUdpL4;
+    h.gso_size = size;
+    h.hdr_len = uint16_t(f.l4 + 8);
+    return h;
+}
+
 }  // namespace
 
 TEST_CASE("a guest's partial checksum and TSO requests become mbuf requests")
 {
     Frame f = make_frame(false, kTcp, 3000);
     rte_mbuf* m = to_mbuf(f.bytes);
-    REQUIRE(offload_from_header(tso_header(f, 1448), m, true));
+    REQUIRE(offload_from_header(tso_header(f, 1448), m, true, kAllowAll));
     CHECK(unsigned(m->l2_len) == 14);
     CHECK(unsigned(m->l3_len) == 20);
     CHECK(unsigned(m->l4_len) == 20);
@@ -207,7 +219,7 @@ TEST_CASE("a guest's partial checksum and TSO requests become mbuf requests")
 
     Frame u = make_frame(true, kUdp, 100);
     m = to_mbuf(u.bytes);
-    REQUIRE(offload_from_header(csum_header(u, kUdp), m, false));
+    REQUIRE(offload_from_header(csum_header(u, kUdp), m, false, kAllowAll));
     CHECK((m->ol_flags & RTE_MBUF_F_TX_L4_MASK) == RTE_MBUF_F_TX_UDP_CKSUM);
     CHECK((m->ol_flags & RTE_MBUF_F_TX_IPV6) != 0);
     CHECK(unsigned(m->l3_len) == 40);
@@ -221,7 +233,7 @@ TEST_CASE("headers that do not fit their frame are refused")
     Frame f = make_frame(false, kTcp, 100);
     const auto refused = [&](virtio::NetHeader h, bool writable = true) {
         rte_mbuf* m = to_mbuf(f.bytes);
-        const bool ok = offload_from_header(h, m, writable);
+        const bool ok = offload_from_header(h, m, writable, kAllowAll);
         rte_pktmbuf_free(m);
         return !ok;
     };
@@ -255,7 +267,7 @@ TEST_CASE("a partial checksum that is not TCP/UDP over IP is finished at once")
     h.flags = virtio::kNetHdrNeedsCsum;
     h.csum_start = 20;
     h.csum_offset = 4;
-    REQUIRE(offload_from_header(h, m, true));
+    REQUIRE(offload_from_header(h, m, true, kAllowAll));
     CHECK((m->ol_flags & RTE_MBUF_F_TX_L4_MASK) == 0);
     const std::vector<uint8_t> b = bytes_of(m);
     CHECK(fold(sum16(b, 20, b.size())) == 0xffff);
@@ -273,7 +285,7 @@ TEST_CASE("software TCP segmentation: lengths, ids, sequence numbers, flags, che
             Frame f = make_frame(v6, kTcp, kPayload);
             make_partial(f, kTcp, true);
             rte_mbuf* m = to_mbuf(f.bytes);
-            REQUIRE(offload_from_header(tso_header(f, kMss), m, true));
+            REQUIRE(offload_from_header(tso_header(f, kMss), m, true, kAllowAll));
             rte_pktmbuf_refcnt_update(m, 1);  // flooded to another port too: must stay untouched
             const std::vector<uint8_t> before = bytes_of(m);
             PortCounters counters;
@@ -326,7 +338,7 @@ TEST_CASE("software checksums: into a private copy when the frame is shared; UDP
         Frame f = make_frame(false, proto, 1000);
         make_partial(f, proto, false);
         rte_mbuf* m = to_mbuf(f.bytes);
-        REQUIRE(offload_from_header(csum_header(f, proto), m, false));
+        REQUIRE(offload_from_header(csum_header(f, proto), m, false, kAllowAll));
         rte_pktmbuf_refcnt_update(m, 1);
         PortCounters counters;
         std::array<rte_mbuf*, 4> out{};
@@ -345,7 +357,7 @@ TEST_CASE("a frame the destination takes as it is passes untouched; too many seg
     Frame f = make_frame(false, kTcp, 10000);
     make_partial(f, kTcp, true);
     rte_mbuf* m = to_mbuf(f.bytes);
-    REQUIRE(offload_from_header(tso_header(f, 1448), m, true));
+    REQUIRE(offload_from_header(tso_header(f, 1448), m, true, kAllowAll));
     PortCounters counters;
     std::array<rte_mbuf*, kMaxSoftwareSegments> out{};
     REQUIRE(resolve_offloads(&m, 1, OffloadCaps{true, true, true}, pool(), counters, out.data(), 64) == 1);
@@ -353,7 +365,7 @@ TEST_CASE("a frame the destination takes as it is passes untouched; too many seg
     rte_pktmbuf_free(m);
 
     m = to_mbuf(f.bytes);
-    REQUIRE(offload_from_header(tso_header(f, 100), m, true));  // 100 segments
+    REQUIRE(offload_from_header(tso_header(f, 100), m, true, kAllowAll));  // 100 segments
     CHECK(resolve_offloads(&m, 1, OffloadCaps{}, pool(), counters, out.data(), 64) == 0);
     CHECK(counters.drops[std::size_t(Drop::too_many_segments)].get() == 1);
     CHECK(rte_mempool_in_use_count(pool()) == 0);  // nothing leaked on any path
@@ -367,4 +379,175 @@ TEST_CASE("a frame whose checksum a NIC verified reaches a GUEST_CSUM guest as D
     CHECK(offload_header(m, OffloadCaps{true, false, false}).flags == virtio::kNetHdrDataValid);
     CHECK(offload_header(m, OffloadCaps{}).flags == 0);
     rte_pktmbuf_free(m);
+}
+
+TEST_CASE("a guest asks only for what it negotiated: TSO, USO, the ECN bit, a checksum")
+{
+    Frame f = make_frame(false, kTcp, 3000);
+    Frame u = make_frame(true, kUdp, 3000);
+    const auto accepted = [](const Frame& fr, virtio::NetHeader h, OffloadCaps allowed) {
+        rte_mbuf* m = to_mbuf(fr.bytes);
+        const bool ok = offload_from_header(h, m, true, allowed);
+        rte_pktmbuf_free(m);
+        return ok;
+    };
+    virtio::NetHeader ecn = tso_header(f, 1448);
+    ecn.gso_type |= virtio::kGsoEcn;
+    CHECK(accepted(f, ecn, kAllowAll));
+    OffloadCaps no_ecn = kAllowAll;
+    no_ecn.ecn = false;
+    CHECK_FALSE(accepted(f, ecn, no_ecn));  // the ECN bit without HOST_ECN
+    CHECK(accepted(f, tso_header(f, 1448), no_ecn));
+    OffloadCaps no_tso4 = kAllowAll;
+    no_tso4.tso4 = false;
+    CHECK_FALSE(accepted(f, tso_header(f, 1448), no_tso4));  // TSO without HOST_TSO4
+    CHECK(accepted(f, csum_header(f, kTcp), no_tso4));
+    CHECK_FALSE(accepted(f, csum_header(f, kTcp), OffloadCaps{}));  // NEEDS_CSUM without CSUM
+
+    CHECK(accepted(u, uso_header(u, 1000), kAllowAll));
+    OffloadCaps no_uso = kAllowAll;
+    no_uso.uso4 = no_uso.uso6 = false;
+    CHECK_FALSE(accepted(u, uso_header(u, 1000), no_uso));  // USO without HOST_USO
+    virtio::NetHeader h = uso_header(u, 1000);
+    h.gso_type |= virtio::kGsoEcn;
+    CHECK_FALSE(accepted(u, h, kAllowAll));  // ECN is a TCP thing
+    CHECK_FALSE(accepted(u, uso_header(u, 0), kAllowAll));
+    virtio::NetHeader tcp_uso = tso_header(f, 1448);
+    tcp_uso.gso_type = virtio::kGsoUdpL4;
+    CHECK_FALSE(accepted(f, tcp_uso, kAllowAll));  // UDP segmentation of a TCP checksum request
+    h = tso_header(f, 1448);
+    h.gso_type = virtio::kGsoEcn;  // the ECN bit alone: no segmentation to go with it
+    CHECK_FALSE(accepted(f, h, kAllowAll));
+    CHECK(rte_mempool_in_use_count(pool()) == 0);
+}
+
+TEST_CASE("ECN: a TSO frame with CWR set passes whole only to a GUEST_ECN guest, else CWR stays on the first segment")
+{
+    Frame f = make_frame(false, kTcp, 5000);
+    f.bytes[f.l4 + 13] |= kCwr;
+    make_partial(f, kTcp, true);
+    virtio::NetHeader h = tso_header(f, 1448);
+    h.gso_type |= virtio::kGsoEcn;
+    rte_mbuf* m = to_mbuf(f.bytes);
+    REQUIRE(offload_from_header(h, m, true, kAllowAll));
+    const OffloadCaps tso{true, true, true};
+    OffloadCaps tso_ecn = tso;
+    tso_ecn.ecn = true;
+    CHECK_FALSE(needs_software(m, tso_ecn));
+    CHECK(offload_header(m, tso_ecn).gso_type == (virtio::kGsoTcpv4 | virtio::kGsoEcn));
+    CHECK(needs_software(m, tso));  // GUEST_TSO4 without GUEST_ECN
+    CHECK(offload_header(m, tso).gso_type == virtio::kGsoTcpv4);  // never the bit without ECN
+
+    PortCounters counters;
+    std::array<rte_mbuf*, kMaxSoftwareSegments> out{};
+    const uint16_t n = resolve_offloads(&m, 1, tso, pool(), counters, out.data(), uint16_t(out.size()));
+    REQUIRE(n == 4);
+    for (uint16_t i = 0; i < n; ++i) {
+        const std::vector<uint8_t> s = bytes_of(out[i]);
+        CHECK(bool(s[f.l4 + 13] & kCwr) == (i == 0));
+        CHECK((out[i]->ol_flags & RTE_MBUF_F_TX_TCP_SEG) == 0);
+        CHECK(offload_header(out[i], tso).gso_type == virtio::kGsoNone);
+    }
+    rte_pktmbuf_free_bulk(out.data(), n);
+
+    // Without CWR the frame passes whole to a TSO guest, with no ECN bit even for an ECN guest.
+    Frame plain = make_frame(false, kTcp, 5000);
+    m = to_mbuf(plain.bytes);
+    REQUIRE(offload_from_header(tso_header(plain, 1448), m, true, kAllowAll));
+    CHECK_FALSE(needs_software(m, tso));
+    CHECK(offload_header(m, tso_ecn).gso_type == virtio::kGsoTcpv4);
+    rte_pktmbuf_free(m);
+    CHECK(counters.drops[std::size_t(Drop::bad_offload)].get() == 0);
+    CHECK(rte_mempool_in_use_count(pool()) == 0);
+}
+
+TEST_CASE("software UDP segmentation (USO): every piece a whole datagram, not an IP fragment")
+{
+    for (const bool v6 : {false, true}) {
+        for (const bool partial : {false, true}) {
+            CAPTURE(v6);
+            CAPTURE(partial);
+            constexpr std::size_t kPayload = 7000;
+            constexpr uint16_t kSize = 1400;
+            Frame f = make_frame(v6, kUdp, kPayload);
+            make_partial(f, kUdp, false);
+            rte_mbuf* m = to_mbuf(f.bytes);
+            REQUIRE(offload_from_header(uso_header(f, kSize), m, true, kAllowAll));
+            CHECK((m->ol_flags & RTE_MBUF_F_TX_UDP_SEG) != 0);
+            CHECK(unsigned(m->l4_len) == 8);
+            OffloadCaps caps{partial, true, true};  // takes TCP segmentation, not UDP
+            REQUIRE(needs_software(m, caps));
+            rte_pktmbuf_refcnt_update(m, 1);  // flooded too: must stay untouched
+            PortCounters counters;
+            std::array<rte_mbuf*, kMaxSoftwareSegments> out{};
+            const uint16_t n = resolve_offloads(&m, 1, caps, pool(), counters, out.data(), uint16_t(out.size()));
+            REQUIRE(n == 5);
+            CHECK(bytes_of(m) == f.bytes);
+            rte_pktmbuf_free(m);
+            std::size_t seen = 0;
+            for (uint16_t i = 0; i < n; ++i) {
+                std::vector<uint8_t> s = bytes_of(out[i]);
+                const std::size_t chunk = std::min<std::size_t>(kSize, kPayload - seen);
+                REQUIRE(s.size() == f.l4 + 8 + chunk);
+                CHECK(std::equal(s.begin() + std::ptrdiff_t(f.l4 + 8), s.end(),
+                                 f.bytes.begin() + std::ptrdiff_t(f.l4 + 8 + seen)));
+                CHECK(get16(s, f.l4) == 40000);  // ports kept
+                CHECK(get16(s, f.l4 + 2) == 5201);
+                CHECK(get16(s, f.l4 + 4) == 8 + chunk);  // its own UDP length
+                if (v6) {
+                    CHECK(get16(s, 18) == 8 + chunk);
+                    CHECK(s[20] == kUdp);  // no fragment extension header
+                } else {
+                    CHECK(get16(s, 16) == 20 + 8 + chunk);
+                    CHECK(get16(s, 18) == 0x1234 + i);
+                    CHECK((get16(s, 20) & 0x3fff) == 0);  // neither MF nor a fragment offset
+                    CHECK(fold(sum16(s, 14, 34)) == 0xffff);
+                }
+                if (partial) {
+                    CHECK((out[i]->ol_flags & RTE_MBUF_F_TX_L4_MASK) == RTE_MBUF_F_TX_UDP_CKSUM);
+                    CHECK(unsigned(out[i]->l2_len + out[i]->l3_len) == f.l4);
+                    put16(s, f.l4 + 6, uint16_t(~fold(sum16(s, f.l4, s.size()))));
+                } else {
+                    CHECK((out[i]->ol_flags & RTE_MBUF_F_TX_L4_MASK) == 0);
+                }
+                CHECK((out[i]->ol_flags & RTE_MBUF_F_TX_UDP_SEG) == 0);
+                CHECK(l4_checksum_ok(s, v6, f.l4));
+                seen += chunk;
+            }
+            CHECK(seen == kPayload);
+            rte_pktmbuf_free_bulk(out.data(), n);
+        }
+    }
+    CHECK(rte_mempool_in_use_count(pool()) == 0);
+}
+
+TEST_CASE("USO passes through whole to a guest with GUEST_USO4/6 of its IP version")
+{
+    for (const bool v6 : {false, true}) {
+        CAPTURE(v6);
+        Frame f = make_frame(v6, kUdp, 4000);
+        make_partial(f, kUdp, false);
+        rte_mbuf* m = to_mbuf(f.bytes);
+        REQUIRE(offload_from_header(uso_header(f, 1200), m, true, kAllowAll));
+        OffloadCaps caps{true, false, false};
+        (v6 ? caps.uso6 : caps.uso4) = true;
+        CHECK_FALSE(needs_software(m, caps));
+        OffloadCaps other{true, false, false};
+        (v6 ? other.uso4 : other.uso6) = true;
+        CHECK(needs_software(m, other));
+        const virtio::NetHeader h = offload_header(m, caps);
+        CHECK(h.flags == virtio::kNetHdrNeedsCsum);
+        CHECK(h.gso_type == virtio::kGsoUdpL4);
+        CHECK(h.gso_size == 1200);
+        CHECK(h.hdr_len == f.l4 + 8);
+        CHECK(h.csum_start == f.l4);
+        CHECK(h.csum_offset == 6);
+        PortCounters counters;
+        std::array<rte_mbuf*, 4> out{};
+        REQUIRE(resolve_offloads(&m, 1, caps, pool(), counters, out.data(), 4) == 1);
+        CHECK(out[0] == m);
+        CHECK(bytes_of(m) == f.bytes);
+        rte_pktmbuf_free(m);
+    }
+    CHECK(rte_mempool_in_use_count(pool()) == 0);
 }

@@ -124,7 +124,7 @@ bool FakeFrontend::handshake() {
                   (opt_.mrg_rxbuf ? feat::kMrgRxbuf : 0) | (opt_.indirect ? feat::kIndirectDesc : 0) |
                   (opt_.in_order ? feat::kInOrder : 0) | (opt_.packed ? feat::kRingPacked : 0) |
                   (opt_.event_idx ? feat::kEventIdx : 0) | (opt_.queue_pairs > 1 ? feat::kMq : 0) |
-                  (opt_.offloads ? feat::kCsum | feat::kHostTso4 | feat::kGuestCsum | feat::kGuestTso4 : 0);
+                  opt_.offloads;
   features_ = want & backend_features_;
   // Without these the rings this front-end set up cannot work: fail loudly.
   if (opt_.packed && !(features_ & feat::kRingPacked)) anomalies_.push_back("RING_PACKED not offered");
@@ -241,7 +241,8 @@ void FakeFrontend::kick(uint32_t ring) {
 }
 
 uint32_t FakeFrontend::tx_hdr_write(std::byte* dst, const VirtioNetHdr& h) const {
-  std::memcpy(dst, &h, hdr_len());  // all zero: no offloads; num_buffers is ignored on TX
+  // All zero unless a test set offload requests; num_buffers is ignored on TX.
+  std::memcpy(dst, &h, hdr_len());
   return hdr_len();
 }
 
@@ -265,7 +266,7 @@ bool FakeFrontend::send_frame(std::span<const std::byte> frame, TxLayout layout,
   std::byte* s0 = t.slot(d[0]);
   auto flen = static_cast<uint32_t>(frame.size());
   const uint32_t hdr = hdr_len();
-  tx_hdr_write(s0);
+  tx_hdr_write(s0, tx_header_);
   if (layout == TxLayout::Single) {
     std::memcpy(s0 + hdr, frame.data(), frame.size());
     Seg seg{t.slot_gpa(d[0]), hdr + flen, false};
@@ -285,7 +286,7 @@ bool FakeFrontend::send_frame_at(std::span<const std::byte> frame, uint64_t gpa,
   DriverRing& t = tx(q);
   const uint32_t hdr = hdr_len();
   std::vector<std::byte> buf(hdr);
-  tx_hdr_write(buf.data());
+  tx_hdr_write(buf.data(), tx_header_);
   buf.insert(buf.end(), frame.begin(), frame.end());
   if (t.num_free() == 0) t.reclaim();
   if (!mem_.write(gpa, buf)) return false;
@@ -332,10 +333,14 @@ void FakeFrontend::rx_complete(uint16_t q, const UsedEntry& e, std::vector<std::
     if (mrg && h.num_buffers == 0) ++rx_errors_;
     p.left = mrg && h.num_buffers > 0 ? h.num_buffers : 1;
     p.data.assign(data + hdr_len(), data + e.len);
+    p.header = h;
   } else {
     p.data.insert(p.data.end(), data, data + e.len);
   }
-  if (--p.left == 0) out.push_back(std::move(p.data));
+  if (--p.left == 0) {
+    out.push_back(std::move(p.data));
+    rx_headers_.push_back(p.header);
+  }
 }
 
 std::vector<std::vector<std::byte>> FakeFrontend::poll_rx(uint16_t q) {

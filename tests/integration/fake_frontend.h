@@ -41,7 +41,6 @@ struct FrontendOptions {
   bool version1 = true;        // false: a legacy device, 10-byte virtio-net header without MRG_RXBUF
   bool packed = false;          // negotiate VIRTIO_F_RING_PACKED and drive packed rings
   bool event_idx = false;       // negotiate VIRTIO_RING_F_EVENT_IDX
-  bool offloads = false;        // negotiate CSUM, HOST_TSO4, GUEST_CSUM, GUEST_TSO4 (send_frame_hdr)
   uint16_t queue_pairs = 1;     // > 1: negotiate VIRTIO_NET_F_MQ and set up that many pairs
   uint16_t ring_size = 256;     // split rings: a power of two; packed: any size up to 32768
   uint32_t rx_buf_len = 2048;  // below 1526 a 1500 B frame spans buffers (MRG_RXBUF)
@@ -49,6 +48,9 @@ struct FrontendOptions {
   // NEED_REPLY on every ring/owner/feature message (tests want a verdict for
   // each). false = QEMU 7.2's flags: NEED_REPLY on memory messages only.
   bool ack_all = true;
+  // virtio-net offload features to ask for as well (CSUM, HOST_TSO4, GUEST_USO4, ...:
+  // vhost_wire.h feat::), when the back-end offers them.
+  uint64_t offloads = 0;
 };
 
 // Outcome of one request.
@@ -133,10 +135,17 @@ class FakeFrontend {
   int call_fd(uint32_t ring) const { return call_.at(ring).get(); }
   void kick(uint32_t ring);
 
+  // The virtio-net header sent before every following TX frame (all zero until set:
+  // no offload requests).
+  void set_tx_header(const VirtioNetHdr& h) { tx_header_ = h; }
+  // The header of every frame received so far, in order of arrival (num_buffers as sent).
+  const std::vector<VirtioNetHdr>& rx_headers() const { return rx_headers_; }
+  void clear_rx_headers() { rx_headers_.clear(); }
+
   // Queues one frame on TX queue q (no kick); false if the ring stays full.
   bool send_frame(std::span<const std::byte> frame, TxLayout layout, uint16_t q = 0);
   // Queues one frame in one TX buffer after the virtio-net header `h` (offload requests:
-  // FrontendOptions::offloads); false if the ring stays full or the frame is too long.
+  // FrontendOptions::offloads), instead of set_tx_header()'s; false if the ring stays full or the frame is too long.
   bool send_frame_hdr(std::span<const std::byte> frame, const VirtioNetHdr& h, uint16_t q = 0);
   // Queues one frame whose single TX buffer (header + frame) is at `gpa`, which
   // may be any guest memory, even spanning two GPA-adjacent regions.
@@ -165,12 +174,13 @@ class FakeFrontend {
   // A frame being assembled from merged RX buffers of one queue.
   struct RxPending {
     std::vector<std::byte> data;
+    VirtioNetHdr header{};
     uint16_t left = 0;
   };
   std::unique_ptr<DriverRing> make_ring(uint32_t index) const;
   uint64_t ring_gpa(uint32_t index) const;
   void rx_complete(uint16_t q, const UsedEntry& e, std::vector<std::vector<std::byte>>& out);
-  uint32_t tx_hdr_write(std::byte* dst, const VirtioNetHdr& h = {}) const;
+  uint32_t tx_hdr_write(std::byte* dst, const VirtioNetHdr& h) const;
 
   VhostConn conn_;
   FrontendOptions opt_;
@@ -183,6 +193,8 @@ class FakeFrontend {
   uint64_t queue_num_ = 0;
   std::vector<std::string> anomalies_;
   std::vector<RxPending> rx_pending_;
+  VirtioNetHdr tx_header_{};
+  std::vector<VirtioNetHdr> rx_headers_;
   size_t rx_errors_ = 0;
 };
 

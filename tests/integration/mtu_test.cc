@@ -221,7 +221,7 @@ TEST_CASE("a TSO frame longer than the MTU passes VM to VM when its segments fit
   cfg.servers = {"a", "b"};
   Daemon d(cfg);
   FrontendOptions opt;
-  opt.offloads = true;
+  opt.offloads = feat::kCsum | feat::kHostTso4 | feat::kGuestCsum | feat::kGuestTso4;
   auto a = attach(d, "a", opt), b = attach(d, "b", opt);
   REQUIRE(a);
   REQUIRE(b);

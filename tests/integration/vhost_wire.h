@@ -47,10 +47,14 @@ inline constexpr uint64_t kVringNoFd = 1ull << 8;
 
 // virtio / vhost feature bits.
 namespace feat {
-inline constexpr uint64_t kCsum = 1ull << 0;       // VIRTIO_NET_F_CSUM: TX headers may ask for checksums
-inline constexpr uint64_t kGuestCsum = 1ull << 1;  // RX frames may carry partial checksums
-inline constexpr uint64_t kGuestTso4 = 1ull << 7;  // RX frames may be TCP/IPv4 larger than a segment
-inline constexpr uint64_t kHostTso4 = 1ull << 11;  // TX frames may ask for TCP/IPv4 segmentation
+inline constexpr uint64_t kCsum = 1ull << 0;
+inline constexpr uint64_t kGuestCsum = 1ull << 1;
+inline constexpr uint64_t kGuestTso4 = 1ull << 7;
+inline constexpr uint64_t kGuestTso6 = 1ull << 8;
+inline constexpr uint64_t kGuestEcn = 1ull << 9;
+inline constexpr uint64_t kHostTso4 = 1ull << 11;
+inline constexpr uint64_t kHostTso6 = 1ull << 12;
+inline constexpr uint64_t kHostEcn = 1ull << 13;
 inline constexpr uint64_t kMrgRxbuf = 1ull << 15;
 inline constexpr uint64_t kMq = 1ull << 22;  // VIRTIO_NET_F_MQ
 inline constexpr uint64_t kIndirectDesc = 1ull << 28;
@@ -59,6 +63,9 @@ inline constexpr uint64_t kProtocolFeatures = 1ull << 30;
 inline constexpr uint64_t kVersion1 = 1ull << 32;
 inline constexpr uint64_t kRingPacked = 1ull << 34;
 inline constexpr uint64_t kInOrder = 1ull << 35;
+inline constexpr uint64_t kGuestUso4 = 1ull << 54;
+inline constexpr uint64_t kGuestUso6 = 1ull << 55;
+inline constexpr uint64_t kHostUso = 1ull << 56;
 }  // namespace feat
 
 // VHOST_USER_PROTOCOL_F_* bits.
@@ -163,6 +170,12 @@ inline constexpr uint16_t kEventFlagDesc = 2;  // only with EVENT_IDX
 inline constexpr uint32_t kPackedWrapBit = 1u << 15;
 
 // virtio-net header; with VERSION_1 or MRG_RXBUF it is always these 12 bytes.
+// flags and gso_type values (virtio 1.2 §5.1.6).
+inline constexpr uint8_t kHdrNeedsCsum = 1;
+inline constexpr uint8_t kGsoTcpv4 = 1;
+inline constexpr uint8_t kGsoTcpv6 = 4;
+inline constexpr uint8_t kGsoUdpL4 = 5;
+inline constexpr uint8_t kGsoEcn = 0x80;
 struct VirtioNetHdr {
   uint8_t flags;
   uint8_t gso_type;

@@ -3,7 +3,7 @@
 
   pcap_compare.py gen --dir DIR --frames N --round R --queues Q --flows F
                       --sizes "60 64 1514" --src-mac MAC --dst-mac MAC [--seed S]
-                      [--offload none|csum|tso=MSS] [--max-frame BYTES]
+                      [--offload none|csum|tso=MSS|tso-pass=MSS] [--max-frame BYTES]
       Writes DIR/sent.pcap (every frame, in sending order), DIR/expected.pcap (what
       the receiver must get, in that order), DIR/empty.pcap (no frame), DIR/rounds.txt
       (per round: frames sent and frames expected so far) and DIR/r<K>_q<Q>.pcap:
@@ -26,6 +26,14 @@
              number + i * MSS; CWR only on the first, FIN and PSH only on the last
              segment; a valid TCP checksum. A frame of at most MSS payload bytes stays
              one frame (with its checksums right).
+    tso-pass=MSS  the frames of tso=MSS, for a receiver that negotiated GUEST_CSUM and
+             GUEST_TSO4/6 but not GUEST_ECN (DPDK's virtio PMD with the tcp_lro and
+             checksum RX offloads): each frame reaches it whole, unsegmented, its TCP
+             checksum field holding the partial checksum (the pseudo-header sum with
+             the L4 length, RFC 1071 folded, not complemented: what NEEDS_CSUM passes
+             on and the PMD leaves as it is), except a frame of more than MSS payload
+             bytes with CWR set: that one must be segmented as for tso=MSS (CWR on
+             the first segment only), each segment with its own partial checksum.
     Each MSS-sized piece of a payload (the whole payload for csum) starts with the tag
     below (flow, expected-frame number, per-flow expected number, expected length).
   --max-frame BYTES (without --offload): frames longer than this are expected to be
@@ -223,6 +231,18 @@ def l4_checksum(f):
     return 0xFFFF if (c == 0 and parse(f)["proto"] == 17) else c
 
 
+def l4_partial(f):
+    """The partial TCP/UDP checksum of frame f: its pseudo-header sum alone (addresses,
+    protocol, L4 length from the IP header), folded, not complemented."""
+    h = parse(f)
+    l3, l4, proto = h["l3"], h["l4"], h["proto"]
+    if h["v6"]:
+        l4len = struct.unpack_from("!H", f, l3 + 4)[0] + 40 - (l4 - l3)
+        return ones_sum(bytes(f[l3 + 8:l3 + 40]) + struct.pack("!I3xB", l4len, proto))
+    l4len = struct.unpack_from("!H", f, l3 + 2)[0] - (l4 - l3)
+    return ones_sum(bytes(f[l3 + 12:l3 + 20]) + struct.pack("!xBH", proto, l4len))
+
+
 def set_l4_checksum(f, value):
     h = parse(f)
     struct.pack_into("!H", f, h["l4"] + (6 if h["proto"] == 17 else 16), value)
@@ -306,8 +326,9 @@ def tune_to_zero(f):
     assert l4_sum(f) == 0xFFFF
 
 
-def gen_offload(a, kind, mss):
-    """Offload traffic: (flow, sent frame, [expected frames]) in sending order."""
+def gen_offload(a, kind, mss, passthrough=False):
+    """Offload traffic: (flow, sent frame, [expected frames]) in sending order.
+    passthrough: the receiver takes TSO and partial checksums but not ECN."""
     sizes = [int(s) for s in a.sizes.split()]
     rng = random.Random(a.seed)
     dst, src = mac(a.dst_mac), mac(a.src_mac)
@@ -338,6 +359,12 @@ def gen_offload(a, kind, mss):
             tune_to_zero(sent)
         h = parse(sent)
         exp = []
+        if passthrough and not (count > 1 and flags & 0x80):
+            e = bytearray(sent)
+            set_ip_lengths(e, h, len(sent) - h["l4"])
+            set_l4_checksum(e, l4_partial(e))
+            exp.append(bytes(e))
+            count = 0  # the whole frame, no segments
         for i in range(count):
             n = min(piece, plen - i * piece)
             e = bytearray(sent[:hl]) + sent[hl + i * piece:hl + i * piece + n]
@@ -354,13 +381,15 @@ def gen_offload(a, kind, mss):
                 if i > 0:
                     fl &= ~0x80
                 e[h["l4"] + 13] = fl
-            if sh.tcp or struct.unpack_from("!H", sent, h["l4"] + 6)[0] != 0:
+            if passthrough:
+                set_l4_checksum(e, l4_partial(e))
+            elif sh.tcp or struct.unpack_from("!H", sent, h["l4"] + 6)[0] != 0:
                 set_l4_checksum(e, l4_checksum(e))
             exp.append(bytes(e))
         out.append((flow, bytes(sent), exp))
-        eseq += count
-        efseq[flow] += count
-        sh.ip_id = (sh.ip_id + count) & 0xFFFF
+        eseq += len(exp)
+        efseq[flow] += len(exp)
+        sh.ip_id = (sh.ip_id + (plen + piece - 1) // piece) & 0xFFFF
         sh.seq = (sh.seq + plen) & 0xFFFFFFFF
     return out
 
@@ -381,6 +410,8 @@ def gen(a):
         frames = gen_offload(a, "csum", 0)
     elif a.offload.startswith("tso="):
         frames = gen_offload(a, "tso", int(a.offload[4:]))
+    elif a.offload.startswith("tso-pass="):
+        frames = gen_offload(a, "tso", int(a.offload[9:]), passthrough=True)
     else:
         raise SystemExit("bad --offload %r" % a.offload)
     os.makedirs(a.dir, exist_ok=True)
@@ -484,6 +515,8 @@ def compare(a):
         errors.append("frames arrived on %d RX queue(s), expected at least %d (queue counts %s)"
                       % (used, a.min_queues, per_q))
     print("%d flows, arriving on %d of %d RX queue(s)" % (len(flow_queues), used, len(recv)))
+    print("largest frame received: %d B (largest sent: %d B)"
+          % (max((len(f) for q in recv for f in q), default=0), max(map(len, sent), default=0)))
     for e in errors:
         print("ERROR: " + e)
     if not errors:

@@ -103,7 +103,11 @@ declare -A SIZESET=(
   [csum]="18 19 20 21 64 65 255 256 511 977 978 979 1000 1023 1024 1400 1423 1424"
   [tso]="18 100 1447 1448 1449 2896 2897 4000 8000 8688 9000 16000 32768 65400"
   [over1500]="1515 2036 2048 4096 8192 9014"
+  [tso-pass]="18 100 1447 1448 1449 2896 2897 4000 8000 8688 9000 12000 16000"
 )
+# tso-pass stops at 16000 payload bytes: B's net_pcap port writes a frame of several
+# mbufs through a bounce buffer of RTE_ETHER_MAX_JUMBO_FRAME_LEN (16128) bytes and
+# truncates anything longer, and B receives these frames whole.
 
 # One row per variant, fields separated by "|" (a field may be empty):
 #   name          what VARIANTS selects it by; a name "mtu=N..." also makes the test
@@ -120,9 +124,13 @@ declare -A SIZESET=(
 #   expect        an extended regex both testpmd logs must match (the PMD's chosen path)
 #   traffic       what A sends and B must get (pcap_compare.py gen --offload): empty =
 #                 none (UDP, unchanged end to end), csum (wrong L4 checksums that B must
-#                 get right), tso=MSS (TCP frames that B must get in MSS segments)
+#                 get right), tso=MSS (TCP frames that B must get in MSS segments),
+#                 tso-pass=MSS (the same TCP frames, which B, taking TSO and partial
+#                 checksums, must get whole; those with CWR segmented, as B has no ECN)
 #   setup A       testpmd commands run on A alone, after setup (the offload rows' csum
 #                 forwarding engine and its offload requests)
+#   setup B       testpmd commands run on B alone, after setup (the RX offloads that
+#                 make B's virtio PMD negotiate GUEST_CSUM / GUEST_TSO4/6)
 #   switch        port options for the switch's vm1 (A's) and vm2 (B's) ports: OPTION=VALUE
 #                 for both, vm1:OPTION=VALUE or vm2:OPTION=VALUE for one (e.g. mtu=9000).
 #                 The switch must report each port's MTU (mtu= or 1500, never a front-end's:
@@ -144,7 +152,18 @@ declare -A SIZESET=(
 # after up to 90 bytes of headers (VLAN, IPv6, TCP options): 1538 bytes, more than MTU
 # 1500 allows, so their switch ports get mtu=1600 (at 1500 the switch would drop them as
 # mtu_exceeded, judging a TSO frame by its segments).
+# Pass-through rows (traffic tso-pass=MSS): B turns on its virtio-user port's RX
+# offloads tcp_lro (the PMD then negotiates GUEST_TSO4/6) and tcp/udp_cksum
+# (GUEST_CSUM) with per-port commands (testpmd's --enable-lro / --enable-rx-cksum apply
+# to every port, and net_pcap has neither, so its port would not start). vuswitchd must
+# then hand B each TSO frame whole: one virtio RX frame of up to 16 KB with GSO_TCPV4/6
+# and NEEDS_CSUM in its header, which B's PMD takes as an LRO frame, leaving the partial
+# checksum in place; B's pcap file holds the large frames, and the counts (B and
+# switch vm2 tx == frames A sent, plus the segments of frames with CWR) prove that
+# nothing was segmented on the way. A frame with CWR set goes to B in segments, as B did
+# not negotiate GUEST_ECN (DPDK's virtio PMD has no ECN) and would lose CWR otherwise.
 CSUM_A="set fwd csum; csum mac-swap off 0; csum set ip sw 0; csum set udp hw 0; csum set tcp hw 0"
+GUEST_B="port config 0 rx_offload tcp_lro on; port config 0 rx_offload tcp_cksum on; port config 0 rx_offload udp_cksum on"
 MATRIX=(
   "queues=1              | queues=1                                        |                               | --rxq=1 --txq=1    |                                  | std   | 1024 |"
   "queues=2              | queues=2                                        |                               | --rxq=2 --txq=2    |                                  | std   | 1024 |"
@@ -158,14 +177,18 @@ MATRIX=(
   "mrg_rxbuf=1           | mrg_rxbuf=1                                     |                               |                    |                                  | std   | 1024 |"
   "vectorized=1          | vectorized=1,in_order=0,mrg_rxbuf=0             |                               |                    |                                  | std   | 1024 | using vectorized Rx path"
   "vectorized=1,packed_vq=1 | vectorized=1,packed_vq=1,in_order=1,mrg_rxbuf=0 | --force-max-simd-bitwidth=512 |                 |                                  | std   | 1024 | using packed ring vectorized Rx path"
-  "mtu=9000              |                                                 |                               | --max-pkt-len=9030 | port config 0 rx_offload scatter on | jumbo | 256 | | | | mtu=9000"
-  "mtu=9000,mrg_rxbuf=0  | mrg_rxbuf=0                                     |                               | --max-pkt-len=9030 --mbuf-size=9300 |                 | jumbo | 256  | | | | mtu=9000"
+  "mtu=9000              |                                                 |                               | --max-pkt-len=9030 | port config 0 rx_offload scatter on | jumbo | 256 | | | | | mtu=9000"
+  "mtu=9000,mrg_rxbuf=0  | mrg_rxbuf=0                                     |                               | --max-pkt-len=9030 --mbuf-size=9300 |                 | jumbo | 256  | | | | | mtu=9000"
   "packed_vq=1,in_order=0 | packed_vq=1,in_order=0                        |                               |                    |                                  | std   | 1024 |"
-  "mtu=9000,packed_vq=1  | packed_vq=1                                     |                               | --max-pkt-len=9030 | port config 0 rx_offload scatter on | jumbo | 256 | | | | mtu=9000"
-  "mtu=9000,to_mtu=1500  |                                                 |                               | --max-pkt-len=9030 | port config 0 rx_offload scatter on | over1500 | 128 | | | | vm1:mtu=9000"
+  "mtu=9000,packed_vq=1  | packed_vq=1                                     |                               | --max-pkt-len=9030 | port config 0 rx_offload scatter on | jumbo | 256 | | | | | mtu=9000"
+  "mtu=9000,to_mtu=1500  |                                                 |                               | --max-pkt-len=9030 | port config 0 rx_offload scatter on | over1500 | 128 | | | | | vm1:mtu=9000"
   "offload=csum          |                                                 |                               |                    |                                  | csum  | 512  | | csum     | $CSUM_A"
-  "offload=tso           |                                                 |                               |                    |                                  | tso   | 64   | | tso=1448 | $CSUM_A; tso set 1448 0 | mtu=1600"
-  "offload=tso,packed_vq=1 | packed_vq=1                                   |                               |                    |                                  | tso   | 64   | | tso=1448 | $CSUM_A; tso set 1448 0 | mtu=1600"
+  "offload=tso           |                                                 |                               |                    |                                  | tso   | 64   | | tso=1448 | $CSUM_A; tso set 1448 0 | | mtu=1600"
+  "offload=tso,packed_vq=1 | packed_vq=1                                   |                               |                    |                                  | tso   | 64   | | tso=1448 | $CSUM_A; tso set 1448 0 | | mtu=1600"
+  "offload=tso,queues=2  | queues=2                                        |                               | --rxq=2 --txq=2    |                                  | tso   | 64   | | tso=1448 | $CSUM_A; tso set 1448 0 | | mtu=1600"
+  "offload=tso-pass      |                                                 |                               |                    |                                  | tso-pass | 96 | | tso-pass=1448 | $CSUM_A; tso set 1448 0 | $GUEST_B | mtu=1600"
+  "offload=tso-pass,queues=2 | queues=2                                    |                               | --rxq=2 --txq=2    |                                  | tso-pass | 96 | | tso-pass=1448 | $CSUM_A; tso set 1448 0 | $GUEST_B | mtu=1600"
+  "offload=tso-pass,packed_vq=1 | packed_vq=1                              |                               |                    |                                  | tso-pass | 96 | | tso-pass=1448 | $CSUM_A; tso set 1448 0 | $GUEST_B | mtu=1600"
 )
 
 MAC_A=02:00:00:00:0a:01
@@ -179,7 +202,7 @@ BACKEND=${BACKEND:-vuswitchd}
 trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; printf '%s' "${s%"${s##*[![:space:]]}"}"; }
 
 # row NAME: set R_NAME R_DEVARGS R_EAL R_APP R_SETUP R_SIZES R_FRAMES R_EXPECT R_TRAFFIC
-# R_SETUP_A R_SWITCH from the table.
+# R_SETUP_A R_SETUP_B R_SWITCH from the table.
 row() {
   local line f
   for line in "${MATRIX[@]}"; do
@@ -196,7 +219,8 @@ row() {
     R_TRAFFIC=$(trim "${f[8]:-}")
     R_TRAFFIC=${R_TRAFFIC:-none}
     R_SETUP_A=$(trim "${f[9]:-}")
-    R_SWITCH=$(trim "${f[10]:-}")
+    R_SETUP_B=$(trim "${f[10]:-}")
+    R_SWITCH=$(trim "${f[11]:-}")
     return 0
   done
   return 1
@@ -256,8 +280,8 @@ run_one() {
   max_len=0
   for d in $R_SIZES; do ((d > max_len)) && max_len=$d; done
   out_len=$((max_len + hdr_max))
-  if [[ $R_TRAFFIC == tso=* ]]; then
-    mss=${R_TRAFFIC#tso=}
+  if [[ $R_TRAFFIC == tso=* || $R_TRAFFIC == tso-pass=* ]]; then
+    mss=${R_TRAFFIC#*=}
     segs=$(((max_len + mss - 1) / mss))
     out_len=$((mss + hdr_max))
   fi
@@ -339,6 +363,7 @@ run_one() {
     ((i < 600)) || fail "testpmd $name: no prompt after 60 s"
     IFS=';' read -r -a cmds <<<"$R_SETUP"
     [[ $name != A || -z $R_SETUP_A ]] || IFS=';' read -r -a cmds <<<"${R_SETUP:+$R_SETUP;}$R_SETUP_A"
+    [[ $name != B || -z $R_SETUP_B ]] || IFS=';' read -r -a cmds <<<"${R_SETUP:+$R_SETUP;}$R_SETUP_B"
     for cmd in "${cmds[@]}"; do tp_cmd "$name" "$(trim "$cmd")"; done
     tp_cmd "$name" "port start all"
     tp_cmd "$name" "show port info 0"
@@ -362,9 +387,9 @@ run_one() {
     for t in UDP TCP; do
       check "testpmd A: $t checksum offload" "$(grep -oE "^$t checksum offload is (hw|sw)" "${TP_LOG[A]}" | tail -n1)" "$t checksum offload is hw"
     done
-    if [[ $R_TRAFFIC == tso=* ]]; then
+    if [[ $R_TRAFFIC == tso=* || $R_TRAFFIC == tso-pass=* ]]; then
       check "testpmd A: TSO segment size" "$(grep -oE 'TSO segment size for non-tunneled packets is [0-9]+' "${TP_LOG[A]}" | tail -n1)" \
-        "TSO segment size for non-tunneled packets is ${R_TRAFFIC#tso=}"
+        "TSO segment size for non-tunneled packets is ${R_TRAFFIC#*=}"
     fi
   fi
   local mtu
@@ -411,19 +436,24 @@ print(*out)' <<<"$json"
     [[ -n ${tfeat[$t]} ]] || fail "testpmd $t logged no negotiated features (pmd.net.virtio.init:debug)"
     log "testpmd $t: features 0x${tfeat[$t]}; $(grep -o 'virtio: using [^.]* path' "${TP_LOG[$t]}" | sort -u | paste -sd ';' -)"
   done
-  # Offload bits: CSUM 0, GUEST_CSUM 1, GUEST_TSO4/6 7/8, HOST_TSO4/6 11/12. A asks for
-  # what its row's traffic needs (csum: CSUM; tso: CSUM, HOST_TSO4/6), B for none.
-  local offl=$(((1 << 0) | (1 << 1) | (1 << 7) | (1 << 8) | (1 << 11) | (1 << 12))) want_a=0 feat_a feat_b
+  # Offload bits: CSUM 0, GUEST_CSUM 1, GUEST_TSO4/6 7/8, GUEST_ECN 9, HOST_TSO4/6 11/12,
+  # HOST_ECN 13. A asks for what its row's traffic needs (csum: CSUM; tso: CSUM,
+  # HOST_TSO4/6), B for none, or with tso-pass for GUEST_CSUM and GUEST_TSO4/6 (DPDK's
+  # virtio PMD knows no ECN: neither side may have an ECN bit).
+  local offl=$(((1 << 0) | (1 << 1) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 11) | (1 << 12) | (1 << 13)))
+  local want_a=0 want_b=0 feat_a feat_b
   case $R_TRAFFIC in
     csum) want_a=$((1 << 0)) ;;
     tso=*) want_a=$(((1 << 0) | (1 << 11) | (1 << 12))) ;;
+    tso-pass=*) want_a=$(((1 << 0) | (1 << 11) | (1 << 12))) want_b=$(((1 << 1) | (1 << 7) | (1 << 8))) ;;
   esac
   feat_a=$((16#${tfeat[A]})) feat_b=$((16#${tfeat[B]}))
   check "A and B negotiated the same features (offloads aside)" \
     "$(printf '%#x' $((feat_a & ~offl)))" "$(printf '%#x' $((feat_b & ~offl)))"
   check "A's offload features (CSUM, HOST_TSO4/6 as the row asks; no GUEST_CSUM/TSO)" \
     "$(printf '%#x' $((feat_a & offl)))" "$(printf '%#x' "$want_a")"
-  check "B's offload features (none: no GUEST_CSUM/GUEST_TSO4/6)" "$(printf '%#x' $((feat_b & offl)))" 0
+  check "B's offload features (GUEST_CSUM, GUEST_TSO4/6 with tso-pass; else none)" \
+    "$(printf '%#x' $((feat_b & offl)))" "$(printf '%#x' "$want_b")"
   feat=$feat_a
   has() { # BIT NAME WANT(0/1)
     local got=$(((feat >> $1) & 1))
@@ -552,17 +582,21 @@ print(",".join(ports["vm1"]["features"]) or "-", ",".join(ports["vm2"]["features
       sum(p["drops"].get("bad_offload", 0) for p in ports.values()))' <"$SYS_TMP/show_ports.json")
     log "switch vm1 features: $names1"
     log "switch vm2 features: $names2"
-    local n want_names=()
+    local n want_names=() want_b_names=()
     case $R_TRAFFIC in
       csum) want_names=(CSUM) ;;
       tso=*) want_names=(CSUM HOST_TSO4 HOST_TSO6) ;;
+      tso-pass=*) want_names=(CSUM HOST_TSO4 HOST_TSO6) want_b_names=(GUEST_CSUM GUEST_TSO4 GUEST_TSO6) ;;
     esac
     for n in "${want_names[@]}"; do
       if [[ ,$names1, == *",$n,"* ]]; then log "ok: switch vm1 (A) negotiated $n"
       else bad "switch vm1 (A) did not negotiate $n: $names1"; fi
     done
-    for n in GUEST_CSUM GUEST_TSO4 GUEST_TSO6; do
-      if [[ ,$names2, != *",$n,"* ]]; then log "ok: switch vm2 (B) did not negotiate $n"
+    for n in GUEST_CSUM GUEST_TSO4 GUEST_TSO6 GUEST_ECN; do
+      if [[ " ${want_b_names[*]} " == *" $n "* ]]; then
+        if [[ ,$names2, == *",$n,"* ]]; then log "ok: switch vm2 (B) negotiated $n"
+        else bad "switch vm2 (B) did not negotiate $n: $names2"; fi
+      elif [[ ,$names2, != *",$n,"* ]]; then log "ok: switch vm2 (B) did not negotiate $n"
       else bad "switch vm2 (B) negotiated $n: $names2"; fi
     done
     check "switch bad_offload drops" "$bad_offload" 0
@@ -581,6 +615,14 @@ print(",".join(ports["vm1"]["features"]) or "-", ",".join(ports["vm2"]["features
   if "$PYTHON" "$COMPARE" compare --sent "$d/expected.pcap" --min-queues "$((want_frames == 0 ? 0 : queues > 1 ? 2 : 1))" "${outs[@]}" \
     >"$SYS_TMP/compare.out" 2>&1; then
     sed "s/^/[$SYS_NAME]   /" "$SYS_TMP/compare.out"
+    if [[ $R_TRAFFIC == tso-pass=* ]]; then
+      # Byte-identical to the model already says so; this says it in numbers: B got
+      # frames larger than one segment, i.e. not cut on the way.
+      local largest
+      largest=$(sed -nE 's/^largest frame received: ([0-9]+) B.*/\1/p' "$SYS_TMP/compare.out")
+      if ((${largest:-0} > mss + hdr_max)); then log "ok: B received unsegmented TSO frames (largest $largest B, MSS $mss)"
+      else bad "B's largest frame is ${largest:-?} B: no TSO frame reached it whole (MSS $mss)"; fi
+    fi
   else
     sed "s/^/[$SYS_NAME]   /" "$SYS_TMP/compare.out"
     bad "payload: $(grep -m1 '^ERROR' "$SYS_TMP/compare.out" || tail -n1 "$SYS_TMP/compare.out")"
