@@ -117,7 +117,7 @@ Frame tcp_frame(const Mac& dst, const Mac& src, size_t len) {
 
 VirtioNetHdr tso_header(uint16_t gso_size) {
   VirtioNetHdr h{};
-  h.flags = kNetHdrNeedsCsum;
+  h.flags = kHdrNeedsCsum;
   h.gso_type = kGsoTcpv4;
   h.hdr_len = 54;
   h.gso_size = gso_size;

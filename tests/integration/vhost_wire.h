@@ -186,8 +186,6 @@ struct VirtioNetHdr {
   uint16_t num_buffers;
 };
 static_assert(sizeof(VirtioNetHdr) == 12);
-inline constexpr uint8_t kNetHdrNeedsCsum = 1;
-inline constexpr uint8_t kGsoTcpv4 = 1;
 
 static_assert(std::is_trivially_copyable_v<MemTableMsg> && std::is_trivially_copyable_v<VringAddr>);
 
