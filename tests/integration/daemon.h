@@ -71,6 +71,7 @@ class Daemon {
   std::optional<Metrics> scrape() const;
 
   size_t fd_count() const;
+  // Shared or file-backed mappings of the daemon (guest memory, hugepages, files).
   size_t maps_count() const;
 
  private:
