@@ -178,8 +178,7 @@ bool Session::on_readable()
 
 void Session::update_state()
 {
-    auto running = [](const Ring& r) { return r.kicked && r.have_num && r.have_addr; };
-    const bool ready = port_.memory().owned() && running(rings_[0]) && running(rings_[1]);
+    const bool ready = port_.memory().owned() && rings_[0].running() && rings_[1].running();
     port_.set_state(ready ? "ready" : "connected");
     ProtocolStats& p = port_.protocol();
     std::lock_guard lock(p.mutex);
@@ -187,7 +186,7 @@ void Session::update_state()
     p.protocol_features = protocol_features_;
     p.mtu = mtu_set_ ? mtu_ : 0;
     for (std::size_t i = 0; i < rings_.size(); ++i)
-        p.rings[i] = {rings_[i].have_num ? rings_[i].config.size : uint16_t(0), running(rings_[i]), rings_[i].enabled};
+        p.rings[i] = {rings_[i].have_num ? rings_[i].config.size : uint16_t(0), rings_[i].running(), rings_[i].enabled};
 }
 
 Result<uint32_t> Session::ring_index(uint64_t index) const
@@ -206,7 +205,7 @@ Status Session::sync_ring(uint32_t index, bool reconfigure)
     s.ring.event_idx = features_ & feature::kEventIdx;
     s.ring.packed = packed();
     s.call_fd = r.call.get();
-    s.started = r.kicked && r.have_num && r.have_addr;
+    s.started = r.running();
     s.enabled = r.enabled;
     s.reconfigure = reconfigure;
     s.mrg_rxbuf = features_ & feature::kMrgRxbuf;
@@ -232,7 +231,7 @@ void Session::publish_rx_queues()
     std::size_t n = 0;
     for (uint16_t q = 0; q < kMaxQueuePairs; ++q) {
         const Ring& rx = rings_[2 * q];
-        if (rx.kicked && rx.have_num && rx.have_addr && rx.enabled)
+        if (rx.running() && rx.enabled)
             pairs[n++] = q;
     }
     port_.set_rx_queues(std::span(pairs.data(), n));
@@ -241,7 +240,7 @@ void Session::publish_rx_queues()
 Status Session::stop_ring(uint32_t index, uint32_t& base)
 {
     Ring& r = rings_[index];
-    const bool was_running = r.kicked && r.have_num && r.have_addr;
+    const bool was_running = r.running();
     r.kicked = false;
     r.kick.reset();
     publish_rx_queues();

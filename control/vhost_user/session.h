@@ -92,6 +92,8 @@ private:
         bool kicked = false;
         bool enabled = false;
         UniqueFd kick, call, err;
+        // Size, addresses and kick given: the PMD core processes it.
+        bool running() const { return kicked && have_num && have_addr; }
     };
 
     Result<uint32_t> ring_index(uint64_t index) const;
