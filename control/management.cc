@@ -163,10 +163,6 @@ void Management::serve_one()
 
 namespace {
 
-}  // namespace
-
-namespace {
-
 double percent(double share)
 {
     return std::round(1000 * share) / 10;
