@@ -33,6 +33,7 @@ inline constexpr uint64_t kOfferedFeatures = feature::kVersion1 | feature::kMrgR
                                              feature::kGuestTso4 | feature::kGuestTso6 | feature::kHostEcn |
                                              feature::kGuestEcn | feature::kHostUso | feature::kGuestUso4 |
                                              feature::kGuestUso6 | feature::kLogAll;
+// PAGEFAULT (postcopy) is offered as well where the kernel lets us open a userfaultfd.
 inline constexpr uint64_t kOfferedProtocolFeatures = protocol::kMq | protocol::kLogShmfd | protocol::kRarp | protocol::kReplyAck |
                                                      protocol::kNetMtu | protocol::kConfigureMemSlots | protocol::kStatus;
 
@@ -88,6 +89,12 @@ public:
     Status rem_mem_reg(Message& m);
     Status set_status(Message& m);
     Status get_status(Message& m);
+    Status postcopy_advise(Message& m);
+    Status postcopy_listen(Message& m);
+    Status postcopy_end(Message& m);
+
+    // The protocol features this back-end offers on this host.
+    static uint64_t offered_protocol_features();
 
 private:
     struct Ring {
@@ -113,6 +120,12 @@ private:
     bool logging() const { return features_ & feature::kLogAll; }
     // Gives PMD cores the dirty log while LOG_ALL is on and a log base is mapped.
     void publish_log();
+    // Postcopy: a region mapped while listening is registered with the userfaultfd; the
+    // front-end learns where we mapped it from the reply.
+    Result<std::shared_ptr<const MappedRegion>> map_region(UniqueFd fd, const RegionDesc& desc);
+    // QEMU's "done" after a postcopy memory update: the last memory message's code with a
+    // u64 payload (or code 0). Not a request.
+    bool is_postcopy_ack(const Message& m) const;
     Status publish(Result<std::unique_ptr<MemTable>> table);
     Status set_ring_fd(Message& m, UniqueFd Ring::*slot);
     void record_error(const Error& e);
@@ -132,6 +145,8 @@ private:
     std::array<Ring, 2 * kMaxQueuePairs> rings_;
     std::shared_ptr<const DirtyLog> log_;  // SET_LOG_BASE's mapping
     UniqueFd log_fd_;                      // SET_LOG_FD (kept, never signalled: QEMU polls the log)
+    UniqueFd userfault_;                   // POSTCOPY_ADVISE .. POSTCOPY_END
+    bool postcopy_listening_ = false;      // POSTCOPY_LISTEN .. POSTCOPY_END
     // Regions ADD_MEM_REG gave again while mapped, by (gpa, uva, size): how many more
     // REM_MEM_REGs they take before they go.
     std::map<std::tuple<uint64_t, uint64_t, uint64_t>, uint32_t> repeated_regions_;
