@@ -316,6 +316,11 @@ Status Session::get_features(Message&)
 
 void Session::publish_log()
 {
+    if (env_.always_log && !log_) {
+        constexpr uint64_t kCovered = uint64_t(1) << 40;  // 1 TiB of guest memory: 32 MiB of log, touched as used
+        if (auto own = DirtyLog::anonymous(kCovered >> (DirtyLog::kPageShift + 3)); own)
+            log_ = std::move(*own);
+    }
     std::shared_ptr<const DirtyLog> wanted;
     if (logging() && env_.write_dirty_log)
         wanted = log_;

@@ -50,6 +50,9 @@ struct SessionEnv {
     // false only for the migration test's control run (--debug-no-dirty-log): logging is
     // negotiated but the dirty log never written, so a migrated guest must see stale memory.
     bool write_dirty_log = true;
+    // Benchmarks only (--debug-dirty-log-always): every session logs into a private log
+    // as if its guest were migrating, to measure what logging costs.
+    bool always_log = false;
 };
 
 class Session {
@@ -117,7 +120,7 @@ private:
     // Stops ring `index`; `base` is its position as GET_VRING_BASE reports it.
     Status stop_ring(uint32_t index, uint32_t& base);
     bool packed() const { return features_ & feature::kRingPacked; }
-    bool logging() const { return features_ & feature::kLogAll; }
+    bool logging() const { return (features_ & feature::kLogAll) || env_.always_log; }
     // Gives PMD cores the dirty log while LOG_ALL is on and a log base is mapped.
     void publish_log();
     // Postcopy: a region mapped while listening is registered with the userfaultfd; the
