@@ -16,6 +16,7 @@ PACKAGES=(
   # build
   g++ meson ninja-build pkg-config
   libdpdk-dev libboost-dev libboost-program-options-dev prometheus-cpp-dev doctest-dev nlohmann-json3-dev libfmt-dev
+  libsystemd-dev
   # fuzzing: clang 14 cannot compile libstdc++ 12's std::expected; clang 16 can
   clang-16 libclang-rt-16-dev
   # runtime: DPDK (dpdk-dev ships dpdk-testpmd; the PMDs the tests load explicitly)
