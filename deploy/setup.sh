@@ -25,6 +25,10 @@ PACKAGES=(
   # tests and scripts
   iproute2 curl python3 procps util-linux coreutils file gzip
   qemu-system-x86 busybox-static cpio
+  # tests/system/prometheus.sh and tests/system/monitoring_config.sh: a real Prometheus
+  # server scraping vuswitchd, promtool for the deploy/prometheus config and alert rules
+  # (run privately; the prometheus system service is never started), systemd-analyze
+  prometheus systemd
   # tests/vm: tools copied with their libraries into the guest initramfs
   ethtool iperf3
   # perf/run.sh: OVS-DPDK reference (run privately, never as the system service), the
