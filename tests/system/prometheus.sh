@@ -167,7 +167,7 @@ errors=0
 agree() {
   local what=$1 series=$2 t0=$3 c0=$4 t1=$5 c1=$6 ms prom verdict
   ms=$("$PYTHON" -c 'import sys; print(round((float(sys.argv[2]) - float(sys.argv[1])) * 1000))' "$t0" "$t1")
-  prom=$(prom_query "rate($series[${ms}ms])" "$t1") || fail "query to prometheus failed"
+  prom=$(prom_query "rate(${series}[${ms}ms])" "$t1") || fail "query to prometheus failed"
   [[ -n $prom ]] || { log "MISMATCH: $what: prometheus has no series $series"; errors=$((errors + 1)); return; }
   if verdict=$("$PYTHON" -c '
 import sys
@@ -177,7 +177,7 @@ dev = abs(prom - own) / own * 100 if own > 0 else float("inf")
 ok = own > 100 and dev <= tol
 print("%s %s: %s = %.0f/s, counted %.0f/s (%d frames in %.2f s), %.1f %% apart (tolerance %g %%)"
       % ("ok:" if ok else "MISMATCH:", what, q, prom, own, c1 - c0, t1 - t0, dev, tol))
-sys.exit(0 if ok else 1)' "$what" "rate($series[${ms}ms])" "$prom" "$c0" "$c1" "$t0" "$t1" "$TOLERANCE_PCT"); then
+sys.exit(0 if ok else 1)' "$what" "rate(${series}[${ms}ms])" "$prom" "$c0" "$c1" "$t0" "$t1" "$TOLERANCE_PCT"); then
     log "$verdict"
   else
     log "$verdict"
