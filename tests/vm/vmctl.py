@@ -67,7 +67,7 @@ class Qmp:
                 self.sock.settimeout(left)
             chunk = self.sock.recv(65536)
             if not chunk:
-                die("QMP connection closed")
+                raise EOFError("QMP connection closed")  # QEMU exited
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)
@@ -231,6 +231,9 @@ def cmd_migrate(src_path, dst_path, uri, postcopy, timeout):
             finish(1, status="timeout", error=f"not completed after {timeout}s (last status {status})", last=info)
         time.sleep(0.02)
     t_done = time.monotonic()
+    # DST refuses a guest whose state does not add up (e.g. "VQ 0 size 0x100 <
+    # last_avail_idx 0x.. - used_idx 0x..": a used ring the back-end wrote without
+    # logging it arrives stale) and exits; SRC has reported "completed" all the same.
     ram = info.get("ram", {})
     out.update(status=status, statuses=seen, error=info.get("error-desc"), downtime_ms=info.get("downtime"),
                total_ms=info.get("total-time"), setup_ms=info.get("setup-time"),
@@ -239,7 +242,10 @@ def cmd_migrate(src_path, dst_path, uri, postcopy, timeout):
     if status != "completed":
         finish(1)
     while True:
-        st = dst.execute("query-status")
+        try:
+            st = dst.execute("query-status")
+        except EOFError:
+            finish(1, dst_status="exited", error="the destination QEMU exited after the migration")
         if st.get("running"):
             finish(0, dst_status=st.get("status"), run_after_ms=round((time.monotonic() - t_done) * 1000))
         if time.monotonic() - t_done > 30:
@@ -360,4 +366,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    try:
+        main(sys.argv)
+    except (EOFError, OSError) as e:
+        die(str(e))
