@@ -63,11 +63,14 @@ vm_init migrate
 FAILS=()
 bad() { log "FAIL: $*"; FAILS+=("$*"); }
 
-# json_get FILE KEY[.KEY...]: one value of a JSON file ("" if missing).
+# json_get FILE KEY[.KEY...]: one value of a JSON file ("" if missing or not JSON).
 json_get() {
   "$PY" -c '
 import json, sys
-v = json.load(open(sys.argv[1]))
+try:
+    v = json.load(open(sys.argv[1]))
+except ValueError:
+    v = {}
 for k in sys.argv[2].split("."):
     v = v.get(k) if isinstance(v, dict) else None
 print("" if v is None else v)' "$1" "$2"
@@ -178,7 +181,8 @@ round_traffic() {
 }
 
 # round_migrate: migrate SRC -> DST (vmctl.py migrate) while snapshotting the switch;
-# checks the source port's dirty log. 77 if QEMU refused postcopy, 1 if it failed.
+# checks the source port's dirty log. 77 if QEMU refused postcopy, 1 if it failed or the
+# guest did not come up on DST (R_MIGRATED=1 if SRC completed: the switch-over happened).
 round_migrate() {
   local args=() snaps=() pid i=0 rc=0 dirty statuses
   MIG=$VM_TMP/r$ROUND-migrate.json
@@ -204,13 +208,17 @@ round_migrate() {
     vm_stop "$DST"
     return 77
   fi
+  [[ $(json_get "$MIG" status) == completed ]] && R_MIGRATED=1
   if ((rc != 0)); then
-    why "migration failed: $(json_get "$MIG" status): $(json_get "$MIG" error)"
     log "QEMU $SRC says: $(tail -n 3 "$VM_TMP/$SRC.qemu.log" | tr '\n' ' ')"
     log "QEMU $DST says: $(tail -n 3 "$VM_TMP/$DST.qemu.log" | tr '\n' ' ')"
+    if ((R_MIGRATED)); then
+      why "guest 1 did not come up on $DST ($(json_get "$MIG" error); QEMU $DST: $(grep -v 'terminating on signal' "$VM_TMP/$DST.qemu.log" | tail -n 2 | tr '\n' ' '))"
+    else
+      why "migration failed: $(json_get "$MIG" status): $(json_get "$MIG" error)"
+    fi
     return 1
   fi
-  R_MIGRATED=1
   DOWNTIME=$(json_get "$MIG" downtime_ms)
   statuses=$(json_get "$MIG" statuses)
   [[ $KIND != postcopy || $statuses == *postcopy-active* ]] \
@@ -285,7 +293,11 @@ migrate_round() {
   round_traffic
   local rc=0
   round_migrate || rc=$?
-  ((rc == 0)) || return $((rc == 77 ? 77 : 0))
+  ((rc != 77)) || return 77
+  if ((rc != 0)); then
+    log "==== round $ROUND ($KIND): NOT intact: ${R_WHY[0]}"
+    return 0
+  fi
   round_follow
   round_stream
   vm_stop "$SRC"
@@ -310,12 +322,11 @@ log "switch vm1a: $("$PY" "$VMCTL" ports-vhost "$(vusw_snap boot)" vm1a)"
 PRE_OK=0 POST_NOTE='' CONTROL_NOTE=''
 for ((r = 1; r <= ROUNDS; r++)); do
   migrate_round precopy
-  if ((R_INTACT)); then
-    PRE_OK=$((PRE_OK + 1))
-  else
-    bad "precopy round $ROUND: ${R_WHY[*]}"
-    ((R_MIGRATED)) || break   # the guest is still on the source, nothing more to learn
+  if ((!R_INTACT)); then
+    bad "precopy round $ROUND: $(printf '%s; ' "${R_WHY[@]}")"
+    break
   fi
+  PRE_OK=$((PRE_OK + 1))
 done
 
 if ((POSTCOPY)) && ((${#FAILS[@]} == 0)); then
@@ -326,7 +337,7 @@ if ((POSTCOPY)) && ((${#FAILS[@]} == 0)); then
   elif ((R_INTACT)); then
     POST_NOTE="postcopy OK, $R_INFO"
   else
-    bad "postcopy round $ROUND: ${R_WHY[*]}"
+    bad "postcopy round $ROUND: $(printf '%s; ' "${R_WHY[@]}")"
     POST_NOTE="postcopy FAILED: ${R_WHY[0]}"
   fi
 fi
@@ -345,7 +356,7 @@ if ((CONTROL)) && ((${#FAILS[@]} == 0)); then
     vm_ping_until g2 "$IP1" || fail "control run: guest 2 cannot reach guest 1 after the restart"
     migrate_round control
     if ((!R_MIGRATED)); then
-      bad "control run: the migration itself failed (${R_WHY[*]}): it shows nothing about logging"
+      bad "control run: the migration itself failed ($(printf '%s; ' "${R_WHY[@]}")): that shows nothing about logging"
     elif ((R_INTACT)); then
       bad "control run: the stream came through intact although the switch marked no dirty page: the test cannot detect a switch that does not log"
     else
