@@ -73,7 +73,8 @@ po::options_description describe()
         ("file-prefix", po::value<std::string>(), "DPDK file prefix, unique per DPDK process on the host (default vuswitch)")
         ("memory", po::value<long long>(), "MB of (huge page) memory for packet buffers, 64..65536 (default 256)")
         ("no-huge", po::bool_switch(), "use ordinary memory instead of huge pages (tests, sanitizers)")
-        ("log-level", po::value<std::string>(), "error|warn|info|debug (default info)");
+        ("log-level", po::value<std::string>(), "error|warn|info|debug (default info)")
+        ("debug-no-dirty-log", po::bool_switch(), "TESTS ONLY: negotiate live-migration dirty logging but never write the log, so a migrated guest wakes up with stale memory (the control run of tests/vm/migrate.sh)");
     return d;
 }
 
@@ -256,6 +257,7 @@ Status to_config(const po::variables_map& vm, Config& c)
         c.memory_mb = unsigned(mb);
     }
     c.no_huge = vm["no-huge"].as<bool>();
+    c.debug_no_dirty_log = vm["debug-no-dirty-log"].as<bool>();
     if (vm.count("log-level")) {
         auto level = parse_level(vm["log-level"].as<std::string>());
         if (!level)

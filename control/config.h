@@ -37,6 +37,7 @@ struct Config {
     std::string file_prefix = "vuswitch";
     unsigned memory_mb = 256;
     bool no_huge = false;
+    bool debug_no_dirty_log = false;          // --debug-no-dirty-log (tests only)
     LogLevel log_level = LogLevel::info;
     bool used_default_ports = false;
 };

@@ -39,6 +39,9 @@ nlohmann::json vhost_details(const VhostPort& port)
     j["grace_periods"] = port.grace().count.get();
     j["grace_seconds"] = port.grace().sum.load(std::memory_order_relaxed);
     j["rem_mem_reg_fds"] = p.rem_mem_reg_fds;
+    // Live migration: whether PMD cores mark their writes in the front-end's dirty log now.
+    j["dirty_log"] = {{"enabled", p.logging}, {"size", p.log_size}, {"pages", port.logged_pages()},
+                      {"missed", port.log_missed()}};
     j["connections"] = p.connections;
     nlohmann::json broken = nlohmann::json::object();
     for (std::size_t f = 1; f < std::size_t(QueueFault::count_); ++f)

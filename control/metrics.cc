@@ -126,6 +126,9 @@ private:
         auto remfds = family("vusw_vhost_rem_mem_reg_fds_total", "fds that came with REM_MEM_REG (closed unused)", MetricType::Counter);
         auto broken = family("vusw_queue_broken_total", "Queues marked broken by a guest error, by reason", MetricType::Counter);
         auto updates = family("vusw_mem_table_updates_total", "Memory tables published, by the message that caused them", MetricType::Counter);
+        auto logged = family("vusw_dirty_log_pages_total", "Guest pages marked in the migration dirty log (newly set bits)", MetricType::Counter);
+        auto missed = family("vusw_dirty_log_missed_pages_total", "Guest pages written while migrating that lay outside the dirty log", MetricType::Counter);
+        auto logging = family("vusw_dirty_log_enabled", "1 while the port's guest migrates (LOG_ALL with a dirty log)", MetricType::Gauge);
         auto grace = family("vusw_grace_period_seconds", "Time from publishing a memory table until the old one was freed (RCU grace period)", MetricType::Histogram);
         for (const Port* p : ports_) {
             const auto* v = dynamic_cast<const VhostPort*>(p);
@@ -144,10 +147,13 @@ private:
                 add(updates, {{"port", p->name()}, {"type", type}}, double(n));
             add_histogram(grace, {{"port", p->name()}}, v->grace());
             add(remfds, {{"port", p->name()}}, double(s.rem_mem_reg_fds));
+            add(logged, {{"port", p->name()}}, double(v->logged_pages()));
+            add(missed, {{"port", p->name()}}, double(v->log_missed()));
+            add(logging, {{"port", p->name()}}, s.logging ? 1.0 : 0.0);
             for (std::size_t f = 1; f < std::size_t(QueueFault::count_); ++f)
                 add(broken, {{"port", p->name()}, {"reason", std::string(fault_name(QueueFault(f)))}}, double(v->broken(QueueFault(f))));
         }
-        for (auto* f : {&msgs, &errs, &regions, &dma, &remfds, &broken, &updates, &grace})
+        for (auto* f : {&msgs, &errs, &regions, &dma, &remfds, &broken, &updates, &grace, &logged, &missed, &logging})
             out.push_back(std::move(*f));
     }
 

@@ -149,6 +149,11 @@ void print_ports(const nlohmann::json& j)
                    grace_n, grace_n > 0 ? 1e3 * grace_s / double(grace_n) : 0.0, p.at("broken_queues").get<uint64_t>(),
                    drops_text(p.value("broken", nlohmann::json::object())));
         print_negotiated(p);
+        if (const auto& log = p.value("dirty_log", nlohmann::json::object()); log.value("enabled", false) ||
+                                                                            log.value("pages", uint64_t(0)) != 0)
+            fmt::print("  dirty log (migration): {}, {} KiB, {} pages marked, {} outside the log\n",
+                       log.value("enabled", false) ? "on" : "off", log.value("size", uint64_t(0)) >> 10,
+                       log.value("pages", uint64_t(0)), log.value("missed", uint64_t(0)));
     }
 }
 

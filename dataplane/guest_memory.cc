@@ -177,6 +177,26 @@ std::byte* MemTable::translate_uva(FrontendAddr uva, uint64_t len) const noexcep
     return nullptr;
 }
 
+bool MemTable::host_to_gpa(const std::byte* host, uint64_t& gpa) const noexcept
+{
+    for (const Hot& h : hot_)
+        if (host >= h.host && uint64_t(host - h.host) <= h.gpa_last - h.gpa) {
+            gpa = h.gpa + uint64_t(host - h.host);
+            return true;
+        }
+    return false;
+}
+
+bool MemTable::uva_to_gpa(FrontendAddr uva, uint64_t& gpa) const noexcept
+{
+    for (const Hot& h : hot_)
+        if (uva.value >= h.uva && uva.value <= h.uva_last) {
+            gpa = h.gpa + (uva.value - h.uva);
+            return true;
+        }
+    return false;
+}
+
 void MemTable::rebuild_hot()
 {
     std::sort(owners_.begin(), owners_.end(), [](const auto& a, const auto& b) { return a->desc().gpa < b->desc().gpa; });

@@ -8,7 +8,9 @@
 #include "vusw/packed_queue.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <utility>
 
 #include "dataplane/barrier.h"
 #include "dataplane/guest_buffer.h"
@@ -144,8 +146,14 @@ bool PackedQueue::attach(const MemTable* mem)
     desc_ = reinterpret_cast<virtio::PackedDesc*>(desc);
     driver_event_ = reinterpret_cast<virtio::PackedEvent*>(driver);
     device_event_ = reinterpret_cast<virtio::PackedEvent*>(device);
+    desc_gpa_known_ = mem->uva_to_gpa(config_.desc, desc_gpa_) && mem->uva_to_gpa(config_.used, device_event_gpa_);
     // We poll: ask the driver not to notify us of available buffers.
-    std::atomic_ref<uint16_t>(device_event_->flags).store(virtio::kEventDisable, std::memory_order_relaxed);
+    // Written only when it changes (a re-attach writes nothing), and logged if it does.
+    std::atomic_ref<uint16_t> flags(device_event_->flags);
+    if (flags.load(std::memory_order_relaxed) != virtio::kEventDisable) {
+        flags.store(virtio::kEventDisable, std::memory_order_relaxed);
+        event_unlogged_ = true;
+    }
     return fault_ == QueueFault::none;
 }
 
@@ -397,6 +405,34 @@ bool PackedQueue::flush_used()
         return true;  // enabled (or a value we do not know: a spare interrupt is harmless)
     const uint16_t off_wrap = std::atomic_ref<uint16_t>(driver_event_->off_wrap).load(std::memory_order_relaxed);
     return crossed_event(off_wrap, old, now, size_);
+}
+
+uint32_t PackedQueue::log_used(const DirtyLog& log, uint16_t since, uint32_t& missed)
+{
+    const uint16_t now = last_used();
+    if ((now == since && !event_unlogged_) || desc_ == nullptr)
+        return 0;
+    if (!desc_gpa_known_) {
+        ++missed;
+        return 0;
+    }
+    uint32_t pages = 0;
+    if (std::exchange(event_unlogged_, false))
+        pages += log.mark(device_event_gpa_ + offsetof(virtio::PackedEvent, flags), sizeof(uint16_t), missed);
+    if (now == since)
+        return pages;
+    // Descriptors [since, now) in ring order: the same wrap counter means no wrap between
+    // them; a different one, that the ring wrapped once (a full ring when the indexes match).
+    constexpr uint16_t kIndex = 0x7fff;
+    const uint16_t from = since & kIndex, to = now & kIndex;
+    const bool wrapped = (since ^ now) & 0x8000;
+    const uint64_t d = sizeof(virtio::PackedDesc);
+    if (!wrapped)
+        return pages + log.mark(desc_gpa_ + d * from, d * uint64_t(to - from), missed);
+    pages += log.mark(desc_gpa_ + d * from, d * uint64_t(size_ - from), missed);
+    if (to > 0)
+        pages += log.mark(desc_gpa_, d * to, missed);
+    return pages;
 }
 
 }  // namespace vusw

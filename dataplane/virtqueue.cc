@@ -60,9 +60,16 @@ bool SplitQueue::attach(const MemTable* mem)
     avail_ = reinterpret_cast<uint16_t*>(avail);
     used_hdr_ = reinterpret_cast<uint16_t*>(used);
     used_ = reinterpret_cast<virtio::UsedElem*>(used + 4);
+    used_gpa_ = config_.log_addr;
+    used_gpa_known_ = config_.log_used || mem->uva_to_gpa(config_.used, used_gpa_);
     // We poll: ask the driver not to kick us (ignored under EVENT_IDX, where we never
     // move avail_event, so kicks stay rare).
-    std::atomic_ref<uint16_t>(used_hdr_[0]).store(virtio::kUsedNoNotify, std::memory_order_relaxed);
+    // Written only when it changes (a re-attach writes nothing), and logged if it does.
+    std::atomic_ref<uint16_t> flags(used_hdr_[0]);
+    if (flags.load(std::memory_order_relaxed) != virtio::kUsedNoNotify) {
+        flags.store(virtio::kUsedNoNotify, std::memory_order_relaxed);
+        flags_unlogged_ = true;
+    }
     return fault_ == QueueFault::none;
 }
 
@@ -192,6 +199,28 @@ bool SplitQueue::flush_used()
         return !(load_acquire(&avail_[0]) & virtio::kAvailNoInterrupt);
     const uint16_t used_event = load_acquire(&avail_[2 + size_]);
     return uint16_t(used_idx_ - used_event - 1) < uint16_t(used_idx_ - old);
+}
+
+uint32_t SplitQueue::log_used(const DirtyLog& log, uint16_t since, uint32_t& missed)
+{
+    const uint16_t n = uint16_t(used_idx_ - since);
+    if ((n == 0 && !flags_unlogged_) || used_ == nullptr)
+        return 0;
+    flags_unlogged_ = false;
+    if (!used_gpa_known_) {
+        ++missed;
+        return 0;
+    }
+    if (n == 0)
+        return log.mark(used_gpa_, 2, missed);
+    // Entries [since, used_idx_) wrap the ring at most once; then flags and idx.
+    constexpr uint64_t kEntries = 4;  // offset of ring[] in the used ring
+    const uint16_t first = since & (size_ - 1);
+    const uint16_t head = std::min<uint16_t>(n, uint16_t(size_ - first));
+    uint32_t pages = log.mark(used_gpa_ + kEntries + 8 * uint64_t(first), 8 * uint64_t(head), missed);
+    if (head < n)
+        pages += log.mark(used_gpa_ + kEntries, 8 * uint64_t(n - head), missed);
+    return pages + log.mark(used_gpa_, kEntries, missed);
 }
 
 }  // namespace vusw

@@ -239,14 +239,44 @@ void VhostPort::fill_ring(PmdContext& ctx, Vring& v, rte_mbuf** pkts, uint16_t n
                 rte_prefetch0(rte_pktmbuf_mtod(scratch.rx_claims[k + 1].m, void*));
             fill<F>(ctx, v, scratch.rx_claims[k]);
         }
+        if (v.log) [[unlikely]]  // the guest migrates: one test per round of frames
+            log_filled(v, std::span(scratch.rx_claims.data(), claimed), F::kHdr);
     }
     rte_pktmbuf_free_bulk(pkts, n);
     note_fault(v);
-    notify<Q>(v);
+    (this->*v.loops.notify)(v);  // notify or notify_logged, as the ring was set up
 }
 
-// Every combination of the features the loops depend on; the header is 12 bytes with
+void VhostPort::log_filled(Vring& v, std::span<const RxClaim> claims, uint32_t hdr_len)
+{
+    const DirtyLog* log = log_.read();
+    const MemTable* mem = std::visit([](const auto& q) { return q.memory(); }, v.queue);  // the chains' table
+    if (log == nullptr || mem == nullptr)
+        return;
+    const Chain* chains = scratch(v).rx_chains.data();
+    uint32_t pages = 0, missed = 0;
+    for (const RxClaim& cl : claims) {
+        if (cl.too_small)
+            continue;  // returned empty: nothing written
+        // fill() writes the header and the frame front to back, each buffer segment full
+        // before the next: the same walk finds the bytes it wrote.
+        uint64_t left = hdr_len + uint64_t(cl.m->pkt_len);
+        for (uint16_t i = cl.first; i < cl.first + cl.count && left > 0; ++i)
+            for (uint16_t k = 0; k < chains[i].count && left > 0; ++k) {
+                const Segment& seg = chains[i].seg[k];
+                const uint64_t n = std::min<uint64_t>(left, seg.len);
+                uint64_t gpa = 0;
+                if (mem->host_to_gpa(seg.host, gpa))
+                    pages += log->mark(gpa, n, missed);
+                else
+                    ++missed;
+                left -= n;
+            }
+    }
+    count_logged(v, pages, missed);
+}
 
+// Every combination of the features the loops depend on (with_ring_features, vhost_rings.h).
 VhostPort::TransmitLoop VhostPort::transmit_loop_for(const RingSetup& s)
 {
     return with_ring_features(s, []<class F>() -> TransmitLoop { return &VhostPort::transmit_ring<F>; });

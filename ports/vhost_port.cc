@@ -78,9 +78,14 @@ uint32_t VhostPort::apply_ring(uint16_t index, const RingSetup& s)
     Vring& v = vrings_[index];
     if (s.started && (!v.started || s.reconfigure))
         start_ring(index, v, s);
+    if (!s.started)
+        (this->*v.loops.notify)(v);  // a stopped ring's used entries are published (and logged) now, not later
+    if (s.log && !v.log)
+        std::visit([](auto& q) { q.logging_starts(); }, v.queue);
     v.call_fd = s.call_fd;
     v.started = s.started;
     v.enabled = s.enabled;
+    v.log = s.log;
     v.caps = index % 2 == 1 ? s.host : s.guest;  // ring 2q+1 is the guest's TX
     // The loops must match the queue the ring holds (a stop carries no features).
     RingSetup chosen = s;
@@ -203,10 +208,33 @@ void VhostPort::send_spread(PmdContext& ctx, rte_mbuf** pkts, uint16_t n, uint16
 
 VhostPort::Loops VhostPort::loops_for(const RingSetup& s)
 {
-    NotifyFn notify = &VhostPort::notify<SplitQueue>;
+    NotifyFn notify = s.log ? &VhostPort::notify_logged<SplitQueue> : &VhostPort::notify<SplitQueue>;
     if (s.ring.packed)
-        notify = &VhostPort::notify<PackedQueue>;
+        notify = s.log ? &VhostPort::notify_logged<PackedQueue> : &VhostPort::notify<PackedQueue>;
     return {receive_loop_for(s), transmit_loop_for(s), notify};
+}
+
+void VhostPort::count_logged(Vring& v, uint32_t pages, uint32_t missed)
+{
+    v.log_pages.add(pages);
+    if (missed != 0)
+        v.log_missed.add(missed);
+}
+
+uint64_t VhostPort::logged_pages() const
+{
+    uint64_t n = 0;
+    for (const Vring& v : vrings_)
+        n += v.log_pages.get();
+    return n;
+}
+
+uint64_t VhostPort::log_missed() const
+{
+    uint64_t n = 0;
+    for (const Vring& v : vrings_)
+        n += v.log_missed.get();
+    return n;
 }
 
 }  // namespace vusw

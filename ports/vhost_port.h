@@ -25,6 +25,7 @@
 #include <rte_mbuf_core.h>
 
 #include "vusw/counters.h"
+#include "vusw/dirty_log.h"
 #include "vusw/guest_memory.h"
 #include "vusw/offload.h"
 #include "vusw/packed_queue.h"
@@ -55,6 +56,8 @@ struct ProtocolStats {
     uint64_t features = 0;
     uint64_t protocol_features = 0;
     uint16_t mtu = 0;
+    uint64_t log_size = 0;   // SET_LOG_BASE's bitmap, bytes (0: none)
+    bool logging = false;    // LOG_ALL negotiated and a log mapped: PMD cores mark what they write
     struct Ring {
         uint16_t size = 0;      // SET_VRING_NUM
         bool started = false;   // size, addresses and kick given
@@ -79,6 +82,7 @@ struct RingSetup {
     OffloadCaps guest;       // what the guest takes on RX (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_USO4/6)
     OffloadCaps host;        // what the guest may ask on TX (CSUM, HOST_TSO4/6, HOST_ECN, HOST_USO)
     uint16_t hdr_len = 12;   // virtio-net header size
+    bool log = false;        // VHOST_F_LOG_ALL: mark what the ring's loops write in the dirty log
     // ring.packed (VIRTIO_F_RING_PACKED) chooses the queue type.
 };
 
@@ -111,6 +115,12 @@ public:
 
     // Control side.
     RcuPointer<MemTable>& memory() { return memory_; }
+    // The dirty log PMD cores write while the front-end migrates the guest (LOG_ALL and a
+    // log base); nullptr otherwise.
+    RcuPointer<DirtyLog>& dirty_log() { return log_; }
+    // Pages marked in dirty logs (newly set bits), and pages that were outside the log.
+    uint64_t logged_pages() const;
+    uint64_t log_missed() const;
     ProtocolStats& protocol() { return protocol_; }
     GraceStats& grace() { return grace_; }
     const GraceStats& grace() const { return grace_; }
@@ -157,7 +167,7 @@ private:
     struct Loops {
         ReceiveLoop receive;   // guest TX ring -> mbufs (vhost_guest_tx.cc)
         TransmitLoop transmit; // mbufs -> guest RX ring (vhost_guest_rx.cc)
-        NotifyFn notify;       // publish used entries, wake the guest
+        NotifyFn notify;       // publish used entries (and log them: notify_logged), wake the guest
     };
     static Loops loops_for(const RingSetup& s);
     static ReceiveLoop receive_loop_for(const RingSetup& s);
@@ -168,6 +178,7 @@ private:
         int call_fd = -1;
         bool started = false;
         bool enabled = false;
+        bool log = false;                  // RingSetup::log: guest RX logs what it wrote
         Loops loops = loops_for(RingSetup{});
         OffloadCaps caps;                  // RX rings: what the guest takes as it is; TX rings: what it may ask
         uint32_t generation = 0;
@@ -181,6 +192,8 @@ private:
         uint32_t order_mask = 0;           // order.size() - 1 (a power of two; no division per frame)
         std::atomic<uint32_t> loans{0};    // owner writes, control reads
         std::atomic<QueueFault> seen{QueueFault::none};
+        Counter log_pages;                 // dirty logging: pages newly marked, and pages outside the log
+        Counter log_missed;
     };
 
     template <class Q>
@@ -193,6 +206,10 @@ private:
     void note_fault(Vring& v);
     template <class Q>
     void notify(Vring& v);
+    template <class Q>
+    void notify_logged(Vring& v);
+    static void wake(const Vring& v);
+    void count_logged(Vring& v, uint32_t pages, uint32_t missed);
     template <class F>
     uint16_t receive_ring(PmdContext& ctx, Vring& v, uint16_t index, rte_mbuf** pkts, uint16_t max);
     template <class F>
@@ -234,11 +251,14 @@ private:
     // Guest RX, pass 2: copies the frame into its claimed buffers and marks them used.
     template <class F>
     void fill(PmdContext& ctx, Vring& v, const RxClaim& cl);
+    // Dirty logging of guest RX: marks the bytes fill() wrote into the claimed buffers.
+    void log_filled(Vring& v, std::span<const RxClaim> claims, uint32_t hdr_len);
 
     std::string path_;
     bool client_;
     std::string state_ = "waiting";
     RcuPointer<MemTable> memory_;
+    RcuPointer<DirtyLog> log_;
     ProtocolStats protocol_;
     GraceStats grace_;
     std::array<Vring, 2 * kMaxQueuePairs> vrings_;

@@ -77,13 +77,36 @@ uint16_t VhostPort::fresh_available(Vring& v, uint16_t limit)
     return q.ready() ? n : 0;
 }
 
-template <class Q>
-void VhostPort::notify(Vring& v)
+inline void VhostPort::wake(const Vring& v)
 {
-    if (queue_of<Q>(v).flush_used() && v.call_fd >= 0) {
+    if (v.call_fd >= 0) {
         const uint64_t one = 1;
         [[maybe_unused]] ssize_t r = ::write(v.call_fd, &one, sizeof(one));  // the one syscall on the packet path
     }
+}
+
+template <class Q>
+void VhostPort::notify(Vring& v)
+{
+    if (queue_of<Q>(v).flush_used())
+        wake(v);
+}
+
+// notify() while the guest migrates: the used-ring bytes just published are marked in
+// the dirty log after they are written and before the guest is woken.
+template <class Q>
+void VhostPort::notify_logged(Vring& v)
+{
+    Q& q = queue_of<Q>(v);
+    const uint16_t since = q.published_used();
+    const bool signal = q.flush_used();
+    if (const DirtyLog* log = log_.read(); log != nullptr) {
+        uint32_t missed = 0;
+        const uint32_t pages = q.log_used(*log, since, missed);
+        count_logged(v, pages, missed);
+    }
+    if (signal)
+        wake(v);
 }
 
 template <class Q>

@@ -18,7 +18,7 @@ constexpr std::array kFeatures = {
     Named{10, "GUEST_UFO"},    Named{11, "HOST_TSO4"},   Named{12, "HOST_TSO6"},          Named{13, "HOST_ECN"},
     Named{14, "HOST_UFO"},     Named{15, "MRG_RXBUF"},   Named{16, "STATUS"},             Named{17, "CTRL_VQ"},
     Named{18, "CTRL_RX"},      Named{19, "CTRL_VLAN"},   Named{21, "GUEST_ANNOUNCE"},     Named{22, "MQ"},
-    Named{23, "CTRL_MAC_ADDR"}, Named{28, "RING_INDIRECT_DESC"}, Named{29, "RING_EVENT_IDX"},
+    Named{23, "CTRL_MAC_ADDR"}, Named{26, "LOG_ALL"}, Named{28, "RING_INDIRECT_DESC"}, Named{29, "RING_EVENT_IDX"},
     Named{30, "PROTOCOL_FEATURES"}, Named{32, "VERSION_1"}, Named{33, "ACCESS_PLATFORM"}, Named{34, "RING_PACKED"},
     Named{35, "IN_ORDER"},     Named{36, "ORDER_PLATFORM"}, Named{37, "SR_IOV"},          Named{38, "NOTIFICATION_DATA"},
     Named{54, "GUEST_USO4"},   Named{55, "GUEST_USO6"},  Named{56, "HOST_USO"},

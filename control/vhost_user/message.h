@@ -114,6 +114,15 @@ static_assert(sizeof(SingleRegion) == 40);
 // SET_VRING_KICK/CALL/ERR payload: bits 0-7 ring index, bit 8 "no fd: poll instead".
 inline constexpr uint64_t kVringIndexMask = 0xff;
 inline constexpr uint64_t kVringNoFdFlag = 0x100;
+// SET_VRING_ADDR flags: VHOST_VRING_F_LOG, `log` holds the used ring's log address.
+inline constexpr uint32_t kVringFlagLog = 1;
+
+// SET_LOG_BASE payload (with LOG_SHMFD).
+struct LogBase {
+    uint64_t mmap_size;
+    uint64_t mmap_offset;
+};
+static_assert(sizeof(LogBase) == 16);
 
 // Largest payload any request we accept carries; anything larger is a framing error.
 inline constexpr uint32_t kMaxPayload = 4096;
@@ -133,6 +142,7 @@ inline constexpr uint64_t kHostTso6 = 1ull << 12;
 inline constexpr uint64_t kHostEcn = 1ull << 13;       // device takes TSO frames with CWR set (needs HOST_TSO4/6)
 inline constexpr uint64_t kMrgRxbuf = 1ull << 15;
 inline constexpr uint64_t kMq = 1ull << 22;            // VIRTIO_NET_F_MQ
+inline constexpr uint64_t kLogAll = 1ull << 26;        // VHOST_F_LOG_ALL: log guest writes (migration)
 inline constexpr uint64_t kIndirectDesc = 1ull << 28;
 inline constexpr uint64_t kEventIdx = 1ull << 29;
 inline constexpr uint64_t kProtocolFeatures = 1ull << 30;
@@ -146,6 +156,7 @@ inline constexpr uint64_t kHostUso = 1ull << 56;       // device takes UDP segme
 
 namespace protocol {
 inline constexpr uint64_t kMq = 1ull << 0;
+inline constexpr uint64_t kLogShmfd = 1ull << 1;
 inline constexpr uint64_t kRarp = 1ull << 2;
 inline constexpr uint64_t kReplyAck = 1ull << 3;
 inline constexpr uint64_t kNetMtu = 1ull << 4;

@@ -129,10 +129,13 @@ Session::~Session()
         (void)stop_ring(i, base);
     }
     port_.memory().publish(nullptr, env_.reclaimer, &port_.grace());  // unmapped after the grace period
+    port_.dirty_log().publish(nullptr, env_.reclaimer);
     {
         std::lock_guard lock(port_.protocol().mutex);
         port_.protocol().mem_regions = 0;
         port_.protocol().mem_regions_dma = 0;
+        port_.protocol().log_size = 0;
+        port_.protocol().logging = false;
     }
     port_.set_state(port_.client_mode() ? "connecting" : "waiting");
     if (mtu_set_) {
@@ -185,6 +188,8 @@ void Session::update_state()
     p.features = features_set_ ? features_ : 0;
     p.protocol_features = protocol_features_;
     p.mtu = mtu_set_ ? mtu_ : 0;
+    p.log_size = log_ ? log_->size() : 0;
+    p.logging = logging() && log_;
     for (std::size_t i = 0; i < rings_.size(); ++i)
         p.rings[i] = {rings_[i].have_num ? rings_[i].config.size : uint16_t(0), rings_[i].running(), rings_[i].enabled};
 }
@@ -217,6 +222,7 @@ Status Session::sync_ring(uint32_t index, bool reconfigure)
     s.host = offloads_of(features_ & feature::kCsum, features_ & feature::kHostTso4, features_ & feature::kHostTso6,
                          features_ & feature::kHostEcn, features_ & feature::kHostUso, features_ & feature::kHostUso);
     s.hdr_len = (features_ & (feature::kVersion1 | feature::kMrgRxbuf)) ? 12 : 10;
+    s.log = logging();
     auto core = env_.place(uint16_t(index / 2));
     if (!core)
         return std::unexpected(core.error());
@@ -263,17 +269,25 @@ Result<uint32_t> Session::stop_on_core(Pmd& core, uint32_t index)
 {
     RingCall call{&port_, uint16_t(index), {}};
     call.setup.call_fd = -1;
+    call.setup.log = logging();  // what the stopped ring still publishes is logged
     auto done = core.execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
     if (!done)
         return std::unexpected(done.error());
     // Buffers lent to mbufs (zero copy) go back to the guest before we report the ring
     // stopped: nothing may touch it after GET_VRING_BASE's reply.
+    if (port_.loans(uint16_t(index)) == 0)
+        return uint32_t(*done);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     while (core.running() && port_.loans(uint16_t(index)) != 0 && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::microseconds(50));
     if (port_.loans(uint16_t(index)) != 0)
         log(LogLevel::warn, "port {}: vring {} stopped with {} buffers still lent; they will not be returned",
             port_.name(), index, port_.loans(uint16_t(index)));
+    // The returned buffers' used entries are in the ring: stopping again publishes (and
+    // logs) them before the reply.
+    done = core.execute(PmdCommand{PmdCommand::Kind::call, nullptr, &RingCall::run, &call, 0});
+    if (!done)
+        return std::unexpected(done.error());
     return uint32_t(*done);
 }
 
@@ -295,6 +309,35 @@ Status Session::get_features(Message&)
     return conn_.reply_u64(Request::GetFeatures, kOfferedFeatures);
 }
 
+void Session::publish_log()
+{
+    std::shared_ptr<const DirtyLog> wanted;
+    if (logging() && env_.write_dirty_log)
+        wanted = log_;
+    if (port_.dirty_log().owned() != wanted)
+        port_.dirty_log().publish(std::move(wanted), env_.reclaimer);  // the old one is unmapped after the grace period
+}
+
+Status Session::set_log_base(Message& m)
+{
+    const auto base = m.as<LogBase>();
+    auto mapped = DirtyLog::map(std::move(m.fds[0]), base.mmap_size, base.mmap_offset);
+    if (!mapped)
+        return std::unexpected(mapped.error());
+    log_ = std::move(*mapped);
+    publish_log();
+    log(LogLevel::info, "port {}: dirty log of {} KiB (guest memory up to {} MiB)", port_.name(), log_->size() >> 10,
+        log_->covers() >> 20);
+    // With LOG_SHMFD the front-end waits for a reply (QEMU 7.2 accepts any payload).
+    return conn_.reply_u64(Request::SetLogBase, 0);
+}
+
+Status Session::set_log_fd(Message& m)
+{
+    log_fd_ = std::move(m.fds[0]);
+    return {};
+}
+
 Status Session::set_features(Message& m)
 {
     const uint64_t wanted = m.as<uint64_t>();
@@ -304,8 +347,12 @@ Status Session::set_features(Message& m)
     if (const uint64_t orphans = missing_dependencies(wanted))
         return fail("feature_dependency", fmt::format("features {:#x} lack the features they require (virtio 1.2 "
                                                       "§5.1.3.1: ECN needs TSO4/6, USO needs CSUM)", orphans));
+    const bool was_logging = logging();
     features_ = wanted;
     features_set_ = true;
+    if (logging() != was_logging)
+        log(LogLevel::info, "port {}: dirty logging {} (LOG_ALL)", port_.name(), logging() ? "on" : "off");
+    publish_log();  // before the rings' logging loops run, after they stopped
     for (uint32_t i = 0; i < rings_.size(); ++i)
         if (rings_[i].kicked)
             if (auto ok = sync_ring(i); !ok)
@@ -413,6 +460,8 @@ Status Session::set_vring_addr(Message& m)
     r.config.desc = FrontendAddr{addr.desc};
     r.config.avail = FrontendAddr{addr.avail};
     r.config.used = FrontendAddr{addr.used};
+    r.config.log_used = addr.flags & kVringFlagLog;
+    r.config.log_addr = addr.log;
     r.have_addr = true;
     return r.kicked ? sync_ring(*index, true) : Status{};
 }

@@ -32,8 +32,8 @@ inline constexpr uint64_t kOfferedFeatures = feature::kVersion1 | feature::kMrgR
                                              feature::kGuestCsum | feature::kHostTso4 | feature::kHostTso6 |
                                              feature::kGuestTso4 | feature::kGuestTso6 | feature::kHostEcn |
                                              feature::kGuestEcn | feature::kHostUso | feature::kGuestUso4 |
-                                             feature::kGuestUso6;
-inline constexpr uint64_t kOfferedProtocolFeatures = protocol::kMq | protocol::kRarp | protocol::kReplyAck |
+                                             feature::kGuestUso6 | feature::kLogAll;
+inline constexpr uint64_t kOfferedProtocolFeatures = protocol::kMq | protocol::kLogShmfd | protocol::kRarp | protocol::kReplyAck |
                                                      protocol::kNetMtu | protocol::kConfigureMemSlots | protocol::kStatus;
 
 // What a session needs from the daemon.
@@ -46,6 +46,9 @@ struct SessionEnv {
     Reclaimer& reclaimer; // retires memory snapshots
     L2Switch& l2;         // SEND_RARP injects a frame
     rte_mempool* pool;
+    // false only for the migration test's control run (--debug-no-dirty-log): logging is
+    // negotiated but the dirty log never written, so a migrated guest must see stale memory.
+    bool write_dirty_log = true;
 };
 
 class Session {
@@ -65,6 +68,8 @@ public:
     Status set_owner(Message& m);
     Status reset_owner(Message& m);
     Status set_mem_table(Message& m);
+    Status set_log_base(Message& m);
+    Status set_log_fd(Message& m);
     Status set_vring_num(Message& m);
     Status set_vring_addr(Message& m);
     Status set_vring_base(Message& m);
@@ -105,6 +110,9 @@ private:
     // Stops ring `index`; `base` is its position as GET_VRING_BASE reports it.
     Status stop_ring(uint32_t index, uint32_t& base);
     bool packed() const { return features_ & feature::kRingPacked; }
+    bool logging() const { return features_ & feature::kLogAll; }
+    // Gives PMD cores the dirty log while LOG_ALL is on and a log base is mapped.
+    void publish_log();
     Status publish(Result<std::unique_ptr<MemTable>> table);
     Status set_ring_fd(Message& m, UniqueFd Ring::*slot);
     void record_error(const Error& e);
@@ -122,6 +130,8 @@ private:
     uint16_t mtu_ = 1500;
     bool mtu_set_ = false;
     std::array<Ring, 2 * kMaxQueuePairs> rings_;
+    std::shared_ptr<const DirtyLog> log_;  // SET_LOG_BASE's mapping
+    UniqueFd log_fd_;                      // SET_LOG_FD (kept, never signalled: QEMU polls the log)
     // Regions ADD_MEM_REG gave again while mapped, by (gpa, uva, size): how many more
     // REM_MEM_REGs they take before they go.
     std::map<std::tuple<uint64_t, uint64_t, uint64_t>, uint32_t> repeated_regions_;

@@ -97,6 +97,12 @@ public:
     // span regions, walked segment by segment); empty if gpa itself is unmapped.
     std::span<std::byte> translate_prefix(GuestPhysAddr gpa, uint64_t len) const noexcept;
 
+    // The guest-physical address of host byte `host` (a pointer translate() gave), or of
+    // front-end address `uva`; false if no region holds it. Dirty-page logging only: a
+    // linear scan (the hot path keeps host pointers, not guest addresses).
+    bool host_to_gpa(const std::byte* host, uint64_t& gpa) const noexcept;
+    bool uva_to_gpa(FrontendAddr uva, uint64_t& gpa) const noexcept;
+
     std::size_t region_count() const { return hot_.size(); }
     // Regions registered for DMA, and whether all are (then buffers may be lent).
     std::size_t dma_region_count() const { return dma_regions_; }

@@ -80,6 +80,12 @@ public:
     void push_used(uint16_t id, uint32_t len);
     // Publishes pushed entries; true when the driver wants a notification for them.
     bool flush_used();
+    // Dirty logging, as SplitQueue: marks the used descriptors written since used
+    // position `since` (a last_used() value), at the descriptor ring's guest address,
+    // and the device event area if attach() wrote it.
+    uint16_t published_used() const { return signalled_used_; }
+    uint32_t log_used(const DirtyLog& log, uint16_t since, uint32_t& missed);
+    void logging_starts() { event_unlogged_ = false; }
 
     // Vring base encoding: index | wrap counter << 15.
     uint16_t last_avail() const { return uint16_t(avail_idx_ | (avail_wrap_ ? 0x8000 : 0)); }
@@ -117,6 +123,10 @@ private:
     uint16_t used_idx_ = 0;
     bool used_wrap_ = true;
     uint16_t signalled_used_ = 0;        // last_used() at the last flush_used()
+    uint64_t desc_gpa_ = 0;              // the descriptor ring's guest address (dirty logging)
+    bool desc_gpa_known_ = false;
+    uint64_t device_event_gpa_ = 0;
+    bool event_unlogged_ = false;        // attach() wrote the device event flags
     // available()'s scan so far: it looked at scan_ahead_ descriptors from the next
     // available one on and found scan_chains_ chain heads among them; scan_in_chain_:
     // the last one had NEXT (the next one continues its chain).

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "vusw/dirty_log.h"
 #include "vusw/guest_memory.h"
 
 namespace vusw {
@@ -65,6 +66,10 @@ struct RingConfig {
     bool event_idx = false;     // VIRTIO_RING_F_EVENT_IDX negotiated
     bool packed = false;        // VIRTIO_F_RING_PACKED: desc = descriptor ring, avail/used = event areas
     uint16_t last_used = 0;     // packed: used index | used wrap counter << 15 (SET_VRING_BASE bits 16-31)
+    // SET_VRING_ADDR's VHOST_VRING_F_LOG: the split used ring's guest-physical address for
+    // dirty logging (`log_guest_addr`). Without it the used ring's own address is used.
+    bool log_used = false;
+    uint64_t log_addr = 0;
 };
 
 // One contiguous piece of a guest buffer in host memory.
@@ -112,6 +117,15 @@ public:
     void push_used(uint16_t id, uint32_t len);
     // Publishes pushed entries; true when the driver wants an interrupt for them.
     bool flush_used();
+    // Dirty logging: the used position flush_used() published last; after the next
+    // flush_used(), log_used(log, that position) marks the used-ring bytes it published
+    // (the entries and the index), and the used flags if attach() wrote them. Returns
+    // the pages it newly marked; pages outside the log are added to `missed`.
+    uint16_t published_used() const { return signalled_used_; }
+    uint32_t log_used(const DirtyLog& log, uint16_t since, uint32_t& missed);
+    // Logging starts: what was written before needs no mark (a migration copies all of
+    // guest memory once after it turned logging on).
+    void logging_starts() { flags_unlogged_ = false; }
 
     uint16_t last_avail() const { return last_avail_; }
     uint16_t size() const { return size_; }
@@ -133,6 +147,9 @@ private:
     uint16_t last_avail_ = 0;
     uint16_t used_idx_ = 0;       // shadow of used->idx, published by flush_used()
     uint16_t signalled_used_ = 0; // used->idx at the last flush (EVENT_IDX)
+    uint64_t used_gpa_ = 0;       // where used-ring writes are logged (attach())
+    bool used_gpa_known_ = false;
+    bool flags_unlogged_ = false; // attach() wrote used->flags
     QueueFault fault_ = QueueFault::none;
 };
 

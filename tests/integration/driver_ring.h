@@ -12,6 +12,7 @@
 #include <deque>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "fake_memory.h"
@@ -44,6 +45,11 @@ class DriverRing {
   virtual bool packed() const = 0;
   // SET_VRING_ADDR payload: ring addresses as front-end userspace addresses.
   virtual VringAddr vring_addr(uint32_t index) const = 0;
+  // Guest memory the device writes ({gpa, bytes}): the split used ring; the packed
+  // descriptor ring and device event area. And where QEMU asks it to log that (split:
+  // the used ring; packed: QEMU passes the device event area).
+  virtual std::vector<std::pair<uint64_t, uint64_t>> device_written() const = 0;
+  virtual uint64_t log_guest_addr() const = 0;
   // SET_VRING_BASE value that restarts the device where it stopped, for a device
   // that has returned every buffer it took (the fake's view of the used ring).
   virtual uint32_t vring_base() const = 0;

@@ -103,7 +103,7 @@ bool FakeFrontend::sync() {
 
 void FakeFrontend::negotiate_protocol_features() {
   backend_protocol_features_ = get_u64(Req::GetProtocolFeatures).value_or(0);
-  uint64_t want = pfeat::kMq | pfeat::kNetMtu | (opt_.reply_ack ? pfeat::kReplyAck : 0) |
+  uint64_t want = pfeat::kMq | pfeat::kNetMtu | pfeat::kLogShmfd | (opt_.reply_ack ? pfeat::kReplyAck : 0) |
                   (opt_.mem_slots ? pfeat::kConfigureMemSlots : 0);
   uint64_t pf = want & backend_protocol_features_;
   request(Req::SetProtocolFeatures, bytes_of(pf), {}, false);
@@ -210,6 +210,27 @@ std::optional<VringState> FakeFrontend::get_vring_base(uint32_t index) {
   if (r.status != RecvStatus::Ok || r.msg.payload.size() != sizeof(VringState)) return std::nullopt;
   std::memcpy(&s, r.msg.payload.data(), sizeof(s));
   return s;
+}
+
+Ack FakeFrontend::set_log_base(int fd, uint64_t size, uint64_t offset) {
+  const LogBaseMsg m{size, offset};
+  const int fds[] = {fd};
+  if (!conn_.send(static_cast<uint32_t>(Req::SetLogBase), kVersion1, bytes_of(m), fds)) return {AckStatus::Closed, 0};
+  return read_ack(Req::SetLogBase);  // with LOG_SHMFD the back-end always replies
+}
+
+bool FakeFrontend::set_logging(bool on) {
+  features_ = on ? features_ | feat::kLogAll : features_ & ~feat::kLogAll;
+  bool ok = request(Req::SetFeatures, bytes_of(features_), {}, opt_.ack_all).ok();
+  for (uint32_t i = 0; i < num_rings(); ++i) {
+    VringAddr a = ring(i).vring_addr(i);
+    if (on) {
+      a.flags |= kVringFLog;
+      a.log_guest_addr = ring(i).log_guest_addr();
+    }
+    ok &= set_vring_addr(a).ok();
+  }
+  return ok && sync();
 }
 
 bool FakeFrontend::start_ring(uint32_t index, std::optional<uint32_t> base) {
@@ -322,6 +343,7 @@ void FakeFrontend::rx_complete(uint16_t q, const UsedEntry& e, std::vector<std::
     return;
   }
   const std::byte* data = r.slot(static_cast<uint16_t>(e.id));
+  if (e.len > 0) rx_written_.emplace_back(r.slot_gpa(static_cast<uint16_t>(e.id)), e.len);
   if (p.left == 0) {  // first buffer of a frame: starts with the header
     VirtioNetHdr h{};
     if (e.len < hdr_len()) {

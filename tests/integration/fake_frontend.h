@@ -114,6 +114,12 @@ class FakeFrontend {
   Ack set_vring_addr(const VringAddr& a) { return request(Req::SetVringAddr, bytes_of(a), {}, opt_.ack_all); }
   Ack set_vring_fd(Req req, uint32_t index, int fd);
   std::optional<VringState> get_vring_base(uint32_t index);
+  // Live migration, as QEMU runs it (vhost_dev_set_log): SET_LOG_BASE hands over the
+  // dirty log (an fd, its size and offset) and waits for the reply; set_logging(true)
+  // sends SET_FEATURES with VHOST_F_LOG_ALL, then SET_VRING_ADDR with VHOST_VRING_F_LOG
+  // for every ring; set_logging(false) the same without them.
+  Ack set_log_base(int fd, uint64_t size, uint64_t offset = 0);
+  bool set_logging(bool on);
   // SET_VRING_NUM/BASE/ADDR/KICK/CALL for one ring, as QEMU does. The base is
   // the ring's vring_base() (a device that returned all it consumed) unless given.
   bool start_ring(uint32_t index, std::optional<uint32_t> base = std::nullopt);
@@ -164,6 +170,10 @@ class FakeFrontend {
   bool wait_call(uint32_t ring, Millis timeout);
   // Waits up to `timeout` for any RX queue's call eventfd (drains those that fired).
   bool wait_rx_call(Millis timeout);
+  // The RX buffer bytes the device said it wrote ({gpa, len} of every used entry with
+  // len > 0), in order, since the last clear: what a dirty log must cover.
+  const std::vector<std::pair<uint64_t, uint32_t>>& rx_written() const { return rx_written_; }
+  void clear_rx_written() { rx_written_.clear(); }
   // Malformed RX completions seen (bad id, length, num_buffers).
   size_t rx_errors() const { return rx_errors_; }
 
@@ -195,6 +205,7 @@ class FakeFrontend {
   std::vector<RxPending> rx_pending_;
   VirtioNetHdr tx_header_{};
   std::vector<VirtioNetHdr> rx_headers_;
+  std::vector<std::pair<uint64_t, uint32_t>> rx_written_;
   size_t rx_errors_ = 0;
 };
 

@@ -39,6 +39,10 @@ class PackedRing final : public DriverRing {
   uint64_t device_event_gpa() const { return device_event_gpa_; }
   // desc = descriptor ring, avail = driver event area, used = device event area.
   VringAddr vring_addr(uint32_t index) const override;
+  std::vector<std::pair<uint64_t, uint64_t>> device_written() const override {
+    return {{desc_gpa(), 16 * uint64_t{size()}}, {device_event_gpa_, 4}};
+  }
+  uint64_t log_guest_addr() const override { return device_event_gpa_; }
   // The device's next position and wrap counter as the used descriptors tell it
   // (index | wrap << 15), in bits 0-15 for avail and again in 16-31 for used,
   // as QEMU sends it.

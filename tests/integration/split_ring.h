@@ -24,6 +24,10 @@ class SplitRing final : public DriverRing {
   uint64_t avail_gpa() const { return avail_gpa_; }
   uint64_t used_gpa() const { return used_gpa_; }
   VringAddr vring_addr(uint32_t index) const override;
+  std::vector<std::pair<uint64_t, uint64_t>> device_written() const override {
+    return {{used_gpa_, 4 + 8 * uint64_t{size()} + 2}};
+  }
+  uint64_t log_guest_addr() const override { return used_gpa_; }
   // The used index: an in-order device has consumed exactly what it returned.
   uint32_t vring_base() const override { return used_idx(); }
   // VRING_AVAIL_F_NO_INTERRUPT.

@@ -57,6 +57,7 @@ inline constexpr uint64_t kHostTso6 = 1ull << 12;
 inline constexpr uint64_t kHostEcn = 1ull << 13;
 inline constexpr uint64_t kMrgRxbuf = 1ull << 15;
 inline constexpr uint64_t kMq = 1ull << 22;  // VIRTIO_NET_F_MQ
+inline constexpr uint64_t kLogAll = 1ull << 26;  // VHOST_F_LOG_ALL
 inline constexpr uint64_t kIndirectDesc = 1ull << 28;
 inline constexpr uint64_t kEventIdx = 1ull << 29;
 inline constexpr uint64_t kProtocolFeatures = 1ull << 30;
@@ -71,6 +72,7 @@ inline constexpr uint64_t kHostUso = 1ull << 56;
 // VHOST_USER_PROTOCOL_F_* bits.
 namespace pfeat {
 inline constexpr uint64_t kMq = 1ull << 0;
+inline constexpr uint64_t kLogShmfd = 1ull << 1;
 inline constexpr uint64_t kReplyAck = 1ull << 3;
 inline constexpr uint64_t kNetMtu = 1ull << 4;
 inline constexpr uint64_t kConfigureMemSlots = 1ull << 15;
@@ -122,6 +124,14 @@ struct VringAddr {
   uint64_t log_guest_addr;
 };
 static_assert(sizeof(VringAddr) == 40);
+inline constexpr uint32_t kVringFLog = 1;  // VringAddr::flags: log_guest_addr is valid
+
+// SET_LOG_BASE payload ("VhostUserLog").
+struct LogBaseMsg {
+  uint64_t mmap_size;
+  uint64_t mmap_offset;
+};
+static_assert(sizeof(LogBaseMsg) == 16);
 
 // Split virtqueue layout (virtio 1.x, 2.7).
 inline constexpr uint16_t kDescFNext = 1;

@@ -199,6 +199,10 @@ TEST_CASE("protocol-feature gating")
     CHECK(reason_of(check(row(Request::NetSetMtu), message(Request::NetSetMtu, 8), 0)) == "feature_not_negotiated");
     CHECK(reason_of(check(row(Request::SetStatus), message(Request::SetStatus, 8), 0)) == "feature_not_negotiated");
     CHECK(reason_of(check(row(Request::GetStatus), message(Request::GetStatus, 0), protocol::kStatus)) == "ok");
+    // The dirty log comes as an fd: only with LOG_SHMFD.
+    CHECK(reason_of(check(row(Request::SetLogBase), message(Request::SetLogBase, 16, 1), 0)) == "feature_not_negotiated");
+    CHECK(reason_of(check(row(Request::SetLogBase), message(Request::SetLogBase, 16, 1), protocol::kLogShmfd)) == "ok");
+    CHECK(reason_of(check(row(Request::SetLogBase), message(Request::SetLogBase, 16, 0), protocol::kLogShmfd)) == "bad_fd_count");
     // Requests from before protocol features need none.
     CHECK(row(Request::SetMemTable).protocol_feature == 0);
     CHECK(row(Request::GetFeatures).protocol_feature == 0);
@@ -207,8 +211,8 @@ TEST_CASE("protocol-feature gating")
 
 TEST_CASE("unsupported requests are a clean error naming the request")
 {
-    for (Request r : {Request::PostcopyAdvise, Request::PostcopyListen, Request::PostcopyEnd, Request::SetLogBase,
-                      Request::IotlbMsg, Request::GpuSetSocket}) {
+    for (Request r : {Request::PostcopyAdvise, Request::PostcopyListen, Request::PostcopyEnd, Request::IotlbMsg,
+                      Request::GpuSetSocket}) {
         const Row& rw = row(r);
         CAPTURE(rw.name);
         CHECK(rw.handler == nullptr);
@@ -225,7 +229,7 @@ TEST_CASE("the requests the switch needs are handled")
                       Request::SetVringNum, Request::SetVringAddr, Request::SetVringBase, Request::GetVringBase,
                       Request::SetVringKick, Request::SetVringCall, Request::GetProtocolFeatures,
                       Request::SetProtocolFeatures, Request::SetVringEnable, Request::GetMaxMemSlots,
-                      Request::AddMemReg, Request::RemMemReg}) {
+                      Request::AddMemReg, Request::RemMemReg, Request::SetLogBase, Request::SetLogFd}) {
         CAPTURE(uint32_t(r));
         CHECK(row(r).handler != nullptr);
     }
