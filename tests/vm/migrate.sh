@@ -76,14 +76,15 @@ for k in sys.argv[2].split("."):
 print("" if v is None else v)' "$1" "$2"
 }
 
-# dirty_seen PORT SNAP...: "enabled=0|1 pages=N size=N": whether any snapshot showed
-# PORT's dirty log on, and the most pages / largest log it showed.
+# dirty_seen PORT SNAP...: "enabled=0|1 pages=N size=N missed=N": whether any snapshot
+# showed PORT's dirty log on, and the most pages marked / largest log / pages it could not
+# mark (outside the log) it showed.
 dirty_seen() {
   local port=$1
   shift
   "$PY" -c '
 import json, sys
-on, pages, size = 0, 0, 0
+on, pages, size, missed = 0, 0, 0, 0
 for f in sys.argv[2:]:
     for p in json.load(open(f))["ports"]:
         d = p.get("dirty_log") or {}
@@ -91,7 +92,8 @@ for f in sys.argv[2:]:
             on |= bool(d.get("enabled"))
             pages = max(pages, d.get("pages") or 0)
             size = max(size, d.get("size") or 0)
-print(f"enabled={int(on)} pages={pages} size={size}")' "$port" "$@"
+            missed = max(missed, d.get("missed") or 0)
+print(f"enabled={int(on)} pages={pages} size={size} missed={missed}")' "$port" "$@"
 }
 
 port_is() { [[ -z $(snap_check "$(vusw_snap state)" "$1.state=$2") ]]; }
@@ -226,6 +228,7 @@ round_migrate() {
   [[ $KIND == control ]] && return 0
   [[ $dirty == enabled=1* ]] || why "the switch never showed dirty logging on for $SRC_PORT during the migration ($dirty)"
   [[ $dirty != *" pages=0 "* ]] || why "the switch marked no dirty page for $SRC_PORT while guest 1 received the stream ($dirty)"
+  [[ $dirty == *" missed=0" ]] || why "the switch wrote pages of $SRC_PORT's guest it could not mark in the log ($dirty)"
 }
 
 # round_follow: after the switch-over the FDB has guest 1's MAC on DST_PORT by itself,
