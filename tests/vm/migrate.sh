@@ -76,9 +76,10 @@ for k in sys.argv[2].split("."):
 print("" if v is None else v)' "$1" "$2"
 }
 
-# dirty_seen PORT SNAP...: "enabled=0|1 pages=N size=N missed=N": whether any snapshot
-# showed PORT's dirty log on, and the most pages marked / largest log / pages it could not
-# mark (outside the log) it showed.
+# dirty_seen PORT BASE SNAP...: "enabled=0|1 pages=N size=N missed=N": whether any
+# snapshot showed PORT's dirty log on, and the growth since BASE of the pages marked and
+# of those it could not mark (outside the log; the port's counters add up over its
+# sessions), and the largest log.
 dirty_seen() {
   local port=$1
   shift
@@ -93,7 +94,9 @@ for f in sys.argv[2:]:
             pages = max(pages, d.get("pages") or 0)
             size = max(size, d.get("size") or 0)
             missed = max(missed, d.get("missed") or 0)
-print(f"enabled={int(on)} pages={pages} size={size} missed={missed}")' "$port" "$@"
+    if f == sys.argv[2]:
+        on, size, pages0, missed0 = 0, 0, pages, missed
+print(f"enabled={int(on)} pages={pages - pages0} size={size} missed={missed - missed0}")' "$port" "$@"
 }
 
 port_is() { [[ -z $(snap_check "$(vusw_snap state)" "$1.state=$2") ]]; }
@@ -200,7 +203,7 @@ round_migrate() {
   wait "$pid" || rc=$?
   snaps+=("$(vusw_snap "r$ROUND-mig-end")")
   log "migration ($rc): $(cat "$MIG")"
-  dirty=$(dirty_seen "$SRC_PORT" "${snaps[@]}")
+  dirty=$(dirty_seen "$SRC_PORT" "$VM_TMP/ports-r$ROUND-base.json" "${snaps[@]}")
   log "switch $SRC_PORT (source) dirty log during the migration: $dirty (${#snaps[@]} snapshots)"
   if ((rc == 3)) && [[ $KIND == postcopy ]]; then
     R_INFO="QEMU refused postcopy-ram: $(json_get "$MIG" error) ($(grep -m1 -i postcopy "$VM_TMP/$DST.qemu.log" || true))"
@@ -244,8 +247,10 @@ round_follow() {
     why "the switch did not move $MAC1 to $DST_PORT within 10 s (FDB: ${fdb:-none})"
   fi
   base=$(vusw_snap "r$ROUND-after")
-  until_true 30 grown "$base" "$DST_PORT.tx_bytes" $((2 * BLOCK)) \
-    || why "guest 2's stream does not reach guest 1 on $DST_PORT after the switch-over (8 MiB in 30 s)"
+  if ! until_true 30 grown "$base" "$DST_PORT.tx_bytes" $((2 * BLOCK)); then
+    why "guest 2's stream does not reach guest 1 on $DST_PORT after the switch-over (8 MiB in 30 s)"
+    round_diagnose "$base"
+  fi
   flood=$(vm_exec g2 -t 60 -- vusw-flood stop) || why "guest 2's ping flood did not stop: $flood"
   icmp1=$(vm_exec "$DST" -t 20 -- vusw-icmp) || why "guest 1's agent does not answer on $DST: $icmp1"
   icmp2=$(vm_exec g2 -- vusw-icmp) || fail "guest 2's agent does not answer"
@@ -256,6 +261,15 @@ round_follow() {
   LOST=$((req - rep))
   log "pings across the switch-over: $flood; kernels: guest 2 sent $req requests, guest 1 got $got_req and sent $sent_rep replies, guest 2 got $rep: $LOST lost ($((req - got_req)) requests, $((sent_rep - rep)) replies)"
   R_INFO="downtime ${DOWNTIME:-?} ms, lost $LOST of $req pings"
+}
+
+# round_diagnose BASE: why guest 1 gets nothing: the switch's view of its port since BASE,
+# the guest's interrupts and virtio-net queue counters.
+round_diagnose() {
+  local snap
+  snap=$(vusw_snap "r$ROUND-diag")
+  log "diagnosis: switch $DST_PORT: $("$PY" "$VMCTL" ports-vhost "$snap" "$DST_PORT"); since the switch-over: delivered $(($(snap_get "$snap" "$DST_PORT.tx_packets") - $(snap_get "$1" "$DST_PORT.tx_packets"))) frames, drops $(($(snap_get "$snap" "$DST_PORT.drops") - $(snap_get "$1" "$DST_PORT.drops"))) (no_rx_buffer $(($(snap_get "$snap" "$DST_PORT.drops.no_rx_buffer") - $(snap_get "$1" "$DST_PORT.drops.no_rx_buffer"))))"
+  log "diagnosis: guest 1 interrupts and queues (twice, 2 s apart): $(vm_exec "$DST" -t 20 -- "for i in 1 2; do grep -E 'virtio|ttyS' /proc/interrupts | tr -s ' '; ethtool -S eth0 | grep -E 'rx_queue_0_(packets|kicks|xdp)|tx_queue_0_(packets|kicks)' | tr -s ' \n' ' '; echo; sleep 2; done" 2>&1 | tr '\n' '|')"
 }
 
 # round_stream: stop the stream; guest 1 must have every block guest 2 sent, whole and
