@@ -209,12 +209,15 @@ for p in json.load(open(sys.argv[1]))["ports"]:
 #   VM_INCOMING=defer: a migration destination (-incoming defer): same machine, guest RAM
 #   filled by the migration (vm_migrate), not booted. VM_GUEST_NAME: the guest's name on
 #   its kernel command line (default NAME); a destination takes its source's, so both
-#   QEMUs get the same command line, the same fw_cfg blobs.
+#   QEMUs get the same command line, the same fw_cfg blobs. VM_QEMU_ARGS: more QEMU
+#   arguments, split on spaces (-S: a destination that stays paused after the migration).
 vm_start() {
   local name=$1 mac=$2 ip=$3 chardev=$4
   shift 4
   local serial=$VM_TMP/$name.serial.log quiet=quiet incoming=()
   [[ -n ${VM_INCOMING:-} ]] && incoming=(-incoming "$VM_INCOMING")
+  local extra=()
+  read -r -a extra <<<"${VM_QEMU_ARGS:-}"
   [[ ${VM_VERBOSE:-0} == 1 ]] && quiet=
   VM_SERIAL[$name]=$serial
   : >"$serial"
@@ -238,7 +241,7 @@ vm_start() {
     -qmp "unix:$VM_TMP/$name.qmp,server=on,wait=off" \
     -kernel "$KERNEL" -initrd "$INITRD" \
     -append "console=ttyS0 $quiet panic=1 mitigations=off vusw_name=${VM_GUEST_NAME:-$name} vusw_ip=$ip $*" \
-    "${incoming[@]}" </dev/null >"$VM_TMP/$name.qemu.log" 2>&1 &
+    "${incoming[@]}" "${extra[@]}" </dev/null >"$VM_TMP/$name.qemu.log" 2>&1 &
   VM_PID[$name]=$!
   VM_PIDS+=("${VM_PID[$name]}")
 }
@@ -275,10 +278,11 @@ vm_wait_qmp() {
   done
 }
 
-# vm_migrate SRC DST [--postcopy] [--timeout SECS]: migrate the guest running in QEMU SRC
-# to QEMU DST (started with VM_INCOMING=defer) over a unix socket; prints vmctl.py's JSON
-# line (status, downtime_ms, total_ms, ram, ...) and returns its exit status (0 completed
-# and DST running, 1 failed, 2 refused by QEMU, 3 postcopy-ram refused).
+# vm_migrate SRC DST [--postcopy] [--paused] [--timeout SECS]: migrate the guest running in
+# QEMU SRC to QEMU DST (started with VM_INCOMING=defer; with -S for --paused) over a unix
+# socket; prints vmctl.py's JSON line (status, downtime_ms, total_ms, ram, ...) and returns
+# its exit status (0 completed and DST running, or paused with --paused; 1 failed, 2
+# refused by QEMU, 3 postcopy-ram refused).
 vm_migrate() {
   local src=$1 dst=$2
   shift 2

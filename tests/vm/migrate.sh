@@ -52,6 +52,8 @@ MIGRATE_TIMEOUT=${MIGRATE_TIMEOUT:-120}
 FLOOD_INTERVAL=${FLOOD_INTERVAL:-0.01}
 FLOOD_RUN=200                 # pings per back-to-back run: stopping waits for at most one
 STREAM_END_WAIT=30            # seconds for the stream to end once the sender is told to stop
+UDP_RATE=${MIGRATE_UDP_RATE:-20M}  # the numbered datagrams next to the stream (iperf3 -u)
+UDP_TIME=20                   # seconds they run: from before the migration to after it
 BLOCK=$((4 << 20))            # vusw-stream's block
 MAC1=52:54:00:00:02:01
 MAC2=52:54:00:00:02:02
@@ -136,8 +138,8 @@ DOWNTIMES=() LOSSES=()
 # and block md5, the guest state before the switch-over (ICMP counters, kernel complaint
 # count) and the results: R_MIGRATED (completed, running on DST), R_INTACT (every check
 # of the stream and the guest passed), R_WHY (why not), R_INFO (what to print).
-KIND='' SRC='' SRC_PORT='' DST='' DST_PORT='' STREAM_PORT=0 MD5='' T_STREAM=0
-ICMP1='' ICMP2='' COMPLAINTS=0 MIG='' DOWNTIME='' LOST=''
+BULK=1 KIND='' SRC='' SRC_PORT='' DST='' DST_PORT='' STREAM_PORT=0 MD5='' T_STREAM=0
+ICMP1='' ICMP2='' COMPLAINTS=0 MIG='' DOWNTIME='' LOST='' MEMDIFF=''
 R_MIGRATED=0 R_INTACT=0 R_WHY=() R_INFO=''
 
 # why TEXT: a reason the round is not intact (a failure, except in the control run).
@@ -146,7 +148,9 @@ why() { log "round $ROUND: $*"; R_WHY+=("$*"); }
 # round_destination: a QEMU for guest 1 on the free port, waiting with -incoming defer.
 # 77 (and the QEMU stopped again) for a postcopy round the switch cannot take.
 round_destination() {
-  VM_INCOMING=defer VM_GUEST_NAME=g1 vm_start "$DST" "$MAC1" "$IP1/24" "path=$VM_TMP/$DST_PORT.sock,reconnect=1"
+  local paused=
+  [[ $KIND == memcheck || $KIND == control ]] && paused=-S
+  VM_INCOMING=defer VM_GUEST_NAME=g1 VM_QEMU_ARGS=$paused vm_start "$DST" "$MAC1" "$IP1/24" "path=$VM_TMP/$DST_PORT.sock,reconnect=1"
   vm_wait_qmp "$DST"
   until_true 30 port_is "$DST_PORT" connected || fail "round $ROUND: destination QEMU $DST did not connect to $DST_PORT"
   local snap
@@ -170,19 +174,56 @@ sys.exit("PAGEFAULT" not in (p.get("protocol_features") or []))' "$snap" "$DST_P
 round_traffic() {
   local out base
   COMPLAINTS=$(kernel_complaints "$SRC" | wc -l) || fail "guest 1's agent does not answer on $SRC"
+  base=$(vusw_snap "r$ROUND-base")
+  if ((!BULK)); then
+    ICMP1=$(vm_exec "$SRC" -- vusw-icmp) || fail "guest 1's agent does not answer on $SRC"
+    ICMP2=$(vm_exec g2 -- vusw-icmp) || fail "guest 2's agent does not answer"
+    log "traffic: $(vm_exec g2 -- vusw-flood start "$IP1" "$FLOOD_INTERVAL" "$FLOOD_RUN")"
+    sleep 3
+    return 0
+  fi
   out=$(vm_exec "$SRC" -- vusw-stream recv "$STREAM_PORT") || why "stream receiver did not start: $out"
   out=$(vm_exec g2 -- vusw-stream send "$IP1" "$STREAM_PORT") || why "stream sender did not start: $out"
   MD5=$(marker_field "$out" block_md5)
-  base=$(vusw_snap "r$ROUND-base")
   T_STREAM=$SECONDS
   if ! until_true 60 grown "$base" "$SRC_PORT.tx_bytes" $((2 * BLOCK)); then
     why "the stream does not flow to guest 1 before the migration (8 MiB in 60 s)"
     vusw_summary | grep -E '^  vm' || true
   fi
+  round_udp_start
   ICMP1=$(vm_exec "$SRC" -- vusw-icmp) || fail "guest 1's agent does not answer on $SRC"
   ICMP2=$(vm_exec g2 -- vusw-icmp) || fail "guest 2's agent does not answer"
   log "traffic: $(vm_exec g2 -- vusw-flood start "$IP1" "$FLOOD_INTERVAL" "$FLOOD_RUN")"
   sleep 1
+}
+
+# round_udp_start: numbered UDP datagrams guest 2 -> guest 1 for UDP_TIME s (iperf3 -u;
+# the server in guest 1 logs what it got). TCP hides stale memory: a receive buffer that
+# reaches the destination with an old segment in it is dropped as a duplicate and the
+# data sent again. A datagram is delivered as it is: an old one arriving again after the
+# switch-over is memory the switch wrote without marking it (iperf3 counts it
+# out-of-order; one flow through an L2 switch is never reordered).
+round_udp_start() {
+  local port=$((5100 + ROUND)) out
+  out=$(vm_exec "$SRC" -- "rm -f /tmp/udp.log; iperf3 -s -1 -p $port -D --logfile /tmp/udp.log && sleep 0.5 && netstat -ltn | grep -q ':$port '") \
+    || why "iperf3 server did not start in guest 1: $out"
+  vm_exec g2 -- "rm -f /tmp/udp.done; ( iperf3 -c $IP1 -p $port -u -b $UDP_RATE -l 1200 -t $UDP_TIME >/tmp/udp.out 2>&1; touch /tmp/udp.done ) </dev/null >/dev/null 2>&1 &" >/dev/null
+}
+
+# round_udp: the datagrams' verdict (after round_udp_start's UDP_TIME): none out of order.
+round_udp() {
+  local client server ooo receiver
+  client=$(vm_exec g2 -t $((UDP_TIME + 40)) -- "i=0; while [ ! -e /tmp/udp.done ] && [ \$i -lt $(((UDP_TIME + 30) * 10)) ]; do sleep 0.1; i=\$((i + 1)); done; grep -E 'receiver|error' /tmp/udp.out") || true
+  server=$(vm_exec "$DST" -t 20 -- "cat /tmp/udp.log") || true
+  receiver=$(grep -a receiver <<<"$server" | tail -n 1 | tr -s ' ') || true
+  ooo=$(grep -ao '[0-9]* datagrams received out-of-order' <<<"$server" | tail -n 1 | cut -d' ' -f1) || true
+  log "datagrams (guest 1's iperf3 server): ${receiver:-none}; out of order: ${ooo:-0} (client: $(tr -s ' \n' ' ' <<<"$client"))"
+  if [[ -z $receiver ]]; then
+    why "no datagram result from guest 1's iperf3 server: $(tail -n 4 <<<"$server" | tr '\n' ' ') (client: $(tr '\n' ' ' <<<"$client"))"
+  elif ((${ooo:-0} > 0)); then
+    why "$ooo datagrams arrived out of order in guest 1: old datagrams delivered again, stale receive buffers"
+  fi
+  R_INFO+=", datagrams $(grep -o '[0-9]*/[0-9]* ([^)]*)' <<<"$receiver" || echo '?') lost, ${ooo:-0} out of order"
 }
 
 # round_migrate: migrate SRC -> DST (vmctl.py migrate) while snapshotting the switch;
@@ -192,7 +233,8 @@ round_migrate() {
   local args=() snaps=() pid i=0 rc=0 dirty statuses
   MIG=$VM_TMP/r$ROUND-migrate.json
   [[ $KIND == postcopy ]] && args=(--postcopy)
-  log "migrate $SRC -> $DST${args:+ (postcopy)}"
+  [[ $KIND == memcheck || $KIND == control ]] && args=(--paused)
+  log "migrate $SRC -> $DST${args:+ (${args[0]#--})}"
   vm_migrate "$SRC" "$DST" --timeout "$MIGRATE_TIMEOUT" "${args[@]}" >"$MIG" 2>&1 &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
@@ -234,6 +276,26 @@ round_migrate() {
   [[ $dirty == *" missed=0" ]] || why "the switch wrote pages of $SRC_PORT's guest it could not mark in the log ($dirty)"
 }
 
+# round_memcompare: DST (started with -S) holds guest 1 paused after the migration: its
+# memory must equal the paused source's, page for page (pmemsave both). Every page the
+# switch wrote after QEMU last copied it and did not mark in the log differs. Then DST
+# runs the guest (QMP cont).
+round_memcompare() {
+  local size=$((256 << 20)) out g n
+  for g in src dst; do
+    [[ $g == src ]] && n=$SRC || n=$DST
+    vm_qmp "$n" pmemsave "{\"val\": 0, \"size\": $size, \"filename\": \"$VM_TMP/mem-$g.bin\"}" >/dev/null \
+      || fail "round $ROUND: pmemsave on $n failed"
+  done
+  out=$("$PY" "$VMCTL" mem-compare "$VM_TMP/mem-src.bin" "$VM_TMP/mem-dst.bin")
+  rm -f "$VM_TMP/mem-src.bin" "$VM_TMP/mem-dst.bin"
+  MEMDIFF=$(marker_field " $out" differ)
+  log "guest 1's memory, source (final) vs destination (as migrated): $out"
+  ((MEMDIFF == 0)) || why "$MEMDIFF pages of guest 1's memory differ between the source and the destination ($out): the switch wrote them unlogged"
+  vm_qmp "$DST" cont >/dev/null || fail "round $ROUND: QMP cont on $DST failed"
+  R_INFO="paused for the memory comparison: $MEMDIFF pages differ"
+}
+
 # round_follow: after the switch-over the FDB has guest 1's MAC on DST_PORT by itself,
 # guest 2's stream reaches it there, it answers pings; the pings lost across the
 # switch-over (guest kernels' ICMP counters: below ping's socket, which overflows when a
@@ -247,7 +309,7 @@ round_follow() {
     why "the switch did not move $MAC1 to $DST_PORT within 10 s (FDB: ${fdb:-none})"
   fi
   base=$(vusw_snap "r$ROUND-after")
-  if ! until_true 30 grown "$base" "$DST_PORT.tx_bytes" $((2 * BLOCK)); then
+  if ((BULK)) && ! until_true 30 grown "$base" "$DST_PORT.tx_bytes" $((2 * BLOCK)); then
     why "guest 2's stream does not reach guest 1 on $DST_PORT after the switch-over (8 MiB in 30 s)"
     round_diagnose "$base"
   fi
@@ -260,7 +322,7 @@ round_follow() {
   got_req=$(icmp_delta "$ICMP1" "$icmp1" InEchos) sent_rep=$(icmp_delta "$ICMP1" "$icmp1" OutEchoReps)
   LOST=$((req - rep))
   log "pings across the switch-over: $flood; kernels: guest 2 sent $req requests, guest 1 got $got_req and sent $sent_rep replies, guest 2 got $rep: $LOST lost ($((req - got_req)) requests, $((sent_rep - rep)) replies)"
-  R_INFO="downtime ${DOWNTIME:-?} ms, lost $LOST of $req pings"
+  R_INFO="downtime ${DOWNTIME:-?} ms, lost $LOST of $req pings${R_INFO:+ ($R_INFO)}"
 }
 
 # round_diagnose BASE: why guest 1 gets nothing: the switch's view of its port since BASE,
@@ -299,11 +361,12 @@ round_stream() {
 # migrate_round precopy|postcopy|control: migrate guest 1 from CUR to a new QEMU on the
 # other port under the stream and the pings; 77 when postcopy is not available.
 migrate_round() {
-  KIND=$1 SRC=$CUR SRC_PORT=$CUR_PORT DST_PORT=vm1b
+  KIND=$1 SRC=$CUR SRC_PORT=$CUR_PORT DST_PORT=vm1b BULK=1
+  [[ $KIND == memcheck || $KIND == control ]] && BULK=0
   ROUND=$((ROUND + 1))
   DST=g1-$ROUND STREAM_PORT=$((5000 + ROUND))
   [[ $SRC_PORT == vm1b ]] && DST_PORT=vm1a
-  R_MIGRATED=0 R_INTACT=0 R_WHY=() R_INFO='' DOWNTIME='' LOST=''
+  R_MIGRATED=0 R_INTACT=0 R_WHY=() R_INFO='' DOWNTIME='' LOST='' MEMDIFF=''
   printf '\n'
   log "==== round $ROUND ($KIND): $SRC on $SRC_PORT -> $DST on $DST_PORT"
   round_destination || return $?
@@ -315,8 +378,12 @@ migrate_round() {
     log "==== round $ROUND ($KIND): NOT intact: ${R_WHY[0]}"
     return 0
   fi
+  [[ $KIND == memcheck || $KIND == control ]] && round_memcompare
   round_follow
-  round_stream
+  if ((BULK)); then
+    round_stream
+    round_udp
+  fi
   vm_stop "$SRC"
   CUR=$DST CUR_PORT=$DST_PORT
   vusw_summary "$(vusw_snap "r$ROUND-end")" | grep -E '^  vm' || true
@@ -359,7 +426,21 @@ if ((POSTCOPY)) && ((${#FAILS[@]} == 0)); then
   fi
 fi
 
+MEM_NOTE=''
 if ((CONTROL)) && ((${#FAILS[@]} == 0)); then
+  # The same round with the destination paused after the migration, so that its memory
+  # can be compared with the source's: with logging no page may differ ...
+  migrate_round memcheck
+  if ((R_INTACT)); then
+    MEM_NOTE="memory check: 0 pages differ"
+  else
+    bad "memory check round $ROUND: $(printf '%s; ' "${R_WHY[@]}")"
+  fi
+fi
+
+if ((CONTROL)) && ((${#FAILS[@]} == 0)); then
+  # ... and without it (vuswitchd negotiates logging but never marks a page) pages must
+  # differ: proof that the checks above can fail.
   printf '\n'
   log "==== control run: vuswitchd --debug-no-dirty-log (logging negotiated, no page marked)"
   if ! grep -qa 'debug-no-dirty-log' "$VUSWITCHD"; then
@@ -375,7 +456,7 @@ if ((CONTROL)) && ((${#FAILS[@]} == 0)); then
     if ((!R_MIGRATED)); then
       bad "control run: the migration itself failed ($(printf '%s; ' "${R_WHY[@]}")): that shows nothing about logging"
     elif ((R_INTACT)); then
-      bad "control run: the stream came through intact although the switch marked no dirty page: the test cannot detect a switch that does not log"
+      bad "control run: guest 1 came through intact although the switch marked no dirty page: the test cannot detect a switch that does not log"
     else
       CONTROL_NOTE="control (--debug-no-dirty-log): broken as expected: ${R_WHY[0]}"
       log "control run: not intact, as it must be without logging: $(printf '%s; ' "${R_WHY[@]}")"
@@ -391,6 +472,7 @@ vusw_stop
 join() { local IFS=/; echo "$*"; }
 note="migrate: $PRE_OK of $ROUNDS precopy OK, downtime $(join "${DOWNTIMES[@]:0:ROUNDS}") ms, lost $(join "${LOSSES[@]:0:ROUNDS}") pings"
 [[ -n $POST_NOTE ]] && note+="; $POST_NOTE"
+[[ -n $MEM_NOTE ]] && note+="; $MEM_NOTE"
 [[ -n $CONTROL_NOTE ]] && note+="; $CONTROL_NOTE"
 printf '\n'
 log "NOTE: $note"

@@ -6,11 +6,12 @@
                                              + device_add pc-dimm ID
   vmctl.py dimm-del SOCK ID TIMEOUT          device_del ID, wait for DEVICE_DELETED, object-del mem-ID;
                                              exit 2 if the guest did not release it in time
-  vmctl.py migrate SRC DST URI [--postcopy] [--timeout SECS]
+  vmctl.py migrate SRC DST URI [--postcopy] [--paused] [--timeout SECS]
                                              migrate the guest of QMP socket SRC to the QEMU of QMP
                                              socket DST (started with -incoming defer) over URI
                                              (unix:PATH); prints one JSON line (see cmd_migrate);
-                                             exit 0 completed and running on DST, 1 failed or timed
+                                             exit 0 completed and running on DST (--paused: DST has
+                                             -S and stays paused), 1 failed or timed
                                              out, 2 QEMU refused to migrate, 3 refused postcopy-ram
   vmctl.py guest SOCK [-t SECS] -- COMMAND   run COMMAND in the guest (agent on ttyS1), print its
                                              output, exit with its status (124 on timeout)
@@ -21,6 +22,8 @@
                                              print each failed one, exit 1 if any failed; with
                                              --since, numbers are growth since the BASE snapshot
   (a dict field without .KEY is summed: drops, protocol_errors; a missing key reads 0)
+  vmctl.py mem-compare FILE FILE             4 KiB pages that differ between two memory dumps
+                                             (pmemsave): "differ=N pages=N first=GPA,.."
   vmctl.py fdb-port JSON MAC                 the port(s) a saved `vuswitchctl --json show fdb` has
                                              learned MAC (aa:bb:.. or aabb..) on, one per line
   vmctl.py ports-vhost JSON PORT             one line about a vhost-user port's negotiation:
@@ -180,7 +183,7 @@ def cmd_guest(path, timeout, command):
 MIGRATE_MAX_BANDWIDTH = 1 << 30
 
 
-def cmd_migrate(src_path, dst_path, uri, postcopy, timeout):
+def cmd_migrate(src_path, dst_path, uri, postcopy, timeout, paused=False):
     """Precopy (or postcopy) migration of SRC's guest to DST, driven over both QMP sockets.
 
     DST must run with `-incoming defer`: capabilities are set on both sides first (QEMU
@@ -246,11 +249,26 @@ def cmd_migrate(src_path, dst_path, uri, postcopy, timeout):
             st = dst.execute("query-status")
         except EOFError:
             finish(1, dst_status="exited", error="the destination QEMU exited after the migration")
-        if st.get("running"):
+        if st.get("running") or (paused and st.get("status") != "inmigrate"):
             finish(0, dst_status=st.get("status"), run_after_ms=round((time.monotonic() - t_done) * 1000))
         if time.monotonic() - t_done > 30:
             finish(1, dst_status=st.get("status"), error="destination not running 30 s after completion")
         time.sleep(0.02)
+
+
+def cmd_mem_compare(a, b, page=4096):
+    differ, pages, first = 0, 0, []
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(page), fb.read(page)
+            if not x and not y:
+                break
+            if x != y:
+                differ += 1
+                if len(first) < 8:
+                    first.append(hex(pages * page))
+            pages += 1
+    print(f"differ={differ} pages={pages} first={','.join(first) or '-'}")
 
 
 def cmd_fdb_port(path, mac):
@@ -347,7 +365,9 @@ def main(argv):
         opts = argv[5:]
         postcopy = "--postcopy" in opts
         timeout = float(opts[opts.index("--timeout") + 1]) if "--timeout" in opts else 120.0
-        cmd_migrate(path, argv[3], argv[4], postcopy, timeout)
+        cmd_migrate(path, argv[3], argv[4], postcopy, timeout, "--paused" in opts)
+    elif op == "mem-compare" and len(argv) == 4:
+        cmd_mem_compare(path, argv[3])
     elif op == "fdb-port" and len(argv) == 4:
         cmd_fdb_port(path, argv[3])
     elif op == "guest":
