@@ -74,6 +74,7 @@ po::options_description describe()
         ("memory", po::value<long long>(), "MB of (huge page) memory for packet buffers, 64..65536 (default 256)")
         ("no-huge", po::bool_switch(), "use ordinary memory instead of huge pages (tests, sanitizers)")
         ("log-level", po::value<std::string>(), "error|warn|info|debug (default info)")
+        ("debug-dirty-log-always", po::bool_switch(), "BENCHMARKS ONLY: every guest logs its writes into a private dirty log as if it were migrating (perf/dirty_log.sh measures what logging costs)")
         ("debug-no-dirty-log", po::bool_switch(), "TESTS ONLY: negotiate live-migration dirty logging but never write the log, so a migrated guest wakes up with stale memory (the control run of tests/vm/migrate.sh)");
     return d;
 }
@@ -258,6 +259,7 @@ Status to_config(const po::variables_map& vm, Config& c)
     }
     c.no_huge = vm["no-huge"].as<bool>();
     c.debug_no_dirty_log = vm["debug-no-dirty-log"].as<bool>();
+    c.debug_dirty_log_always = vm["debug-dirty-log-always"].as<bool>();
     if (vm.count("log-level")) {
         auto level = parse_level(vm["log-level"].as<std::string>());
         if (!level)

@@ -38,6 +38,7 @@ struct Config {
     unsigned memory_mb = 256;
     bool no_huge = false;
     bool debug_no_dirty_log = false;          // --debug-no-dirty-log (tests only)
+    bool debug_dirty_log_always = false;      // --debug-dirty-log-always (benchmarks only)
     LogLevel log_level = LogLevel::info;
     bool used_default_ports = false;
 };

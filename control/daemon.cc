@@ -140,6 +140,8 @@ Status Daemon::create_ports()
     // Guest memory mapped from now on is registered for DMA with the NICs opened above.
     dma_ = std::make_unique<EalDmaRegistry>();
     set_dma_registry(dma_.get());
+    if (config_.debug_dirty_log_always)
+        log(LogLevel::warn, "--debug-dirty-log-always: every guest logs its writes as if migrating (benchmarks only)");
     if (config_.debug_no_dirty_log)
         log(LogLevel::warn, "--debug-no-dirty-log: migrating guests will get stale memory (a test's control run only)");
     VhostPort::set_zero_copy_min(config_.zero_copy_min);
@@ -194,7 +196,8 @@ Status Daemon::start_serving()
         std::filesystem::create_directories(std::filesystem::path(vhost->path()).parent_path(), ec);
         vhost_user::SessionEnv env{[this, vhost](uint16_t pair) { return scheduler_->place_queue(*vhost, pair); },
                                    [this, vhost](uint16_t pair) { return scheduler_->pmd_of(*vhost, pair); },
-                                   *reclaimer_, *l2_, pool_, !config_.debug_no_dirty_log};
+                                   *reclaimer_, *l2_, pool_, !config_.debug_no_dirty_log,
+                                   config_.debug_dirty_log_always};
         endpoints_.push_back(std::make_unique<vhost_user::Endpoint>(*vhost, env, loop_));
         if (auto ok = endpoints_.back()->start(); !ok)
             return ok;

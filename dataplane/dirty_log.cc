@@ -37,6 +37,14 @@ std::shared_ptr<const DirtyLog> DirtyLog::over(std::byte* bitmap, uint64_t size)
     return std::shared_ptr<const DirtyLog>(new DirtyLog(nullptr, 0, bitmap, size));
 }
 
+Result<std::shared_ptr<const DirtyLog>> DirtyLog::anonymous(uint64_t size)
+{
+    void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mapping == MAP_FAILED)
+        return fail("mmap_failed", fmt::format("mmap of a {:#x}-byte private log failed", size));
+    return std::shared_ptr<const DirtyLog>(new DirtyLog(mapping, size, static_cast<std::byte*>(mapping), size));
+}
+
 DirtyLog::DirtyLog(void* mapping, std::size_t mapping_len, std::byte* bitmap, uint64_t size)
     : mapping_(mapping), mapping_len_(mapping_len), bitmap_(bitmap), size_(size)
 {

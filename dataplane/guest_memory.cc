@@ -77,7 +77,7 @@ void set_dma_registry(DmaRegistry* registry)
     dma_registry = registry;
 }
 
-Result<std::shared_ptr<const MappedRegion>> MappedRegion::map(UniqueFd fd, const RegionDesc& d)
+Result<std::shared_ptr<const MappedRegion>> MappedRegion::map(UniqueFd fd, const RegionDesc& d, bool dma)
 {
     uint64_t last = 0;
     if (!fd)
@@ -110,7 +110,7 @@ Result<std::shared_ptr<const MappedRegion>> MappedRegion::map(UniqueFd fd, const
         return fail("mmap_failed", fmt::format("mmap of {:#x} bytes at offset {:#x} failed", length, aligned_off));
     auto* host = static_cast<std::byte*>(base) + lead;
     auto region = std::shared_ptr<MappedRegion>(new MappedRegion(std::move(fd), d, base, length, host));
-    if (dma_registry != nullptr &&
+    if (dma && dma_registry != nullptr &&
         dma_registry->add(static_cast<std::byte*>(base), length, dma_page(uintptr_t(base), length, align)))
         region->dma_ = dma_registry;
     return std::shared_ptr<const MappedRegion>(std::move(region));

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -102,14 +103,28 @@ Status Connection::receive(Message& msg)
     return read_exact(msg.payload.data(), msg.header.size);
 }
 
-Status Connection::reply(Request request, std::span<const std::byte> payload)
+Status Connection::reply(Request request, std::span<const std::byte> payload, int fd)
 {
     std::array<std::byte, sizeof(Header) + kMaxPayload> buf{};
     const Header h{uint32_t(request), kVersion | kReplyFlag, uint32_t(payload.size())};
     std::memcpy(buf.data(), &h, sizeof(h));
     std::memcpy(buf.data() + sizeof(h), payload.data(), payload.size());
     const std::size_t len = sizeof(h) + payload.size();
-    const ssize_t n = send(sock_.get(), buf.data(), len, MSG_NOSIGNAL);
+    iovec iov{buf.data(), len};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int))> control{};
+    if (fd >= 0) {
+        mh.msg_control = control.data();
+        mh.msg_controllen = control.size();
+        cmsghdr* c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &fd, sizeof(fd));
+    }
+    const ssize_t n = sendmsg(sock_.get(), &mh, MSG_NOSIGNAL);
     if (n != ssize_t(len))
         return fail("io", fmt::format("send reply: {}", n < 0 ? strerror(errno) : "short write"));
     return {};

@@ -23,8 +23,8 @@ public:
     // messages), "truncated", "oversized", "bad_version", "too_many_fds", "io".
     // Every error is fatal for the connection.
     Status receive(Message& msg);
-    // Sends a reply to `request` carrying `payload`.
-    Status reply(Request request, std::span<const std::byte> payload);
+    // Sends a reply to `request` carrying `payload` (and the fd `fd`, if not -1).
+    Status reply(Request request, std::span<const std::byte> payload, int fd = -1);
     Status reply_u64(Request request, uint64_t value);
 
 private:

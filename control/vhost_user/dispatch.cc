@@ -44,9 +44,10 @@ constexpr std::array<Row, kRequestCount> kTable = {{
     {"SET_CONFIG", nullptr, 0, kMaxPayload, 0, 0, 0, Reply::ack},
     {"CREATE_CRYPTO_SESSION", nullptr, 0, kMaxPayload, 0, 0, 0, Reply::always},
     {"CLOSE_CRYPTO_SESSION", nullptr, 0, kMaxPayload, 0, 0, 0, Reply::ack},
-    {"POSTCOPY_ADVISE", nullptr, 0, 0, 0, 0, 0, Reply::always},
-    {"POSTCOPY_LISTEN", nullptr, 0, 0, 0, 0, 0, Reply::ack},
-    {"POSTCOPY_END", nullptr, 0, 0, 0, 0, 0, Reply::always},
+    // QEMU waits for the LISTEN and END replies whether REPLY_ACK was negotiated or not.
+    {"POSTCOPY_ADVISE", &S::postcopy_advise, 0, 0, 0, 0, protocol::kPagefault, Reply::always},
+    {"POSTCOPY_LISTEN", &S::postcopy_listen, 0, 0, 0, 0, protocol::kPagefault, Reply::always},
+    {"POSTCOPY_END", &S::postcopy_end, 0, 0, 0, 0, protocol::kPagefault, Reply::always},
     {"GET_INFLIGHT_FD", nullptr, 0, kMaxPayload, 0, 0, 0, Reply::always},
     {"SET_INFLIGHT_FD", nullptr, 0, kMaxPayload, 1, 1, 0, Reply::ack},
     {"GPU_SET_SOCKET", nullptr, 0, 0, 1, 1, 0, Reply::ack},

@@ -160,6 +160,7 @@ inline constexpr uint64_t kLogShmfd = 1ull << 1;
 inline constexpr uint64_t kRarp = 1ull << 2;
 inline constexpr uint64_t kReplyAck = 1ull << 3;
 inline constexpr uint64_t kNetMtu = 1ull << 4;
+inline constexpr uint64_t kPagefault = 1ull << 8;  // postcopy (userfaultfd)
 inline constexpr uint64_t kConfigureMemSlots = 1ull << 15;
 inline constexpr uint64_t kStatus = 1ull << 16;
 }  // namespace protocol

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "control/vhost_user/dispatch.h"
+#include "control/vhost_user/userfault.h"
 #include "vusw/l2switch.h"
 #include "vusw/log.h"
 #include "vusw/pmd.h"
@@ -161,6 +162,10 @@ bool Session::on_readable()
         return false;
     }
     const uint32_t code = msg_.header.request;
+    if (is_postcopy_ack(msg_)) {
+        log(LogLevel::debug, "port {}: postcopy memory update acknowledged", port_.name());
+        return true;
+    }
     port_.protocol().count_message(code);
     log(LogLevel::debug, "port {}: {} size {} fds {}", port_.name(), request_name(code), msg_.header.size, msg_.fds.size());
     const Row* row = find_row(code);
@@ -311,6 +316,11 @@ Status Session::get_features(Message&)
 
 void Session::publish_log()
 {
+    if (env_.always_log && !log_) {
+        constexpr uint64_t kCovered = uint64_t(1) << 40;  // 1 TiB of guest memory: 32 MiB of log, touched as used
+        if (auto own = DirtyLog::anonymous(kCovered >> (DirtyLog::kPageShift + 3)); own)
+            log_ = std::move(*own);
+    }
     std::shared_ptr<const DirtyLog> wanted;
     if (logging() && env_.write_dirty_log)
         wanted = log_;
@@ -385,13 +395,40 @@ Status Session::set_mem_table(Message& m)
         return fail("bad_fd_count", fmt::format("SET_MEM_TABLE: {} regions but {} fds", table.nregions, m.fds.size()));
     std::vector<std::shared_ptr<const MappedRegion>> regions;
     for (uint32_t i = 0; i < table.nregions; ++i) {
-        auto region = MappedRegion::map(std::move(m.fds[i]), region_desc(table.regions[i]));
+        auto region = map_region(std::move(m.fds[i]), region_desc(table.regions[i]));
         if (!region)
             return std::unexpected(region.error());
         regions.push_back(std::move(*region));
     }
     repeated_regions_.clear();  // a whole new table: every region is added once
-    return publish(MemTable::from_regions(std::move(regions)));
+    if (auto ok = publish(MemTable::from_regions(regions)); !ok || !postcopy_listening_)
+        return ok;
+    // Postcopy: the table comes back with our mapping addresses, which QEMU's fault
+    // handler needs (spec "SET_MEM_TABLE": the reply in postcopy mode).
+    MemoryTable reply = table;
+    for (uint32_t i = 0; i < table.nregions; ++i)
+        reply.regions[i].userspace_addr = uint64_t(uintptr_t(regions[i]->host()));
+    return conn_.reply(Request::SetMemTable, std::as_bytes(std::span(&reply, 1)).first(m.header.size));
+}
+
+Result<std::shared_ptr<const MappedRegion>> Session::map_region(UniqueFd fd, const RegionDesc& desc)
+{
+    if (!postcopy_listening_)
+        return MappedRegion::map(std::move(fd), desc);
+    auto region = MappedRegion::map(std::move(fd), desc, false);  // no DMA pinning before the pages arrived
+    if (!region)
+        return region;
+    if (auto ok = register_missing(userfault_.get(), (*region)->mapping()); !ok)
+        return std::unexpected(ok.error());
+    return region;
+}
+
+bool Session::is_postcopy_ack(const Message& m) const
+{
+    const auto code = Request(m.header.request);
+    return postcopy_listening_ && m.header.size == sizeof(uint64_t) && m.fds.empty() &&
+           (code == Request::None || code == Request::SetMemTable || code == Request::AddMemReg ||
+            code == Request::RemMemReg);
 }
 
 Status Session::add_mem_reg(Message& m)
@@ -401,16 +438,29 @@ Status Session::add_mem_reg(Message& m)
     // QEMU (7.2 at least) runs each queue pair as a vhost device of its own on the one
     // connection, and each adds, and later removes, the same regions: a region that is
     // mapped already, identical in gpa, uva and size, is counted, not mapped again.
+    std::shared_ptr<const MappedRegion> region;
     if (now.contains(desc)) {
         ++repeated_regions_[{desc.gpa, desc.uva, desc.size}];
-        return {};
+        for (const auto& r : now.regions())
+            if (r->desc().gpa == desc.gpa && r->desc().uva == desc.uva && r->desc().size == desc.size)
+                region = r;
+    } else {
+        if (now.region_count() >= kMaxMemSlots)  // before mapping anything
+            return fail("mem_slots_full", fmt::format("ADD_MEM_REG: all {} memory slots in use", kMaxMemSlots));
+        auto mapped = map_region(std::move(m.fds[0]), desc);
+        if (!mapped)
+            return std::unexpected(mapped.error());
+        region = std::move(*mapped);
+        if (auto ok = publish(now.with_region(region)); !ok)
+            return ok;
     }
-    if (now.region_count() >= kMaxMemSlots)  // before mapping anything
-        return fail("mem_slots_full", fmt::format("ADD_MEM_REG: all {} memory slots in use", kMaxMemSlots));
-    auto region = MappedRegion::map(std::move(m.fds[0]), desc);
-    if (!region)
-        return std::unexpected(region.error());
-    return publish(now.with_region(std::move(*region)));
+    if (!postcopy_listening_)
+        return {};
+    // Postcopy: the region comes back with our mapping address (spec "ADD_MEM_REG"),
+    // for every ADD, also one of a region we had already.
+    SingleRegion reply = m.as<SingleRegion>();
+    reply.region.userspace_addr = uint64_t(uintptr_t(region->host()));
+    return conn_.reply(Request::AddMemReg, std::as_bytes(std::span(&reply, 1)));
 }
 
 Status Session::rem_mem_reg(Message& m)
@@ -533,13 +583,13 @@ Status Session::set_vring_err(Message& m)
 
 Status Session::get_protocol_features(Message&)
 {
-    return conn_.reply_u64(Request::GetProtocolFeatures, kOfferedProtocolFeatures);
+    return conn_.reply_u64(Request::GetProtocolFeatures, offered_protocol_features());
 }
 
 Status Session::set_protocol_features(Message& m)
 {
     const uint64_t wanted = m.as<uint64_t>();
-    if (wanted & ~kOfferedProtocolFeatures)
+    if (wanted & ~offered_protocol_features())
         return fail("unsupported_features", fmt::format("protocol features {:#x} include bits we did not offer", wanted));
     protocol_features_ = wanted;
     return {};
@@ -602,6 +652,54 @@ Status Session::set_status(Message& m)
 Status Session::get_status(Message&)
 {
     return conn_.reply_u64(Request::GetStatus, status_);
+}
+
+uint64_t Session::offered_protocol_features()
+{
+    return kOfferedProtocolFeatures | (userfault_available() ? protocol::kPagefault : 0);
+}
+
+Status Session::postcopy_advise(Message&)
+{
+    // QEMU 7.2 runs one vhost device per queue pair and each advises: they all get the
+    // same userfaultfd (a mapping registers with one), as duplicates.
+    if (!userfault_) {
+        auto fd = open_userfault();
+        if (!fd)
+            return std::unexpected(fd.error());
+        userfault_ = std::move(*fd);
+        log(LogLevel::info, "port {}: postcopy advised: page faults of its guest memory go to the front-end",
+            port_.name());
+    }
+    return conn_.reply(Request::PostcopyAdvise, {}, userfault_.get());
+}
+
+Status Session::postcopy_listen(Message&)
+{
+    // A failure is answered (non-zero): QEMU then fails the migration, not the guest's port.
+    Status ok = userfault_ ? Status{} : fail("postcopy_order", "POSTCOPY_LISTEN before POSTCOPY_ADVISE");
+    if (ok && !postcopy_listening_) {
+        // Memory mapped before: its pages may not have arrived either.
+        for (const auto& r : current_table(port_).regions())
+            if (ok = register_missing(userfault_.get(), r->mapping()); !ok)
+                break;
+        postcopy_listening_ = ok.has_value();
+    }
+    if (!ok)
+        record_error(ok.error());
+    return conn_.reply_u64(Request::PostcopyListen, ok ? 0 : 1);
+}
+
+Status Session::postcopy_end(Message&)
+{
+    if (userfault_) {
+        for (const auto& r : current_table(port_).regions())
+            unregister(userfault_.get(), r->mapping());
+        userfault_.reset();
+        log(LogLevel::info, "port {}: postcopy ended: all guest memory is here", port_.name());
+    }
+    postcopy_listening_ = false;
+    return conn_.reply_u64(Request::PostcopyEnd, 0);
 }
 
 }  // namespace vusw::vhost_user

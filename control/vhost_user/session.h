@@ -33,6 +33,7 @@ inline constexpr uint64_t kOfferedFeatures = feature::kVersion1 | feature::kMrgR
                                              feature::kGuestTso4 | feature::kGuestTso6 | feature::kHostEcn |
                                              feature::kGuestEcn | feature::kHostUso | feature::kGuestUso4 |
                                              feature::kGuestUso6 | feature::kLogAll;
+// PAGEFAULT (postcopy) is offered as well where the kernel lets us open a userfaultfd.
 inline constexpr uint64_t kOfferedProtocolFeatures = protocol::kMq | protocol::kLogShmfd | protocol::kRarp | protocol::kReplyAck |
                                                      protocol::kNetMtu | protocol::kConfigureMemSlots | protocol::kStatus;
 
@@ -49,6 +50,9 @@ struct SessionEnv {
     // false only for the migration test's control run (--debug-no-dirty-log): logging is
     // negotiated but the dirty log never written, so a migrated guest must see stale memory.
     bool write_dirty_log = true;
+    // Benchmarks only (--debug-dirty-log-always): every session logs into a private log
+    // as if its guest were migrating, to measure what logging costs.
+    bool always_log = false;
 };
 
 class Session {
@@ -88,6 +92,12 @@ public:
     Status rem_mem_reg(Message& m);
     Status set_status(Message& m);
     Status get_status(Message& m);
+    Status postcopy_advise(Message& m);
+    Status postcopy_listen(Message& m);
+    Status postcopy_end(Message& m);
+
+    // The protocol features this back-end offers on this host.
+    static uint64_t offered_protocol_features();
 
 private:
     struct Ring {
@@ -110,9 +120,15 @@ private:
     // Stops ring `index`; `base` is its position as GET_VRING_BASE reports it.
     Status stop_ring(uint32_t index, uint32_t& base);
     bool packed() const { return features_ & feature::kRingPacked; }
-    bool logging() const { return features_ & feature::kLogAll; }
+    bool logging() const { return (features_ & feature::kLogAll) || env_.always_log; }
     // Gives PMD cores the dirty log while LOG_ALL is on and a log base is mapped.
     void publish_log();
+    // Postcopy: a region mapped while listening is registered with the userfaultfd; the
+    // front-end learns where we mapped it from the reply.
+    Result<std::shared_ptr<const MappedRegion>> map_region(UniqueFd fd, const RegionDesc& desc);
+    // QEMU's "done" after a postcopy memory update: the last memory message's code with a
+    // u64 payload (or code 0). Not a request.
+    bool is_postcopy_ack(const Message& m) const;
     Status publish(Result<std::unique_ptr<MemTable>> table);
     Status set_ring_fd(Message& m, UniqueFd Ring::*slot);
     void record_error(const Error& e);
@@ -132,6 +148,8 @@ private:
     std::array<Ring, 2 * kMaxQueuePairs> rings_;
     std::shared_ptr<const DirtyLog> log_;  // SET_LOG_BASE's mapping
     UniqueFd log_fd_;                      // SET_LOG_FD (kept, never signalled: QEMU polls the log)
+    UniqueFd userfault_;                   // POSTCOPY_ADVISE .. POSTCOPY_END
+    bool postcopy_listening_ = false;      // POSTCOPY_LISTEN .. POSTCOPY_END
     // Regions ADD_MEM_REG gave again while mapped, by (gpa, uva, size): how many more
     // REM_MEM_REGs they take before they go.
     std::map<std::tuple<uint64_t, uint64_t, uint64_t>, uint32_t> repeated_regions_;

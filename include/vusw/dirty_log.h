@@ -27,8 +27,10 @@ public:
 
     // Maps `size` bytes at `offset` of `fd` (SET_LOG_BASE's mmap_size and mmap_offset).
     static Result<std::shared_ptr<const DirtyLog>> map(UniqueFd fd, uint64_t size, uint64_t offset);
-    // A log over memory the caller owns and keeps alive (tests, benchmarks).
+    // A log over memory the caller owns and keeps alive (tests).
     static std::shared_ptr<const DirtyLog> over(std::byte* bitmap, uint64_t size);
+    // A private log of its own anonymous memory, nobody reads (benchmarks of logging).
+    static Result<std::shared_ptr<const DirtyLog>> anonymous(uint64_t size);
     ~DirtyLog();
     DirtyLog(const DirtyLog&) = delete;
     DirtyLog& operator=(const DirtyLog&) = delete;

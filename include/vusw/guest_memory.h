@@ -58,14 +58,18 @@ void set_dma_registry(DmaRegistry* registry);
 class MappedRegion {
 public:
     // Maps `size` bytes at `mmap_offset` of `fd` (shared, read/write). Validates the
-    // description (non-zero size, no overflow, within the file) first.
-    static Result<std::shared_ptr<const MappedRegion>> map(UniqueFd fd, const RegionDesc& desc);
+    // description (non-zero size, no overflow, within the file) first. Without `dma` the
+    // region is not registered for device DMA (postcopy: nothing may touch the pages
+    // before they arrived, and a DMA mapping would pin them).
+    static Result<std::shared_ptr<const MappedRegion>> map(UniqueFd fd, const RegionDesc& desc, bool dma = true);
     ~MappedRegion();
     MappedRegion(const MappedRegion&) = delete;
     MappedRegion& operator=(const MappedRegion&) = delete;
 
     const RegionDesc& desc() const { return desc_; }
     std::byte* host() const { return host_; }
+    // The whole mapping, page aligned (it may begin before host()).
+    std::span<std::byte> mapping() const { return {static_cast<std::byte*>(mmap_base_), mmap_length_}; }
     // Registered with the DmaRegistry: buffers in it may be lent (zero copy).
     bool dma() const { return dma_ != nullptr; }
 

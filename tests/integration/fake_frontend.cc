@@ -103,7 +103,7 @@ bool FakeFrontend::sync() {
 
 void FakeFrontend::negotiate_protocol_features() {
   backend_protocol_features_ = get_u64(Req::GetProtocolFeatures).value_or(0);
-  uint64_t want = pfeat::kMq | pfeat::kNetMtu | pfeat::kLogShmfd | (opt_.reply_ack ? pfeat::kReplyAck : 0) |
+  uint64_t want = pfeat::kMq | pfeat::kNetMtu | pfeat::kLogShmfd | pfeat::kPagefault | pfeat::kRarp | (opt_.reply_ack ? pfeat::kReplyAck : 0) |
                   (opt_.mem_slots ? pfeat::kConfigureMemSlots : 0);
   uint64_t pf = want & backend_protocol_features_;
   request(Req::SetProtocolFeatures, bytes_of(pf), {}, false);
@@ -217,6 +217,46 @@ Ack FakeFrontend::set_log_base(int fd, uint64_t size, uint64_t offset) {
   const int fds[] = {fd};
   if (!conn_.send(static_cast<uint32_t>(Req::SetLogBase), kVersion1, bytes_of(m), fds)) return {AckStatus::Closed, 0};
   return read_ack(Req::SetLogBase);  // with LOG_SHMFD the back-end always replies
+}
+
+UniqueFd FakeFrontend::postcopy_advise() {
+  if (!conn_.send(static_cast<uint32_t>(Req::PostcopyAdvise), kVersion1, {})) return {};
+  RecvResult r = conn_.recv(kReplyTimeout);
+  if (r.status != RecvStatus::Ok || r.msg.hdr.request != static_cast<uint32_t>(Req::PostcopyAdvise) ||
+      r.msg.hdr.size != 0 || r.msg.fds.size() != 1) {
+    anomalies_.push_back("bad POSTCOPY_ADVISE reply");
+    return {};
+  }
+  return std::move(r.msg.fds[0]);
+}
+
+Ack FakeFrontend::postcopy_request(Req req) {
+  if (!conn_.send(static_cast<uint32_t>(req), kVersion1 | kFlagNeedReply, {})) return {AckStatus::Closed, 0};
+  return read_ack(req);
+}
+
+std::optional<uint64_t> FakeFrontend::add_mem_reg_postcopy(const MemRegion& r) {
+  const MemRegMsg m{0, r.desc()};
+  const int fds[] = {r.fd()};
+  if (!conn_.send(static_cast<uint32_t>(Req::AddMemReg), kVersion1, bytes_of(m), fds)) return std::nullopt;
+  RecvResult reply = conn_.recv(kReplyTimeout);
+  MemRegMsg back{};
+  if (reply.status != RecvStatus::Ok || reply.msg.hdr.request != static_cast<uint32_t>(Req::AddMemReg) ||
+      reply.msg.payload.size() != sizeof(back)) {
+    anomalies_.push_back("bad postcopy ADD_MEM_REG reply");
+    return std::nullopt;
+  }
+  std::memcpy(&back, reply.msg.payload.data(), sizeof(back));
+  if (back.region.guest_phys_addr != r.gpa() || back.region.memory_size != r.size()) {
+    anomalies_.push_back("postcopy ADD_MEM_REG reply for another region");
+    return std::nullopt;
+  }
+  return back.region.userspace_addr;
+}
+
+bool FakeFrontend::postcopy_memory_done(Req last) {
+  const uint64_t ok = 0;
+  return conn_.send(static_cast<uint32_t>(last), kVersion1, bytes_of(ok));
 }
 
 bool FakeFrontend::set_logging(bool on) {

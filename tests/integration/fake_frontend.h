@@ -10,6 +10,7 @@
 #pragma once
 
 #include <array>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -120,6 +121,24 @@ class FakeFrontend {
   // for every ring; set_logging(false) the same without them.
   Ack set_log_base(int fd, uint64_t size, uint64_t offset = 0);
   bool set_logging(bool on);
+  // Postcopy, as a destination QEMU runs it (PAGEFAULT negotiated): ADVISE returns the
+  // back-end's userfaultfd (invalid if none came); LISTEN and END are answered with a u64
+  // whether REPLY_ACK was negotiated or not.
+  UniqueFd postcopy_advise();
+  Ack postcopy_listen() { return postcopy_request(Req::PostcopyListen); }
+  Ack postcopy_end() { return postcopy_request(Req::PostcopyEnd); }
+  // SEND_RARP (protocol feature RARP): what a destination QEMU sends after the switch-over
+  // for a guest without GUEST_ANNOUNCE; the MAC in the payload's first 6 bytes.
+  Ack send_rarp(const std::array<uint8_t, 6>& mac) {
+    uint64_t payload = 0;
+    std::memcpy(&payload, mac.data(), mac.size());
+    return request(Req::SendRarp, bytes_of(payload), {}, opt_.ack_all);
+  }
+  // While listening, ADD_MEM_REG is answered with the region at the back-end's own
+  // address (returned; nullopt on a bad reply), and QEMU then acknowledges the update
+  // with the last request's code and a u64 0 (postcopy_memory_done()).
+  std::optional<uint64_t> add_mem_reg_postcopy(const MemRegion& r);
+  bool postcopy_memory_done(Req last);
   // SET_VRING_NUM/BASE/ADDR/KICK/CALL for one ring, as QEMU does. The base is
   // the ring's vring_base() (a device that returned all it consumed) unless given.
   bool start_ring(uint32_t index, std::optional<uint32_t> base = std::nullopt);
@@ -179,6 +198,7 @@ class FakeFrontend {
 
  private:
   Ack vring_state(Req req, uint32_t index, uint32_t num);
+  Ack postcopy_request(Req req);
   Ack read_ack(Req req);
   void negotiate_protocol_features();
   // A frame being assembled from merged RX buffers of one queue.

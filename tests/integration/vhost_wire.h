@@ -30,6 +30,9 @@ enum class Req : uint32_t {
   SetVringEnable = 18,
   SendRarp = 19,
   NetSetMtu = 20,
+  PostcopyAdvise = 28,
+  PostcopyListen = 29,
+  PostcopyEnd = 30,
   GetMaxMemSlots = 36,
   AddMemReg = 37,
   RemMemReg = 38,
@@ -73,8 +76,10 @@ inline constexpr uint64_t kHostUso = 1ull << 56;
 namespace pfeat {
 inline constexpr uint64_t kMq = 1ull << 0;
 inline constexpr uint64_t kLogShmfd = 1ull << 1;
+inline constexpr uint64_t kRarp = 1ull << 2;
 inline constexpr uint64_t kReplyAck = 1ull << 3;
 inline constexpr uint64_t kNetMtu = 1ull << 4;
+inline constexpr uint64_t kPagefault = 1ull << 8;  // postcopy
 inline constexpr uint64_t kConfigureMemSlots = 1ull << 15;
 }  // namespace pfeat
 

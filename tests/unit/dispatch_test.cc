@@ -203,6 +203,9 @@ TEST_CASE("protocol-feature gating")
     CHECK(reason_of(check(row(Request::SetLogBase), message(Request::SetLogBase, 16, 1), 0)) == "feature_not_negotiated");
     CHECK(reason_of(check(row(Request::SetLogBase), message(Request::SetLogBase, 16, 1), protocol::kLogShmfd)) == "ok");
     CHECK(reason_of(check(row(Request::SetLogBase), message(Request::SetLogBase, 16, 0), protocol::kLogShmfd)) == "bad_fd_count");
+    // Postcopy only with PAGEFAULT.
+    CHECK(reason_of(check(row(Request::PostcopyAdvise), message(Request::PostcopyAdvise, 0), 0)) == "feature_not_negotiated");
+    CHECK(reason_of(check(row(Request::PostcopyAdvise), message(Request::PostcopyAdvise, 0), protocol::kPagefault)) == "ok");
     // Requests from before protocol features need none.
     CHECK(row(Request::SetMemTable).protocol_feature == 0);
     CHECK(row(Request::GetFeatures).protocol_feature == 0);
@@ -211,8 +214,7 @@ TEST_CASE("protocol-feature gating")
 
 TEST_CASE("unsupported requests are a clean error naming the request")
 {
-    for (Request r : {Request::PostcopyAdvise, Request::PostcopyListen, Request::PostcopyEnd, Request::IotlbMsg,
-                      Request::GpuSetSocket}) {
+    for (Request r : {Request::IotlbMsg, Request::GpuSetSocket, Request::GetInflightFd, Request::SetConfig}) {
         const Row& rw = row(r);
         CAPTURE(rw.name);
         CHECK(rw.handler == nullptr);
@@ -229,7 +231,8 @@ TEST_CASE("the requests the switch needs are handled")
                       Request::SetVringNum, Request::SetVringAddr, Request::SetVringBase, Request::GetVringBase,
                       Request::SetVringKick, Request::SetVringCall, Request::GetProtocolFeatures,
                       Request::SetProtocolFeatures, Request::SetVringEnable, Request::GetMaxMemSlots,
-                      Request::AddMemReg, Request::RemMemReg, Request::SetLogBase, Request::SetLogFd}) {
+                      Request::AddMemReg, Request::RemMemReg, Request::SetLogBase, Request::SetLogFd,
+                      Request::PostcopyAdvise, Request::PostcopyListen, Request::PostcopyEnd}) {
         CAPTURE(uint32_t(r));
         CHECK(row(r).handler != nullptr);
     }
