@@ -284,7 +284,8 @@ round_migrate() {
     || why "the migration completed without entering postcopy (statuses $statuses)"
   [[ $KIND == control ]] && return 0
   [[ $dirty == enabled=1* ]] || why "the switch never showed dirty logging on for $SRC_PORT during the migration ($dirty)"
-  [[ $dirty != *" pages=0 "* ]] || why "the switch marked no dirty page for $SRC_PORT while guest 1 received the stream ($dirty)"
+  # (Postcopy switches over as soon as it can: its precopy phase may be too short for a mark.)
+  [[ $dirty != *" pages=0 "* || $KIND == postcopy ]] || why "the switch marked no dirty page for $SRC_PORT while guest 1 received the stream ($dirty)"
   [[ $dirty == *" missed=0" ]] || why "the switch wrote pages of $SRC_PORT's guest it could not mark in the log ($dirty)"
 }
 
