@@ -50,7 +50,8 @@
 # pings; postcopy ...; memory check: 0 pages differ; control ..." and PASS/FAIL.
 # Environment: MIGRATE_ROUNDS (3), MIGRATE_POSTCOPY (1), MIGRATE_CONTROL (1),
 # MIGRATE_UDP_RATE (20M), BOOT_TIMEOUT (150), MIGRATE_TIMEOUT (120 s per migration),
-# FLOOD_INTERVAL (0.01), plus lib.sh's (VUSW_BUILD, VM_KEEP_LOGS, ...). A run takes
+# FLOOD_INTERVAL (0.01), MIGRATE_LOSS_LIMIT_MS (1000: more pings lost than this many ms of
+# them fails the round; not in the memcheck and control rounds), plus lib.sh's (VUSW_BUILD, VM_KEEP_LOGS, ...). A run takes
 # ~3 minutes on 2 cores.
 # Exit: 0 pass, 1 fail, 77 skip (not root / no QEMU).
 set -euo pipefail
@@ -62,6 +63,7 @@ CONTROL=${MIGRATE_CONTROL:-1}
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-150}
 MIGRATE_TIMEOUT=${MIGRATE_TIMEOUT:-120}
 FLOOD_INTERVAL=${FLOOD_INTERVAL:-0.01}
+LOSS_LIMIT_MS=${MIGRATE_LOSS_LIMIT_MS:-1000}  # pings lost x interval above it: guest 1 stalled
 FLOOD_RUN=200                 # pings per back-to-back run: stopping waits for at most one
 STREAM_END_WAIT=30            # seconds for the stream to end once the sender is told to stop
 UDP_RATE=${MIGRATE_UDP_RATE:-20M}  # the numbered datagrams next to the stream (iperf3 -u)
@@ -334,6 +336,12 @@ round_follow() {
   req=$(icmp_delta "$ICMP2" "$icmp2" OutEchos) rep=$(icmp_delta "$ICMP2" "$icmp2" InEchoReps)
   got_req=$(icmp_delta "$ICMP1" "$icmp1" InEchos) sent_rep=$(icmp_delta "$ICMP1" "$icmp1" OutEchoReps)
   LOST=$((req - rep))
+  # The switch-over costs the downtime and the FDB update, a few hundred ms; more is a
+  # guest that stopped receiving on the destination.
+  # (Not when the destination was kept paused for the memory comparison.)
+  if ((BULK)) && awk -v n="$LOST" -v i="$FLOOD_INTERVAL" -v l="$LOSS_LIMIT_MS" 'BEGIN { exit !(n * i * 1000 > l) }'; then
+    why "$LOST pings lost across the switch-over: guest 1 received nothing for ~$(awk -v n="$LOST" -v i="$FLOOD_INTERVAL" 'BEGIN { printf "%.1f", n * i }') s (limit ${LOSS_LIMIT_MS} ms)"
+  fi
   log "pings across the switch-over: $flood; kernels: guest 2 sent $req requests, guest 1 got $got_req and sent $sent_rep replies, guest 2 got $rep: $LOST lost ($((req - got_req)) requests, $((sent_rep - rep)) replies)"
   R_INFO="downtime ${DOWNTIME:-?} ms, lost $LOST of $req pings${R_INFO:+ ($R_INFO)}"
 }

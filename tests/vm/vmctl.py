@@ -204,13 +204,15 @@ def cmd_migrate(src_path, dst_path, uri, postcopy, timeout, paused=False):
         print(json.dumps(out))
         sys.exit(code)
 
-    if postcopy:
-        caps = {"capabilities": [{"capability": "postcopy-ram", "state": True}]}
-        for side, q in (("destination", dst), ("source", src)):
-            try:
-                q.execute("migrate-set-capabilities", caps)
-            except RuntimeError as e:
-                finish(3, status="refused", error=f"{side}: {e}")
+    # Set either way: a QEMU keeps its capabilities, and one that was the destination of
+    # a postcopy migration would otherwise advise postcopy to a destination without it
+    # ("RAM postcopy is disabled but have 16 byte advise": the load fails).
+    caps = {"capabilities": [{"capability": "postcopy-ram", "state": postcopy}]}
+    for side, q in (("destination", dst), ("source", src)):
+        try:
+            q.execute("migrate-set-capabilities", caps)
+        except RuntimeError as e:
+            finish(3 if postcopy else 2, status="refused", error=f"{side}: {e}")
     try:
         dst.execute("migrate-incoming", {"uri": uri})
         src.execute("migrate-set-parameters", {"max-bandwidth": MIGRATE_MAX_BANDWIDTH})
