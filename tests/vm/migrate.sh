@@ -440,7 +440,7 @@ if ((POSTCOPY)) && ((${#FAILS[@]} == 0)); then
   if ((rc == 77)); then
     POST_NOTE="postcopy SKIP (${R_INFO%%:*})"
   elif ((R_INTACT)); then
-    POST_NOTE="postcopy OK, $R_INFO"
+    POST_NOTE="postcopy OK, downtime ${DOWNTIME:-?} ms, lost $LOST pings"
   else
     bad "postcopy round $ROUND: $(printf '%s; ' "${R_WHY[@]}")"
     POST_NOTE="postcopy FAILED: ${R_WHY[0]}"
