@@ -49,7 +49,7 @@ CXXFLAGS=(-std=c++2b -D__cpp_concepts=202002L -Wno-macro-redefined -Wno-builtin-
 # Sources each target links (besides itself).
 declare -A SOURCES=(
   [fuzz_dispatch]="control/vhost_user/connection.cc control/vhost_user/dispatch.cc control/vhost_user/session.cc
-                   control/log.cc ports/vhost_port.cc ports/vhost_guest_tx.cc ports/vhost_guest_rx.cc
+                   dataplane/log.cc ports/vhost_port.cc ports/vhost_guest_tx.cc ports/vhost_guest_rx.cc
                    ports/vhost_loans.cc dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/packed_queue.cc
                    dataplane/flow_hash.cc dataplane/offload.cc dataplane/rcu.cc dataplane/fdb.cc dataplane/port.cc
                    dataplane/vlan.cc dataplane/l2switch.cc dataplane/pmd.cc dataplane/mtu.cc"
