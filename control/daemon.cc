@@ -204,7 +204,7 @@ Status Daemon::start_serving()
     }
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(config_.control).parent_path(), ec);
-    management_ = std::make_unique<Management>(config_.control, loop_, ports_, *fdb_, pmds_, *scheduler_);
+    management_ = std::make_unique<Management>(config_.control, loop_, ports_, *fdb_, pmds_, *scheduler_, config_);
     if (auto ok = management_->start(); !ok)
         return ok;
     if (config_.metrics != "off") {
