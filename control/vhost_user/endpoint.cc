@@ -70,7 +70,8 @@ void Endpoint::accept_one()
     if (!sock)
         return;
     if (session_) {
-        log(LogLevel::warn, "port {}: refusing a second front-end while one is connected", port_.name());
+        log_limited(LogLevel::warn, fmt::format("port {}: second_connection", port_.name()),
+                    "port {}: refusing a second front-end while one is connected", port_.name());
         port_.protocol().count_error("second_connection", "a second front-end connected while one is");
         return;
     }
