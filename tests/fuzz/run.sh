@@ -49,12 +49,13 @@ CXXFLAGS=(-std=c++2b -D__cpp_concepts=202002L -Wno-macro-redefined -Wno-builtin-
 # Sources each target links (besides itself).
 declare -A SOURCES=(
   [fuzz_dispatch]="control/vhost_user/connection.cc control/vhost_user/dispatch.cc control/vhost_user/session.cc
+                   control/vhost_user/userfault.cc dataplane/dirty_log.cc
                    dataplane/log.cc ports/vhost_port.cc ports/vhost_guest_tx.cc ports/vhost_guest_rx.cc
                    ports/vhost_loans.cc dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/packed_queue.cc
                    dataplane/flow_hash.cc dataplane/offload.cc dataplane/rcu.cc dataplane/fdb.cc dataplane/port.cc
                    dataplane/vlan.cc dataplane/l2switch.cc dataplane/pmd.cc dataplane/mtu.cc"
-  [fuzz_virtqueue]="dataplane/guest_memory.cc dataplane/virtqueue.cc"
-  [fuzz_packed_queue]="dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/packed_queue.cc"
+  [fuzz_virtqueue]="dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/dirty_log.cc"
+  [fuzz_packed_queue]="dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/packed_queue.cc dataplane/dirty_log.cc"
   [fuzz_memtable]="dataplane/guest_memory.cc"
 )
 declare -A LIBS=(
@@ -66,21 +67,38 @@ declare -A LIBS=(
 
 mkdir -p "$OUT/obj"
 [ -f "$OUT/.gitignore" ] || echo "*" >"$OUT/.gitignore"  # build output, never committed
+object() { local src=$1; echo "$OUT/obj/${src//\//_}.o"; }
 compile() {  # compile SRC -> object, only when the source changed
-  local src=$1 obj="$OUT/obj/${1//\//_}.o"
-  if [ ! -f "$obj" ] || [ "$ROOT/$src" -nt "$obj" ] || [ "$0" -nt "$obj" ]; then
+  local src=$1 obj
+  obj=$(object "$src")
+  if [ ! -f "$obj" ] || [ "$ROOT/$src" -nt "$obj" ] || [ "$FUZZ_SCRIPT" -nt "$obj" ]; then
     # shellcheck disable=SC2086
     "$CXX" "${CXXFLAGS[@]}" $DPDK_CFLAGS -c "$ROOT/$src" -o "$obj"
   fi
-  echo "$obj"
 }
+export -f object compile
+FUZZ_SCRIPT=$(realpath "$0")
+export CXX OUT ROOT DPDK_CFLAGS FUZZ_SCRIPT
+export CXXFLAGS_LIST="${CXXFLAGS[*]}"
+
+# Every source once, compiled on all cores (the sanitized vhost loops take minutes each).
+sources=()
+for t in "${TARGETS[@]}"; do
+  [ -n "${SOURCES[$t]+x}" ] || { echo "fuzz: unknown target $t" >&2; exit 2; }
+  for src in tests/fuzz/$t.cc ${SOURCES[$t]}; do sources+=("$src"); done
+done
+echo "fuzz: compiling $(printf '%s\n' "${sources[@]}" | sort -u | wc -l) sources on $(nproc) cores"
+# shellcheck disable=SC2016
+printf '%s\n' "${sources[@]}" | sort -u |
+  xargs -P "$(nproc)" -I{} bash -c 'read -ra CXXFLAGS <<<"$CXXFLAGS_LIST"; compile "$1"' _ {} ||
+  { echo "fuzz: compiling failed" >&2; exit 1; }
 
 status=0
 for t in "${TARGETS[@]}"; do
   [ -n "${SOURCES[$t]+x}" ] || { echo "fuzz: unknown target $t" >&2; exit 2; }
   objs=()
   for src in tests/fuzz/$t.cc ${SOURCES[$t]}; do
-    objs+=("$(compile "$src")")
+    objs+=("$(object "$src")")
   done
   # shellcheck disable=SC2086
   "$CXX" "${CXXFLAGS[@]}" -fsanitize=fuzzer "${objs[@]}" ${LIBS[$t]} -o "$OUT/$t"

@@ -376,4 +376,43 @@ TEST_CASE("dirty log: a log too small for the guest is counted, never written pa
   finish(s.d);
 }
 
+TEST_CASE("switch-over: SEND_RARP moves the guest's MAC to its new port at once and tells the peers") {
+  // Guest m runs on port "src"; its migrated copy comes up on port "dst" (as a destination
+  // QEMU with -incoming) and QEMU sends SEND_RARP before the guest sent anything there.
+  DaemonConfig cfg;
+  cfg.servers = {"a", "src", "dst"};
+  Daemon d(cfg);
+  auto a = attach(d, "a");
+  auto src = attach(d, "src");
+  REQUIRE_MESSAGE((a && src), d.log_tail());
+  REQUIRE(pair_switches(*a, kMacA, *src, kMacM, 4));  // the FDB has m on src
+  auto dst = attach(d, "dst");
+  REQUIRE(dst);
+  (void)a->poll_rx();
+  REQUIRE(dst->send_rarp(kMacM).ok());
+  // The peers learn it from the flooded RARP: broadcast, from m's MAC, ethertype 0x8035.
+  const auto heard = a->wait_rx(1, milliseconds(2000));
+  REQUIRE(heard.size() == 1);
+  CHECK(std::to_integer<unsigned>(heard[0][0]) == 0xff);
+  CHECK(frame_from(heard[0], kMacM) == false);  // not a test frame: a RARP
+  CHECK(std::memcmp(heard[0].data() + 6, kMacM.data(), 6) == 0);
+  CHECK(std::to_integer<unsigned>(heard[0][12]) == 0x80);
+  CHECK(std::to_integer<unsigned>(heard[0][13]) == 0x35);
+  (void)src->poll_rx();  // the old port hears the broadcast too
+  // a's next frames to m go to dst only, without anyone touching the FDB.
+  for (uint32_t i = 0; i < 8; ++i) REQUIRE(a->send_frame(make_frame(kMacM, kMacA, 300 + i, 200), TxLayout::Single));
+  a->kick(tx_ring(0));
+  const auto got = dst->wait_rx(8, milliseconds(2000));
+  CHECK(got.size() == 8);
+  for (const auto& f : got) CHECK(intact(f, kMacM));
+  CHECK(src->wait_rx(1, milliseconds(300)).empty());
+  auto fdb = d.ctl({{"cmd", "show_fdb"}});
+  REQUIRE(fdb);
+  bool on_dst = false;
+  for (const auto& e : (*fdb)["fdb"])
+    if (e["mac"] == "02000000004d") on_dst = e["port"] == "dst";
+  CHECK(on_dst);
+  finish(d);
+}
+
 }  // namespace vusw::it

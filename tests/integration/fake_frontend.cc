@@ -103,7 +103,7 @@ bool FakeFrontend::sync() {
 
 void FakeFrontend::negotiate_protocol_features() {
   backend_protocol_features_ = get_u64(Req::GetProtocolFeatures).value_or(0);
-  uint64_t want = pfeat::kMq | pfeat::kNetMtu | pfeat::kLogShmfd | pfeat::kPagefault | (opt_.reply_ack ? pfeat::kReplyAck : 0) |
+  uint64_t want = pfeat::kMq | pfeat::kNetMtu | pfeat::kLogShmfd | pfeat::kPagefault | pfeat::kRarp | (opt_.reply_ack ? pfeat::kReplyAck : 0) |
                   (opt_.mem_slots ? pfeat::kConfigureMemSlots : 0);
   uint64_t pf = want & backend_protocol_features_;
   request(Req::SetProtocolFeatures, bytes_of(pf), {}, false);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <array>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -126,6 +127,13 @@ class FakeFrontend {
   UniqueFd postcopy_advise();
   Ack postcopy_listen() { return postcopy_request(Req::PostcopyListen); }
   Ack postcopy_end() { return postcopy_request(Req::PostcopyEnd); }
+  // SEND_RARP (protocol feature RARP): what a destination QEMU sends after the switch-over
+  // for a guest without GUEST_ANNOUNCE; the MAC in the payload's first 6 bytes.
+  Ack send_rarp(const std::array<uint8_t, 6>& mac) {
+    uint64_t payload = 0;
+    std::memcpy(&payload, mac.data(), mac.size());
+    return request(Req::SendRarp, bytes_of(payload), {}, opt_.ack_all);
+  }
   // While listening, ADD_MEM_REG is answered with the region at the back-end's own
   // address (returned; nullopt on a bad reply), and QEMU then acknowledges the update
   // with the last request's code and a u64 0 (postcopy_memory_done()).

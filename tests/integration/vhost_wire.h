@@ -76,6 +76,7 @@ inline constexpr uint64_t kHostUso = 1ull << 56;
 namespace pfeat {
 inline constexpr uint64_t kMq = 1ull << 0;
 inline constexpr uint64_t kLogShmfd = 1ull << 1;
+inline constexpr uint64_t kRarp = 1ull << 2;
 inline constexpr uint64_t kReplyAck = 1ull << 3;
 inline constexpr uint64_t kNetMtu = 1ull << 4;
 inline constexpr uint64_t kPagefault = 1ull << 8;  // postcopy
