@@ -79,6 +79,7 @@ uint64_t VhostPort::broken_total() const
 uint32_t VhostPort::apply_ring(uint16_t index, const RingSetup& s)
 {
     Vring& v = vrings_[index];
+    const bool starts = s.started && !v.started;
     if (s.started && (!v.started || s.reconfigure))
         start_ring(index, v, s);
     if (!s.started)
@@ -89,6 +90,8 @@ uint32_t VhostPort::apply_ring(uint16_t index, const RingSetup& s)
     v.started = s.started;
     v.enabled = s.enabled;
     v.log = s.log;
+    if (starts)  // the notification of used entries the guest has not seen yet may have been lost with
+        wake(v);  // the previous back-end (migration, reconnect): the guest looks at the ring once
     v.caps = index % 2 == 1 ? s.host : s.guest;  // ring 2q+1 is the guest's TX
     // The loops must match the queue the ring holds (a stop carries no features).
     RingSetup chosen = s;
