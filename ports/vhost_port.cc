@@ -24,10 +24,13 @@ void ProtocolStats::count_message(uint32_t request)
         ++messages[request];
 }
 
-void ProtocolStats::count_error(const std::string& reason)
+void ProtocolStats::count_error(const std::string& reason, std::string detail)
 {
     std::lock_guard lock(mutex);
     ++errors[reason];
+    if (recent_errors.size() == kRecentErrors)
+        recent_errors.pop_front();
+    recent_errors.push_back({std::chrono::system_clock::now(), reason, std::move(detail)});
 }
 
 VhostPort::VhostPort(std::string name, std::string path, bool client)
@@ -95,6 +98,15 @@ uint32_t VhostPort::apply_ring(uint16_t index, const RingSetup& s)
     chosen.ring.packed = std::holds_alternative<PackedQueue>(v.queue);
     v.loops = loops_for(chosen);
     return std::visit([](const auto& q) { return vring_base(q); }, v.queue);
+}
+
+VhostPort::RingPosition VhostPort::ring_position(uint16_t index) const
+{
+    const Vring& v = vrings_[index];
+    if (const auto* split = std::get_if<SplitQueue>(&v.queue))
+        return {split->last_avail(), split->published_used()};
+    const auto& packed = *std::get_if<PackedQueue>(&v.queue);
+    return {packed.last_avail(), packed.last_used()};
 }
 
 uint32_t VhostPort::vring_base(const SplitQueue& q)
