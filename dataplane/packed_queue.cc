@@ -112,7 +112,7 @@ void PackedQueue::configure(const RingConfig& config)
     used_idx_ = config.last_used & ~kWrapBit;
     used_wrap_ = config.last_used & kWrapBit;
     signalled_used_ = config.last_used;
-    signalled_valid_ = false;
+    signalled_valid_ = config.last_used == kWrapBit;  // a fresh ring has nothing to catch up on
     descs_of_id_.assign(size_, 1);
     forget_scan();
     mem_ = nullptr;

@@ -32,7 +32,7 @@ void SplitQueue::configure(const RingConfig& config)
     last_avail_ = config.last_avail;
     used_idx_ = config.last_avail;  // in-order device: everything before it was returned
     signalled_used_ = used_idx_;
-    signalled_valid_ = false;
+    signalled_valid_ = config.last_avail == 0;  // a fresh ring has nothing to catch up on
     mem_ = nullptr;
     desc_ = nullptr;
     fault_ = QueueFault::none;
