@@ -18,6 +18,7 @@
 #include "control/management.h"
 #include "control/metrics.h"
 #include "control/scheduler.h"
+#include "control/service_notify.h"
 #include "control/vhost_user/endpoint.h"
 #include "ports/ethdev_port.h"
 #include "ports/vhost_port.h"
@@ -296,9 +297,15 @@ int Daemon::run()
         log(LogLevel::info, "metrics on http://{}/metrics", config_.metrics);
     log(LogLevel::info, "control socket {}", config_.control);
     fmt::print(stderr, "{}vuswitchd: ready\n", log_journal() ? "<5>" : "");  // scripts wait for this line
+    ServiceNotify service;
+    service.ready(fmt::format("ports: {}, PMD cores: {}", ports_.size(), pmds_.size()));
     // Tick fast while retired memory waits for its grace period, so it is freed (and the
     // grace period measured) within a millisecond; otherwise ten times a second.
-    loop_.run([this] { return std::chrono::milliseconds(reclaimer_->pending() ? 1 : 100); }, [this] { tick(); });
+    loop_.run([this] { return std::chrono::milliseconds(reclaimer_->pending() ? 1 : 100); }, [&] {
+        tick();
+        service.tick();
+    });
+    service.stopping();
     return 0;
 }
 

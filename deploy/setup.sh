@@ -16,6 +16,7 @@ PACKAGES=(
   # build
   g++ meson ninja-build pkg-config
   libdpdk-dev libboost-dev libboost-program-options-dev prometheus-cpp-dev doctest-dev nlohmann-json3-dev libfmt-dev
+  libsystemd-dev
   # fuzzing: clang 14 cannot compile libstdc++ 12's std::expected; clang 16 can
   clang-16 libclang-rt-16-dev
   # runtime: DPDK (dpdk-dev ships dpdk-testpmd; the PMDs the tests load explicitly)
@@ -24,6 +25,10 @@ PACKAGES=(
   # tests and scripts
   iproute2 curl python3 procps util-linux coreutils file gzip
   qemu-system-x86 busybox-static cpio
+  # tests/system/prometheus.sh and tests/system/monitoring_config.sh: a real Prometheus
+  # server scraping vuswitchd, promtool for the deploy/prometheus config and alert rules
+  # (run privately; the prometheus system service is never started), systemd-analyze
+  prometheus systemd
   # tests/vm: tools copied with their libraries into the guest initramfs
   ethtool iperf3
   # perf/run.sh: OVS-DPDK reference (run privately, never as the system service), the

@@ -18,13 +18,22 @@
 #   virtio_matrix     tests/system/virtio_matrix.sh (virtio-user variants: queues, packed,
 #                     in_order, mrg_rxbuf, vectorized, MTU 9000, jumbo frames to an MTU-1500
 #                     port dropped; counts and payload)
+#   prometheus        tests/system/prometheus.sh (Debian's prometheus scrapes vuswitchd under
+#                     steady testpmd traffic; rate() over a 20 s window agrees with the switch's and
+#                     testpmd's counters within 10 %)
+#   monitoring_config tests/system/monitoring_config.sh (promtool check config/rules, promtool
+#                     test rules, the Grafana dashboard, every metric name they use on a
+#                     running vuswitchd's /metrics, systemd-analyze verify of the unit)
+#   service_notify    tests/system/service_notify.sh (sd_notify without systemd: READY=1 once
+#                     the sockets serve, WATCHDOG=1 with WATCHDOG_USEC, STOPPING=1 at SIGTERM)
 #   (the system tests run again against build-asan's daemon; virtio_matrix with
 #    VIRTIO_MATRIX_ASAN_VARIANTS, a subset covering each switch code path once)
 #   vm                tests/vm/run.sh (QEMU guests: ping, NIC, memory hotplug, reconnect,
 #                     live migration precopy/postcopy, packed rings, multiqueue, jumbo
 #                     frames, iperf3 throughput)
 #   fuzz              tests/fuzz/run.sh (libFuzzer targets, 20 s each)
-#   testpmd_pair asan, nic asan, vlan_nic asan, null_nic asan, nic_jumbo asan, virtio_matrix asan   the same against
+#   testpmd_pair asan, nic asan, vlan_nic asan, null_nic asan, nic_jumbo asan, service_notify asan,
+#   virtio_matrix asan   the same against
 #                     build-asan's vuswitchd
 # A suite whose build failed is counted as failed, not skipped. A system test that
 # exits 77 (e.g. no hugepages possible) is counted as skipped, with its reason.
@@ -117,14 +126,14 @@ fi
 
 # System tests: once against build/, once against the sanitizer build's daemon.
 # A bound on each whole script; every step inside has its own timeout as well.
-for t in testpmd_pair nic vlan_nic null_nic nic_jumbo virtio_matrix; do
+for t in testpmd_pair nic vlan_nic null_nic nic_jumbo virtio_matrix prometheus monitoring_config service_notify; do
   if ((build_ok)); then
     suite "$t" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
   else
     not_run "$t" "build failed"
   fi
 done
-for t in testpmd_pair nic vlan_nic null_nic nic_jumbo; do
+for t in testpmd_pair nic vlan_nic null_nic nic_jumbo service_notify; do
   if ((asan_ok)); then
     suite "$t asan" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build-asan" "tests/system/$t.sh"
   else

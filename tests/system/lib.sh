@@ -152,7 +152,8 @@ VUSW_PID=
 VUSW_LOG=
 VUSW_CTL=
 
-# vusw_start TAG ARGS...: start vuswitchd (own prefix, run dir, control socket) and
+# vusw_start TAG ARGS...: start vuswitchd (own prefix, run dir, control socket; metrics
+# off unless VUSW_METRICS=ADDR:PORT) and
 # wait for "vuswitchd: ready". Extra ARGS are passed through (--vhost-user, --nic ...).
 vusw_start() {
   local tag=$1 prefix
@@ -163,7 +164,7 @@ vusw_start() {
   mkdir -p "$SYS_TMP/run-$tag"
   log "start vuswitchd: --file-prefix $prefix --run-dir $SYS_TMP/run-$tag $*"
   "$SYS_VUSWITCHD" --file-prefix "$prefix" --run-dir "$SYS_TMP/run-$tag" \
-    --control "$VUSW_CTL" --metrics off "$@" </dev/null >"$VUSW_LOG" 2>&1 &
+    --control "$VUSW_CTL" --metrics "${VUSW_METRICS:-off}" "$@" </dev/null >"$VUSW_LOG" 2>&1 &
   VUSW_PID=$!
   SYS_PIDS+=("$VUSW_PID")
   local i
