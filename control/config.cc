@@ -425,7 +425,7 @@ Result<ParsedArgs> parse_args(int argc, const char* const* argv)
         return parsed;
     }
     if (vm.count("version")) {
-        parsed.print = "vuswitchd 0.1.0\n";
+        parsed.print = "vuswitchd " VUSW_VERSION "\n";
         return parsed;
     }
     if (auto ok = to_config(vm, parsed.config); !ok)

@@ -205,7 +205,7 @@ Status Daemon::start_serving()
     }
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(config_.control).parent_path(), ec);
-    management_ = std::make_unique<Management>(config_.control, loop_, ports_, *fdb_, pmds_, *scheduler_);
+    management_ = std::make_unique<Management>(config_.control, loop_, ports_, *fdb_, pmds_, *scheduler_, config_);
     if (auto ok = management_->start(); !ok)
         return ok;
     if (config_.metrics != "off") {
@@ -256,6 +256,7 @@ void Daemon::tick()
     if (std::chrono::steady_clock::now() >= next_second_) {
         tick_fdb_clock();
         fdb_->age(kFdbMaxAgeSeconds);
+        log_suppressed();  // "... and N more suppressed" of rate-limited log lines (log.h)
     }
 }
 
@@ -295,7 +296,7 @@ int Daemon::run()
     if (config_.metrics != "off")
         log(LogLevel::info, "metrics on http://{}/metrics", config_.metrics);
     log(LogLevel::info, "control socket {}", config_.control);
-    fmt::print(stderr, "vuswitchd: ready\n");
+    fmt::print(stderr, "{}vuswitchd: ready\n", log_journal() ? "<5>" : "");  // scripts wait for this line
     ServiceNotify service;
     service.ready(fmt::format("ports: {}, PMD cores: {}", ports_.size(), pmds_.size()));
     // Tick fast while retired memory waits for its grace period, so it is freed (and the

@@ -9,7 +9,12 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <algorithm>
+#include <ctime>
+#include <optional>
+#include <set>
 
+#include "control/config.h"
 #include "control/scheduler.h"
 #include "control/vhost_user/message.h"
 #include "ports/vhost_port.h"
@@ -20,6 +25,16 @@
 namespace vusw {
 namespace {
 
+std::string utc_text(std::chrono::system_clock::time_point when)
+{
+    const std::time_t t = std::chrono::system_clock::to_time_t(when);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char text[32];
+    std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return text;
+}
+
 nlohmann::json vhost_details(const VhostPort& port)
 {
     nlohmann::json j;
@@ -28,6 +43,10 @@ nlohmann::json vhost_details(const VhostPort& port)
     const ProtocolStats& p = port.protocol();
     std::lock_guard lock(p.mutex);
     j["protocol_errors"] = nlohmann::json(p.errors);
+    nlohmann::json recent = nlohmann::json::array();
+    for (const ProtocolStats::ErrorEvent& e : p.recent_errors)
+        recent.push_back({{"time", utc_text(e.when)}, {"reason", e.reason}, {"detail", e.detail}});
+    j["last_errors"] = recent;
     nlohmann::json messages = nlohmann::json::object();
     for (uint32_t i = 0; i < p.messages.size(); ++i)
         if (p.messages[i] != 0)
@@ -111,8 +130,8 @@ nlohmann::json describe_ports(const std::vector<Port*>& ports)
 }
 
 Management::Management(std::string path, EventLoop& loop, const std::vector<Port*>& ports, const Fdb& fdb,
-                       const std::vector<Pmd*>& pmds, Scheduler& scheduler)
-    : path_(std::move(path)), loop_(loop), ports_(ports), fdb_(fdb), pmds_(pmds), scheduler_(scheduler)
+                       const std::vector<Pmd*>& pmds, Scheduler& scheduler, const Config& config)
+    : path_(std::move(path)), loop_(loop), ports_(ports), fdb_(fdb), pmds_(pmds), scheduler_(scheduler), config_(config)
 {
 }
 
@@ -158,7 +177,10 @@ void Management::serve_one()
     try {
         reply = handle(nlohmann::json::parse(line.substr(0, line.find('\n'))));
     } catch (const nlohmann::json::exception& e) {
-        reply = {{"error", std::string("bad request: ") + e.what()}};
+        reply = Reply::error(ErrorCode::bad_request,
+                             fmt::format("not a JSON object on one line: {}; send e.g. {{\"cmd\":\"version\"}}", e.what()))
+                    .body;
+        reply["version"] = kProtocolVersion;
     }
     const std::string text = reply.dump() + "\n";
     (void)send(conn.get(), text.data(), text.size(), MSG_NOSIGNAL);
@@ -194,70 +216,412 @@ nlohmann::json polled_ports(const std::vector<QueuePlacement>& placed, unsigned 
 
 }  // namespace
 
-nlohmann::json Management::show_pmd() const
+
+std::string_view error_code_name(ErrorCode code)
 {
-    const std::vector<QueuePlacement> placed = scheduler_.placements();
-    nlohmann::json list = nlohmann::json::array();
-    for (const Pmd* pmd : pmds_) {
-        const PmdStats s = pmd->stats();
-        list.push_back({{"pmd", pmd->index()}, {"lcore", pmd->lcore()}, {"busy_cycles", s.busy_cycles},
-                        {"idle_cycles", s.idle_cycles}, {"iterations", s.iterations}, {"packets", s.packets},
-                        {"tsc_hz", s.tsc_hz}, {"longest_iteration_cycles", s.turns.longest},
-                        {"iterations_over_1ms", s.turns.longer_than(1e-3)}, {"ports", polled_ports(placed, pmd->index())}});
-    }
-    return {{"pmds", list}, {"load_window_seconds", Scheduler::kWindowSeconds}, {"port_moves", scheduler_.moves()}};
+    constexpr std::string_view kNames[] = {"bad_request", "unknown_command", "bad_argument", "no_such_port", "failed"};
+    return kNames[int(code)];
 }
 
-nlohmann::json Management::rebalance()
+Management::Reply Management::Reply::error(ErrorCode code, std::string message)
 {
-    auto done = scheduler_.rebalance();
-    if (!done)
-        return {{"error", done.error().detail}};
-    nlohmann::json moves = nlohmann::json::array();
-    for (const QueueMove& m : done->moves)
-        moves.push_back({{"port", m.port}, {"queue", m.queue}, {"from", m.from}, {"to", m.to}});
-    return {{"moves", moves}, {"worthwhile", done->plan.worthwhile},
-            {"imbalance_before", imbalance(done->plan.current_load)}, {"imbalance_after", imbalance(done->plan.load)},
-            {"load_before", done->plan.current_load}, {"load_after", done->plan.load}};
+    return {{{"error", {{"code", std::string(error_code_name(code))}, {"message", std::move(message)}}}}};
 }
 
-nlohmann::json Management::pin(const nlohmann::json& request)
+namespace {
+
+// A scheduler error as a protocol error (result.h reasons are internal labels).
+Management::Reply scheduler_error(const Error& e)
 {
-    const std::string port = request.value("port", "");
-    if (!request.contains("pmd") || request["pmd"].is_null()) {
-        auto ok = scheduler_.unpin(port);
-        return ok ? nlohmann::json{{"port", port}, {"pinned", false}} : nlohmann::json{{"error", ok.error().detail}};
+    const std::string_view reason = e.reason;
+    const ErrorCode code = reason == "no_port" ? ErrorCode::no_such_port
+                           : reason == "bad_pmd" ? ErrorCode::bad_argument
+                                                 : ErrorCode::failed;
+    return Management::Reply::error(code, e.detail);
+}
+
+// Fields that count events since start: clear_stats zeroes them in the views.
+bool is_counter(std::string_view key)
+{
+    static const std::set<std::string_view> kCounters = {
+        "rx_packets",  "rx_bytes", "tx_packets", "tx_bytes",      "rx_zero_copy",    "connections",
+        "grace_periods", "grace_seconds", "busy_cycles", "idle_cycles", "iterations", "packets",
+        "broken_queues", "rem_mem_reg_fds", "pages", "missed", "iterations_over_1ms", "turns"};
+    return kCounters.contains(key);
+}
+
+// Objects whose members are all counters (by reason, by message type).
+bool is_counter_group(std::string_view key)
+{
+    return key == "drops" || key == "protocol_errors" || key == "messages" || key == "mem_updates" || key == "broken";
+}
+
+void subtract_value(nlohmann::json& now, const nlohmann::json& base)
+{
+    if (now.is_number_unsigned() && base.is_number_unsigned())
+        now = now.get<uint64_t>() - std::min(now.get<uint64_t>(), base.get<uint64_t>());
+    else if (now.is_number() && base.is_number())
+        now = std::max(0.0, now.get<double>() - base.get<double>());
+}
+
+// The identity of a list item: its name, PMD or queue pair; null for plain lists.
+nlohmann::json item_id(const nlohmann::json& item)
+{
+    for (const char* key : {"name", "pair", "pmd"})
+        if (item.is_object() && item.contains(key))
+            return item[key];
+    return nullptr;
+}
+
+void subtract_in(nlohmann::json& now, const nlohmann::json& base, bool counters);
+
+void subtract_list(nlohmann::json& now, const nlohmann::json& base, bool counters)
+{
+    for (std::size_t i = 0; i < now.size(); ++i) {
+        const nlohmann::json id = item_id(now[i]);
+        const nlohmann::json* match = nullptr;
+        if (id.is_null())
+            match = i < base.size() ? &base[i] : nullptr;
+        else
+            for (const auto& b : base)
+                if (item_id(b) == id)
+                    match = &b;
+        if (match == nullptr)
+            continue;  // new since the baseline: all of it counts
+        if (now[i].is_structured())
+            subtract_in(now[i], *match, false);
+        else if (counters)
+            subtract_value(now[i], *match);
     }
-    if (!request["pmd"].is_number_unsigned())
-        return {{"error", "pin: `pmd` must be a PMD index (0, 1, ...) or null to unpin"}};
-    auto moved = scheduler_.pin(port, request["pmd"].get<unsigned>());
-    if (!moved)
-        return {{"error", moved.error().detail}};
-    nlohmann::json moves = nlohmann::json::array();
-    for (const QueueMove& m : *moved)
-        moves.push_back({{"queue", m.queue}, {"from", m.from}, {"to", m.to}});
-    // from/to: where queue 0 was and is (every port has it).
-    return {{"port", port}, {"pinned", true}, {"from", moved->at(0).from}, {"to", moved->at(0).to}, {"moves", moves}};
+}
+
+void subtract_in(nlohmann::json& now, const nlohmann::json& base, bool counters)
+{
+    if (!now.is_object() || !base.is_object())
+        return;
+    for (auto it = now.begin(); it != now.end();) {
+        const std::string& key = it.key();
+        const auto b = base.find(key);
+        if (b == base.end()) {
+            ++it;
+            continue;
+        }
+        const bool counter = counters || is_counter(key);
+        if (it->is_object())
+            subtract_in(*it, *b, is_counter_group(key));
+        else if (it->is_array() && b->is_array())
+            subtract_list(*it, *b, counter);
+        else if (counter)
+            subtract_value(*it, *b);
+        // A reason that counted nothing since the baseline is not listed (as before any).
+        if (counters && it->is_number() && it->get<double>() == 0)
+            it = now.erase(it);
+        else
+            ++it;
+    }
+}
+
+}  // namespace
+
+void subtract_baseline(nlohmann::json& now, const nlohmann::json& base)
+{
+    if (now.is_array())
+        subtract_list(now, base, false);
+    else
+        subtract_in(now, base, false);
+}
+
+nlohmann::json describe_config(const Config& c)
+{
+    nlohmann::json ports = nlohmann::json::array();
+    const auto add = [&](const std::vector<PortSpec>& specs, const char* flag) {
+        for (const PortSpec& s : specs) {
+            const PortConfig& p = s.settings;
+            ports.push_back({{"name", s.name}, {"flag", flag}, {"target", s.target},
+                             {"mtu", p.mtu_given ? nlohmann::json(p.mtu) : nlohmann::json(nullptr)},
+                             {"vlan_mode", vlan_mode_name(p.vlan_mode)}, {"vlan", p.vlan},
+                             {"trunks", p.vlan_mode == VlanMode::trunk ? nlohmann::json(p.trunks.to_string())
+                                                                       : nlohmann::json(nullptr)}});
+        }
+    };
+    add(c.nics, "nic");  // creation order (port_names)
+    add(c.vhost_server, "vhost-user");
+    add(c.vhost_client, "vhost-user-client");
+    nlohmann::json pins = nlohmann::json::object();
+    for (const auto& [port, pmd] : c.pins)
+        pins[port] = pmd;
+    std::vector<std::string> lcores;
+    for (std::size_t i = 0; i < c.lcores.size(); ++i) {
+        const unsigned id = c.lcores[i];
+        const int cpu = id < c.lcore_cpus.size() ? c.lcore_cpus[id] : -1;
+        lcores.push_back(cpu < 0 ? std::to_string(id) : fmt::format("{}@{}", id, cpu));
+    }
+    return {{"ports", ports},
+            {"embedded_default_ports", c.used_default_ports},
+            {"lcores", fmt::format("{}", fmt::join(lcores, ","))},
+            {"pins", pins},
+            {"rebalance_interval", c.rebalance_interval_s},
+            {"rebalance_threshold", c.rebalance_threshold_pct},
+            {"zero_copy_min", c.zero_copy_min == 0 ? nlohmann::json("off") : nlohmann::json(c.zero_copy_min)},
+            {"metrics", c.metrics},
+            {"control", c.control},
+            {"run_dir", c.run_dir},
+            {"file_prefix", c.file_prefix},
+            {"memory", c.memory_mb},
+            {"no_huge", c.no_huge},
+            {"log_level", log_level_name(log_level())},  // now (set log-level changes it)
+            {"debug_dirty_log_always", c.debug_dirty_log_always},
+            {"debug_no_dirty_log", c.debug_no_dirty_log}};
+}
+
+// The command table: one row per "cmd". A new command is a row and a member function.
+namespace {
+constexpr Management::Verb kVerbs[] = {
+    {"show_ports", &Management::show_ports},   {"show_port", &Management::show_port},
+    {"show_fdb", &Management::show_fdb},       {"show_pmd", &Management::show_pmd},
+    {"show_config", &Management::show_config}, {"rebalance", &Management::rebalance},
+    {"pin", &Management::pin},                 {"clear_stats", &Management::clear_stats},
+    {"set_log_level", &Management::set_log_level}, {"version", &Management::version},
+};
+}  // namespace
+
+std::vector<std::string_view> Management::commands()
+{
+    std::vector<std::string_view> names;
+    for (const Verb& v : kVerbs)
+        names.push_back(v.cmd);
+    return names;
 }
 
 nlohmann::json Management::handle(const nlohmann::json& request)
 {
-    const std::string cmd = request.value("cmd", "");
-    if (cmd == "show_ports")
-        return {{"ports", describe_ports(ports_)}};
-    if (cmd == "show_fdb") {
-        nlohmann::json list = nlohmann::json::array();
-        for (const FdbEntry& e : fdb_.entries())
-            list.push_back({{"mac", fmt::format("{:012x}", e.mac)}, {"vlan", e.vlan}, {"port", ports_.at(e.port)->name()}, {"age", e.age_s}});
-        return {{"fdb", list}};
+    Reply reply = [&] {
+        if (!request.is_object() || !request.contains("cmd") || !request["cmd"].is_string())
+            return Reply::error(ErrorCode::bad_request,
+                                "a request is a JSON object with a string \"cmd\", e.g. {\"cmd\":\"version\"}");
+        const std::string cmd = request["cmd"].get<std::string>();
+        for (const Verb& v : kVerbs)
+            if (v.cmd == cmd) {
+                try {
+                    return (this->*v.run)(request);
+                } catch (const nlohmann::json::exception& e) {  // an argument of the wrong JSON type
+                    return Reply::error(ErrorCode::bad_argument, fmt::format("{}: {}", cmd, e.what()));
+                }
+            }
+        return Reply::error(ErrorCode::unknown_command,
+                            fmt::format("unknown command `{}` (known: {})", cmd, fmt::join(commands(), ", ")));
+    }();
+    reply.body["version"] = kProtocolVersion;
+    return std::move(reply.body);
+}
+
+Management::Reply Management::show_ports(const nlohmann::json&)
+{
+    nlohmann::json ports = describe_ports(ports_);
+    subtract_baseline(ports, base_ports_);
+    return {{{"ports", std::move(ports)}}};
+}
+
+namespace {
+
+struct PositionArg {
+    const VhostPort* port;
+    uint16_t ring;
+};
+
+uint64_t read_position(void* arg, PmdContext&)
+{
+    const auto* a = static_cast<const PositionArg*>(arg);
+    const VhostPort::RingPosition p = a->port->ring_position(a->ring);
+    return p.last_avail | uint64_t(p.used) << 16;
+}
+
+nlohmann::json memory_regions(const VhostPort& port)
+{
+    nlohmann::json list = nlohmann::json::array();
+    if (const auto& table = port.memory().owned())
+        for (const auto& r : table->regions())
+            list.push_back({{"gpa", fmt::format("{:#x}", r->desc().gpa)}, {"size", r->desc().size},
+                            {"uva", fmt::format("{:#x}", r->desc().uva)}, {"dma", r->dma()}});
+    return list;
+}
+
+}  // namespace
+
+// Adds each ring's state, position and fault to show_port's queue list.
+nlohmann::json Management::queue_details(const Port& port, const nlohmann::json& queues) const
+{
+    const auto* vhost = dynamic_cast<const VhostPort*>(&port);
+    nlohmann::json out = queues;
+    for (auto& q : out) {
+        const uint16_t pair = q.at("pair").get<uint16_t>();
+        const unsigned owner = port.has_queue(pair) ? port.owner(pair) : kNoOwner;
+        for (const auto& [side, ring] : {std::pair{"rx", uint16_t(2 * pair)}, std::pair{"tx", uint16_t(2 * pair + 1)}}) {
+            nlohmann::json& r = q[side];
+            const QueueFault fault = vhost->ring_fault(ring);
+            r["fault"] = fault == QueueFault::none ? nlohmann::json(nullptr) : nlohmann::json(fault_name(fault));
+            r["state"] = fault != QueueFault::none ? fmt::format("broken ({})", fault_name(fault))
+                         : r.value("enabled", false) && r.value("started", false) ? "enabled"
+                         : r.value("started", false)                              ? "started"
+                                                                                  : "stopped";
+            // The position is the owning core's: ask it between bursts (null while the queue moves).
+            PositionArg arg{vhost, ring};
+            std::optional<uint64_t> pos;
+            if (!port.has_queue(pair)) {  // no core polls it
+                const VhostPort::RingPosition p = vhost->ring_position(ring);
+                pos = p.last_avail | uint64_t(p.used) << 16;
+            }
+            for (Pmd* pmd : pmds_)
+                if (owner < kMaxPmds && pmd->index() == owner)
+                    if (auto got = pmd->execute({PmdCommand::Kind::call, nullptr, &read_position, &arg}); got)
+                        pos = *got;
+            r["last_avail"] = pos ? nlohmann::json(*pos & 0xffff) : nlohmann::json(nullptr);
+            r["used"] = pos ? nlohmann::json(*pos >> 16 & 0xffff) : nlohmann::json(nullptr);
+        }
     }
-    if (cmd == "show_pmd")
-        return show_pmd();
-    if (cmd == "rebalance")
-        return rebalance();
-    if (cmd == "pin")
-        return pin(request);
-    return {{"error", fmt::format("unknown command `{}` (known: show_ports, show_fdb, show_pmd, rebalance, pin)", cmd)}};
+    return out;
+}
+
+Management::Reply Management::show_port(const nlohmann::json& request)
+{
+    const std::string name = request.value("port", "");
+    const auto it = std::find_if(ports_.begin(), ports_.end(), [&](const Port* p) { return p->name() == name; });
+    if (it == ports_.end()) {
+        std::vector<std::string> names;
+        for (const Port* p : ports_)
+            names.push_back(p->name());
+        return Reply::error(ErrorCode::no_such_port,
+                            fmt::format("no port named `{}` (ports: {})", name, fmt::join(names, ", ")));
+    }
+    nlohmann::json port = describe_ports({*it}).at(0);
+    for (const auto& base : base_ports_)
+        if (base.value("name", "") == name)
+            subtract_baseline(port, base);
+    if (const auto* vhost = dynamic_cast<const VhostPort*>(*it)) {
+        port["queues"] = queue_details(**it, port["queues"]);
+        port["memory_regions"] = memory_regions(*vhost);
+    }
+    if (!cleared_at_.empty())
+        port["counters_since"] = cleared_at_;
+    return {{{"port", std::move(port)}}};
+}
+
+Management::Reply Management::show_fdb(const nlohmann::json&)
+{
+    nlohmann::json list = nlohmann::json::array();
+    for (const FdbEntry& e : fdb_.entries())
+        list.push_back({{"mac", fmt::format("{:012x}", e.mac)}, {"vlan", e.vlan}, {"port", ports_.at(e.port)->name()},
+                        {"age", e.age_s}});
+    return {{{"fdb", list}}};
+}
+
+// Each PMD's counters as they are (clear_stats keeps a copy as the baseline).
+nlohmann::json Management::pmd_counters() const
+{
+    nlohmann::json list = nlohmann::json::array();
+    for (const Pmd* pmd : pmds_) {
+        const PmdStats s = pmd->stats();
+        list.push_back({{"pmd", pmd->index()}, {"busy_cycles", s.busy_cycles}, {"idle_cycles", s.idle_cycles},
+                        {"iterations", s.iterations}, {"packets", s.packets},
+                        {"iterations_over_1ms", s.turns.longer_than(1e-3)},
+                        {"packets_per_turn", {{"le", PacketsPerTurn::kBounds}, {"turns", s.per_turn.buckets}}}});
+    }
+    return list;
+}
+
+Management::Reply Management::show_pmd(const nlohmann::json&)
+{
+    const std::vector<QueuePlacement> placed = scheduler_.placements();
+    nlohmann::json list = pmd_counters();
+    subtract_baseline(list, base_pmds_);
+    for (std::size_t i = 0; i < pmds_.size(); ++i) {
+        const Pmd* pmd = pmds_[i];
+        const PmdStats s = pmd->stats();
+        nlohmann::json& j = list[i];
+        const uint64_t busy = j["busy_cycles"].get<uint64_t>(), idle = j["idle_cycles"].get<uint64_t>(),
+                       packets = j["packets"].get<uint64_t>();
+        j["lcore"] = pmd->lcore();
+        j["tsc_hz"] = s.tsc_hz;
+        j["longest_iteration_cycles"] = s.turns.longest;  // since start (a maximum: clear_stats keeps it)
+        // Like OVS's pmd-stats-show: busy cycles per frame moved, and the busy share.
+        j["cycles_per_packet"] = packets > 0 ? nlohmann::json(double(busy) / double(packets)) : nlohmann::json(nullptr);
+        j["busy_pct"] = busy + idle > 0 ? percent(double(busy) / double(busy + idle)) : 0.0;
+        j["ports"] = polled_ports(placed, pmd->index());
+    }
+    nlohmann::json reply = {{"pmds", list}, {"load_window_seconds", Scheduler::kWindowSeconds},
+                            {"port_moves", scheduler_.moves()}};
+    if (!cleared_at_.empty())
+        reply["counters_since"] = cleared_at_;
+    return {reply};
+}
+
+Management::Reply Management::show_config(const nlohmann::json&)
+{
+    return {{{"config", describe_config(config_)}}};
+}
+
+Management::Reply Management::rebalance(const nlohmann::json&)
+{
+    auto done = scheduler_.rebalance();
+    if (!done)
+        return scheduler_error(done.error());
+    nlohmann::json moves = nlohmann::json::array();
+    for (const QueueMove& m : done->moves)
+        moves.push_back({{"port", m.port}, {"queue", m.queue}, {"from", m.from}, {"to", m.to}});
+    return {{{"moves", moves}, {"worthwhile", done->plan.worthwhile},
+             {"imbalance_before", imbalance(done->plan.current_load)}, {"imbalance_after", imbalance(done->plan.load)},
+             {"load_before", done->plan.current_load}, {"load_after", done->plan.load}}};
+}
+
+Management::Reply Management::pin(const nlohmann::json& request)
+{
+    if (!request.contains("port") || !request["port"].is_string())
+        return Reply::error(ErrorCode::bad_argument, "pin: `port` must be a port name");
+    const std::string port = request["port"].get<std::string>();
+    if (!request.contains("pmd") || request["pmd"].is_null()) {
+        auto ok = scheduler_.unpin(port);
+        return ok ? Reply{{{"port", port}, {"pinned", false}}} : scheduler_error(ok.error());
+    }
+    if (!request["pmd"].is_number_unsigned())
+        return Reply::error(ErrorCode::bad_argument, "pin: `pmd` must be a PMD index (0, 1, ...) or null to unpin");
+    auto moved = scheduler_.pin(port, request["pmd"].get<unsigned>());
+    if (!moved)
+        return scheduler_error(moved.error());
+    nlohmann::json moves = nlohmann::json::array();
+    for (const QueueMove& m : *moved)
+        moves.push_back({{"queue", m.queue}, {"from", m.from}, {"to", m.to}});
+    // from/to: where queue 0 was and is (every port has it).
+    return {{{"port", port}, {"pinned", true}, {"from", moved->at(0).from}, {"to", moved->at(0).to}, {"moves", moves}}};
+}
+
+// The views count from zero again; the counters themselves (and /metrics) go on.
+Management::Reply Management::clear_stats(const nlohmann::json&)
+{
+    base_ports_ = describe_ports(ports_);
+    base_pmds_ = pmd_counters();
+    cleared_at_ = utc_text(std::chrono::system_clock::now());
+    log(LogLevel::info, "statistics of vuswitchctl's views cleared (Prometheus counters go on)");
+    return {{{"cleared", true}, {"counters_since", cleared_at_}}};
+}
+
+Management::Reply Management::set_log_level(const nlohmann::json& request)
+{
+    LogLevel level;
+    if (!request.contains("level") || !request["level"].is_string() ||
+        !parse_log_level(request["level"].get<std::string>(), level))
+        return Reply::error(ErrorCode::bad_argument,
+                            fmt::format("set_log_level: `level` must be one of error, warn, info, debug, not {}",
+                                        request.value("level", nlohmann::json()).dump()));
+    const LogLevel previous = log_level();
+    vusw::set_log_level(level);
+    log(LogLevel::info, "log level {} (was {}), set through the control socket", log_level_name(level),
+        log_level_name(previous));
+    return {{{"level", log_level_name(level)}, {"previous", log_level_name(previous)}}};
+}
+
+Management::Reply Management::version(const nlohmann::json&)
+{
+    return {{{"daemon", "vuswitchd"}, {"daemon_version", VUSW_VERSION}, {"protocol_version", kProtocolVersion}}};
 }
 
 }  // namespace vusw

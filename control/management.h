@@ -1,7 +1,14 @@
 // The management socket vuswitchctl talks to: one JSON request line, one JSON reply line.
+//
+// The protocol (README, "Control socket protocol"): a request is a JSON object with
+// "cmd" and the command's arguments; every reply carries "version" (kProtocolVersion)
+// and either the command's fields or {"error": {"code": CODE, "message": TEXT}}, CODE
+// one of the stable ErrorCode names. Commands are rows of one table (management.cc,
+// kVerbs): a new command is a row and a member function.
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -12,26 +19,67 @@
 
 namespace vusw {
 
+struct Config;
 class Fdb;
 class Pmd;
 class Scheduler;
 
-// Port state, counters and protocol statistics as JSON (shared with tests and the CLI).
+// Bumped when a reply field changes meaning or goes away (new fields and commands do not).
+inline constexpr unsigned kProtocolVersion = 1;
+
+// Stable error codes of the control protocol.
+enum class ErrorCode { bad_request, unknown_command, bad_argument, no_such_port, failed };
+std::string_view error_code_name(ErrorCode code);
+
+// Port state, counters and protocol statistics as JSON (shared with tests and the CLI);
+// the counters as they are (never reset: `clear_stats` only moves the views' baseline).
 nlohmann::json describe_ports(const std::vector<Port*>& ports);
+// The effective configuration as `show_config` reports it.
+nlohmann::json describe_config(const Config& config);
+// Counters of `now` minus those of `base` (same shape; list items matched by their
+// name, PMD or queue index): the views after `clear_stats`. Gauges (MTU, sizes, ring
+// positions, loads) are left as they are.
+void subtract_baseline(nlohmann::json& now, const nlohmann::json& base);
 
 class Management {
 public:
     Management(std::string path, EventLoop& loop, const std::vector<Port*>& ports, const Fdb& fdb,
-               const std::vector<Pmd*>& pmds, Scheduler& scheduler);
+               const std::vector<Pmd*>& pmds, Scheduler& scheduler, const Config& config);
     ~Management();
     Status start();
 
+    // One request, one reply (with "version"), as the socket serves them.
+    nlohmann::json handle(const nlohmann::json& request);
+    // The commands, for the unknown_command error and vuswitchctl's completion.
+    static std::vector<std::string_view> commands();
+
+    // A command's reply: its fields, or an error.
+    struct Reply {
+        nlohmann::json body;
+        static Reply error(ErrorCode code, std::string message);
+    };
+    struct Verb {
+        std::string_view cmd;
+        Reply (Management::*run)(const nlohmann::json& request);
+    };
+
+    // The commands (rows of kVerbs).
+    Reply show_ports(const nlohmann::json& request);
+    Reply show_port(const nlohmann::json& request);
+    Reply show_fdb(const nlohmann::json& request);
+    Reply show_pmd(const nlohmann::json& request);
+    Reply show_config(const nlohmann::json& request);
+    Reply rebalance(const nlohmann::json& request);
+    Reply pin(const nlohmann::json& request);
+    Reply clear_stats(const nlohmann::json& request);
+    Reply set_log_level(const nlohmann::json& request);
+    Reply version(const nlohmann::json& request);
+
 private:
     void serve_one();
-    nlohmann::json handle(const nlohmann::json& request);
-    nlohmann::json show_pmd() const;
-    nlohmann::json rebalance();
-    nlohmann::json pin(const nlohmann::json& request);
+
+    nlohmann::json pmd_counters() const;
+    nlohmann::json queue_details(const Port& port, const nlohmann::json& queues) const;
 
     std::string path_;
     EventLoop& loop_;
@@ -39,7 +87,12 @@ private:
     const Fdb& fdb_;
     const std::vector<Pmd*>& pmds_;
     Scheduler& scheduler_;
+    const Config& config_;
     UniqueFd listen_;
+    // clear_stats: the counters as they were then (describe_ports, pmd_counters).
+    nlohmann::json base_ports_ = nlohmann::json::array();
+    nlohmann::json base_pmds_ = nlohmann::json::array();
+    std::string cleared_at_;  // UTC, ISO 8601; empty: never cleared
 };
 
 }  // namespace vusw

@@ -1,17 +1,31 @@
-// vuswitchctl: ask a running vuswitchd about its ports, cores and MAC table; place ports on cores.
+// vuswitchctl: ask a running vuswitchd about its ports, cores and MAC table; place ports
+// on cores; clear the views' statistics, set the log level.
+//
+// One request per run over the control socket (README, "Control socket protocol"). Exit
+// status for scripts: 0 the daemon did it, 1 the daemon answered with an error, 2 usage
+// error (nothing sent), 3 the daemon could not be reached or gave no valid answer.
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <functional>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 namespace {
+
+constexpr unsigned kProtocolVersion = 1;  // the control protocol this vuswitchctl speaks (management.h)
+enum Exit { kOk = 0, kDaemonError = 1, kUsageError = 2, kUnreachable = 3 };
 
 constexpr const char* kUsage = R"(Usage: vuswitchctl [--control PATH] [--json] COMMAND
 
@@ -22,12 +36,24 @@ Commands:
                    vhost-user ports also the negotiated features, ring type
                    (split|packed), the front-end's MTU and queue pairs (ring sizes, the PMD
                    polling each, frames per pair in the JSON)
-  show pmd         PMD cores: busy/idle cycles, packets, longest loop turn, turns over 1 ms,
-                   and the port queues each polls (a vhost-user queue pair or a NIC queue is
-                   the unit a core polls; one port's queues may be on different cores) with
-                   their load (share of the core's cycles over the last 10 s) and whether
-                   their port is pinned
+  show port NAME   one port in full: counters, drops by reason, MTU and VLANs; for
+                   vhost-user ports the negotiated features and protocol features by name,
+                   each ring's state (stopped|started|enabled|broken (reason)), size,
+                   position (last avail and used index) and PMD, the guest memory regions
+                   (GPA, size, front-end address, DMA-registered), message counts, protocol
+                   errors and the last few with time and detail, and the dirty log
+  show pmd         PMD cores: busy/idle cycles, busy %, packets, cycles per packet (busy
+                   cycles / packets), a histogram of packets per loop turn, longest loop
+                   turn, turns over 1 ms, and the port queues each polls (a vhost-user queue
+                   pair or a NIC queue is the unit a core polls) with their load (share of
+                   the core's cycles over the last 10 s) and whether their port is pinned
   show fdb         learned MAC addresses
+  show config      the effective configuration, as lines of a --config file
+  clear stats      the counters of these views start from zero again (the daemon keeps
+                   them; Prometheus counters on /metrics never go back)
+  set log-level LEVEL
+                   error, warn, info or debug, from now on
+  version          vuswitchctl's, the daemon's and the control protocol's versions
   rebalance        place the queues of unpinned ports on PMD cores by measured load now
                    (queues move only if that cuts the load imbalance by the threshold,
                    --rebalance-threshold)
@@ -39,36 +65,60 @@ Options:
   --control PATH   management socket of vuswitchd (default /run/vuswitch/vuswitchd.ctl)
   --json           print the daemon's JSON answer as it is (for scripts)
   -h, --help       print this help
+
+Exit status:
+  0  done
+  1  the daemon answered with an error (printed as "vuswitchctl: CODE: message")
+  2  usage error: unknown command or option, bad argument (nothing was sent)
+  3  cannot reach the daemon (not running, wrong --control, no permission) or no valid
+     answer from it
 )";
 
 int usage_error(const std::string& why)
 {
     fmt::print(stderr, "vuswitchctl: {}\n\n{}", why, kUsage);
-    return 2;
+    return kUsageError;
 }
 
-// Sends one request line and returns the reply line.
-std::string ask(const std::string& path, const std::string& request)
+// Sends one request line and returns the reply line; nullopt (with `error` set) if the
+// daemon cannot be reached or does not answer.
+std::optional<std::string> ask(const std::string& path, const std::string& request, std::string& error)
 {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof(addr.sun_path))
-        throw std::runtime_error("control socket path too long");
+    if (path.size() >= sizeof(addr.sun_path)) {
+        error = fmt::format("control socket path {} too long (at most {} bytes)", path, sizeof(addr.sun_path) - 1);
+        return std::nullopt;
+    }
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        close(fd);
-        throw std::runtime_error(fmt::format("cannot reach vuswitchd at {}: {} (is it running? use --control PATH)", path,
-                                             strerror(errno)));
+    if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        error = fmt::format("cannot reach vuswitchd at {}: {} (is it running? use --control PATH)", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return std::nullopt;
     }
     const std::string line = request + "\n";
     (void)send(fd, line.data(), line.size(), MSG_NOSIGNAL);
     std::string reply;
     char buf[65536];
-    ssize_t n;
-    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+    while (reply.find('\n') == std::string::npos) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 10000) <= 0) {
+            error = fmt::format("vuswitchd at {} did not answer within 10 s", path);
+            close(fd);
+            return std::nullopt;
+        }
+        const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0)
+            break;
         reply.append(buf, std::size_t(n));
+    }
     close(fd);
+    if (reply.empty()) {
+        error = fmt::format("vuswitchd at {} closed the connection without an answer", path);
+        return std::nullopt;
+    }
     return reply;
 }
 
@@ -172,23 +222,44 @@ void print_pmd_ports(const nlohmann::json& pmd)
         fmt::print("       (no ports)\n");
 }
 
+// "0:120 1:3 <=4:10 ... >64:0": turns by packets moved (bucket upper bounds).
+std::string per_turn_text(const nlohmann::json& h)
+{
+    const auto& le = h.at("le");
+    const auto& turns = h.at("turns");
+    std::string out;
+    for (std::size_t b = 0; b < turns.size(); ++b) {
+        const std::string bound = b < le.size() ? (b > 0 && le[b].get<unsigned>() > le[b - 1].get<unsigned>() + 1 ? "<=" : "") +
+                                                      std::to_string(le[b].get<unsigned>())
+                                                : ">" + std::to_string(le.back().get<unsigned>());
+        out += fmt::format("{}{}:{}", out.empty() ? "" : " ", bound, turns[b].get<uint64_t>());
+    }
+    return out;
+}
+
 void print_pmd(const nlohmann::json& j)
 {
-    fmt::print("{:<4} {:<6} {:>16} {:>16} {:>7} {:>14} {:>12} {:>11}\n", "PMD", "LCORE", "BUSY_CYCLES", "IDLE_CYCLES",
-               "BUSY%", "PACKETS", "LONGEST_US", "TURNS>1MS");
+    fmt::print("{:<4} {:<6} {:>16} {:>16} {:>7} {:>14} {:>10} {:>12} {:>11}\n", "PMD", "LCORE", "BUSY_CYCLES",
+               "IDLE_CYCLES", "BUSY%", "PACKETS", "CYC/PKT", "LONGEST_US", "TURNS>1MS");
     for (const auto& p : j.at("pmds")) {
         const double busy = p.at("busy_cycles").get<double>(), idle = p.at("idle_cycles").get<double>();
         const double hz = p.value("tsc_hz", 0.0);
         const double longest_us = hz > 0 ? 1e6 * p.value("longest_iteration_cycles", 0.0) / hz : 0.0;
-        fmt::print("{:<4} {:<6} {:>16} {:>16} {:>6.1f}% {:>14} {:>12.1f} {:>11}\n", p.at("pmd").get<unsigned>(),
+        const nlohmann::json& cpp = p.value("cycles_per_packet", nlohmann::json());
+        fmt::print("{:<4} {:<6} {:>16} {:>16} {:>6.1f}% {:>14} {:>10} {:>12.1f} {:>11}\n", p.at("pmd").get<unsigned>(),
                    p.at("lcore").get<unsigned>(), p.at("busy_cycles").get<uint64_t>(), p.at("idle_cycles").get<uint64_t>(),
-                   busy + idle > 0 ? 100 * busy / (busy + idle) : 0.0, p.at("packets").get<uint64_t>(), longest_us,
+                   busy + idle > 0 ? 100 * busy / (busy + idle) : 0.0, p.at("packets").get<uint64_t>(),
+                   cpp.is_number() ? fmt::format("{:.1f}", cpp.get<double>()) : std::string("-"), longest_us,
                    p.value("iterations_over_1ms", uint64_t{0}));
+        if (p.contains("packets_per_turn"))
+            fmt::print("       packets per turn: {}\n", per_turn_text(p.at("packets_per_turn")));
         print_pmd_ports(p);
     }
     if (j.contains("load_window_seconds"))
         fmt::print("\nload: share of the PMD's cycles over the last {} s; queue moves since start: {}\n",
                    j.at("load_window_seconds").get<unsigned>(), j.value("port_moves", uint64_t{0}));
+    if (j.contains("counters_since"))
+        fmt::print("counters since {} (clear stats)\n", j.at("counters_since").get<std::string>());
 }
 
 void print_rebalance(const nlohmann::json& j)
@@ -212,35 +283,216 @@ void print_pin(const nlohmann::json& j)
                    j.at("from").get<unsigned>());
 }
 
-// The request for the command words, or an empty object if they make no command.
-nlohmann::json request_of(const std::vector<std::string>& w, std::string& error)
-{
-    if (w.size() == 2 && w[0] == "show" && (w[1] == "ports" || w[1] == "pmd" || w[1] == "fdb"))
-        return {{"cmd", "show_" + w[1]}};
-    if (w.size() == 1 && w[0] == "rebalance")
-        return {{"cmd", "rebalance"}};
-    if (w.size() == 2 && w[0] == "unpin")
-        return {{"cmd", "pin"}, {"port", w[1]}, {"pmd", nullptr}};
-    if (w.size() == 3 && w[0] == "pin") {
-        if (w[2].empty() || w[2].size() > 4 || w[2].find_first_not_of("0123456789") != std::string::npos) {
-            error = fmt::format("pin {} {}: PMD must be a PMD core number (0, 1, ...)", w[1], w[2]);
-            return {};
-        }
-        return {{"cmd", "pin"}, {"port", w[1]}, {"pmd", std::stoul(w[2])}};
-    }
-    error = "expected a command: show ports | show pmd | show fdb | rebalance | pin PORT PMD | unpin PORT";
-    return {};
-}
-
 void print_fdb(const nlohmann::json& j)
 {
-    fmt::print("{:<18} {:>5} {:<16} {:>6}\n", "MAC", "VLAN", "PORT", "AGE_S");
+    fmt::print("{:<19} {:>5} {:<16} {:>6}\n", "MAC", "VLAN", "PORT", "AGE_S");
     for (const auto& e : j.at("fdb")) {
         const std::string hex = e.at("mac").get<std::string>();
         fmt::print("{}:{}:{}:{}:{}:{}  {:>5} {:<16} {:>6}\n", hex.substr(0, 2), hex.substr(2, 2), hex.substr(4, 2),
                    hex.substr(6, 2), hex.substr(8, 2), hex.substr(10, 2), e.at("vlan").get<unsigned>(),
                    e.at("port").get<std::string>(), e.at("age").get<unsigned>());
     }
+}
+
+
+std::string value_text(const nlohmann::json& v)
+{
+    return v.is_null() ? "-" : v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+// One ring of a queue pair: "rx enabled size 256 avail 17 used 17".
+std::string ring_text(const char* side, const nlohmann::json& r)
+{
+    return fmt::format("{} {} size {} avail {} used {}", side, r.value("state", "?"), r.value("size", 0u),
+                       value_text(r.value("last_avail", nlohmann::json())), value_text(r.value("used", nlohmann::json())));
+}
+
+void print_port_vhost(const nlohmann::json& p)
+{
+    fmt::print("{:<19}{} {}, {} connection(s)\n", "socket:", p.at("mode").get<std::string>(),
+               p.at("path").get<std::string>(), p.at("connections").get<uint64_t>());
+    fmt::print("{:<19}{} ({})\n", "features:", joined(p.at("features")), p.value("features_bits", "0x0"));
+    fmt::print("{:<19}{}\n", "protocol features:", joined(p.at("protocol_features")));
+    const nlohmann::json& fmtu = p.value("frontend_mtu", nlohmann::json());
+    fmt::print("{:<19}{}, front-end MTU {}\n", "rings:", p.at("ring_type").get<std::string>(), value_text(fmtu));
+    for (const auto& q : p.at("queues"))
+        fmt::print("  pair {} on pmd {}: {} frames from it, {} to it\n    {}\n    {}\n", q.at("pair").get<unsigned>(),
+                   value_text(q.value("pmd", nlohmann::json())), q.value("rx_packets", uint64_t{0}),
+                   q.value("tx_packets", uint64_t{0}), ring_text("rx", q.at("rx")), ring_text("tx", q.at("tx")));
+    fmt::print("{:<19}{} regions, {} DMA-registered; table updates {}; RCU grace periods {}\n", "memory:",
+               p.at("mem_regions").get<uint64_t>(), p.value("mem_regions_dma", uint64_t{0}),
+               drops_text(p.value("mem_updates", nlohmann::json::object())), p.value("grace_periods", uint64_t{0}));
+    for (const auto& r : p.value("memory_regions", nlohmann::json::array()))
+        fmt::print("  gpa {} size {} uva {}{}\n", r.at("gpa").get<std::string>(), r.at("size").get<uint64_t>(),
+                   r.at("uva").get<std::string>(), r.value("dma", false) ? "  dma" : "");
+    fmt::print("{:<19}{}\n", "messages:", drops_text(p.value("messages", nlohmann::json::object())));
+    fmt::print("{:<19}{} ({} queue events)\n", "broken queues:", drops_text(p.value("broken", nlohmann::json::object())),
+               p.value("broken_queues", uint64_t{0}));
+    fmt::print("{:<19}{}\n", "protocol errors:", drops_text(p.at("protocol_errors")));
+    for (const auto& e : p.value("last_errors", nlohmann::json::array()))
+        fmt::print("  {} {}: {}\n", e.at("time").get<std::string>(), e.at("reason").get<std::string>(),
+                   e.at("detail").get<std::string>());
+    const auto& log = p.value("dirty_log", nlohmann::json::object());
+    fmt::print("{:<19}{}, {} KiB, {} pages marked, {} outside the log\n", "dirty log:",
+               log.value("enabled", false) ? "on" : "off", log.value("size", uint64_t(0)) >> 10,
+               log.value("pages", uint64_t(0)), log.value("missed", uint64_t(0)));
+}
+
+void print_port(const nlohmann::json& j)
+{
+    const nlohmann::json& p = j.at("port");
+    fmt::print("{} ({}): {}, {}\n", p.at("name").get<std::string>(), p.at("type").get<std::string>(),
+               p.at("state").get<std::string>(), vlan_text(p));
+    fmt::print("{:<19}{} packets, {} bytes ({} zero-copy)\n", "rx (from port):", p.at("rx_packets").get<uint64_t>(),
+               p.at("rx_bytes").get<uint64_t>(), p.value("rx_zero_copy", uint64_t{0}));
+    fmt::print("{:<19}{} packets, {} bytes\n", "tx (to port):", p.at("tx_packets").get<uint64_t>(),
+               p.at("tx_bytes").get<uint64_t>());
+    fmt::print("{:<19}{}\n", "drops:", drops_text(p.at("drops")));
+    if (p.contains("features"))
+        print_port_vhost(p);
+    if (p.contains("counters_since"))
+        fmt::print("counters since {} (clear stats)\n", p.at("counters_since").get<std::string>());
+}
+
+// The effective configuration as a --config file would say it.
+void print_config(const nlohmann::json& j)
+{
+    const nlohmann::json& c = j.at("config");
+    for (const auto& p : c.at("ports")) {
+        std::string options = "|name=" + p.at("name").get<std::string>();
+        if (!p.at("mtu").is_null())
+            options += fmt::format("|mtu={}", p.at("mtu").get<unsigned>());
+        if (p.at("vlan_mode") == "trunk")
+            options += fmt::format("|vlan-mode=trunk|trunks={}", p.at("trunks").get<std::string>());
+        if (p.at("vlan").get<unsigned>() != 0)
+            options += fmt::format("|vlan={}", p.at("vlan").get<unsigned>());
+        fmt::print("{} = {}{}\n", p.at("flag").get<std::string>(), p.at("target").get<std::string>(), options);
+    }
+    if (c.value("embedded_default_ports", false))
+        fmt::print("# (the ports above are the embedded default: no port was configured)\n");
+    for (const auto& [port, pmd] : c.at("pins").items())
+        fmt::print("pin = {}={}\n", port, pmd.get<unsigned>());
+    for (const char* key : {"lcores", "rebalance-interval", "rebalance-threshold", "zero-copy-min", "metrics", "control",
+                            "run-dir", "file-prefix", "memory", "log-level"}) {
+        std::string field = key;
+        std::replace(field.begin(), field.end(), '-', '_');
+        fmt::print("{} = {}\n", key, value_text(c.at(field)));
+    }
+    for (const char* flag : {"no-huge", "debug-dirty-log-always", "debug-no-dirty-log"}) {
+        std::string field = flag;
+        std::replace(field.begin(), field.end(), '-', '_');
+        if (c.value(field, false))
+            fmt::print("{} = true\n", flag);
+    }
+}
+
+void print_cleared(const nlohmann::json& j)
+{
+    fmt::print("statistics cleared: the views count from {} (Prometheus counters go on)\n",
+               j.at("counters_since").get<std::string>());
+}
+
+void print_log_level(const nlohmann::json& j)
+{
+    fmt::print("log level {} (was {})\n", j.at("level").get<std::string>(), j.at("previous").get<std::string>());
+}
+
+void print_version(const nlohmann::json& j)
+{
+    fmt::print("vuswitchctl {} (control protocol {})\n{} {} (control protocol {})\n", VUSW_VERSION, kProtocolVersion,
+               j.at("daemon").get<std::string>(), j.at("daemon_version").get<std::string>(),
+               j.at("protocol_version").get<unsigned>());
+}
+
+// A command: its words, how many arguments follow them, the request they make (empty
+// with `error` set for a bad argument) and how its reply is printed.
+struct CtlVerb {
+    std::vector<std::string_view> words;
+    std::size_t args;
+    std::string_view synopsis;
+    std::function<nlohmann::json(const std::vector<std::string>& args, std::string& error)> request;
+    std::function<void(const nlohmann::json& reply)> print;
+};
+
+nlohmann::json simple(std::string_view cmd)
+{
+    return {{"cmd", std::string(cmd)}};
+}
+
+const std::vector<CtlVerb>& verbs()
+{
+    static const std::vector<CtlVerb> table = {
+        {{"show", "ports"}, 0, "show ports", [](auto&, auto&) { return simple("show_ports"); }, print_ports},
+        {{"show", "port"}, 1, "show port NAME",
+         [](const auto& a, auto&) { return nlohmann::json{{"cmd", "show_port"}, {"port", a[0]}}; }, print_port},
+        {{"show", "pmd"}, 0, "show pmd", [](auto&, auto&) { return simple("show_pmd"); }, print_pmd},
+        {{"show", "fdb"}, 0, "show fdb", [](auto&, auto&) { return simple("show_fdb"); }, print_fdb},
+        {{"show", "config"}, 0, "show config", [](auto&, auto&) { return simple("show_config"); }, print_config},
+        {{"clear", "stats"}, 0, "clear stats", [](auto&, auto&) { return simple("clear_stats"); }, print_cleared},
+        {{"set", "log-level"}, 1, "set log-level LEVEL",
+         [](const auto& a, std::string& error) {
+             if (a[0] != "error" && a[0] != "warn" && a[0] != "info" && a[0] != "debug") {
+                 error = fmt::format("set log-level {}: LEVEL is one of error, warn, info, debug", a[0]);
+                 return nlohmann::json();
+             }
+             return nlohmann::json{{"cmd", "set_log_level"}, {"level", a[0]}};
+         },
+         print_log_level},
+        {{"version"}, 0, "version", [](auto&, auto&) { return simple("version"); }, print_version},
+        {{"rebalance"}, 0, "rebalance", [](auto&, auto&) { return simple("rebalance"); }, print_rebalance},
+        {{"pin"}, 2, "pin PORT PMD",
+         [](const auto& a, std::string& error) {
+             if (a[1].empty() || a[1].size() > 4 || a[1].find_first_not_of("0123456789") != std::string::npos) {
+                 error = fmt::format("pin {} {}: PMD must be a PMD core number (0, 1, ...)", a[0], a[1]);
+                 return nlohmann::json();
+             }
+             return nlohmann::json{{"cmd", "pin"}, {"port", a[0]}, {"pmd", std::stoul(a[1])}};
+         },
+         print_pin},
+        {{"unpin"}, 1, "unpin PORT",
+         [](const auto& a, auto&) { return nlohmann::json{{"cmd", "pin"}, {"port", a[0]}, {"pmd", nullptr}}; },
+         print_pin},
+    };
+    return table;
+}
+
+// The verb the command words name, with its arguments; nullptr (and `error`) if none.
+const CtlVerb* verb_of(const std::vector<std::string>& w, std::vector<std::string>& args, std::string& error)
+{
+    for (const CtlVerb& v : verbs()) {
+        if (w.size() < v.words.size() || !std::equal(v.words.begin(), v.words.end(), w.begin()))
+            continue;
+        if (w.size() != v.words.size() + v.args) {
+            error = fmt::format("`{}` takes {} argument{}: {}", fmt::join(v.words, " "), v.args, v.args == 1 ? "" : "s",
+                                v.synopsis);
+            return nullptr;
+        }
+        args.assign(w.begin() + std::ptrdiff_t(v.words.size()), w.end());
+        return &v;
+    }
+    std::vector<std::string_view> all, same_start;
+    for (const CtlVerb& v : verbs()) {
+        all.push_back(v.synopsis);
+        if (!w.empty() && v.words.size() > 1 && v.words[0] == w[0])
+            same_start.push_back(v.synopsis);
+    }
+    if (!same_start.empty() && (w.size() == 1 || !std::any_of(verbs().begin(), verbs().end(), [&](const CtlVerb& v) {
+                                     return v.words.size() > 1 && v.words[1] == w[1];
+                                 }))) {
+        error = fmt::format("`{}` needs one of: {}", w[0], fmt::join(same_start, " | "));
+        return nullptr;
+    }
+    error = w.empty() ? fmt::format("expected a command: {}", fmt::join(all, " | "))
+                      : fmt::format("unknown command `{}`; commands: {}", fmt::join(w, " "), fmt::join(all, " | "));
+    return nullptr;
+}
+
+// An error reply's text: "CODE: message" (protocol 1), or the text of an older daemon.
+std::string error_text(const nlohmann::json& error)
+{
+    if (error.is_object())
+        return fmt::format("{}: {}", error.value("code", "error"), error.value("message", error.dump()));
+    return error.is_string() ? error.get<std::string>() : error.dump();
 }
 
 }  // namespace
@@ -254,7 +506,7 @@ int main(int argc, char** argv)
         const std::string a = argv[i];
         if (a == "-h" || a == "--help") {
             fmt::print("{}", kUsage);
-            return 0;
+            return kOk;
         } else if (a == "--json") {
             json = true;
         } else if (a == "--control") {
@@ -263,38 +515,53 @@ int main(int argc, char** argv)
             control = argv[i];
         } else if (a.rfind("--control=", 0) == 0) {
             control = a.substr(10);
-        } else if (a.rfind("-", 0) == 0) {
+        } else if (a.rfind("-", 0) == 0 && a.size() > 1) {
             return usage_error("unknown option " + a);
         } else {
             words.push_back(a);
         }
     }
     std::string error;
-    const nlohmann::json request = request_of(words, error);
-    if (request.empty())
+    std::vector<std::string> args;
+    const CtlVerb* verb = verb_of(words, args, error);
+    if (verb == nullptr)
         return usage_error(error);
+    const nlohmann::json request = verb->request(args, error);
+    if (request.is_null())
+        return usage_error(error);
+    const std::optional<std::string> text = ask(control, request.dump(), error);
+    if (!text) {
+        fmt::print(stderr, "vuswitchctl: {}\n", error);
+        return kUnreachable;
+    }
+    nlohmann::json reply;
     try {
-        const nlohmann::json reply = nlohmann::json::parse(ask(control, request.dump()));
-        if (reply.contains("error")) {
-            fmt::print(stderr, "vuswitchctl: {}\n", reply.at("error").get<std::string>());
-            return 1;
-        }
-        const std::string cmd = request.at("cmd").get<std::string>();
+        reply = nlohmann::json::parse(text->substr(0, text->find('\n')));
+    } catch (const nlohmann::json::exception& e) {
+        fmt::print(stderr, "vuswitchctl: the answer of vuswitchd at {} is not JSON: {}\n", control, e.what());
+        return kUnreachable;
+    }
+    if (!reply.is_object()) {
+        fmt::print(stderr, "vuswitchctl: the answer of vuswitchd at {} is not a JSON object\n", control);
+        return kUnreachable;
+    }
+    if (reply.value("version", 0u) > kProtocolVersion)
+        fmt::print(stderr, "vuswitchctl: note: the daemon speaks control protocol {}, this vuswitchctl {}\n",
+                   reply.value("version", 0u), kProtocolVersion);
+    if (reply.contains("error")) {
         if (json)
             fmt::print("{}\n", reply.dump(2));
-        else if (cmd == "show_ports")
-            print_ports(reply);
-        else if (cmd == "show_pmd")
-            print_pmd(reply);
-        else if (cmd == "show_fdb")
-            print_fdb(reply);
-        else if (cmd == "rebalance")
-            print_rebalance(reply);
-        else
-            print_pin(reply);
-    } catch (const std::exception& e) {
-        fmt::print(stderr, "vuswitchctl: {}\n", e.what());
-        return 1;
+        fmt::print(stderr, "vuswitchctl: {}\n", error_text(reply.at("error")));
+        return kDaemonError;
     }
-    return 0;
+    try {
+        if (json)
+            fmt::print("{}\n", reply.dump(2));
+        else
+            verb->print(reply);
+    } catch (const nlohmann::json::exception& e) {
+        fmt::print(stderr, "vuswitchctl: unexpected answer from vuswitchd ({}); --json prints it as it is\n", e.what());
+        return kUnreachable;
+    }
+    return kOk;
 }

@@ -9,7 +9,7 @@ int main(int argc, char** argv)
 {
     auto parsed = vusw::parse_args(argc, argv);
     if (!parsed) {
-        fmt::print(stderr, "vuswitchd: {}\n", parsed.error().detail);
+        fmt::print(stderr, "{}vuswitchd: {}\n", vusw::log_journal() ? "<3>" : "", parsed.error().detail);
         return 2;
     }
     if (!parsed->print.empty()) {
@@ -20,7 +20,7 @@ int main(int argc, char** argv)
         vusw::Daemon daemon(parsed->config);
         return daemon.run();
     } catch (const std::exception& e) {
-        fmt::print(stderr, "vuswitchd: error: {}\n", e.what());
+        fmt::print(stderr, "{}vuswitchd: error: {}\n", vusw::log_journal() ? "<3>" : "", e.what());
         return 1;
     }
 }

@@ -45,8 +45,9 @@ bool EalDmaRegistry::map_devices(std::byte* base, std::size_t len)
         }
         if (rte_errno == ENOTSUP)  // a virtual device: it reaches the memory by address
             continue;
-        log(LogLevel::warn, "guest memory {}+{:#x}: DMA map for device {} failed: {}; frames from it are copied",
-            static_cast<void*>(base), len, rte_dev_name(dev), rte_strerror(rte_errno));
+        log_limited(LogLevel::warn, "guest memory: DMA map failed",
+                    "guest memory {}+{:#x}: DMA map for device {} failed: {}; frames from it are copied",
+                    static_cast<void*>(base), len, rte_dev_name(dev), rte_strerror(rte_errno));
         unmap_devices(base, len, mapped);
         return false;
     }
@@ -73,10 +74,11 @@ bool EalDmaRegistry::add(std::byte* base, std::size_t len, std::size_t page)
     for (std::size_t i = 0; i < iovas.size(); ++i)
         iovas[i] = rte_iova_t(uintptr_t(base) + i * page);
     if (rte_extmem_register(base, len, iovas.data(), unsigned(iovas.size()), page) != 0) {
-        log(LogLevel::warn,
-            "guest memory {}+{:#x}: cannot register it for DMA: {}{}; frames from its port are copied, not lent",
-            static_cast<void*>(base), len, rte_strerror(rte_errno),
-            rte_errno == ENOSPC ? " (DPDK's 128 memory lists are used up: fewer, larger guest memory regions help)" : "");
+        log_limited(LogLevel::warn, "guest memory: DMA registration failed",
+                    "guest memory {}+{:#x}: cannot register it for DMA: {}{}; frames from its port are copied, not lent",
+                    static_cast<void*>(base), len, rte_strerror(rte_errno),
+                    rte_errno == ENOSPC ? " (DPDK's 128 memory lists are used up: fewer, larger guest memory regions help)"
+                                        : "");
         return false;
     }
     if (!map_devices(base, len)) {

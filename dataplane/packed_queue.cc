@@ -112,6 +112,7 @@ void PackedQueue::configure(const RingConfig& config)
     used_idx_ = config.last_used & ~kWrapBit;
     used_wrap_ = config.last_used & kWrapBit;
     signalled_used_ = config.last_used;
+    signalled_valid_ = config.last_used == kWrapBit;  // a fresh ring has nothing to catch up on
     descs_of_id_.assign(size_, 1);
     forget_scan();
     mem_ = nullptr;
@@ -404,6 +405,8 @@ bool PackedQueue::flush_used()
     if (flags != virtio::kEventDesc || !config_.event_idx)
         return true;  // enabled (or a value we do not know: a spare interrupt is harmless)
     const uint16_t off_wrap = std::atomic_ref<uint16_t>(driver_event_->off_wrap).load(std::memory_order_relaxed);
+    if (!std::exchange(signalled_valid_, true))
+        return true;  // the event may lie before `old`: its notification was not ours to send
     return crossed_event(off_wrap, old, now, size_);
 }
 

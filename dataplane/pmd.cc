@@ -148,6 +148,7 @@ void Pmd::poll()
     const uint64_t spent = last - start;
     (moved > 0 ? busy_cycles_ : idle_cycles_).add(spent);
     packets_.add(moved);
+    per_turn_[PacketsPerTurn::bucket_of(moved)].add();
 }
 
 int Pmd::run()
@@ -187,11 +188,13 @@ void Pmd::record_turn(uint64_t cycles)
 
 PmdStats Pmd::stats() const
 {
-    PmdStats s{busy_cycles_.get(), idle_cycles_.get(), iterations_.get(), packets_.get(), {}, rte_get_tsc_hz()};
+    PmdStats s{busy_cycles_.get(), idle_cycles_.get(), iterations_.get(), packets_.get(), {}, rte_get_tsc_hz(), {}};
     for (std::size_t b = 0; b < turn_buckets_.size(); ++b)
         s.turns.buckets[b] = turn_buckets_[b].get();
     s.turns.cycles = turn_cycles_.get();
     s.turns.longest = longest_turn_.get();
+    for (std::size_t b = 0; b < per_turn_.size(); ++b)
+        s.per_turn.buckets[b] = per_turn_[b].get();
     return s;
 }
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <utility>
 
 namespace vusw {
 namespace {
@@ -31,6 +32,7 @@ void SplitQueue::configure(const RingConfig& config)
     last_avail_ = config.last_avail;
     used_idx_ = config.last_avail;  // in-order device: everything before it was returned
     signalled_used_ = used_idx_;
+    signalled_valid_ = config.last_avail == 0;  // a fresh ring has nothing to catch up on
     mem_ = nullptr;
     desc_ = nullptr;
     fault_ = QueueFault::none;
@@ -198,6 +200,8 @@ bool SplitQueue::flush_used()
     if (!config_.event_idx)
         return !(load_acquire(&avail_[0]) & virtio::kAvailNoInterrupt);
     const uint16_t used_event = load_acquire(&avail_[2 + size_]);
+    if (!std::exchange(signalled_valid_, true))
+        return true;  // used_event may lie before `old`: its notification was not ours to send
     return uint16_t(used_idx_ - used_event - 1) < uint16_t(used_idx_ - old);
 }
 

@@ -24,10 +24,13 @@ void ProtocolStats::count_message(uint32_t request)
         ++messages[request];
 }
 
-void ProtocolStats::count_error(const std::string& reason)
+void ProtocolStats::count_error(const std::string& reason, std::string detail)
 {
     std::lock_guard lock(mutex);
     ++errors[reason];
+    if (recent_errors.size() == kRecentErrors)
+        recent_errors.pop_front();
+    recent_errors.push_back({std::chrono::system_clock::now(), reason, std::move(detail)});
 }
 
 VhostPort::VhostPort(std::string name, std::string path, bool client)
@@ -76,6 +79,7 @@ uint64_t VhostPort::broken_total() const
 uint32_t VhostPort::apply_ring(uint16_t index, const RingSetup& s)
 {
     Vring& v = vrings_[index];
+    const bool starts = s.started && !v.started;
     if (s.started && (!v.started || s.reconfigure))
         start_ring(index, v, s);
     if (!s.started)
@@ -86,12 +90,23 @@ uint32_t VhostPort::apply_ring(uint16_t index, const RingSetup& s)
     v.started = s.started;
     v.enabled = s.enabled;
     v.log = s.log;
+    if (starts)  // the notification of used entries the guest has not seen yet may have been lost with
+        wake(v);  // the previous back-end (migration, reconnect): the guest looks at the ring once
     v.caps = index % 2 == 1 ? s.host : s.guest;  // ring 2q+1 is the guest's TX
     // The loops must match the queue the ring holds (a stop carries no features).
     RingSetup chosen = s;
     chosen.ring.packed = std::holds_alternative<PackedQueue>(v.queue);
     v.loops = loops_for(chosen);
     return std::visit([](const auto& q) { return vring_base(q); }, v.queue);
+}
+
+VhostPort::RingPosition VhostPort::ring_position(uint16_t index) const
+{
+    const Vring& v = vrings_[index];
+    if (const auto* split = std::get_if<SplitQueue>(&v.queue))
+        return {split->last_avail(), split->published_used()};
+    const auto& packed = *std::get_if<PackedQueue>(&v.queue);
+    return {packed.last_avail(), packed.last_used()};
 }
 
 uint32_t VhostPort::vring_base(const SplitQueue& q)

@@ -12,6 +12,8 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -47,6 +49,14 @@ struct ProtocolStats {
     mutable std::mutex mutex;
     std::array<uint64_t, 41> messages{};        // by request code
     std::map<std::string, uint64_t> errors;     // by reason
+    // The last few errors, oldest first, for `vuswitchctl show port`.
+    struct ErrorEvent {
+        std::chrono::system_clock::time_point when;
+        std::string reason;
+        std::string detail;
+    };
+    static constexpr std::size_t kRecentErrors = 8;
+    std::deque<ErrorEvent> recent_errors;
     uint64_t rem_mem_reg_fds = 0;                // fds that came with REM_MEM_REG (and were closed)
     uint64_t connections = 0;
     uint64_t mem_regions = 0;                    // regions in the current table
@@ -66,7 +76,7 @@ struct ProtocolStats {
     std::array<Ring, 2 * kMaxQueuePairs> rings{};  // by ring index: 2q RX, 2q+1 TX of pair q
 
     void count_message(uint32_t request);
-    void count_error(const std::string& reason);
+    void count_error(const std::string& reason, std::string detail = {});
 };
 
 // What the owning PMD core should do with one ring.
@@ -115,6 +125,7 @@ public:
 
     // Control side.
     RcuPointer<MemTable>& memory() { return memory_; }
+    const RcuPointer<MemTable>& memory() const { return memory_; }
     // The dirty log PMD cores write while the front-end migrates the guest (LOG_ALL and a
     // log base); nullptr otherwise.
     RcuPointer<DirtyLog>& dirty_log() { return log_; }
@@ -141,6 +152,14 @@ public:
     // Current fault of ring `index` as last seen by the PMD core (for logs).
     QueueFault ring_fault(uint16_t index) const { return vrings_[index].seen.load(std::memory_order_relaxed); }
     uint16_t ring_count() const { return uint16_t(vrings_.size()); }
+    // Where ring `index` is: the next available entry it will take, and the used index it
+    // published (packed: index | wrap counter << 15, as in SET_VRING_BASE). Reads state the
+    // owning PMD core writes: call it there (PmdCommand::call) or while no core polls the ring.
+    struct RingPosition {
+        uint16_t last_avail = 0;
+        uint16_t used = 0;
+    };
+    RingPosition ring_position(uint16_t index) const;
     // Buffers of ring `index` still lent to mbufs; GET_VRING_BASE waits for zero.
     uint32_t loans(uint16_t index) const { return vrings_[index].loans.load(std::memory_order_acquire); }
 

@@ -29,7 +29,8 @@
 #   (the system tests run again against build-asan's daemon; virtio_matrix with
 #    VIRTIO_MATRIX_ASAN_VARIANTS, a subset covering each switch code path once)
 #   vm                tests/vm/run.sh (QEMU guests: ping, NIC, memory hotplug, reconnect,
-#                     packed rings, multiqueue, jumbo frames, iperf3 throughput)
+#                     live migration precopy/postcopy, packed rings, multiqueue, jumbo
+#                     frames, iperf3 throughput)
 #   fuzz              tests/fuzz/run.sh (libFuzzer targets, 20 s each)
 #   testpmd_pair asan, nic asan, vlan_nic asan, null_nic asan, nic_jumbo asan, service_notify asan,
 #   virtio_matrix asan   the same against

@@ -70,8 +70,9 @@ void Endpoint::accept_one()
     if (!sock)
         return;
     if (session_) {
-        log(LogLevel::warn, "port {}: refusing a second front-end while one is connected", port_.name());
-        port_.protocol().count_error("second_connection");
+        log_limited(LogLevel::warn, fmt::format("port {}: second_connection", port_.name()),
+                    "port {}: refusing a second front-end while one is connected", port_.name());
+        port_.protocol().count_error("second_connection", "a second front-end connected while one is");
         return;
     }
     log(LogLevel::info, "port {}: front-end connected on {}", port_.name(), port_.path());

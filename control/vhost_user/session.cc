@@ -148,8 +148,11 @@ Session::~Session()
 
 void Session::record_error(const Error& e)
 {
-    port_.protocol().count_error(e.reason);
-    log(LogLevel::warn, "port {}: {} ({})", port_.name(), e.detail, e.reason);
+    port_.protocol().count_error(e.reason, e.detail);
+    // A front-end can repeat an error as fast as it can send: the first of each kind per
+    // window is logged, the rest summed up (log.h).
+    log_limited(LogLevel::warn, fmt::format("port {}: {}", port_.name(), e.reason), "port {}: {} ({})", port_.name(),
+                e.detail, e.reason);
 }
 
 bool Session::on_readable()

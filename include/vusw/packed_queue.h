@@ -123,6 +123,7 @@ private:
     uint16_t used_idx_ = 0;
     bool used_wrap_ = true;
     uint16_t signalled_used_ = 0;        // last_used() at the last flush_used()
+    bool signalled_valid_ = false;       // as SplitQueue: the first flush after configure() notifies
     uint64_t desc_gpa_ = 0;              // the descriptor ring's guest address (dirty logging)
     bool desc_gpa_known_ = false;
     uint64_t device_event_gpa_ = 0;

@@ -70,10 +70,28 @@ struct IterationStats {
     }
 };
 
+// How many frames each turn of a PMD loop moved (received plus handed off, over all its
+// queues), like OVS's pmd-stats-show: mostly 0 is an idle core, mostly full bursts a
+// saturated one. Bucket b counts turns with at most kBounds[b] frames (and more than
+// kBounds[b-1]); the last bucket, turns with more than kBounds.back().
+struct PacketsPerTurn {
+    static constexpr std::array<uint32_t, 7> kBounds = {0, 1, 4, 8, 16, 32, 64};
+    std::array<uint64_t, kBounds.size() + 1> buckets{};
+
+    static constexpr std::size_t bucket_of(uint64_t packets)
+    {
+        std::size_t b = 0;
+        while (b < kBounds.size() && packets > kBounds[b])
+            ++b;
+        return b;
+    }
+};
+
 struct PmdStats {
     uint64_t busy_cycles, idle_cycles, iterations, packets;
     IterationStats turns;
     uint64_t tsc_hz;
+    PacketsPerTurn per_turn;
 };
 
 class Pmd {
@@ -117,6 +135,7 @@ private:
     std::array<uint64_t, IterationStats::kBounds.size()> turn_bounds_{};  // kBounds in TSC cycles
     std::array<Counter, IterationStats::kBounds.size() + 1> turn_buckets_;
     Counter turn_cycles_, longest_turn_;
+    std::array<Counter, PacketsPerTurn::kBounds.size() + 1> per_turn_;
 };
 
 }  // namespace vusw

@@ -147,6 +147,11 @@ private:
     uint16_t last_avail_ = 0;
     uint16_t used_idx_ = 0;       // shadow of used->idx, published by flush_used()
     uint16_t signalled_used_ = 0; // used->idx at the last flush (EVENT_IDX)
+    // Whether the driver was told about signalled_used_ by us: not after configure() at a
+    // position other than the start. A ring taken over at a position (reconnect,
+    // migration) may have had its last notification sent by someone else, or lost: its
+    // first flush always notifies.
+    bool signalled_valid_ = false;
     uint64_t used_gpa_ = 0;       // where used-ring writes are logged (attach())
     bool used_gpa_known_ = false;
     bool flags_unlogged_ = false; // attach() wrote used->flags

@@ -50,7 +50,7 @@ CXXFLAGS=(-std=c++2b -D__cpp_concepts=202002L -Wno-macro-redefined -Wno-builtin-
 declare -A SOURCES=(
   [fuzz_dispatch]="control/vhost_user/connection.cc control/vhost_user/dispatch.cc control/vhost_user/session.cc
                    control/vhost_user/userfault.cc dataplane/dirty_log.cc
-                   control/log.cc ports/vhost_port.cc ports/vhost_guest_tx.cc ports/vhost_guest_rx.cc
+                   dataplane/log.cc ports/vhost_port.cc ports/vhost_guest_tx.cc ports/vhost_guest_rx.cc
                    ports/vhost_loans.cc dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/packed_queue.cc
                    dataplane/flow_hash.cc dataplane/offload.cc dataplane/rcu.cc dataplane/fdb.cc dataplane/port.cc
                    dataplane/vlan.cc dataplane/l2switch.cc dataplane/pmd.cc dataplane/mtu.cc"

@@ -222,13 +222,15 @@ TEST_CASE("pin and rebalance commands: clear errors, pinned ports stay") {
   CHECK(pmd_of(p.d, "c") == 1);
   auto unknown = p.d.ctl({{"cmd", "pin"}, {"port", "nope"}, {"pmd", 0}});
   REQUIRE(unknown);
-  CHECK(unknown->value("error", "").find("no port named `nope`") != std::string::npos);
+  CHECK((*unknown)["error"]["code"] == "no_such_port");
+  CHECK((*unknown)["error"].value("message", "").find("no port named `nope`") != std::string::npos);
   auto range = p.d.ctl({{"cmd", "pin"}, {"port", "a"}, {"pmd", 2}});
   REQUIRE(range);
-  CHECK(range->value("error", "").find("out of range") != std::string::npos);
+  CHECK((*range)["error"]["code"] == "bad_argument");
+  CHECK((*range)["error"].value("message", "").find("out of range") != std::string::npos);
   auto bad = p.d.ctl({{"cmd", "pin"}, {"port", "a"}, {"pmd", "one"}});
   REQUIRE(bad);
-  CHECK(bad->contains("error"));
+  CHECK((*bad)["error"]["code"] == "bad_argument");
 
   // Load a and b (both unpinned) while c idles on PMD 1; a rebalance never moves c.
   for (int i = 0; i < 3; ++i) {

@@ -18,4 +18,17 @@ TEST_CASE("IterationStats::longer_than sums the buckets above a bound")
     CHECK(IterationStats{}.longer_than(1e-3) == 0);
 }
 
+TEST_CASE("PacketsPerTurn puts a turn in the bucket of the smallest bound it does not exceed")
+{
+    CHECK(PacketsPerTurn::bucket_of(0) == 0);
+    CHECK(PacketsPerTurn::bucket_of(1) == 1);
+    CHECK(PacketsPerTurn::bucket_of(2) == 2);
+    CHECK(PacketsPerTurn::bucket_of(4) == 2);
+    CHECK(PacketsPerTurn::bucket_of(5) == 3);
+    CHECK(PacketsPerTurn::bucket_of(32) == 5);
+    CHECK(PacketsPerTurn::bucket_of(64) == 6);
+    CHECK(PacketsPerTurn::bucket_of(65) == PacketsPerTurn::kBounds.size());
+    CHECK(PacketsPerTurn::bucket_of(UINT64_MAX) == PacketsPerTurn::kBounds.size());
+}
+
 }  // namespace vusw

@@ -750,9 +750,20 @@ TEST_CASE("notifications with EVENT_IDX follow used_event (vring_need_event)")
         q.push_used(0, 1);
         CHECK(q.flush_used());
     }
+    SUBCASE("a ring taken over at a position notifies at its first flush, whatever used_event says")
+    {
+        d.attach(q, 100);
+        d.set_used_event(50);  // passed long ago: its notification was the old back-end's, or lost
+        q.push_used(0, 1);
+        CHECK(q.flush_used());
+        q.push_used(1, 1);
+        CHECK_FALSE(q.flush_used());  // from now on used_event rules
+    }
     SUBCASE("across the 16-bit wrap")
     {
-        d.attach(q, 65534);
+        d.attach(q, 65533);
+        q.push_used(0, 1);
+        CHECK(q.flush_used());  // taken over at a position: the first flush notifies
         d.set_used_event(65535);
         q.push_used(0, 1);
         CHECK_FALSE(q.flush_used());  // 65534 -> 65535

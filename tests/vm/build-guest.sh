@@ -261,7 +261,7 @@ EOF
 }
 
 # Helper commands for the tests (run through the agent): /bin/vusw-online, /bin/vusw-flood,
-# /bin/vusw-zones, /bin/vusw-icmp. Busybox sh/awk only.
+# /bin/vusw-zones, /bin/vusw-icmp, /bin/vusw-stream. Busybox sh/awk only.
 write_helpers() { # BINDIR
   cat >"$1/vusw-online" <<'EOF'
 #!/bin/sh
@@ -339,7 +339,70 @@ awk '$1 == "Icmp:" && $2 ~ /^[A-Za-z]/ { for (i = 2; i <= NF; i++) h[i] = $i; ne
      $1 == "Icmp:" { for (i = 2; i <= NF; i++) v[h[i]] = $i }
      END { printf "OutEchos=%d InEchoReps=%d InEchos=%d OutEchoReps=%d\n", v["OutEchos"], v["InEchoReps"], v["InEchos"], v["OutEchoReps"] }' /proc/net/snmp
 EOF
-  chmod 755 "$1/vusw-online" "$1/vusw-flood" "$1/vusw-zones" "$1/vusw-icmp"
+  cat >"$1/vusw-stream" <<'EOF'
+#!/bin/sh
+# vusw-stream: a TCP stream of known content whose every byte is checked on arrival.
+# The sender sends one 4 MiB pseudo-random block (/dev/urandom, made once per boot) over
+# and over, whole blocks only, until stopped; the receiver cuts the stream into 4 MiB
+# blocks as it arrives and keeps each block's md5 and record count (dd: "64+0" = whole).
+# A block with a foreign md5 is corrupted; a short last block or no end is a broken stream.
+#   send PEER PORT   connect to PEER:PORT and stream; prints "STREAM-SEND block_md5=M"
+#   recv PORT        listen on PORT (returns once listening) and check the stream
+#   stop [SECS]      sender: finish the block in flight, close (waits up to SECS, 60);
+#                    prints "STREAM-SENT blocks=N md5=M done=1|0"
+#   result MD5 [SECS]  receiver: wait up to SECS (60) for the end of the stream; prints
+#                    "STREAM-RECEIVED blocks=N good=N bad=N partial=N first_bad=I done=1|0"
+# Both ends run under `nc -e` (the socket is the loop's stdin or stdout, no copy through
+# nc). Busybox nc ends a connection when its own stdin ends, so it never reads a pipe here.
+BLK=/tmp/stream.blk
+case $1 in
+send)
+  [ -s $BLK ] || dd if=/dev/urandom of=$BLK bs=65536 count=64 2>/dev/null
+  m=$(md5sum <$BLK)
+  echo "${m%% *}" >/tmp/stream.md5
+  rm -f /tmp/stream.stop /tmp/stream.sent
+  echo 0 >/tmp/stream.n
+  ( nc "$2" "$3" -e vusw-stream tx-loop; echo "rc=$?" >/tmp/stream.sent ) </dev/null >/dev/null 2>&1 &
+  echo "STREAM-SEND peer=$2 port=$3 block_md5=${m%% *}" ;;
+tx-loop)
+  n=0
+  while [ ! -e /tmp/stream.stop ]; do
+    cat $BLK || exit 1
+    n=$((n + 1)); echo $n >/tmp/stream.n
+  done ;;
+recv)
+  rm -f /tmp/stream.rx /tmp/stream.done
+  ( nc -l -p "$2" -e vusw-stream rx-loop; touch /tmp/stream.done ) </dev/null >/dev/null 2>&1 &
+  i=0
+  until netstat -ltn 2>/dev/null | grep -q ":$2 "; do
+    i=$((i + 1)); [ $i -lt 50 ] || { echo "nothing listens on port $2"; exit 1; }
+    sleep 0.1
+  done
+  echo "STREAM-RECV port=$2" ;;
+rx-loop)
+  while :; do
+    m=$(dd bs=65536 count=64 iflag=fullblock 2>/tmp/stream.dd | md5sum)
+    r=$(head -n 1 /tmp/stream.dd)
+    [ "${r%% *}" = 0+0 ] && break
+    echo "${m%% *} ${r%% *}"
+  done >/tmp/stream.rx 2>&1 ;;
+stop)
+  touch /tmp/stream.stop
+  i=0
+  while [ ! -e /tmp/stream.sent ] && [ $i -lt $((${2:-60} * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+  d=0; [ -e /tmp/stream.sent ] && d=1
+  echo "STREAM-SENT blocks=$(cat /tmp/stream.n) md5=$(cat /tmp/stream.md5) done=$d $(cat /tmp/stream.sent 2>/dev/null)" ;;
+result)
+  i=0
+  while [ ! -e /tmp/stream.done ] && [ $i -lt $((${3:-60} * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+  d=0; [ -e /tmp/stream.done ] && d=1
+  touch /tmp/stream.rx
+  awk -v want="$2" -v d=$d '{ n++ } $1 == want && $2 == "64+0" { g++; next } $2 != "64+0" { p++ } !f { f = n }
+    END { printf "STREAM-RECEIVED blocks=%d good=%d bad=%d partial=%d first_bad=%d done=%d\n", n, g, n - g, p, f, d }' /tmp/stream.rx ;;
+*) echo "usage: vusw-stream send PEER PORT | recv PORT | stop [SECS] | result MD5 [SECS]"; exit 2 ;;
+esac
+EOF
+  chmod 755 "$1/vusw-online" "$1/vusw-flood" "$1/vusw-zones" "$1/vusw-icmp" "$1/vusw-stream"
 }
 
 main() {

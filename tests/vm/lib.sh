@@ -153,6 +153,13 @@ vusw_restart() { vusw_stop; vusw_start "${VUSW_ARGS[@]}"; }
 
 vusw_json() { "$VUSWITCHCTL" --control "$VUSW_CTL" --json show ports; }
 
+# vusw_fdb_port MAC: the port(s) the switch's FDB has learned MAC on (empty if none).
+vusw_fdb_port() {
+  local f=$VM_TMP/fdb.json
+  "$VUSWITCHCTL" --control "$VUSW_CTL" --json show fdb >"$f" || fail "vuswitchctl show fdb failed"
+  "$PY" "$VMCTL" fdb-port "$f" "$1"
+}
+
 # vusw_snap TAG: save `vuswitchctl --json show ports` as $VM_TMP/ports-TAG.json and
 # print the path. Checks then read the file (one vuswitchctl call, not one per field).
 vusw_snap() {
@@ -199,10 +206,18 @@ for p in json.load(open(sys.argv[1]))["ports"]:
 #   extra comma-separated options for -netdev vhost-user (queues=4) and -device
 #   virtio-net-pci (packed=on, mq=on, host_mtu=9000, csum=off, ...). Without a vectors=
 #   option the device gets vectors=0.
+#   VM_INCOMING=defer: a migration destination (-incoming defer): same machine, guest RAM
+#   filled by the migration (vm_migrate), not booted. VM_GUEST_NAME: the guest's name on
+#   its kernel command line (default NAME); a destination takes its source's, so both
+#   QEMUs get the same command line, the same fw_cfg blobs. VM_QEMU_ARGS: more QEMU
+#   arguments, split on spaces (-S: a destination that stays paused after the migration).
 vm_start() {
   local name=$1 mac=$2 ip=$3 chardev=$4
   shift 4
-  local serial=$VM_TMP/$name.serial.log quiet=quiet
+  local serial=$VM_TMP/$name.serial.log quiet=quiet incoming=()
+  [[ -n ${VM_INCOMING:-} ]] && incoming=(-incoming "$VM_INCOMING")
+  local extra=()
+  read -r -a extra <<<"${VM_QEMU_ARGS:-}"
   [[ ${VM_VERBOSE:-0} == 1 ]] && quiet=
   VM_SERIAL[$name]=$serial
   : >"$serial"
@@ -213,7 +228,7 @@ vm_start() {
   [[ -n ${VM_NETDEV_OPTS:-} ]] && netdev+=,$VM_NETDEV_OPTS
   [[ -n ${VM_DEVICE_OPTS:-} ]] && device+=,$VM_DEVICE_OPTS
   [[ ,${VM_DEVICE_OPTS:-}, == *,vectors=* ]] || device+=,vectors=0
-  log "start guest $name (mac $mac, ip $ip, chardev $chardev${VM_NETDEV_OPTS:+, netdev +$VM_NETDEV_OPTS}${VM_DEVICE_OPTS:+, device +$VM_DEVICE_OPTS})"
+  log "start ${VM_INCOMING:+incoming }guest $name (mac $mac, ip $ip, chardev $chardev${VM_NETDEV_OPTS:+, netdev +$VM_NETDEV_OPTS}${VM_DEVICE_OPTS:+, device +$VM_DEVICE_OPTS})"
   taskset -c "$VM_QEMU_CPUS" "$QEMU" -name "$name" -accel tcg -machine pc -smp 1 \
     -m 256M,slots=4,maxmem=1G \
     -object memory-backend-memfd,id=mem0,size=256M,share=on -numa node,memdev=mem0 \
@@ -225,8 +240,8 @@ vm_start() {
     -chardev "socket,id=agent,path=$VM_TMP/$name.agent,server=on,wait=off" -serial chardev:agent \
     -qmp "unix:$VM_TMP/$name.qmp,server=on,wait=off" \
     -kernel "$KERNEL" -initrd "$INITRD" \
-    -append "console=ttyS0 $quiet panic=1 mitigations=off vusw_name=$name vusw_ip=$ip $*" \
-    </dev/null >"$VM_TMP/$name.qemu.log" 2>&1 &
+    -append "console=ttyS0 $quiet panic=1 mitigations=off vusw_name=${VM_GUEST_NAME:-$name} vusw_ip=$ip $*" \
+    "${incoming[@]}" "${extra[@]}" </dev/null >"$VM_TMP/$name.qemu.log" 2>&1 &
   VM_PID[$name]=$!
   VM_PIDS+=("${VM_PID[$name]}")
 }
@@ -252,6 +267,27 @@ vm_ready() { vm_wait_marker "$1" 'VUSW-GUEST-READY' "${2:-120}"; log "guest $1 r
 vm_exec() { local name=$1; shift; "$PY" "$VMCTL" guest "$VM_TMP/$name.agent" "$@"; }
 
 vm_qmp() { local name=$1; shift; "$PY" "$VMCTL" qmp "$VM_TMP/$name.qmp" "$@"; }
+
+# vm_wait_qmp NAME [TIMEOUT]: wait until QEMU NAME's QMP socket exists (fail if it exited).
+vm_wait_qmp() {
+  local end=$((SECONDS + ${2:-30}))
+  until [[ -S $VM_TMP/$1.qmp ]]; do
+    vm_alive "$1" || fail "QEMU $1 exited during start-up: $(tail -n 3 "$VM_TMP/$1.qemu.log" | tr '\n' ' ')"
+    ((SECONDS < end)) || fail "QEMU $1: no QMP socket after ${2:-30}s"
+    sleep 0.1
+  done
+}
+
+# vm_migrate SRC DST [--postcopy] [--paused] [--timeout SECS]: migrate the guest running in
+# QEMU SRC to QEMU DST (started with VM_INCOMING=defer; with -S for --paused) over a unix
+# socket; prints vmctl.py's JSON line (status, downtime_ms, total_ms, ram, ...) and returns
+# its exit status (0 completed and DST running, or paused with --paused; 1 failed, 2
+# refused by QEMU, 3 postcopy-ram refused).
+vm_migrate() {
+  local src=$1 dst=$2
+  shift 2
+  "$PY" "$VMCTL" migrate "$VM_TMP/$src.qmp" "$VM_TMP/$dst.qmp" "unix:$VM_TMP/$dst.migrate" "$@"
+}
 
 # vm_stop NAME: QMP quit (QEMU stops the rings: GET_VRING_BASE), then TERM/KILL.
 vm_stop() {

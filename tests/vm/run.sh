@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the VM test suite (real QEMU guests through vuswitchd) and print a summary:
 #
-#   tests/vm/run.sh [TEST...]        default: ping nic hotplug reconnect virtio_features
+#   tests/vm/run.sh [TEST...]        default: ping nic hotplug reconnect virtio_features migrate
 #
 #   ping       two guests ping each other (QEMU as client and as server of the socket)
 #   nic        a guest and a netns interface ping each other through a net_af_packet port
@@ -10,9 +10,16 @@
 #   virtio_features  packed rings, 4 queue pairs (ethtool -L, flows spread over RX
 #              queues), jumbo frames (host_mtu=9000, ping -s 8000), iperf3 TCP throughput
 #              with default offloads and with all offloads off (Gbps in the summary)
+#   migrate    live migration of a guest between two ports of the switch (QEMU -incoming)
+#              under a checksummed TCP stream, numbered UDP datagrams and 10 ms pings: 3
+#              precopy rounds back and forth, 1 postcopy round (skipped while the switch
+#              lacks PAGEFAULT), guest memory compared page by page between source and
+#              destination (0 pages may differ), and a control run with
+#              --debug-no-dirty-log where pages must differ (downtimes and lost pings in
+#              the summary)
 #
 # The guest (kernel + initramfs) is built once first (tests/vm/build-guest.sh, cached in
-# build/vm-guest). Guests run under TCG (-accel tcg): the whole suite takes ~6 minutes on
+# build/vm-guest). Guests run under TCG (-accel tcg): the whole suite takes ~9 minutes on
 # a 2-core machine. Needs root, a built vuswitchd (ninja -C build), qemu-system-x86,
 # busybox-static, cpio, python3. A test exiting 77 (QEMU cannot run here) is a skip.
 # The last line is "N passed, N failed, N skipped"; the exit status is 1 if any test
@@ -20,7 +27,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 TESTS=("$@")
-((${#TESTS[@]})) || TESTS=(ping nic hotplug reconnect virtio_features)
+((${#TESTS[@]})) || TESTS=(ping nic hotplug reconnect virtio_features migrate)
 
 names=() results=() times=() notes=()
 start_all=$SECONDS
