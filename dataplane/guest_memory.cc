@@ -235,19 +235,20 @@ bool same_region(const RegionDesc& a, const RegionDesc& b)
 }
 }  // namespace
 
-bool MemTable::contains(const RegionDesc& d) const
+const std::shared_ptr<const MappedRegion>* MemTable::find(const RegionDesc& d) const
 {
-    return std::any_of(owners_.begin(), owners_.end(), [&](const auto& r) { return same_region(r->desc(), d); });
+    auto it = std::find_if(owners_.begin(), owners_.end(), [&](const auto& r) { return same_region(r->desc(), d); });
+    return it == owners_.end() ? nullptr : &*it;
 }
 
 Result<std::unique_ptr<MemTable>> MemTable::without_region(const RegionDesc& d) const
 {
-    auto it = std::find_if(owners_.begin(), owners_.end(), [&](const auto& r) { return same_region(r->desc(), d); });
-    if (it == owners_.end())
+    const auto* found = find(d);
+    if (found == nullptr)
         return fail("region_not_found", fmt::format("no region with gpa {:#x} uva {:#x} size {:#x}", d.gpa, d.uva, d.size));
     auto table = std::make_unique<MemTable>();
     for (const auto& r : owners_)
-        if (r != *it)
+        if (r != *found)
             table->owners_.push_back(r);
     table->rebuild_hot();
     return table;

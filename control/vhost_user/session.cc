@@ -442,11 +442,9 @@ Status Session::add_mem_reg(Message& m)
     // connection, and each adds, and later removes, the same regions: a region that is
     // mapped already, identical in gpa, uva and size, is counted, not mapped again.
     std::shared_ptr<const MappedRegion> region;
-    if (now.contains(desc)) {
+    if (const auto* known = now.find(desc)) {
         ++repeated_regions_[{desc.gpa, desc.uva, desc.size}];
-        for (const auto& r : now.regions())
-            if (r->desc().gpa == desc.gpa && r->desc().uva == desc.uva && r->desc().size == desc.size)
-                region = r;
+        region = *known;
     } else {
         if (now.region_count() >= kMaxMemSlots)  // before mapping anything
             return fail("mem_slots_full", fmt::format("ADD_MEM_REG: all {} memory slots in use", kMaxMemSlots));

@@ -115,8 +115,9 @@ public:
 
     // New tables; this one is never changed (it may be in use by PMD cores).
     Result<std::unique_ptr<MemTable>> with_region(std::shared_ptr<const MappedRegion> region) const;
-    // Whether a region with exactly this gpa, uva and size is in the table.
-    bool contains(const RegionDesc& desc) const;
+    // The region with exactly this gpa, uva and size (mmap_offset is ignored), or nullptr.
+    const std::shared_ptr<const MappedRegion>* find(const RegionDesc& desc) const;
+    bool contains(const RegionDesc& desc) const { return find(desc) != nullptr; }
     // Removes the region whose gpa, uva and size all match (mmap_offset is ignored, spec
     // "REM_MEM_REG"). Anything else is an error that removes nothing.
     Result<std::unique_ptr<MemTable>> without_region(const RegionDesc& desc) const;
