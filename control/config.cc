@@ -351,6 +351,37 @@ std::vector<std::string> port_names(const Config& c)
     return names;
 }
 
+std::string_view port_kind_name(PortKind kind)
+{
+    switch (kind) {
+    case PortKind::vhost_server: return "vhost-user";
+    case PortKind::vhost_client: return "vhost-user-client";
+    case PortKind::nic: return "nic";
+    }
+    return "?";
+}
+
+std::vector<std::pair<PortKind, PortSpec>> port_specs(const Config& c)
+{
+    std::vector<std::pair<PortKind, PortSpec>> out;
+    for (const auto& [kind, specs] : {std::pair{PortKind::nic, &c.nics}, std::pair{PortKind::vhost_server, &c.vhost_server},
+                                      std::pair{PortKind::vhost_client, &c.vhost_client}})
+        for (const PortSpec& p : *specs)
+            out.emplace_back(kind, p);
+    return out;
+}
+
+bool looks_like_pci(const std::string& devargs)
+{
+    return devargs.size() >= 7 && std::isxdigit(static_cast<unsigned char>(devargs[0])) &&
+           devargs.find(':') != std::string::npos && devargs.rfind("net_", 0) != 0;
+}
+
+bool same_port(const PortSpec& a, const PortSpec& b)
+{
+    return a.target == b.target && a.name == b.name && a.settings == b.settings;
+}
+
 Result<VlanSet> parse_vlan_list(const std::string& list)
 {
     VlanSet set;

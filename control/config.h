@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -20,6 +21,10 @@ struct PortSpec {
     std::string name;      // name=, else derived from the target (port_name_from_path, devargs up to the first comma)
     PortConfig settings;   // mtu=, vlan-mode=, vlan=, trunks=
 };
+
+// The three kinds of port a PortSpec can describe.
+enum class PortKind { vhost_server, vhost_client, nic };
+std::string_view port_kind_name(PortKind kind);  // "vhost-user", "vhost-user-client", "nic": the flags
 
 struct Config {
     std::vector<PortSpec> vhost_server;     // --vhost-user PATH[|OPTIONS]
@@ -41,6 +46,13 @@ struct Config {
     bool debug_dirty_log_always = false;      // --debug-dirty-log-always (benchmarks only)
     LogLevel log_level = LogLevel::info;
     bool used_default_ports = false;
+};
+
+// What a reload changed (vuswitchctl reload, SIGHUP).
+struct ReloadReport {
+    std::vector<std::string> added, removed, kept;  // port names
+    std::vector<std::string> failed;   // "NAME: why" of ports that could not be added or removed
+    std::vector<std::string> ignored;  // options other than ports that changed: they need a restart
 };
 
 // What parse_args() decided: run with a config, or print text and exit.
@@ -68,5 +80,11 @@ Result<PortSpec> parse_port_spec(const std::string& flag, const std::string& val
 Result<VlanSet> parse_vlan_list(const std::string& list);
 // The names of the ports `c` creates, in creation order (NICs, servers, clients).
 std::vector<std::string> port_names(const Config& c);
+// The ports `c` creates, in creation order, with their kinds.
+std::vector<std::pair<PortKind, PortSpec>> port_specs(const Config& c);
+// A PCI address (0000:03:00.0[,...]) rather than a virtual device (net_tap0,...).
+bool looks_like_pci(const std::string& devargs);
+// Same target, name and settings: a reload leaves the port alone.
+bool same_port(const PortSpec& a, const PortSpec& b);
 
 }  // namespace vusw

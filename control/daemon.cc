@@ -35,12 +35,6 @@ namespace {
 constexpr unsigned kMbufs = 16383;
 constexpr uint32_t kFdbMaxAgeSeconds = 300;
 
-bool looks_like_pci(const std::string& devargs)
-{
-    return devargs.size() >= 7 && std::isxdigit(devargs[0]) && devargs.find(':') != std::string::npos &&
-           devargs.rfind("net_", 0) != 0;
-}
-
 std::vector<std::string> eal_args(const Config& c)
 {
     std::string lcores;
@@ -71,19 +65,12 @@ std::vector<std::string> eal_args(const Config& c)
     return args;
 }
 
-// "access VLAN 10, MTU 1500 (default)": VLAN membership and MTU as the port starts.
-std::string describe_settings(const Port& port)
-{
-    const PortConfig& p = port.config();
-    const std::string mtu = fmt::format("MTU {} ({})", port.mtu(), mtu_source_name(port.effective_mtu().source));
-    if (p.vlan_mode == VlanMode::access)
-        return fmt::format("access VLAN {}, {}", p.vlan, mtu);
-    return fmt::format("trunk of VLANs {} (native VLAN {} untagged), {}", p.trunks.to_string(), p.vlan, mtu);
-}
-
 }  // namespace
 
-Daemon::Daemon(Config config) : config_(std::move(config)) {}
+Daemon::Daemon(Config config, std::vector<std::string> args) : config_(std::move(config)), args_(std::move(args))
+{
+    logged_faults_.resize(kMaxPorts);
+}
 
 Daemon::~Daemon()
 {
@@ -91,10 +78,12 @@ Daemon::~Daemon()
         pmd->stop();
     metrics_.reset();
     management_.reset();
-    endpoints_.clear();  // sessions stop their rings (the cores are stopped: applied inline)
+    for (Attached& a : attached_)
+        a.endpoint.reset();  // sessions stop their rings (the cores are stopped: applied inline)
     if (reclaimer_)
         reclaimer_->drain(std::chrono::seconds(1));
-    owned_ports_.clear();
+    attached_.clear();
+    retiring_.clear();
     set_dma_registry(nullptr);
     rte_mempool_free(pool_);
     if (reclaimer_) {
@@ -120,7 +109,7 @@ Status Daemon::init_dpdk()
     reclaimer_ = std::make_unique<Reclaimer>(kMaxPmds);
     fdb_ = std::make_unique<Fdb>();
     tick_fdb_clock();  // entries learned before the first tick must not look 50 years old
-    l2_ = std::make_unique<L2Switch>(*fdb_);
+    l2_ = std::make_unique<L2Switch>(*fdb_, *reclaimer_);
     unsigned index = 0;
     for (std::size_t i = 1; i < config_.lcores.size(); ++i) {
         owned_pmds_.push_back(std::make_unique<Pmd>(index++, config_.lcores[i], *l2_, reclaimer_->qsbr(), pool_));
@@ -131,13 +120,21 @@ Status Daemon::init_dpdk()
 
 Status Daemon::create_ports()
 {
-    for (const PortSpec& nic : config_.nics) {
-        auto port = EthdevPort::open(nic.target, nic.name, nic.settings.mtu, pool_);
+    const auto specs = port_specs(config_);  // NICs first: guest memory is DMA-mapped for them
+    auto create = [&](PortKind kind, const PortSpec& spec) -> Status {
+        auto port = make_port(kind, spec);
         if (!port)
             return std::unexpected(port.error());
-        (*port)->set_config(nic.settings);
-        owned_ports_.push_back(std::move(*port));
-    }
+        if (auto ok = l2_->add_port(**port); !ok)
+            return ok;
+        ports_.push_back(port->get());
+        attached_.push_back(Attached{std::move(*port), nullptr, kind, spec, true});
+        return {};
+    };
+    for (const auto& [kind, spec] : specs)
+        if (kind == PortKind::nic)
+            if (auto ok = create(kind, spec); !ok)
+                return ok;
     // Guest memory mapped from now on is registered for DMA with the NICs opened above.
     dma_ = std::make_unique<EalDmaRegistry>();
     set_dma_registry(dma_.get());
@@ -153,23 +150,10 @@ Status Daemon::create_ports()
                             "IOVA-as-VA, e.g. the NIC bound to vfio-pci with an IOMMU)");
     else
         log(LogLevel::info, "zero copy: guest frames of {} B and more are lent to NICs and guests", config_.zero_copy_min);
-    auto add_vhost = [&](const PortSpec& spec, bool client) {
-        owned_ports_.push_back(std::make_unique<VhostPort>(spec.name, spec.target, client));
-        owned_ports_.back()->set_config(spec.settings);
-    };
-    for (const PortSpec& spec : config_.vhost_server)
-        add_vhost(spec, false);
-    for (const PortSpec& spec : config_.vhost_client)
-        add_vhost(spec, true);
-    for (std::size_t i = 0; i < owned_ports_.size(); ++i) {
-        Port& port = *owned_ports_[i];
-        for (std::size_t j = 0; j < i; ++j)
-            if (ports_[j]->name() == port.name())
-                return fail("config", fmt::format("two ports are named {}; give one another name with |name=NAME", port.name()));
-        ports_.push_back(&port);
-        l2_->add_port(port);
-    }
-    logged_faults_.resize(ports_.size());
+    for (const auto& [kind, spec] : specs)
+        if (kind != PortKind::nic)
+            if (auto ok = create(kind, spec); !ok)
+                return ok;
     place_ports();
     return {};
 }
@@ -181,7 +165,7 @@ void Daemon::place_ports()
     for (const auto& [name, pmd] : config_.pins)
         for (const Port* port : ports_)
             if (port->name() == name)
-                pins[port->id()] = int(pmd);
+                pins[port->id()] = int(pmd);  // ids are 0.. in ports_ order at start-up
     scheduler_ = std::make_unique<Scheduler>(ports_, pmds_, std::chrono::seconds(config_.rebalance_interval_s),
                                              config_.rebalance_threshold_pct);
     scheduler_->place(pins);
@@ -189,45 +173,47 @@ void Daemon::place_ports()
 
 Status Daemon::start_serving()
 {
-    for (Port* port : ports_) {
-        auto* vhost = dynamic_cast<VhostPort*>(port);
-        if (vhost == nullptr)
-            continue;
-        std::error_code ec;
-        std::filesystem::create_directories(std::filesystem::path(vhost->path()).parent_path(), ec);
-        vhost_user::SessionEnv env{[this, vhost](uint16_t pair) { return scheduler_->place_queue(*vhost, pair); },
-                                   [this, vhost](uint16_t pair) { return scheduler_->pmd_of(*vhost, pair); },
-                                   *reclaimer_, *l2_, pool_, !config_.debug_no_dirty_log,
-                                   config_.debug_dirty_log_always};
-        endpoints_.push_back(std::make_unique<vhost_user::Endpoint>(*vhost, env, loop_));
-        if (auto ok = endpoints_.back()->start(); !ok)
+    for (Attached& a : attached_)
+        if (auto ok = start_endpoint(a); !ok)
             return ok;
-    }
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(config_.control).parent_path(), ec);
-    management_ = std::make_unique<Management>(config_.control, loop_, ports_, *fdb_, pmds_, *scheduler_, config_);
+    PortControl control{[this](PortKind kind, const PortSpec& spec) { return add_port(kind, spec); },
+                        [this](const std::string& name) { return remove_port(name); }, [this] { return reload(); }};
+    management_ = std::make_unique<Management>(config_.control, loop_, ports_, *fdb_, pmds_, *scheduler_, config_,
+                                               std::move(control));
     if (auto ok = management_->start(); !ok)
         return ok;
     if (config_.metrics != "off") {
-        metrics_ = std::make_unique<MetricsServer>(ports_, *fdb_, pmds_, *reclaimer_);
+        metrics_ = std::make_unique<MetricsServer>(ports_, ports_mutex_, *fdb_, pmds_, *reclaimer_);
         if (auto ok = metrics_->start(config_.metrics); !ok)
             return ok;
     }
-    return loop_.watch(signals_.get(), [this] {
-        signalfd_siginfo info{};
-        if (read(signals_.get(), &info, sizeof(info)) == sizeof(info))
-            log(LogLevel::info, "signal {}: shutting down", strsignal(int(info.ssi_signo)));
+    return loop_.watch(signals_.get(), [this] { on_signal(); });
+}
+
+void Daemon::on_signal()
+{
+    signalfd_siginfo info{};
+    if (read(signals_.get(), &info, sizeof(info)) != sizeof(info))
+        return;
+    if (info.ssi_signo != SIGHUP) {
+        log(LogLevel::info, "signal {}: shutting down", strsignal(int(info.ssi_signo)));
         loop_.stop();
-    });
+        return;
+    }
+    log(LogLevel::info, "SIGHUP: reloading the configuration");
+    if (auto report = reload(); !report)
+        log(LogLevel::error, "reload: {}; the ports stay as they are", report.error().detail);
 }
 
 void Daemon::log_broken_queues()
 {
-    for (std::size_t i = 0; i < ports_.size(); ++i) {
-        const auto* vhost = dynamic_cast<const VhostPort*>(ports_[i]);
+    for (const Port* port : ports_) {
+        const auto* vhost = dynamic_cast<const VhostPort*>(port);
         if (vhost == nullptr)
             continue;
-        auto& seen = logged_faults_[i];
+        auto& seen = logged_faults_[port->id()];
         seen.resize(vhost->ring_count());
         for (uint16_t q = 0; q < vhost->ring_count(); ++q) {
             const QueueFault f = vhost->ring_fault(q);
@@ -249,8 +235,10 @@ void Daemon::tick_fdb_clock()
 void Daemon::tick()
 {
     reclaimer_->poll();
-    for (auto& endpoint : endpoints_)
-        endpoint->tick();
+    retire_ports();
+    for (Attached& a : attached_)
+        if (a.endpoint)
+            a.endpoint->tick();
     log_broken_queues();
     scheduler_->tick();
     if (std::chrono::steady_clock::now() >= next_second_) {
@@ -267,6 +255,7 @@ int Daemon::run()
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);  // reload
     pthread_sigmask(SIG_BLOCK, &mask, nullptr);
     signal(SIGPIPE, SIG_IGN);
     signals_.reset(signalfd(-1, &mask, SFD_CLOEXEC));
@@ -284,9 +273,8 @@ int Daemon::run()
         log(LogLevel::error, "{}", ok.error().detail);
         return 1;
     }
-    for (Port* port : ports_)
-        log(LogLevel::info, "port {} ({}) on PMD {}{}, {}", port->name(), port->kind(), scheduler_->pmd_index(*port),
-            scheduler_->pinned(*port) ? " (pinned)" : "", describe_settings(*port));
+    for (const Port* port : ports_)
+        log_port(*port, "port");
     if (l2_->vlan_aware())
         log(LogLevel::info, "VLANs: frames are classified, tagged and untagged per port");
     else
@@ -299,9 +287,9 @@ int Daemon::run()
     fmt::print(stderr, "{}vuswitchd: ready\n", log_journal() ? "<5>" : "");  // scripts wait for this line
     ServiceNotify service;
     service.ready(fmt::format("ports: {}, PMD cores: {}", ports_.size(), pmds_.size()));
-    // Tick fast while retired memory waits for its grace period, so it is freed (and the
-    // grace period measured) within a millisecond; otherwise ten times a second.
-    loop_.run([this] { return std::chrono::milliseconds(reclaimer_->pending() ? 1 : 100); }, [&] {
+    // Tick fast while retired memory or a removed port waits for its grace period, so it
+    // is freed (and the grace period measured) within a millisecond; otherwise ten times a second.
+    loop_.run([this] { return std::chrono::milliseconds(reclaimer_->pending() || !retiring_.empty() ? 1 : 100); }, [&] {
         tick();
         service.tick();
     });

@@ -3,6 +3,8 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "control/config.h"
@@ -28,21 +30,57 @@ class Endpoint;
 
 class Daemon {
 public:
-    explicit Daemon(Config config);
+    // `args`: the command line, read again (with its --config file) by reload().
+    Daemon(Config config, std::vector<std::string> args = {});
     ~Daemon();
 
     // Initialises DPDK, creates ports, starts PMD cores and sockets, and serves until
     // SIGINT/SIGTERM. Returns the process exit code.
     int run();
 
+    // Ports at run time (daemon_ports.cc); control thread. A new port is switched,
+    // placed on a core and (vhost-user) listening or connecting when this returns.
+    Result<Port*> add_port(PortKind kind, const PortSpec& spec, bool from_config = false);
+    // The port leaves the switch now: its front-end's session ends (rings stopped, memory
+    // unmapped after the grace period and the last lent buffer), its queues leave their
+    // cores, its FDB entries and metric series go; it is freed once nothing refers to it.
+    Status remove_port(const std::string& name);
+    // Reads the command line and its --config file again and applies the ports they
+    // name: new ones added, missing or changed ones removed (and re-added), the rest
+    // left alone. Ports added with add_port() from vuswitchctl are not the file's.
+    Result<ReloadReport> reload();
+
 private:
+    // A port and what belongs to it while it is live.
+    struct Attached {
+        std::unique_ptr<Port> port;
+        std::unique_ptr<vhost_user::Endpoint> endpoint;  // vhost-user ports
+        PortKind kind;
+        PortSpec spec;
+        bool from_config;  // start-up or reload: a reload may remove it
+    };
+    // A removed port waiting until no core can reach it and no lent buffer refers to it.
+    struct Retiring {
+        std::unique_ptr<Port> port;
+        std::weak_ptr<const void> grace;  // expires once every core passed a quiescent state
+        bool flushed = false;             // hand-off rings emptied, FDB entries gone, id free
+        std::chrono::steady_clock::time_point since;
+        bool warned = false;
+    };
+
     Status init_dpdk();
     Status create_ports();
     void place_ports();
     Status start_serving();
+    Status start_endpoint(Attached& a);
+    Result<std::unique_ptr<Port>> make_port(PortKind kind, const PortSpec& spec) const;
     void tick();
     void tick_fdb_clock();
     void log_broken_queues();
+    void retire_ports();
+    void on_signal();
+    // "PREFIX NAME (KIND) on PMD n, access VLAN 0, MTU 1500 (default)".
+    void log_port(const Port& port, std::string_view prefix) const;
 
     Config config_;
     EventLoop loop_;
@@ -51,17 +89,21 @@ private:
     std::unique_ptr<EalDmaRegistry> dma_;  // outlives every guest memory region
     std::unique_ptr<Fdb> fdb_;
     std::unique_ptr<L2Switch> l2_;
-    std::vector<std::unique_ptr<Port>> owned_ports_;
+    std::vector<std::string> args_;
+    std::vector<Attached> attached_;   // live ports, in the order they were added
+    std::vector<Retiring> retiring_;
+    // The live ports (of attached_), for the scheduler, management and metrics. The
+    // metrics thread reads it under ports_mutex_; the control thread changes it under it.
     std::vector<Port*> ports_;
+    std::mutex ports_mutex_;
     std::vector<std::unique_ptr<Pmd>> owned_pmds_;
     std::vector<Pmd*> pmds_;
     std::unique_ptr<Scheduler> scheduler_;
-    std::vector<std::unique_ptr<vhost_user::Endpoint>> endpoints_;
     std::unique_ptr<Management> management_;
     std::unique_ptr<MetricsServer> metrics_;
     UniqueFd signals_;
     std::chrono::steady_clock::time_point next_second_{};
-    std::vector<std::vector<uint8_t>> logged_faults_;
+    std::vector<std::vector<uint8_t>> logged_faults_;  // by port id
 };
 
 }  // namespace vusw

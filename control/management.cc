@@ -130,8 +130,9 @@ nlohmann::json describe_ports(const std::vector<Port*>& ports)
 }
 
 Management::Management(std::string path, EventLoop& loop, const std::vector<Port*>& ports, const Fdb& fdb,
-                       const std::vector<Pmd*>& pmds, Scheduler& scheduler, const Config& config)
-    : path_(std::move(path)), loop_(loop), ports_(ports), fdb_(fdb), pmds_(pmds), scheduler_(scheduler), config_(config)
+                       const std::vector<Pmd*>& pmds, Scheduler& scheduler, const Config& config, PortControl control)
+    : path_(std::move(path)), loop_(loop), ports_(ports), fdb_(fdb), pmds_(pmds), scheduler_(scheduler), config_(config),
+      control_(std::move(control))
 {
 }
 
@@ -219,7 +220,8 @@ nlohmann::json polled_ports(const std::vector<QueuePlacement>& placed, unsigned 
 
 std::string_view error_code_name(ErrorCode code)
 {
-    constexpr std::string_view kNames[] = {"bad_request", "unknown_command", "bad_argument", "no_such_port", "failed"};
+    constexpr std::string_view kNames[] = {"bad_request", "unknown_command", "bad_argument", "no_such_port", "failed",
+                                           "port_exists"};
     return kNames[int(code)];
 }
 
@@ -230,13 +232,14 @@ Management::Reply Management::Reply::error(ErrorCode code, std::string message)
 
 namespace {
 
-// A scheduler error as a protocol error (result.h reasons are internal labels).
-Management::Reply scheduler_error(const Error& e)
+// An internal error (result.h reasons are internal labels) as a protocol error.
+Management::Reply error_reply(const Error& e)
 {
     const std::string_view reason = e.reason;
-    const ErrorCode code = reason == "no_port" ? ErrorCode::no_such_port
-                           : reason == "bad_pmd" ? ErrorCode::bad_argument
-                                                 : ErrorCode::failed;
+    const ErrorCode code = reason == "no_port"                        ? ErrorCode::no_such_port
+                           : reason == "bad_pmd" || reason == "config" ? ErrorCode::bad_argument
+                           : reason == "exists"                        ? ErrorCode::port_exists
+                                                                       : ErrorCode::failed;
     return Management::Reply::error(code, e.detail);
 }
 
@@ -382,6 +385,8 @@ constexpr Management::Verb kVerbs[] = {
     {"show_config", &Management::show_config}, {"rebalance", &Management::rebalance},
     {"pin", &Management::pin},                 {"clear_stats", &Management::clear_stats},
     {"set_log_level", &Management::set_log_level}, {"version", &Management::version},
+    {"add_port", &Management::add_port},       {"del_port", &Management::del_port},
+    {"reload", &Management::reload},
 };
 }  // namespace
 
@@ -509,9 +514,13 @@ Management::Reply Management::show_port(const nlohmann::json& request)
 Management::Reply Management::show_fdb(const nlohmann::json&)
 {
     nlohmann::json list = nlohmann::json::array();
-    for (const FdbEntry& e : fdb_.entries())
-        list.push_back({{"mac", fmt::format("{:012x}", e.mac)}, {"vlan", e.vlan}, {"port", ports_.at(e.port)->name()},
+    for (const FdbEntry& e : fdb_.entries()) {
+        const auto port = std::find_if(ports_.begin(), ports_.end(), [&](const Port* p) { return p->id() == e.port; });
+        if (port == ports_.end())
+            continue;  // a removed port's entry, flushed after its grace period
+        list.push_back({{"mac", fmt::format("{:012x}", e.mac)}, {"vlan", e.vlan}, {"port", (*port)->name()},
                         {"age", e.age_s}});
+    }
     return {{{"fdb", list}}};
 }
 
@@ -564,7 +573,7 @@ Management::Reply Management::rebalance(const nlohmann::json&)
 {
     auto done = scheduler_.rebalance();
     if (!done)
-        return scheduler_error(done.error());
+        return error_reply(done.error());
     nlohmann::json moves = nlohmann::json::array();
     for (const QueueMove& m : done->moves)
         moves.push_back({{"port", m.port}, {"queue", m.queue}, {"from", m.from}, {"to", m.to}});
@@ -580,18 +589,78 @@ Management::Reply Management::pin(const nlohmann::json& request)
     const std::string port = request["port"].get<std::string>();
     if (!request.contains("pmd") || request["pmd"].is_null()) {
         auto ok = scheduler_.unpin(port);
-        return ok ? Reply{{{"port", port}, {"pinned", false}}} : scheduler_error(ok.error());
+        return ok ? Reply{{{"port", port}, {"pinned", false}}} : error_reply(ok.error());
     }
     if (!request["pmd"].is_number_unsigned())
         return Reply::error(ErrorCode::bad_argument, "pin: `pmd` must be a PMD index (0, 1, ...) or null to unpin");
     auto moved = scheduler_.pin(port, request["pmd"].get<unsigned>());
     if (!moved)
-        return scheduler_error(moved.error());
+        return error_reply(moved.error());
     nlohmann::json moves = nlohmann::json::array();
     for (const QueueMove& m : *moved)
         moves.push_back({{"queue", m.queue}, {"from", m.from}, {"to", m.to}});
     // from/to: where queue 0 was and is (every port has it).
     return {{{"port", port}, {"pinned", true}, {"from", moved->at(0).from}, {"to", moved->at(0).to}, {"moves", moves}}};
+}
+
+// {"cmd":"add_port","type":"vhost-user"|"nic","target":PATH|DEVARGS, optional "client",
+// "name", "mtu", "vlan_mode", "vlan", "trunks"}: the port options of the command line.
+Management::Reply Management::add_port(const nlohmann::json& request)
+{
+    const std::string type = request.value("type", "");
+    const std::string target = request.value("target", "");
+    if (type != "vhost-user" && type != "nic")
+        return Reply::error(ErrorCode::bad_argument, "add_port: `type` must be \"vhost-user\" or \"nic\"");
+    if (target.empty() || target.find('|') != std::string::npos)
+        return Reply::error(ErrorCode::bad_argument,
+                            "add_port: `target` must be a socket PATH (vhost-user) or DEVARGS (nic), without `|`");
+    const bool client = request.value("client", false);
+    if (client && type == "nic")
+        return Reply::error(ErrorCode::bad_argument, "add_port: `client` is for vhost-user ports");
+    std::string value = target;
+    for (const char* key : {"name", "mtu", "vlan_mode", "vlan", "trunks"}) {
+        if (!request.contains(key))
+            continue;
+        const nlohmann::json& v = request[key];
+        if (!v.is_string() && !v.is_number_unsigned())
+            return Reply::error(ErrorCode::bad_argument, fmt::format("add_port: `{}` must be a string or a number", key));
+        std::string option = key;
+        std::replace(option.begin(), option.end(), '_', '-');
+        const std::string text = v.is_string() ? v.get<std::string>() : std::to_string(v.get<uint64_t>());
+        if (text.find('|') != std::string::npos)
+            return Reply::error(ErrorCode::bad_argument, fmt::format("add_port: `{}` must not contain `|`", key));
+        value += fmt::format("|{}={}", option, text);
+    }
+    const PortKind kind = type == "nic" ? PortKind::nic : client ? PortKind::vhost_client : PortKind::vhost_server;
+    auto spec = parse_port_spec(std::string(port_kind_name(kind)), value, kind == PortKind::nic);
+    if (!spec)
+        return error_reply(spec.error());
+    auto port = control_.add(kind, *spec);
+    if (!port)
+        return error_reply(port.error());
+    return {{{"port", describe_ports({*port}).at(0)}}};
+}
+
+Management::Reply Management::del_port(const nlohmann::json& request)
+{
+    if (!request.contains("port") || !request["port"].is_string())
+        return Reply::error(ErrorCode::bad_argument, "del_port: `port` must be a port name");
+    const std::string name = request["port"].get<std::string>();
+    if (auto ok = control_.remove(name); !ok)
+        return error_reply(ok.error());
+    return {{{"port", name}, {"removed", true}}};
+}
+
+Management::Reply Management::reload(const nlohmann::json&)
+{
+    auto report = control_.reload();
+    if (!report)
+        return error_reply(report.error());
+    return {{{"added", report->added},
+             {"removed", report->removed},
+             {"kept", report->kept},
+             {"failed", report->failed},
+             {"needs_restart", report->ignored}}};
 }
 
 // The views count from zero again; the counters themselves (and /metrics) go on.

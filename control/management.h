@@ -7,6 +7,7 @@
 // kVerbs): a new command is a row and a member function.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,9 @@
 namespace vusw {
 
 struct Config;
+struct PortSpec;
+struct ReloadReport;
+enum class PortKind;
 class Fdb;
 class Pmd;
 class Scheduler;
@@ -28,7 +32,7 @@ class Scheduler;
 inline constexpr unsigned kProtocolVersion = 1;
 
 // Stable error codes of the control protocol.
-enum class ErrorCode { bad_request, unknown_command, bad_argument, no_such_port, failed };
+enum class ErrorCode { bad_request, unknown_command, bad_argument, no_such_port, failed, port_exists };
 std::string_view error_code_name(ErrorCode code);
 
 // Port state, counters and protocol statistics as JSON (shared with tests and the CLI);
@@ -41,10 +45,17 @@ nlohmann::json describe_config(const Config& config);
 // positions, loads) are left as they are.
 void subtract_baseline(nlohmann::json& now, const nlohmann::json& base);
 
+// What the management socket asks of whoever owns the ports (the Daemon).
+struct PortControl {
+    std::function<Result<Port*>(PortKind, const PortSpec&)> add;
+    std::function<Status(const std::string& name)> remove;
+    std::function<Result<ReloadReport>()> reload;
+};
+
 class Management {
 public:
     Management(std::string path, EventLoop& loop, const std::vector<Port*>& ports, const Fdb& fdb,
-               const std::vector<Pmd*>& pmds, Scheduler& scheduler, const Config& config);
+               const std::vector<Pmd*>& pmds, Scheduler& scheduler, const Config& config, PortControl control);
     ~Management();
     Status start();
 
@@ -74,6 +85,9 @@ public:
     Reply clear_stats(const nlohmann::json& request);
     Reply set_log_level(const nlohmann::json& request);
     Reply version(const nlohmann::json& request);
+    Reply add_port(const nlohmann::json& request);
+    Reply del_port(const nlohmann::json& request);
+    Reply reload(const nlohmann::json& request);
 
 private:
     void serve_one();
@@ -88,6 +102,7 @@ private:
     const std::vector<Pmd*>& pmds_;
     Scheduler& scheduler_;
     const Config& config_;
+    PortControl control_;
     UniqueFd listen_;
     // clear_stats: the counters as they were then (describe_ports, pmd_counters).
     nlohmann::json base_ports_ = nlohmann::json::array();

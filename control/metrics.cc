@@ -68,13 +68,16 @@ void add_histogram(MetricFamily& f, std::vector<ClientMetric::Label> labels, con
 
 class PortsCollector : public prometheus::Collectable {
 public:
-    PortsCollector(const std::vector<Port*>& ports, const Fdb& fdb, const std::vector<Pmd*>& pmds, const Reclaimer& rcu)
-        : ports_(ports), fdb_(fdb), pmds_(pmds), rcu_(rcu)
+    PortsCollector(const std::vector<Port*>& ports, std::mutex& ports_mutex, const Fdb& fdb, const std::vector<Pmd*>& pmds,
+                   const Reclaimer& rcu)
+        : ports_(ports), ports_mutex_(ports_mutex), fdb_(fdb), pmds_(pmds), rcu_(rcu)
     {
     }
 
     std::vector<MetricFamily> Collect() const override
     {
+        // A removed port's series go with it: it leaves `ports_` under the lock before it is freed.
+        std::lock_guard lock(ports_mutex_);
         std::vector<MetricFamily> out;
         collect_ports(out);
         collect_vhost(out);
@@ -191,13 +194,15 @@ private:
     }
 
     const std::vector<Port*>& ports_;
+    std::mutex& ports_mutex_;
     const Fdb& fdb_;
     const std::vector<Pmd*>& pmds_;
     const Reclaimer& rcu_;
 };
 
-MetricsServer::MetricsServer(const std::vector<Port*>& ports, const Fdb& fdb, const std::vector<Pmd*>& pmds, const Reclaimer& rcu)
-    : collector_(std::make_shared<PortsCollector>(ports, fdb, pmds, rcu))
+MetricsServer::MetricsServer(const std::vector<Port*>& ports, std::mutex& ports_mutex, const Fdb& fdb,
+                             const std::vector<Pmd*>& pmds, const Reclaimer& rcu)
+    : collector_(std::make_shared<PortsCollector>(ports, ports_mutex, fdb, pmds, rcu))
 {
 }
 

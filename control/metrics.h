@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,10 @@ class PortsCollector;
 
 class MetricsServer {
 public:
-    MetricsServer(const std::vector<Port*>& ports, const Fdb& fdb, const std::vector<Pmd*>& pmds, const Reclaimer& rcu);
+    // `ports` changes while the switch runs (ports added and removed): every scrape reads
+    // it under `ports_mutex`, which its writer holds while changing it.
+    MetricsServer(const std::vector<Port*>& ports, std::mutex& ports_mutex, const Fdb& fdb, const std::vector<Pmd*>& pmds,
+                  const Reclaimer& rcu);
     ~MetricsServer();
     // Listens on ADDR:PORT.
     Status start(const std::string& address);

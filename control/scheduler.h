@@ -50,13 +50,20 @@ public:
     // Loads are measured over the last kWindowSeconds.
     static constexpr unsigned kWindowSeconds = 10;
 
-    // `ports` indexed by Port::id(). rebalance_interval 0 = only on request.
+    // `ports`: the live ports (the caller adds and removes them, telling us with
+    // add_port() and remove_port()). rebalance_interval 0 = only on request.
     Scheduler(const std::vector<Port*>& ports, const std::vector<Pmd*>& pmds, std::chrono::seconds rebalance_interval,
               unsigned threshold_pct);
 
     // Start-up, before the cores run: queue 0 of every port is placed; `pins` (by
     // Port::id(), kUnassigned = none) are kept on their PMD, the others round robin.
     void place(const std::vector<int>& pins);
+    // A port added while the cores run: its queue 0 goes to `pin` (kUnassigned: the least
+    // loaded core), and its later queues follow the pin as at start-up.
+    Result<Pmd*> add_port(Port& port, int pin);
+    // Control: the port's queues leave their cores (each core acknowledges, so none polls
+    // them afterwards); frames other cores still send it wait in its hand-off rings.
+    Status remove_port(Port& port);
     // Queue q of `port` was set up: places it on a core (its port's pin, else the core
     // with the least load, then the fewest queues) if it has none yet; the core.
     Result<Pmd*> place_queue(Port& port, uint16_t q);
@@ -74,6 +81,7 @@ public:
     // if the queue was never placed.
     Pmd* pmd_of(const Port& port, uint16_t q) const;
     unsigned pmd_index(const Port& port) const { return unsigned(assigned_[port.id()][0]); }
+    bool placed(const Port& port) const { return assigned_[port.id()][0] != kUnassigned; }
     bool pinned(const Port& port) const { return pins_[port.id()] != kUnassigned; }
     std::vector<QueuePlacement> placements() const;
     uint64_t moves() const { return moves_; }
@@ -81,26 +89,28 @@ public:
 private:
     struct Sample {
         std::chrono::steady_clock::time_point at;
-        std::vector<uint64_t> queue_cycles;  // [(port * kMaxPortQueues + queue) * pmds + pmd]
+        std::vector<uint64_t> queue_cycles;  // [(port id * kMaxPortQueues + queue) * pmds + pmd], up to the highest id
         std::vector<uint64_t> pmd_cycles;    // busy + idle, by PMD
     };
     struct Unit {
-        std::size_t port;
+        Port* port;
         uint16_t queue;
     };
     Sample sample() const;
     uint64_t cycles(const Sample& now, const Sample& then, Unit u, unsigned pmd) const;
     std::vector<Unit> units() const;  // placed queues, by port then queue
     std::vector<PortLoad> loads(const std::vector<Unit>& units) const;
-    Result<std::size_t> find(const std::string& name) const;
+    Result<Port*> find(const std::string& name) const;
     Status move(Unit u, unsigned to);
+    // A new port took id `id`: the loads measured under it (by a removed port) are gone.
+    void forget(uint16_t id);
 
     const std::vector<Port*>& ports_;
     const std::vector<Pmd*>& pmds_;
     std::chrono::seconds interval_;
     unsigned threshold_pct_;
-    std::vector<std::array<int, kMaxPortQueues>> assigned_;  // by port id, queue: PMD index or kUnassigned
-    std::vector<int> pins_;                                  // by port id
+    std::array<std::array<int, kMaxPortQueues>, kMaxPorts> assigned_;  // by port id, queue: PMD index or kUnassigned
+    std::array<int, kMaxPorts> pins_;                                  // by port id
     std::deque<Sample> window_;                              // oldest first; one a second
     std::chrono::steady_clock::time_point next_rebalance_;
     uint64_t moves_ = 0;

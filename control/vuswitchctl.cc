@@ -60,6 +60,24 @@ Commands:
   pin PORT PMD     poll all of PORT's queues on PMD core number PMD from now on (moves them
                    now; no rebalance moves them again)
   unpin PORT       let rebalancing move PORT again
+  add-port vhost-user PATH [--client] [PORT OPTIONS]
+                   a vhost-user port now, without a restart: vuswitchd listens on PATH
+                   (the guest's front-end connects; QEMU's default), or with --client
+                   connects to PATH (QEMU server=on) and reconnects with backoff
+  add-port nic DEVARGS [PORT OPTIONS]
+                   a DPDK virtual device now (net_tap0,iface=x  net_af_packet0,iface=veth0
+                   net_null0 ...); PCI NICs are given at start-up (--nic)
+      PORT OPTIONS: --name NAME (default: the socket's file name without extension, or the
+                   devargs up to the first comma), --mtu BYTES, --vlan VID,
+                   --vlan-mode access|trunk, --trunks LIST (see vuswitchd --help)
+  del-port NAME    remove a port now: a connected front-end is disconnected (its rings
+                   stop; its memory is unmapped once no buffer it lent is in flight), the
+                   port's learned MACs and its metric series go; other ports are untouched
+  reload           read vuswitchd's command line and --config file again: ports added to
+                   the file are added, ports gone from it (or changed) removed (and added
+                   again as they are now), the others left alone; ports added with
+                   add-port are not the file's and stay. Other options need a restart
+                   (listed). SIGHUP does the same
 
 Options:
   --control PATH   management socket of vuswitchd (default /run/vuswitch/vuswitchd.ctl)
@@ -404,6 +422,53 @@ void print_version(const nlohmann::json& j)
                j.at("protocol_version").get<unsigned>());
 }
 
+// add-port's request: TARGET, then --client and the port options.
+nlohmann::json add_port_request(const char* type, const std::vector<std::string>& a, std::string& error)
+{
+    nlohmann::json r{{"cmd", "add_port"}, {"type", type}, {"target", a[0]}};
+    for (std::size_t i = 1; i < a.size(); ++i) {
+        const std::string& opt = a[i];
+        if (opt == "--client" && std::string_view(type) == "vhost-user") {
+            r["client"] = true;
+            continue;
+        }
+        static constexpr std::pair<std::string_view, const char*> kValued[] = {
+            {"--name", "name"}, {"--mtu", "mtu"}, {"--vlan", "vlan"}, {"--vlan-mode", "vlan_mode"}, {"--trunks", "trunks"}};
+        const auto* known = std::find_if(std::begin(kValued), std::end(kValued), [&](const auto& k) { return k.first == opt; });
+        if (known == std::end(kValued)) {
+            error = fmt::format("add-port {}: unknown option `{}` (options: {}--name, --mtu, --vlan, --vlan-mode, --trunks)",
+                                type, opt, std::string_view(type) == "vhost-user" ? "--client, " : "");
+            return nlohmann::json();
+        }
+        if (++i == a.size()) {
+            error = fmt::format("add-port {}: {} needs a value", type, opt);
+            return nlohmann::json();
+        }
+        r[known->second] = a[i];  // the daemon checks values as it checks the command line's
+    }
+    return r;
+}
+
+void print_added(const nlohmann::json& j)
+{
+    const nlohmann::json& p = j.at("port");
+    fmt::print("port {} ({}) added on PMD {}: {}\n", p.at("name").get<std::string>(), p.at("type").get<std::string>(),
+               p.at("pmd").dump(), p.at("state").get<std::string>());
+}
+
+void print_reload(const nlohmann::json& j)
+{
+    auto list = [&](const char* key) {
+        const auto names = j.at(key).get<std::vector<std::string>>();
+        return names.empty() ? std::string("none") : fmt::format("{}", fmt::join(names, ", "));
+    };
+    fmt::print("added: {}\nremoved: {}\nkept: {}\n", list("added"), list("removed"), list("kept"));
+    for (const auto& f : j.at("failed"))
+        fmt::print("failed: {}\n", f.get<std::string>());
+    if (!j.at("needs_restart").empty())
+        fmt::print("changed, needs a restart: {}\n", list("needs_restart"));
+}
+
 // A command: its words, how many arguments follow them, the request they make (empty
 // with `error` set for a bad argument) and how its reply is printed.
 struct CtlVerb {
@@ -412,6 +477,7 @@ struct CtlVerb {
     std::string_view synopsis;
     std::function<nlohmann::json(const std::vector<std::string>& args, std::string& error)> request;
     std::function<void(const nlohmann::json& reply)> print;
+    bool options = false;  // `args` or more: the rest are --OPTION [VALUE]
 };
 
 nlohmann::json simple(std::string_view cmd)
@@ -452,6 +518,16 @@ const std::vector<CtlVerb>& verbs()
         {{"unpin"}, 1, "unpin PORT",
          [](const auto& a, auto&) { return nlohmann::json{{"cmd", "pin"}, {"port", a[0]}, {"pmd", nullptr}}; },
          print_pin},
+        {{"add-port", "vhost-user"}, 1, "add-port vhost-user PATH [--client] [--name NAME] [--mtu BYTES] [--vlan VID] "
+                                        "[--vlan-mode MODE] [--trunks LIST]",
+         [](const auto& a, std::string& error) { return add_port_request("vhost-user", a, error); }, print_added, true},
+        {{"add-port", "nic"}, 1, "add-port nic DEVARGS [--name NAME] [--mtu BYTES] [--vlan VID] [--vlan-mode MODE] "
+                                 "[--trunks LIST]",
+         [](const auto& a, std::string& error) { return add_port_request("nic", a, error); }, print_added, true},
+        {{"del-port"}, 1, "del-port NAME",
+         [](const auto& a, auto&) { return nlohmann::json{{"cmd", "del_port"}, {"port", a[0]}}; },
+         [](const nlohmann::json& j) { fmt::print("port {} removed\n", j.at("port").get<std::string>()); }},
+        {{"reload"}, 0, "reload", [](auto&, auto&) { return simple("reload"); }, print_reload},
     };
     return table;
 }
@@ -462,7 +538,7 @@ const CtlVerb* verb_of(const std::vector<std::string>& w, std::vector<std::strin
     for (const CtlVerb& v : verbs()) {
         if (w.size() < v.words.size() || !std::equal(v.words.begin(), v.words.end(), w.begin()))
             continue;
-        if (w.size() != v.words.size() + v.args) {
+        if (v.options ? w.size() < v.words.size() + v.args : w.size() != v.words.size() + v.args) {
             error = fmt::format("`{}` takes {} argument{}: {}", fmt::join(v.words, " "), v.args, v.args == 1 ? "" : "s",
                                 v.synopsis);
             return nullptr;
@@ -515,8 +591,8 @@ int main(int argc, char** argv)
             control = argv[i];
         } else if (a.rfind("--control=", 0) == 0) {
             control = a.substr(10);
-        } else if (a.rfind("-", 0) == 0 && a.size() > 1) {
-            return usage_error("unknown option " + a);
+        } else if (a.rfind("-", 0) == 0 && a.size() > 1 && words.empty()) {
+            return usage_error("unknown option " + a);  // after the command words: the command's own options
         } else {
             words.push_back(a);
         }

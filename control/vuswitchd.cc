@@ -1,5 +1,7 @@
 // vuswitchd: the switch daemon.
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "control/config.h"
 #include "control/daemon.h"
@@ -17,7 +19,7 @@ int main(int argc, char** argv)
         return 0;
     }
     try {
-        vusw::Daemon daemon(parsed->config);
+        vusw::Daemon daemon(parsed->config, std::vector<std::string>(argv, argv + argc));
         return daemon.run();
     } catch (const std::exception& e) {
         fmt::print(stderr, "{}vuswitchd: error: {}\n", vusw::log_journal() ? "<3>" : "", e.what());

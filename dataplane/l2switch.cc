@@ -4,7 +4,10 @@
 #include <rte_ether.h>
 #include <rte_mbuf.h>
 
+#include <algorithm>
 #include <cstring>
+
+#include <fmt/format.h>
 
 #include "vusw/mtu.h"
 
@@ -39,16 +42,46 @@ std::optional<uint16_t> tci_for(EgressForm form, const FrameVlan& f)
 
 }  // namespace
 
-void L2Switch::add_port(Port& port)
+L2Switch::L2Switch(Fdb& fdb, Reclaimer& reclaimer) : fdb_(fdb), reclaimer_(reclaimer)
 {
-    port.set_id(uint16_t(ports_.size()));
-    ports_.push_back(&port);
-    vlan_aware_ |= !port.config().vlan_plain();
     for (CoreScratch& s : scratch_) {
-        s.out.resize(ports_.size());
-        s.touched.reserve(ports_.size());
-        s.members.reserve(ports_.size());
+        s.out.resize(kMaxPorts);
+        s.touched.reserve(kMaxPorts);
+        s.members.reserve(kMaxPorts);
     }
+    publish(std::make_shared<PortTable>());
+}
+
+void L2Switch::publish(std::shared_ptr<PortTable> next)
+{
+    next->vlan_aware = false;
+    for (const Port* p : next->members)
+        next->vlan_aware |= !p->config().vlan_plain();
+    table_.publish(std::move(next), reclaimer_);
+}
+
+Status L2Switch::add_port(Port& port)
+{
+    const auto free = std::find(used_ids_.begin(), used_ids_.end(), false);
+    if (free == used_ids_.end())
+        return fail("too_many_ports", fmt::format("cannot add port {}: the switch has {} ports (counting removed ones "
+                                                  "whose buffers are still out); delete one first",
+                                                  port.name(), kMaxPorts));
+    *free = true;
+    port.set_id(uint16_t(free - used_ids_.begin()));
+    auto next = std::make_shared<PortTable>(*table_.owned());
+    next->by_id[port.id()] = &port;
+    next->members.push_back(&port);
+    publish(std::move(next));
+    return {};
+}
+
+void L2Switch::remove_port(Port& port)
+{
+    auto next = std::make_shared<PortTable>(*table_.owned());
+    next->by_id[port.id()] = nullptr;
+    std::erase(next->members, &port);
+    publish(std::move(next));
 }
 
 void L2Switch::enqueue(CoreScratch& s, uint16_t to, rte_mbuf* m)
@@ -59,14 +92,20 @@ void L2Switch::enqueue(CoreScratch& s, uint16_t to, rte_mbuf* m)
     o.pkts[o.count++] = m;
 }
 
-void L2Switch::flood(CoreScratch& s, Port& in, rte_mbuf* m)
+void L2Switch::flood(CoreScratch& s, const PortTable& t, Port& in, rte_mbuf* m)
 {
-    const uint16_t copies = uint16_t(ports_.size() - 1);
-    // Every segment: each destination frees its reference to the whole chain.
-    rte_pktmbuf_refcnt_update(m, int16_t(copies - 1));
-    for (Port* p : ports_)
-        if (p != &in)
+    uint16_t copies = 0;
+    for (Port* p : t.members)
+        if (p != &in) {
             enqueue(s, p->id(), m);
+            ++copies;
+        }
+    // Every segment: each destination frees its reference to the whole chain. (`in` may
+    // be gone from the table already, while its core still polls it: it is being removed.)
+    if (copies == 0)
+        rte_pktmbuf_free(m);
+    else
+        rte_pktmbuf_refcnt_update(m, int16_t(copies - 1));
 }
 
 std::optional<FrameVlan> L2Switch::classify(PortCounters& in_counters, const Port& in, rte_mbuf* m)
@@ -98,11 +137,12 @@ std::optional<FrameVlan> L2Switch::classify(PortCounters& in_counters, const Por
 
 // Floods a frame to the other ports of its VLAN. Ports that take it as it is share `m`;
 // the others share one variant per form (untagged, tagged), built once.
-void L2Switch::flood_vlan(PmdContext& ctx, CoreScratch& s, Port& in, rte_mbuf* m, const FrameVlan& f)
+void L2Switch::flood_vlan(PmdContext& ctx, CoreScratch& s, const PortTable& t, Port& in, rte_mbuf* m,
+                          const FrameVlan& f)
 {
     std::array<uint16_t, 3> uses{};
     s.members.clear();
-    for (Port* p : ports_) {
+    for (Port* p : t.members) {
         if (p == &in || !p->config().carries(f.vlan))
             continue;
         const EgressForm form = egress_form(p->config(), f);
@@ -134,7 +174,7 @@ void L2Switch::flood_vlan(PmdContext& ctx, CoreScratch& s, Port& in, rte_mbuf* m
         rte_pktmbuf_free(m);  // the variants hold their own references (clones) or copies
     for (const auto& [id, form] : s.members) {
         if (frames[form] == nullptr)
-            ports_[id]->counters(ctx.slot).drop(Drop::no_mbuf);
+            t.by_id[id]->counters(ctx.slot).drop(Drop::no_mbuf);
         else
             enqueue(s, id, frames[form]);
     }
@@ -156,7 +196,7 @@ void L2Switch::unicast_vlan(PmdContext& ctx, CoreScratch& s, Port& to, rte_mbuf*
 }
 
 template <bool kVlan>
-void L2Switch::forward_burst(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_t n)
+void L2Switch::forward_burst(PmdContext& ctx, const PortTable& t, Port& in, rte_mbuf** pkts, uint16_t n)
 {
     CoreScratch& s = scratch_[ctx.slot];
     PortCounters& in_counters = in.counters(ctx.slot);
@@ -200,22 +240,23 @@ void L2Switch::forward_burst(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_
             }
             to = looked_up_port;
         }
-        if (to == in.id() || ports_.size() < 2) {
+        if (to == in.id() || t.members.size() < 2) {
             in_counters.drop(Drop::no_destination);  // never echo a frame to where it came from
             rte_pktmbuf_free(m);
-        } else if (to >= ports_.size() || (kVlan && !ports_[to]->config().carries(vlan))) {  // unknown too
+        } else if (to >= kMaxPorts || t.by_id[to] == nullptr ||
+                   (kVlan && !t.by_id[to]->config().carries(vlan))) {  // unknown too
             if constexpr (kVlan)
-                flood_vlan(ctx, s, in, m, f);
+                flood_vlan(ctx, s, t, in, m, f);
             else
-                flood(s, in, m);
+                flood(s, t, in, m);
         } else if constexpr (kVlan) {
-            unicast_vlan(ctx, s, *ports_[to], m, f);
+            unicast_vlan(ctx, s, *t.by_id[to], m, f);
         } else {
             enqueue(s, to, m);
         }
     }
     for (uint16_t id : s.touched) {
-        Port& to = *ports_[id];
+        Port& to = *t.by_id[id];
         // Frames longer than the destination's MTU allows are dropped here (mtu.h).
         if (const uint16_t n_ok = drop_over_mtu(to, ctx.slot, s.out[id].pkts.data(), s.out[id].count); n_ok > 0)
             to.send(ctx, s.out[id].pkts.data(), n_ok);
@@ -226,10 +267,11 @@ void L2Switch::forward_burst(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_
 
 void L2Switch::forward(PmdContext& ctx, Port& in, rte_mbuf** pkts, uint16_t n)
 {
-    if (vlan_aware_)
-        forward_burst<true>(ctx, in, pkts, n);
+    const PortTable& t = *table_.read();  // one snapshot per burst: ports come and go between bursts
+    if (t.vlan_aware)
+        forward_burst<true>(ctx, t, in, pkts, n);
     else
-        forward_burst<false>(ctx, in, pkts, n);
+        forward_burst<false>(ctx, t, in, pkts, n);
 }
 
 }  // namespace vusw

@@ -65,6 +65,17 @@ void Port::deliver(PmdContext& ctx, uint16_t q, rte_mbuf** pkts, uint16_t n)
     }
 }
 
+void Port::drop_handoffs()
+{
+    rte_mbuf* pkts[kBurst];
+    for (Queue& q : queues_) {
+        if (q.handoff == nullptr)
+            continue;
+        while (const unsigned n = rte_ring_dequeue_burst(q.handoff, reinterpret_cast<void**>(pkts), kBurst, nullptr))
+            rte_pktmbuf_free_bulk(pkts, n);
+    }
+}
+
 uint64_t Port::poll_cycles_total(unsigned slot) const
 {
     uint64_t n = 0;

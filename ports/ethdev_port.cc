@@ -155,8 +155,13 @@ EthdevPort::EthdevPort(std::string name, std::string devargs, uint16_t port_id, 
 
 EthdevPort::~EthdevPort()
 {
+    rte_eth_dev_info info{};
+    const bool known = rte_eth_dev_info_get(port_id_, &info) == 0 && info.device != nullptr;
     rte_eth_dev_stop(port_id_);
     rte_eth_dev_close(port_id_);
+    // Detached from its bus too, so the same devargs can be added again (vdevs: a new probe).
+    if (known && rte_dev_remove(info.device) != 0)
+        log(LogLevel::debug, "port {}: cannot detach device {}", name(), devargs_);
 }
 
 uint16_t EthdevPort::receive(PmdContext& ctx, uint16_t, rte_mbuf** pkts, uint16_t max)

@@ -3,6 +3,8 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <algorithm>
+
 #include "ports/vhost_rings.h"
 
 namespace vusw {
@@ -41,6 +43,14 @@ void VhostPort::take_returns(uint16_t pair)
     while ((n = rte_ring_sc_dequeue_burst(pairs_[pair].returns, back, kBurst, nullptr)) > 0)
         for (unsigned i = 0; i < n; ++i)
             give_back(*static_cast<Loan*>(back[i]));
+}
+
+bool VhostPort::settle()
+{
+    for (uint16_t pair = 0; pair < kMaxQueuePairs; ++pair)
+        if (pairs_[pair].returns != nullptr)
+            take_returns(pair);
+    return std::all_of(vrings_.begin(), vrings_.end(), [](const Vring& v) { return v.loans.load(std::memory_order_acquire) == 0; });
 }
 
 }  // namespace vusw

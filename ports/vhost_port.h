@@ -113,6 +113,9 @@ public:
     // Spreads frames over the guest's enabled RX queues by flow hash (one flow, one queue).
     void send(PmdContext& ctx, rte_mbuf** pkts, uint16_t n) override;
     std::string state() const override;
+    // Removed: gives back the loans freed since (no core owns the pairs any more, so
+    // the control thread is their returns' consumer); true once none is out.
+    bool settle() override;
 
     // Guest TX frames at least `bytes` long (after the virtio-net header) are lent to mbufs
     // instead of copied; 0 = never lend. Set once at start-up (--zero-copy-min), before

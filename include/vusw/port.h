@@ -33,6 +33,9 @@ inline constexpr uint16_t kBurst = 32;
 // Queues a port can have (vhost-user: queue pairs, VIRTIO_NET_F_MQ).
 inline constexpr uint16_t kMaxPortQueues = 16;
 
+// Ports a switch can have at once, counting removed ones still retiring: Port::id() < kMaxPorts.
+inline constexpr uint16_t kMaxPorts = 256;
+
 // Port::owner() of a port no core polls (it is being moved): never a PMD slot, and
 // never -1, what current_pmd() says off the PMD cores.
 inline constexpr unsigned kNoOwner = 1u << 30;
@@ -101,6 +104,13 @@ public:
     virtual void send(PmdContext& ctx, rte_mbuf** pkts, uint16_t n) { deliver(ctx, 0, pkts, n); }
     // Control: a short human state ("ready", "waiting", "up", ...).
     virtual std::string state() const = 0;
+
+    // A removed port (Daemon, daemon_ports.cc), once no core owns its queues and no core
+    // can still send to it: frees the frames waiting in its hand-off rings.
+    void drop_handoffs();
+    // Then, until it says true: takes back what others return to it (zero-copy buffers
+    // it lent); true once nothing outside refers to the port, so it may be destroyed.
+    virtual bool settle() { return true; }
 
     PortCounters& counters(unsigned slot) { return counters_[slot]; }
     PortTotals totals() const;

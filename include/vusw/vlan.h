@@ -62,6 +62,7 @@ struct PortConfig {
     // An access port of the default VLAN: a switch of only such ports does no VLAN work.
     bool vlan_plain() const { return vlan_mode == VlanMode::access && vlan == 0; }
     bool carries(uint16_t v) const { return v == vlan || (vlan_mode == VlanMode::trunk && trunks.contains(v)); }
+    bool operator==(const PortConfig&) const = default;
 };
 
 // The VLAN of a frame received on port `p`, given its 802.1Q TCI (nullopt: untagged),

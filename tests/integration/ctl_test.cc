@@ -21,42 +21,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// $VUSWITCHCTL, else the vuswitchctl next to the daemon binary.
-std::string ctl_binary() {
-  const char* env = std::getenv("VUSWITCHCTL");
-  if (env != nullptr && *env != '\0') return env;
-  return (std::filesystem::path(daemon_binary()).parent_path() / "vuswitchctl").string();
-}
-
-struct CtlRun {
-  int status = -1;  // exit status
-  std::string out;  // stdout (stderr goes to err)
-  std::string err;
-};
-
-// Runs vuswitchctl with `args` (a shell word list, quoted by the caller where needed).
-CtlRun run_ctl(const std::string& args) {
-  static int n = 0;
-  const std::string err_path = "/tmp/vusw-ctl-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
-  CtlRun r;
-  FILE* p = ::popen((ctl_binary() + " " + args + " 2>" + err_path).c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, got);
-  const int w = ::pclose(p);
-  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
-  if (FILE* e = std::fopen(err_path.c_str(), "r")) {
-    while ((got = std::fread(buf, 1, sizeof(buf), e)) > 0) r.err.append(buf, got);
-    std::fclose(e);
-  }
-  std::remove(err_path.c_str());
-  return r;
-}
-
-CtlRun run_ctl(const Daemon& d, const std::string& args) { return run_ctl("--control " + d.control_path() + " " + args); }
-
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 size_t count_of(const std::string& text, const std::string& part) {
   size_t n = 0;

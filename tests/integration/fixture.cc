@@ -2,6 +2,12 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <thread>
 
@@ -123,5 +129,47 @@ void LeakBaseline::check() const {
   CHECK_MESSAGE(fds_back_, "daemon fds " << fds_ << " vs " << fds0_ << " at the baseline");
   CHECK_MESSAGE(maps_back_, "daemon mappings " << maps_ << " vs " << maps0_ << " at the baseline");
 }
+
+void check_lossless(const MovingTraffic& t) {
+  INFO(t.summary());
+  CHECK_FALSE(t.stalled());
+  CHECK(t.to_peer().sent > 0);
+  CHECK(t.to_mover().sent > 0);
+  CHECK(t.to_peer().received == t.to_peer().sent);
+  CHECK(t.to_mover().received == t.to_mover().sent);
+  CHECK(t.to_peer().corrupt == 0);
+  CHECK(t.to_mover().corrupt == 0);
+  CHECK(t.to_peer().rx_errors == 0);
+  CHECK(t.to_mover().rx_errors == 0);
+}
+
+std::string ctl_binary() {
+  const char* env = std::getenv("VUSWITCHCTL");
+  if (env != nullptr && *env != '\0') return env;
+  return (std::filesystem::path(daemon_binary()).parent_path() / "vuswitchctl").string();
+}
+
+CtlRun run_ctl(const std::string& args) {
+  static int n = 0;
+  const std::string err_path = "/tmp/vusw-ctl-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+  CtlRun r;
+  FILE* p = ::popen((ctl_binary() + " " + args + " 2>" + err_path).c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  size_t got;
+  while ((got = std::fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, got);
+  const int w = ::pclose(p);
+  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
+  if (FILE* e = std::fopen(err_path.c_str(), "r")) {
+    while ((got = std::fread(buf, 1, sizeof(buf), e)) > 0) r.err.append(buf, got);
+    std::fclose(e);
+  }
+  std::remove(err_path.c_str());
+  return r;
+}
+
+CtlRun run_ctl(const Daemon& d, const std::string& args) { return run_ctl("--control " + d.control_path() + " " + args); }
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace vusw::it

@@ -5,10 +5,12 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon.h"
 #include "fake_frontend.h"
+#include "moving_traffic.h"
 #include "traffic.h"
 
 namespace vusw::it {
@@ -72,5 +74,41 @@ class LeakBaseline {
   size_t fds_ = 0, maps_ = 0;
   bool fds_back_ = false, maps_back_ = false;
 };
+
+// Continuous traffic between two guests on its own thread (MovingTraffic without
+// moves: every frame byte-checked, in order), stopped and checked at the end.
+class Background {
+ public:
+  Background(FakeFrontend& p, const Mac& mp, FakeFrontend& q, const Mac& mq)
+      : t_(p, mp, q, mq), th_([this] { t_.run(); }) {}
+  ~Background() { finish(); }
+  MovingTraffic& finish() {
+    if (th_.joinable()) {
+      t_.stop();
+      th_.join();
+    }
+    return t_;
+  }
+
+ private:
+  MovingTraffic t_;
+  std::thread th_;
+};
+
+// Both directions delivered every frame sent, intact and in order.
+void check_lossless(const MovingTraffic& t);
+
+// vuswitchctl as a script runs it: $VUSWITCHCTL, else the one next to the daemon binary.
+std::string ctl_binary();
+struct CtlRun {
+  int status = -1;  // exit status
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+// Runs vuswitchctl with `args` (a shell word list, quoted by the caller where needed).
+CtlRun run_ctl(const std::string& args);
+// The same against `d`'s control socket.
+CtlRun run_ctl(const Daemon& d, const std::string& args);
+bool has(const std::string& text, const std::string& part);
 
 }  // namespace vusw::it

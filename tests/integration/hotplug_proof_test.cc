@@ -53,38 +53,6 @@ void drain_rx(std::initializer_list<FakeFrontend*> guests) {
   for (FakeFrontend* g : guests) g->poll_rx();
 }
 
-// Continuous traffic between two guests on its own thread, stopped and checked at the end.
-class Background {
- public:
-  Background(FakeFrontend& p, const Mac& mp, FakeFrontend& q, const Mac& mq)
-      : t_(p, mp, q, mq), th_([this] { t_.run(); }) {}
-  ~Background() { finish(); }
-  MovingTraffic& finish() {
-    if (th_.joinable()) {
-      t_.stop();
-      th_.join();
-    }
-    return t_;
-  }
-
- private:
-  MovingTraffic t_;
-  std::thread th_;
-};
-
-void check_lossless(const MovingTraffic& t) {
-  INFO(t.summary());
-  CHECK_FALSE(t.stalled());
-  CHECK(t.to_peer().sent > 0);
-  CHECK(t.to_mover().sent > 0);
-  CHECK(t.to_peer().received == t.to_peer().sent);
-  CHECK(t.to_mover().received == t.to_mover().sent);
-  CHECK(t.to_peer().corrupt == 0);
-  CHECK(t.to_mover().corrupt == 0);
-  CHECK(t.to_peer().rx_errors == 0);
-  CHECK(t.to_mover().rx_errors == 0);
-}
-
 // The two "just-removed region" cases: spare ports x (attached) and y (the case
 // sets it up), and a <-> b, which carry continuous traffic from start_others()
 // on and must lose and drop nothing of it.

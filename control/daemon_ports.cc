@@ -1,0 +1,237 @@
+// Ports at run time: added, removed and reloaded while the cores switch.
+//
+// Removing a port, in order (each step makes the next one safe):
+//  1. its endpoint goes: the front-end's session ends, its rings stop on their cores and
+//     its memory table is retired (unmapped after the grace period and the last lent buffer);
+//  2. the switch publishes a port table without it: no burst that starts later sends to it;
+//  3. its queues leave their cores (each core acknowledges): nothing polls it any more,
+//     so nothing learns its id; frames other cores still send wait in its hand-off rings;
+//  4. after a grace period (no core holds the old table): the hand-off rings are emptied,
+//     its FDB entries flushed and its id freed;
+//  5. once no buffer it lent (zero copy) is out, the port object is freed.
+#include <rte_ethdev.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "control/daemon.h"
+#include "control/management.h"
+#include "control/metrics.h"
+#include "control/scheduler.h"
+#include "control/vhost_user/endpoint.h"
+#include "ports/ethdev_port.h"
+#include "ports/vhost_port.h"
+#include "vusw/fdb.h"
+#include "vusw/l2switch.h"
+#include "vusw/log.h"
+#include "vusw/pmd.h"
+#include "vusw/rcu.h"
+
+namespace vusw {
+namespace {
+
+// A removed port still waiting this long for its lent buffers is worth a warning.
+constexpr auto kSlowRetire = std::chrono::seconds(5);
+
+// "access VLAN 10, MTU 1500 (default)": VLAN membership and MTU as the port starts.
+std::string describe_settings(const Port& port)
+{
+    const PortConfig& p = port.config();
+    const std::string mtu = fmt::format("MTU {} ({})", port.mtu(), mtu_source_name(port.effective_mtu().source));
+    if (p.vlan_mode == VlanMode::access)
+        return fmt::format("access VLAN {}, {}", p.vlan, mtu);
+    return fmt::format("trunk of VLANs {} (native VLAN {} untagged), {}", p.trunks.to_string(), p.vlan, mtu);
+}
+
+int pin_of(const Config& config, const std::string& name)
+{
+    for (const auto& [port, pmd] : config.pins)
+        if (port == name)
+            return int(pmd);
+    return kUnassigned;
+}
+
+}  // namespace
+
+void Daemon::log_port(const Port& port, std::string_view prefix) const
+{
+    log(LogLevel::info, "{} {} ({}) on PMD {}{}, {}", prefix, port.name(), port.kind(), scheduler_->pmd_index(port),
+        scheduler_->pinned(port) ? " (pinned)" : "", describe_settings(port));
+}
+
+Result<std::unique_ptr<Port>> Daemon::make_port(PortKind kind, const PortSpec& spec) const
+{
+    std::unique_ptr<Port> port;
+    if (kind == PortKind::nic) {
+        auto nic = EthdevPort::open(spec.target, spec.name, spec.settings.mtu, pool_);
+        if (!nic)
+            return std::unexpected(nic.error());
+        port = std::move(*nic);
+    } else {
+        try {
+            port = std::make_unique<VhostPort>(spec.name, spec.target, kind == PortKind::vhost_client);
+        } catch (const std::exception& e) {  // its rings could not be made (DPDK memory)
+            return fail("no_memory", fmt::format("port {}: {}", spec.name, e.what()));
+        }
+    }
+    port->set_config(spec.settings);
+    return port;
+}
+
+Status Daemon::start_endpoint(Attached& a)
+{
+    auto* vhost = dynamic_cast<VhostPort*>(a.port.get());
+    if (vhost == nullptr)
+        return {};
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(vhost->path()).parent_path(), ec);
+    vhost_user::SessionEnv env{[this, vhost](uint16_t pair) { return scheduler_->place_queue(*vhost, pair); },
+                               [this, vhost](uint16_t pair) { return scheduler_->pmd_of(*vhost, pair); },
+                               *reclaimer_, *l2_, pool_, !config_.debug_no_dirty_log,
+                               config_.debug_dirty_log_always};
+    a.endpoint = std::make_unique<vhost_user::Endpoint>(*vhost, env, loop_);
+    return a.endpoint->start();
+}
+
+Result<Port*> Daemon::add_port(PortKind kind, const PortSpec& spec, bool from_config)
+{
+    for (const Attached& a : attached_) {
+        if (a.port->name() == spec.name)
+            return fail("exists", fmt::format("a port named {} exists; delete it first or pick another name (name=)", spec.name));
+        if (kind != PortKind::nic && a.kind != PortKind::nic && a.spec.target == spec.target)
+            return fail("exists", fmt::format("port {} uses the socket {} already", a.port->name(), spec.target));
+    }
+    if (kind == PortKind::nic && looks_like_pci(spec.target))
+        return fail("unsupported", fmt::format("{}: PCI NICs are given at start-up (--nic): guest memory mapped "
+                                               "before them is not DMA-mapped for them; restart vuswitchd with it",
+                                               spec.target));
+    auto made = make_port(kind, spec);
+    if (!made)
+        return std::unexpected(made.error());
+    Port& port = **made;
+    if (auto ok = l2_->add_port(port); !ok)
+        return std::unexpected(ok.error());
+    {
+        std::lock_guard lock(ports_mutex_);
+        ports_.push_back(&port);
+    }
+    logged_faults_[port.id()].clear();
+    attached_.push_back(Attached{std::move(*made), nullptr, kind, spec, from_config});
+    if (auto placed = scheduler_->add_port(port, pin_of(config_, spec.name)); !placed) {
+        (void)remove_port(spec.name);
+        return std::unexpected(placed.error());
+    }
+    if (auto ok = start_endpoint(attached_.back()); !ok) {
+        (void)remove_port(spec.name);
+        return std::unexpected(ok.error());
+    }
+    log_port(port, "added port");
+    return &port;
+}
+
+Status Daemon::remove_port(const std::string& name)
+{
+    const auto it = std::find_if(attached_.begin(), attached_.end(), [&](const Attached& a) { return a.port->name() == name; });
+    if (it == attached_.end())
+        return fail("no_port", fmt::format("no port named `{}`", name));
+    Port& port = *it->port;
+    it->endpoint.reset();  // 1. the session ends, the socket goes
+    l2_->remove_port(port);  // 2.
+    {
+        std::lock_guard lock(ports_mutex_);
+        std::erase(ports_, &port);
+    }
+    Status detached = scheduler_->remove_port(port);  // 3.
+    auto token = std::make_shared<int>(0);
+    reclaimer_->retire(token);
+    retiring_.push_back(Retiring{std::move(it->port), token, false, std::chrono::steady_clock::now(), false});
+    attached_.erase(it);
+    log(LogLevel::info, "removed port {}", name);
+    return detached;
+}
+
+void Daemon::retire_ports()
+{
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(retiring_, [&](Retiring& r) {
+        if (!r.flushed) {
+            if (!r.grace.expired())
+                return false;
+            r.port->drop_handoffs();  // 4.
+            fdb_->flush_port(r.port->id());
+            l2_->release_id(r.port->id());
+            r.flushed = true;
+        }
+        if (r.port->settle())  // 5.
+            return true;
+        if (!r.warned && now - r.since > kSlowRetire) {
+            log(LogLevel::warn, "removed port {}: buffers it lent are still held by other ports; it is freed when they "
+                                "come back", r.port->name());
+            r.warned = true;
+        }
+        return false;
+    });
+}
+
+Result<ReloadReport> Daemon::reload()
+{
+    std::vector<const char*> argv;
+    for (const std::string& a : args_)
+        argv.push_back(a.c_str());
+    auto parsed = parse_args(int(argv.size()), argv.data());
+    if (!parsed)
+        return std::unexpected(parsed.error());
+    if (!parsed->print.empty())
+        return fail("config", "the command line asks for --help or --version, not a configuration");
+    const Config& next = parsed->config;
+    ReloadReport report;
+    // Options other than ports apply at start-up only.
+    nlohmann::json before = describe_config(config_), after = describe_config(next);
+    for (auto& [key, value] : after.items())
+        if (key != "ports" && key != "pins" && key != "embedded_default_ports" && key != "log_level" &&
+            before.value(key, nlohmann::json()) != value)
+            report.ignored.push_back(key);
+    const auto wanted = port_specs(next);
+    auto wanted_as = [&](const Attached& a) {
+        return std::any_of(wanted.begin(), wanted.end(), [&](const auto& w) {
+            return w.first == a.kind && same_port(w.second, a.spec);
+        });
+    };
+    std::vector<std::string> gone;
+    for (const Attached& a : attached_)
+        if (a.from_config && !wanted_as(a))
+            gone.push_back(a.port->name());
+    for (const std::string& name : gone) {
+        if (auto ok = remove_port(name); !ok)
+            report.failed.push_back(fmt::format("{}: {}", name, ok.error().detail));
+        report.removed.push_back(name);
+    }
+    config_.nics = next.nics;
+    config_.vhost_server = next.vhost_server;
+    config_.vhost_client = next.vhost_client;
+    config_.pins = next.pins;
+    config_.used_default_ports = next.used_default_ports;
+    for (const auto& [kind, spec] : wanted) {
+        const auto have = std::find_if(attached_.begin(), attached_.end(),
+                                       [&](const Attached& a) { return a.port->name() == spec.name; });
+        if (have != attached_.end()) {
+            if (have->from_config)
+                report.kept.push_back(spec.name);
+            else
+                report.failed.push_back(fmt::format("{}: a port added with vuswitchctl has this name; del-port it first",
+                                                    spec.name));
+            continue;
+        }
+        if (auto added = add_port(kind, spec, true); added)
+            report.added.push_back(spec.name);
+        else
+            report.failed.push_back(fmt::format("{}: {}", spec.name, added.error().detail));
+    }
+    log(LogLevel::info, "reload: {} port{} added, {} removed, {} kept{}{}", report.added.size(),
+        report.added.size() == 1 ? "" : "s", report.removed.size(), report.kept.size(),
+        report.failed.empty() ? "" : fmt::format("; failed: {}", fmt::join(report.failed, "; ")),
+        report.ignored.empty() ? "" : fmt::format("; changed options that need a restart: {}", fmt::join(report.ignored, ", ")));
+    return report;
+}
+
+}  // namespace vusw
