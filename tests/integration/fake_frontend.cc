@@ -403,7 +403,7 @@ std::span<const std::byte> FakeFrontend::rx_data(uint16_t q, uint32_t id, uint32
     rx_written_.emplace_back(s.gpa, std::min(left, s.len));
     left -= std::min(left, s.len);
   }
-  if (segs.size() == 1) return {rx(q).slot(static_cast<uint16_t>(id)) + (segs[0].gpa - rx(q).slot_gpa(static_cast<uint16_t>(id))), len};
+  if (segs.size() == 1) return {rx(q).slot(static_cast<uint16_t>(id)), len};  // a one-buffer chain is slot `id`
   rx_gather_.clear();
   for (const Seg& s : segs) {
     const uint32_t n = std::min(len, s.len);

@@ -223,7 +223,8 @@ class FakeFrontend {
   std::unique_ptr<DriverRing> make_ring(uint32_t index) const;
   uint64_t ring_gpa(uint32_t index) const;
   void rx_complete(uint16_t q, const UsedEntry& e, std::vector<std::vector<std::byte>>& out);
-  // The bytes of RX buffer `id` of queue q the device wrote (len of them, across its segments).
+  // The bytes of RX buffer `id` of queue q the device wrote (len of them, across its
+  // segments), noted in rx_written_.
   std::span<const std::byte> rx_data(uint16_t q, uint32_t id, uint32_t len);
   std::vector<std::byte> rx_gather_;
   uint32_t tx_hdr_write(std::byte* dst, const VirtioNetHdr& h) const;
