@@ -55,6 +55,14 @@ class DriverRing {
   virtual uint32_t vring_base() const = 0;
   // Asks the device for no used-buffer notifications (a polling driver).
   virtual void set_no_interrupt(bool on) = 0;
+  // Whether the device asked to be kicked for the buffers made available since the
+  // last call (split: used->flags NO_NOTIFY, or avail_event with EVENT_IDX, 2.7.10;
+  // packed: the device event suppression area, 2.8.10), as Linux's
+  // virtqueue_kick_prepare decides. Full barrier first: the avail index or flags
+  // must be visible before the device's suppression is read.
+  virtual bool kick_needed() = 0;
+  // The device wrote a used entry the driver has not consumed yet.
+  virtual bool used_pending() const = 0;
   // VIRTIO_RING_F_EVENT_IDX negotiated: after each reclaim the driver asks to be
   // notified at the next used entry (split: used_event; packed: descriptor event).
   void set_event_idx(bool on) { event_idx_ = on; }

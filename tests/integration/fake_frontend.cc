@@ -21,8 +21,12 @@ uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
 }  // namespace
 
 FakeFrontend::FakeFrontend(VhostConn conn, FrontendOptions opt)
-    : conn_(std::move(conn)), opt_(opt), rx_pending_(opt.queue_pairs) {
+    : conn_(std::move(conn)), opt_(opt), rx_pending_(opt.queue_pairs),
+      rx_segs_(opt.queue_pairs, std::vector<std::vector<Seg>>(opt.ring_size)) {
   if (opt_.queue_pairs == 0) throw std::invalid_argument("no queue pair");
+  if (opt_.rx_chain == 0 || opt_.rx_chain > opt_.ring_size || opt_.rx_buf_len % opt_.rx_chain != 0 ||
+      opt_.rx_buf_len / opt_.rx_chain > DriverRing::kSlotSize)
+    throw std::invalid_argument("rx_chain must divide rx_buf_len into segments of at most one slot");
   const uint32_t n = 2u * opt_.queue_pairs;
   mem_.add(opt_.mem_gpa, round_up(ring_gpa(n) - opt_.mem_gpa, kTwoMiB));
   for (uint32_t i = 0; i < n; ++i) {
@@ -286,7 +290,10 @@ bool FakeFrontend::reset_ring(uint32_t index) {
   rings_.at(index) = make_ring(index);
   rings_[index]->set_event_idx((features_ & feat::kEventIdx) != 0);
   rings_[index]->set_in_order((features_ & feat::kInOrder) != 0);
-  if (index % 2 == 0) rx_pending_.at(index / 2) = {};
+  if (index % 2 == 0) {
+    rx_pending_.at(index / 2) = {};
+    for (auto& segs : rx_segs_.at(index / 2)) segs.clear();
+  }
   if (!start_ring(index)) return false;
   if (index % 2 == 0) fill_rx(static_cast<uint16_t>(index / 2));
   kick(index);
@@ -294,6 +301,16 @@ bool FakeFrontend::reset_ring(uint32_t index) {
 }
 
 // ---------------------------------------------------------------- net device
+
+void FakeFrontend::notify(uint32_t index) {
+  switch (opt_.kicks) {
+    case Kicks::Always: kick(index); break;
+    case Kicks::Never: break;
+    case Kicks::WhenAsked:
+      if (ring(index).kick_needed()) kick(index);
+      break;
+  }
+}
 
 void FakeFrontend::kick(uint32_t ring) {
   uint64_t one = 1;
@@ -367,12 +384,35 @@ void FakeFrontend::fill_rx() {
 
 void FakeFrontend::fill_rx(uint16_t q) {
   DriverRing& r = rx(q);
-  while (r.num_free() > 0) {
-    uint16_t d = r.peek_free(1).front();
-    Seg seg{r.slot_gpa(d), opt_.rx_buf_len, true};
-    r.post_chain(std::span(&seg, 1));
+  const uint32_t seg_len = opt_.rx_buf_len / opt_.rx_chain;
+  while (r.num_free() >= opt_.rx_chain) {
+    std::vector<Seg> segs;
+    for (uint16_t d : r.peek_free(opt_.rx_chain)) segs.push_back({r.slot_gpa(d), seg_len, true});
+    std::optional<uint16_t> id = r.post_chain(segs);
+    if (id) rx_segs_[q][*id] = std::move(segs);
   }
-  kick(rx_ring(q));
+  notify(rx_ring(q));
+}
+
+std::span<const std::byte> FakeFrontend::rx_data(uint16_t q, uint32_t id, uint32_t len) {
+  std::vector<Seg>& segs = rx_segs_[q][id];
+  // A buffer a test posted itself (rx().post_chain): one slot, as before rx_chain.
+  if (segs.empty()) segs.push_back({rx(q).slot_gpa(static_cast<uint16_t>(id)), opt_.rx_buf_len, true});
+  for (uint32_t left = len; const Seg& s : segs) {
+    if (left == 0) break;
+    rx_written_.emplace_back(s.gpa, std::min(left, s.len));
+    left -= std::min(left, s.len);
+  }
+  if (segs.size() == 1) return {rx(q).slot(static_cast<uint16_t>(id)), len};  // a one-buffer chain is slot `id`
+  rx_gather_.clear();
+  for (const Seg& s : segs) {
+    const uint32_t n = std::min(len, s.len);
+    if (n == 0) break;
+    const std::byte* p = mem_.host(s.gpa, n);
+    rx_gather_.insert(rx_gather_.end(), p, p + n);
+    len -= n;
+  }
+  return rx_gather_;
 }
 
 void FakeFrontend::rx_complete(uint16_t q, const UsedEntry& e, std::vector<std::vector<std::byte>>& out) {
@@ -382,8 +422,8 @@ void FakeFrontend::rx_complete(uint16_t q, const UsedEntry& e, std::vector<std::
     ++rx_errors_;
     return;
   }
-  const std::byte* data = r.slot(static_cast<uint16_t>(e.id));
-  if (e.len > 0) rx_written_.emplace_back(r.slot_gpa(static_cast<uint16_t>(e.id)), e.len);
+  const std::byte* data = rx_data(q, e.id, e.len).data();
+  rx_segs_[q][e.id].clear();
   if (p.left == 0) {  // first buffer of a frame: starts with the header
     VirtioNetHdr h{};
     if (e.len < hdr_len()) {

@@ -33,6 +33,13 @@ inline constexpr uint32_t kNetHdrLen = sizeof(VirtioNetHdr);
 
 enum class TxLayout { Single, Chained, Indirect };
 
+// When the driver kicks a ring after making buffers available (notify()).
+enum class Kicks {
+  Always,    // after every burst, whatever the device asked (QEMU's and DPDK's polling back-ends are kicked anyway)
+  Never,     // never: a driver that counts on the device polling
+  WhenAsked  // only if the device's suppression (NO_NOTIFY, avail_event, device event) asks for it, as Linux does
+};
+
 struct FrontendOptions {
   bool mrg_rxbuf = true;
   bool indirect = true;
@@ -45,6 +52,10 @@ struct FrontendOptions {
   uint16_t queue_pairs = 1;     // > 1: negotiate VIRTIO_NET_F_MQ and set up that many pairs
   uint16_t ring_size = 256;     // split rings: a power of two; packed: any size up to 32768
   uint32_t rx_buf_len = 2048;  // below 1526 a 1500 B frame spans buffers (MRG_RXBUF)
+  // Descriptors per RX buffer: > 1 posts each buffer as one chain of that many
+  // device-writable descriptors of rx_buf_len / rx_chain bytes (e.g. 4 x 512 B).
+  uint16_t rx_chain = 1;
+  Kicks kicks = Kicks::Always;
   uint64_t mem_gpa = 0x40000000;
   // NEED_REPLY on every ring/owner/feature message (tests want a verdict for
   // each). false = QEMU 7.2's flags: NEED_REPLY on memory messages only.
@@ -159,6 +170,8 @@ class FakeFrontend {
   int kick_fd(uint32_t ring) const { return kick_.at(ring).get(); }
   int call_fd(uint32_t ring) const { return call_.at(ring).get(); }
   void kick(uint32_t ring);
+  // Kicks `ring` if options().kicks says so for the buffers made available since the last notify().
+  void notify(uint32_t ring);
 
   // The virtio-net header sent before every following TX frame (all zero until set:
   // no offload requests).
@@ -177,7 +190,7 @@ class FakeFrontend {
   bool send_frame_at(std::span<const std::byte> frame, uint64_t gpa, uint16_t q = 0);
   // Reclaims every TX queue; returns the used entries seen.
   size_t reclaim_tx();
-  // Posts empty buffers until the RX ring is full, then kicks it: every queue, or queue q.
+  // Posts empty buffers until the RX ring is full, then notify()s it: every queue, or queue q.
   void fill_rx();
   void fill_rx(uint16_t q);
   // Frames completed since the last call (RX buffers are reposted): every queue, or queue q.
@@ -210,6 +223,10 @@ class FakeFrontend {
   std::unique_ptr<DriverRing> make_ring(uint32_t index) const;
   uint64_t ring_gpa(uint32_t index) const;
   void rx_complete(uint16_t q, const UsedEntry& e, std::vector<std::vector<std::byte>>& out);
+  // The bytes of RX buffer `id` of queue q the device wrote (len of them, across its
+  // segments), noted in rx_written_.
+  std::span<const std::byte> rx_data(uint16_t q, uint32_t id, uint32_t len);
+  std::vector<std::byte> rx_gather_;
   uint32_t tx_hdr_write(std::byte* dst, const VirtioNetHdr& h) const;
 
   VhostConn conn_;
@@ -223,6 +240,8 @@ class FakeFrontend {
   uint64_t queue_num_ = 0;
   std::vector<std::string> anomalies_;
   std::vector<RxPending> rx_pending_;
+  // The segments of every RX buffer posted, by queue and buffer id (chains span slots).
+  std::vector<std::vector<std::vector<Seg>>> rx_segs_;
   VirtioNetHdr tx_header_{};
   std::vector<VirtioNetHdr> rx_headers_;
   std::vector<std::pair<uint64_t, uint32_t>> rx_written_;

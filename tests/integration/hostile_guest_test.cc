@@ -159,4 +159,47 @@ TEST_CASE("hostile RX buffers and avail index jumps break only that queue") {
   finish(bench.d);
 }
 
+// The show_port state of ring `ring` of x's first queue pair ("broken (avail_idx_jump)", "enabled", ...).
+std::string ring_state(const Daemon& d, uint32_t ring) {
+  auto r = d.ctl({{"cmd", "show_port"}, {"port", "x"}});
+  if (!r || !r->contains("port") || (*r)["port"]["queues"].empty()) return "no queue in " + (r ? r->dump() : "no reply");
+  return (*r)["port"]["queues"][0][ring == kRxRing ? "rx" : "tx"].value("state", "?");
+}
+
+TEST_CASE("an avail index more than a ring ahead is counted as avail_idx_jump; the queue recovers when the front-end sets it up again") {
+  Bench bench;
+  for (uint32_t ring : {kTxRing, kRxRing}) {
+    CAPTURE(ring);
+    auto x = fresh_x(bench);
+    const nlohmann::json before = bench.port("x");
+    SplitRing& r = x->split(ring);
+    r.set_avail_idx_raw(static_cast<uint16_t>(r.avail_idx() + r.size() + 1));  // one more than a ring ahead
+    x->kick(ring);
+    if (ring == kRxRing) send_to_x(*bench.a);
+    CHECK_MESSAGE(wait_until([&] { return broken(bench.port("x"), "avail_idx_jump") == broken(before, "avail_idx_jump") + 1; },
+                             milliseconds(2000)),
+                  "x: " << bench.port("x").dump());
+    CHECK(json_u64(bench.port("x"), "broken_queues") == json_u64(before, "broken_queues") + 1);
+    CHECK(ring_state(bench.d, ring) == "broken (avail_idx_jump)");
+    // Broken means stopped: x's frames do not get through (TX), frames for x are dropped (RX).
+    if (ring == kTxRing) {
+      REQUIRE(x->send_frame(make_frame(kMacA, kMacX, 0, 64), TxLayout::Single));
+      x->kick(kTxRing);
+      CHECK(bench.a->wait_rx(1, milliseconds(300)).empty());
+    } else {
+      CHECK(x->wait_rx(1, milliseconds(300)).empty());
+    }
+    CHECK(bench.healthy());
+
+    // GET_VRING_BASE, a fresh ring, SET_VRING_* and a kick: traffic flows again both ways,
+    // the fault is gone from the queue and counted once.
+    REQUIRE(x->reset_ring(ring));
+    CHECK(pair_switches(*x, kMacX, *bench.a, kMacA, 64));
+    CHECK(ring_state(bench.d, ring) == "enabled");
+    CHECK(broken(bench.port("x"), "avail_idx_jump") == broken(before, "avail_idx_jump") + 1);
+    CHECK(x->rx_errors() == 0);
+  }
+  finish(bench.d);
+}
+
 }  // namespace vusw::it

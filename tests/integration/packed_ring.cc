@@ -90,6 +90,24 @@ void PackedRing::set_no_interrupt(bool on) {
   write_driver_event(on ? kEventFlagDisable : event_idx() ? kEventFlagDesc : kEventFlagEnable);
 }
 
+bool PackedRing::kick_needed() {
+  // Buffers made available since the last call, counted in ring positions.
+  uint32_t added = avail_pos_ + (avail_wrap_ == kicked_wrap_ ? 0u : size()) - kicked_pos_;
+  kicked_pos_ = avail_pos_;
+  kicked_wrap_ = avail_wrap_;
+  if (added == 0) return false;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const PackedEvent ev = device_event();
+  if (ev.flags != kEventFlagDesc) return ev.flags != kEventFlagDisable;
+  // As Linux's virtqueue_kick_prepare_packed: an event offset in the other lap is
+  // moved back by a ring size, then vring_need_event(event, new, old) on u16.
+  auto event = static_cast<uint16_t>(ev.off_wrap & ~kPackedWrapBit);
+  if (((ev.off_wrap & kPackedWrapBit) != 0) != avail_wrap_) event = static_cast<uint16_t>(event - size());
+  const auto now = static_cast<uint16_t>(avail_pos_);
+  const auto old = static_cast<uint16_t>(now - added);
+  return static_cast<uint16_t>(now - event - 1) < static_cast<uint16_t>(now - old);
+}
+
 PackedEvent PackedRing::driver_event() const {
   return {std::atomic_ref<uint16_t>(driver_event_->off_wrap).load(std::memory_order_acquire),
           std::atomic_ref<uint16_t>(driver_event_->flags).load(std::memory_order_acquire)};

@@ -49,6 +49,8 @@ class PackedRing final : public DriverRing {
   uint32_t vring_base() const override;
   // Driver event flags DISABLE (2.8.10).
   void set_no_interrupt(bool on) override;
+  bool kick_needed() override;
+  bool used_pending() const override { return !batch_.empty() || is_used(used_pos_, used_wrap_); }
 
   // Buffers returned as part of an IN_ORDER batch without a used descriptor of their own.
   uint64_t batched() const { return batched_; }
@@ -94,6 +96,8 @@ class PackedRing final : public DriverRing {
   uint16_t used_pos_ = 0;
   bool used_wrap_ = true;
   bool no_interrupt_ = false;
+  uint16_t kicked_pos_ = 0;  // avail cursor at the last kick_needed()
+  bool kicked_wrap_ = true;
   std::deque<UsedEntry> batch_;  // entries of an IN_ORDER batch not handed out yet
   uint64_t batched_ = 0;
 };

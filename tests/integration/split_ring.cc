@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <utility>
 
 namespace vusw::it {
 
@@ -75,6 +76,18 @@ void SplitRing::set_avail_idx_raw(uint16_t idx) {
 
 void SplitRing::set_no_interrupt(bool on) {
   std::atomic_ref<uint16_t>(avail_[0]).store(on ? 1 : 0, std::memory_order_release);
+}
+
+bool SplitRing::kick_needed() {
+  const uint16_t old = std::exchange(kicked_avail_, avail_idx_);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!event_idx())
+    return !(std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(used_)).load(std::memory_order_acquire) &
+             kUsedFNoNotify);
+  // vring_need_event(avail_event, new, old): the device asked for a kick at an index we passed.
+  const uint16_t event =
+      std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(used_ + 4 + 8 * size_t{size()})).load(std::memory_order_acquire);
+  return static_cast<uint16_t>(avail_idx_ - event - 1) < static_cast<uint16_t>(avail_idx_ - old);
 }
 
 uint16_t SplitRing::used_idx() const {

@@ -32,6 +32,8 @@ class SplitRing final : public DriverRing {
   uint32_t vring_base() const override { return used_idx(); }
   // VRING_AVAIL_F_NO_INTERRUPT.
   void set_no_interrupt(bool on) override;
+  bool kick_needed() override;
+  bool used_pending() const override { return last_used_ != used_idx(); }
 
   uint16_t used_idx() const;
   uint16_t avail_idx() const { return avail_idx_; }
@@ -55,6 +57,7 @@ class SplitRing final : public DriverRing {
   std::byte* used_;  // flags, idx, ring[size] of VringUsedElem, avail_event
   uint16_t avail_idx_ = 0;
   uint16_t last_used_ = 0;
+  uint16_t kicked_avail_ = 0;  // avail index at the last kick_needed()
 };
 
 }  // namespace vusw::it

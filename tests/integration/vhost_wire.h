@@ -151,6 +151,9 @@ struct VringDesc {
 };
 static_assert(sizeof(VringDesc) == 16);
 
+// used->flags: the device asks not to be kicked (2.7.10, without EVENT_IDX).
+inline constexpr uint16_t kUsedFNoNotify = 1;
+
 struct VringUsedElem {
   uint32_t id;
   uint32_t len;
