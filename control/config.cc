@@ -371,6 +371,14 @@ std::vector<std::pair<PortKind, PortSpec>> port_specs(const Config& c)
     return out;
 }
 
+std::optional<unsigned> pin_of(const Config& c, const std::string& name)
+{
+    for (const auto& [port, pmd] : c.pins)
+        if (port == name)
+            return pmd;
+    return std::nullopt;
+}
+
 bool looks_like_pci(const std::string& devargs)
 {
     return devargs.size() >= 7 && std::isxdigit(static_cast<unsigned char>(devargs[0])) &&

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -82,6 +83,8 @@ Result<VlanSet> parse_vlan_list(const std::string& list);
 std::vector<std::string> port_names(const Config& c);
 // The ports `c` creates, in creation order, with their kinds.
 std::vector<std::pair<PortKind, PortSpec>> port_specs(const Config& c);
+// The PMD --pin PORT=PMD puts port `name` on, if any.
+std::optional<unsigned> pin_of(const Config& c, const std::string& name);
 // A PCI address (0000:03:00.0[,...]) rather than a virtual device (net_tap0,...).
 bool looks_like_pci(const std::string& devargs);
 // Same target, name and settings: a reload leaves the port alone.

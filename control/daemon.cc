@@ -161,11 +161,9 @@ Status Daemon::create_ports()
 void Daemon::place_ports()
 {
     // Names were checked against the configured ports (config.cc): every pin finds its port.
-    std::vector<int> pins(ports_.size(), kUnassigned);
-    for (const auto& [name, pmd] : config_.pins)
-        for (const Port* port : ports_)
-            if (port->name() == name)
-                pins[port->id()] = int(pmd);  // ids are 0.. in ports_ order at start-up
+    std::vector<int> pins(ports_.size(), kUnassigned);  // ids are 0.. in ports_ order at start-up
+    for (const Port* port : ports_)
+        pins[port->id()] = int(pin_of(config_, port->name()).value_or(unsigned(kUnassigned)));
     scheduler_ = std::make_unique<Scheduler>(ports_, pmds_, std::chrono::seconds(config_.rebalance_interval_s),
                                              config_.rebalance_threshold_pct);
     scheduler_->place(pins);

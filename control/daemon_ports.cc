@@ -43,14 +43,6 @@ std::string describe_settings(const Port& port)
     return fmt::format("trunk of VLANs {} (native VLAN {} untagged), {}", p.trunks.to_string(), p.vlan, mtu);
 }
 
-int pin_of(const Config& config, const std::string& name)
-{
-    for (const auto& [port, pmd] : config.pins)
-        if (port == name)
-            return int(pmd);
-    return kUnassigned;
-}
-
 }  // namespace
 
 void Daemon::log_port(const Port& port, std::string_view prefix) const
@@ -117,7 +109,7 @@ Result<Port*> Daemon::add_port(PortKind kind, const PortSpec& spec, bool from_co
     }
     logged_faults_[port.id()].clear();
     attached_.push_back(Attached{std::move(*made), nullptr, kind, spec, from_config});
-    if (auto placed = scheduler_->add_port(port, pin_of(config_, spec.name)); !placed) {
+    if (auto placed = scheduler_->add_port(port, int(pin_of(config_, spec.name).value_or(unsigned(kUnassigned)))); !placed) {
         (void)remove_port(spec.name);
         return std::unexpected(placed.error());
     }
