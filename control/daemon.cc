@@ -183,7 +183,7 @@ Status Daemon::start_serving()
     if (auto ok = management_->start(); !ok)
         return ok;
     if (config_.metrics != "off") {
-        metrics_ = std::make_unique<MetricsServer>(ports_, ports_mutex_, *fdb_, pmds_, *reclaimer_);
+        metrics_ = std::make_unique<MetricsServer>(ports_, ports_mutex_, *fdb_, pmds_, *reclaimer_, *pool_);
         if (auto ok = metrics_->start(config_.metrics); !ok)
             return ok;
     }

@@ -9,6 +9,9 @@
 
 #include <limits>
 
+#include <rte_malloc.h>
+#include <rte_mempool.h>
+
 #include "ports/vhost_port.h"
 #include "vusw/fdb.h"
 #include "vusw/pmd.h"
@@ -69,8 +72,8 @@ void add_histogram(MetricFamily& f, std::vector<ClientMetric::Label> labels, con
 class PortsCollector : public prometheus::Collectable {
 public:
     PortsCollector(const std::vector<Port*>& ports, std::mutex& ports_mutex, const Fdb& fdb, const std::vector<Pmd*>& pmds,
-                   const Reclaimer& rcu)
-        : ports_(ports), ports_mutex_(ports_mutex), fdb_(fdb), pmds_(pmds), rcu_(rcu)
+                   const Reclaimer& rcu, const rte_mempool& pool)
+        : ports_(ports), ports_mutex_(ports_mutex), fdb_(fdb), pmds_(pmds), rcu_(rcu), pool_(pool)
     {
     }
 
@@ -138,7 +141,7 @@ private:
             if (v == nullptr)
                 continue;
             const ProtocolStats& s = v->protocol();
-            std::lock_guard lock(s.mutex);
+            MutexLock lock(s.mutex);
             for (uint32_t i = 1; i < s.messages.size(); ++i)
                 if (s.messages[i] != 0)
                     add(msgs, {{"port", p->name()}, {"type", std::string(vhost_request_name(i))}}, double(s.messages[i]));
@@ -191,6 +194,30 @@ private:
         add_histogram(grace, {}, rcu_.stats());
         for (auto* f : {&busy, &idle, &turns, &longest, &polls, &fdb_entries, &learned, &aged, &grace})
             out.push_back(std::move(*f));
+        collect_memory(out);
+    }
+
+    // What a leak of packet buffers or DPDK memory would show. The in-use count is a
+    // snapshot: PMD cores move buffers while it is read.
+    void collect_memory(std::vector<MetricFamily>& out) const
+    {
+        auto total = family("vusw_mbufs", "Packet buffers (mbufs) in the switch's pool", MetricType::Gauge);
+        add(total, {}, double(pool_.size));
+        auto in_use = family("vusw_mbufs_in_use",
+                             "Packet buffers in use: on rings, in hand-off queues, on their way to NICs and guests",
+                             MetricType::Gauge);
+        add(in_use, {}, double(rte_mempool_in_use_count(&pool_)));
+        auto heap = family("vusw_dpdk_heap_allocated_bytes", "Bytes allocated from DPDK's heaps (rte_malloc)",
+                           MetricType::Gauge);
+        uint64_t allocated = 0;
+        for (unsigned i = 0; i < rte_socket_count(); ++i) {
+            rte_malloc_socket_stats st{};
+            if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &st) == 0)
+                allocated += st.heap_allocsz_bytes;
+        }
+        add(heap, {}, double(allocated));
+        for (auto* f : {&total, &in_use, &heap})
+            out.push_back(std::move(*f));
     }
 
     const std::vector<Port*>& ports_;
@@ -198,11 +225,12 @@ private:
     const Fdb& fdb_;
     const std::vector<Pmd*>& pmds_;
     const Reclaimer& rcu_;
+    const rte_mempool& pool_;
 };
 
 MetricsServer::MetricsServer(const std::vector<Port*>& ports, std::mutex& ports_mutex, const Fdb& fdb,
-                             const std::vector<Pmd*>& pmds, const Reclaimer& rcu)
-    : collector_(std::make_shared<PortsCollector>(ports, ports_mutex, fdb, pmds, rcu))
+                             const std::vector<Pmd*>& pmds, const Reclaimer& rcu, const rte_mempool& pool)
+    : collector_(std::make_shared<PortsCollector>(ports, ports_mutex, fdb, pmds, rcu, pool))
 {
 }
 

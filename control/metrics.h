@@ -13,6 +13,7 @@
 namespace prometheus {
 class Exposer;
 }
+struct rte_mempool;
 
 namespace vusw {
 
@@ -26,7 +27,7 @@ public:
     // `ports` changes while the switch runs (ports added and removed): every scrape reads
     // it under `ports_mutex`, which its writer holds while changing it.
     MetricsServer(const std::vector<Port*>& ports, std::mutex& ports_mutex, const Fdb& fdb, const std::vector<Pmd*>& pmds,
-                  const Reclaimer& rcu);
+                  const Reclaimer& rcu, const rte_mempool& pool);
     ~MetricsServer();
     // Listens on ADDR:PORT.
     Status start(const std::string& address);

@@ -5,9 +5,13 @@
 #
 # Suites, in order (each counted once in the summary):
 #   build             meson setup build (debugoptimized) + ninja
-#   build-asan        meson setup build-asan (-Db_sanitize=address,undefined) + ninja
+#   build-asan        meson setup build-asan (-Db_sanitize=address,undefined) + ninja of the
+#                     daemon, vuswitchctl, unit and dataplane tests
 #   meson test        meson test -C build       (doctest unit + integration suites)
-#   meson test asan   meson test -C build-asan  (the same under ASan/UBSan)
+#   asan tests        the unit and dataplane tests under ASan/UBSan, and build/'s
+#                     integration suite against build-asan's vuswitchd
+#   soak              perf/soak.sh --minutes 2 (byte-checked traffic through memory
+#                     re-layouts, queue moves, reconnections, port add/del; no loss, no leaks)
 #   testpmd_pair      tests/system/testpmd_pair.sh (two DPDK virtio-user front-ends)
 #   nic               tests/system/nic.sh (netns + veth + net_af_packet)
 #   vlan_nic          tests/system/vlan_nic.sh (a net_af_packet trunk port, 802.1Q-tagged
@@ -82,13 +86,31 @@ not_run() { # NAME REASON
   record "$1" FAIL 0 "not run: $2"
 }
 
-build() { # DIR MESON-ARGS...
-  local dir=$1
+build() { # DIR MESON-ARGS... [-- NINJA-TARGETS...]
+  local dir=$1 args=()
   shift
+  while (($#)) && [[ $1 != -- ]]; do args+=("$1"); shift; done
+  (($#)) && shift
   if [[ ! -f $dir/build.ninja ]]; then
-    meson setup "$dir" "$@" || return 1
+    meson setup "$dir" "${args[@]}" || return 1
   fi
-  ninja -C "$dir"
+  ninja -C "$dir" "$@"
+}
+
+# The sanitizer build compiles what runs under it: the daemon, vuswitchctl and the
+# in-process test binaries. The integration suite's front-end is test code; build/'s
+# binary drives the sanitized daemon (it finds it through VUSWITCHD), which halves the
+# sanitizer build.
+ASAN_TARGETS="control/vuswitchd control/vuswitchctl tests/unit/unit_tests tests/dataplane/dataplane_tests"
+SANITIZER_ENV=(ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_summary=1
+               UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_summary=1:print_stacktrace=1)
+
+asan_tests() { # the unit and dataplane tests of build-asan, then build/'s integration suite against its daemon
+  env "${SANITIZER_ENV[@]}" build-asan/tests/unit/unit_tests &&
+    env "${SANITIZER_ENV[@]}" build-asan/tests/dataplane/dataplane_tests &&
+    env "${SANITIZER_ENV[@]}" VUSWITCHD="$ROOT/build-asan/control/vuswitchd" \
+      VUSWITCHCTL="$ROOT/build-asan/control/vuswitchctl" VUSW_SOURCE_DIR="$ROOT" \
+      build/tests/integration/integration_tests
 }
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -111,17 +133,25 @@ build_ok=0
 asan_ok=0
 suite "build" build build --buildtype=debugoptimized && build_ok=1
 suite "build-asan" build build-asan --buildtype=debugoptimized \
-  -Db_sanitize=address,undefined -Db_lundef=false && asan_ok=1
+  -Db_sanitize=address,undefined -Db_lundef=false -- $ASAN_TARGETS && asan_ok=1
 
 if ((build_ok)); then
   suite "meson test" meson test -C build --print-errorlogs
 else
   not_run "meson test" "build failed"
 fi
-if ((asan_ok)); then
-  suite "meson test asan" meson test -C build-asan --print-errorlogs
+if ((asan_ok && build_ok)); then
+  suite "asan tests" asan_tests
 else
-  not_run "meson test asan" "build-asan failed"
+  not_run "asan tests" "build or build-asan failed"
+fi
+
+# Two minutes of perf/soak.sh: traffic through memory re-layouts, queue moves,
+# reconnections and port add/del; nothing lost, nothing leaked.
+if ((build_ok)); then
+  suite "soak" timeout --kill-after=30 400 perf/soak.sh --minutes 2
+else
+  not_run "soak" "build failed"
 fi
 
 # System tests: once against build/, once against the sanitizer build's daemon.

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <functional>
 #include <thread>
 
@@ -128,6 +130,21 @@ void LeakBaseline::wait_back() {
 void LeakBaseline::check() const {
   CHECK_MESSAGE(fds_back_, "daemon fds " << fds_ << " vs " << fds0_ << " at the baseline");
   CHECK_MESSAGE(maps_back_, "daemon mappings " << maps_ << " vs " << maps0_ << " at the baseline");
+}
+
+size_t rss_kib(const Daemon& d) {
+  std::ifstream in("/proc/" + std::to_string(d.pid()) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
+  return 0;
+}
+
+bool sanitized(const Daemon& d) {
+  std::ifstream in("/proc/" + std::to_string(d.pid()) + "/maps");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str().find("libasan") != std::string::npos;
 }
 
 void check_lossless(const MovingTraffic& t) {

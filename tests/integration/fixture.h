@@ -75,6 +75,11 @@ class LeakBaseline {
   bool fds_back_ = false, maps_back_ = false;
 };
 
+// Resident set of the daemon, KiB.
+size_t rss_kib(const Daemon& d);
+// The daemon runs under AddressSanitizer, whose quarantine keeps freed memory resident.
+bool sanitized(const Daemon& d);
+
 // Continuous traffic between two guests on its own thread (MovingTraffic without
 // moves: every frame byte-checked, in order), stopped and checked at the end.
 class Background {

@@ -11,7 +11,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "fixture.h"
@@ -55,27 +54,10 @@ bool metrics_name_port(const Daemon& d, const std::string& name) {
   return m->has("vusw_port_rx_packets_total", {{"port", name}});
 }
 
-// Resident set of the daemon, KiB.
-size_t rss_kib(const Daemon& d) {
-  std::ifstream in("/proc/" + std::to_string(d.pid()) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
-  return 0;
-}
-
 DaemonConfig servers(std::vector<std::string> names) {
   DaemonConfig c;
   c.servers = std::move(names);
   return c;
-}
-
-// The daemon runs under AddressSanitizer, whose quarantine keeps freed memory resident.
-bool sanitized(const Daemon& d) {
-  std::ifstream in("/proc/" + std::to_string(d.pid()) + "/maps");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str().find("libasan") != std::string::npos;
 }
 
 void write_file(const std::string& path, const std::string& text) {
