@@ -41,7 +41,7 @@ nlohmann::json vhost_details(const VhostPort& port)
     j["path"] = port.path();
     j["mode"] = port.client_mode() ? "client" : "server";
     const ProtocolStats& p = port.protocol();
-    std::lock_guard lock(p.mutex);
+    MutexLock lock(p.mutex);
     j["protocol_errors"] = nlohmann::json(p.errors);
     nlohmann::json recent = nlohmann::json::array();
     for (const ProtocolStats::ErrorEvent& e : p.recent_errors)

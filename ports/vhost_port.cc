@@ -19,14 +19,14 @@ namespace vusw {
 
 void ProtocolStats::count_message(uint32_t request)
 {
-    std::lock_guard lock(mutex);
+    MutexLock lock(mutex);
     if (request < messages.size())
         ++messages[request];
 }
 
 void ProtocolStats::count_error(const std::string& reason, std::string detail)
 {
-    std::lock_guard lock(mutex);
+    MutexLock lock(mutex);
     ++errors[reason];
     if (recent_errors.size() == kRecentErrors)
         recent_errors.pop_front();

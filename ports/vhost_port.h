@@ -29,6 +29,7 @@
 #include "vusw/counters.h"
 #include "vusw/dirty_log.h"
 #include "vusw/guest_memory.h"
+#include "vusw/mutex.h"
 #include "vusw/offload.h"
 #include "vusw/packed_queue.h"
 #include "vusw/port.h"
@@ -43,12 +44,13 @@ inline constexpr uint16_t kMaxQueuePairs = kMaxPortQueues;
 // The spec name of a vhost-user request code (control/vhost_user/dispatch.cc).
 std::string_view vhost_request_name(uint32_t request);
 
-// Control-plane statistics of a port's vhost-user connections (control thread writes,
-// the metrics exporter reads under the mutex; never touched by PMD cores).
+// Control-plane statistics of a port's vhost-user connections: the control thread writes
+// them, `vuswitchctl` answers and the metrics exporter's threads read them, all under the
+// mutex (clang checks it); never touched by PMD cores.
 struct ProtocolStats {
-    mutable std::mutex mutex;
-    std::array<uint64_t, 41> messages{};        // by request code
-    std::map<std::string, uint64_t> errors;     // by reason
+    mutable Mutex mutex;
+    std::array<uint64_t, 41> messages VUSW_GUARDED_BY(mutex){};         // by request code
+    std::map<std::string, uint64_t> errors VUSW_GUARDED_BY(mutex);      // by reason
     // The last few errors, oldest first, for `vuswitchctl show port`.
     struct ErrorEvent {
         std::chrono::system_clock::time_point when;
@@ -56,24 +58,24 @@ struct ProtocolStats {
         std::string detail;
     };
     static constexpr std::size_t kRecentErrors = 8;
-    std::deque<ErrorEvent> recent_errors;
-    uint64_t rem_mem_reg_fds = 0;                // fds that came with REM_MEM_REG (and were closed)
-    uint64_t connections = 0;
-    uint64_t mem_regions = 0;                    // regions in the current table
-    uint64_t mem_regions_dma = 0;                // of them, registered for DMA (lendable)
-    std::map<std::string, uint64_t> mem_updates; // tables published, by message type
+    std::deque<ErrorEvent> recent_errors VUSW_GUARDED_BY(mutex);
+    uint64_t rem_mem_reg_fds VUSW_GUARDED_BY(mutex) = 0;  // fds that came with REM_MEM_REG (and were closed)
+    uint64_t connections VUSW_GUARDED_BY(mutex) = 0;
+    uint64_t mem_regions VUSW_GUARDED_BY(mutex) = 0;      // regions in the current table
+    uint64_t mem_regions_dma VUSW_GUARDED_BY(mutex) = 0;  // of them, registered for DMA (lendable)
+    std::map<std::string, uint64_t> mem_updates VUSW_GUARDED_BY(mutex);  // tables published, by message type
     // The session as negotiated (0 before SET_FEATURES / SET_PROTOCOL_FEATURES / NET_SET_MTU).
-    uint64_t features = 0;
-    uint64_t protocol_features = 0;
-    uint16_t mtu = 0;
-    uint64_t log_size = 0;   // SET_LOG_BASE's bitmap, bytes (0: none)
-    bool logging = false;    // LOG_ALL negotiated and a log mapped: PMD cores mark what they write
+    uint64_t features VUSW_GUARDED_BY(mutex) = 0;
+    uint64_t protocol_features VUSW_GUARDED_BY(mutex) = 0;
+    uint16_t mtu VUSW_GUARDED_BY(mutex) = 0;
+    uint64_t log_size VUSW_GUARDED_BY(mutex) = 0;  // SET_LOG_BASE's bitmap, bytes (0: none)
+    bool logging VUSW_GUARDED_BY(mutex) = false;   // LOG_ALL negotiated and a log mapped: PMD cores mark what they write
     struct Ring {
         uint16_t size = 0;      // SET_VRING_NUM
         bool started = false;   // size, addresses and kick given
         bool enabled = false;   // SET_VRING_ENABLE
     };
-    std::array<Ring, 2 * kMaxQueuePairs> rings{};  // by ring index: 2q RX, 2q+1 TX of pair q
+    std::array<Ring, 2 * kMaxQueuePairs> rings VUSW_GUARDED_BY(mutex){};  // by ring index: 2q RX, 2q+1 TX of pair q
 
     void count_message(uint32_t request);
     void count_error(const std::string& reason, std::string detail = {});

@@ -119,7 +119,7 @@ uint64_t missing_dependencies(uint64_t wanted)
 Session::Session(VhostPort& port, UniqueFd sock, SessionEnv env) : port_(port), conn_(std::move(sock)), env_(env)
 {
     port_.set_state("connected");
-    std::lock_guard lock(port_.protocol().mutex);
+    MutexLock lock(port_.protocol().mutex);
     ++port_.protocol().connections;
 }
 
@@ -132,7 +132,7 @@ Session::~Session()
     port_.memory().publish(nullptr, env_.reclaimer, &port_.grace());  // unmapped after the grace period
     port_.dirty_log().publish(nullptr, env_.reclaimer);
     {
-        std::lock_guard lock(port_.protocol().mutex);
+        MutexLock lock(port_.protocol().mutex);
         port_.protocol().mem_regions = 0;
         port_.protocol().mem_regions_dma = 0;
         port_.protocol().log_size = 0;
@@ -192,7 +192,7 @@ void Session::update_state()
     const bool ready = port_.memory().owned() && rings_[0].running() && rings_[1].running();
     port_.set_state(ready ? "ready" : "connected");
     ProtocolStats& p = port_.protocol();
-    std::lock_guard lock(p.mutex);
+    MutexLock lock(p.mutex);
     p.features = features_set_ ? features_ : 0;
     p.protocol_features = protocol_features_;
     p.mtu = mtu_set_ ? mtu_ : 0;
@@ -305,7 +305,7 @@ Status Session::publish(Result<std::unique_ptr<MemTable>> table)
         return std::unexpected(table.error());
     const std::size_t regions = (*table)->region_count(), dma = (*table)->dma_region_count();
     port_.memory().publish(std::shared_ptr<const MemTable>(std::move(*table)), env_.reclaimer, &port_.grace());
-    std::lock_guard lock(port_.protocol().mutex);
+    MutexLock lock(port_.protocol().mutex);
     port_.protocol().mem_regions = regions;
     port_.protocol().mem_regions_dma = dma;
     ++port_.protocol().mem_updates[std::string(request_name(msg_.header.request))];
@@ -467,7 +467,7 @@ Status Session::add_mem_reg(Message& m)
 Status Session::rem_mem_reg(Message& m)
 {
     {
-        std::lock_guard lock(port_.protocol().mutex);
+        MutexLock lock(port_.protocol().mutex);
         port_.protocol().rem_mem_reg_fds += m.fds.size();
     }
     const RegionDesc desc = region_desc(m.as<SingleRegion>().region);
