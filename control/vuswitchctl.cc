@@ -605,7 +605,9 @@ int main(int argc, char** argv)
     const nlohmann::json request = verb->request(args, error);
     if (request.is_null())
         return usage_error(error);
-    const std::optional<std::string> text = ask(control, request.dump(), error);
+    // Arguments that are not UTF-8 (a port name typed in another encoding) go as U+FFFD.
+    const std::string line = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const std::optional<std::string> text = ask(control, line, error);
     if (!text) {
         fmt::print(stderr, "vuswitchctl: {}\n", error);
         return kUnreachable;
