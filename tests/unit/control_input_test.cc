@@ -2,10 +2,6 @@
 // file (Boost placeholders, socket paths that make no port name), and control-socket
 // request lines answered without a socket (Management::answer). Each case is a bug that
 // once hung vuswitchd at start-up or killed it from the control socket.
-#include <unistd.h>
-
-#include <fstream>
-#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -16,40 +12,13 @@
 #include "control/event_loop.h"
 #include "control/management.h"
 #include "control/scheduler.h"
+#include "tests/unit/config_args.h"
 #include "vusw/fdb.h"
 
 using namespace vusw;
+using namespace vusw::test;
 
 namespace {
-
-Result<ParsedArgs> parse(std::initializer_list<const char*> args)
-{
-    std::vector<const char*> argv{"vuswitchd"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return parse_args(int(argv.size()), argv.data());
-}
-
-std::string error_of(std::initializer_list<const char*> args)
-{
-    auto r = parse(args);
-    REQUIRE_FALSE(r.has_value());
-    CHECK(std::string(r.error().reason) == "config");
-    return r.error().detail;
-}
-
-struct ConfigFile {
-    std::string path;
-    explicit ConfigFile(const std::string& text)
-    {
-        char name[] = "/tmp/vusw-input-XXXXXX";
-        const int fd = mkstemp(name);
-        REQUIRE(fd >= 0);
-        close(fd);
-        path = name;
-        std::ofstream(path) << text;
-    }
-    ~ConfigFile() { unlink(path.c_str()); }
-};
 
 // A Management with no ports, no PMD cores and no socket: answer() only.
 struct Answering {
@@ -96,16 +65,16 @@ TEST_CASE("config: text between two % that Boost would loop on is refused before
     for (const char* line : {"%canonical_option% = 1\n", "memory = %value%\n", "[%canonical_option%]\nx = 1\n",
                              "vhost-user = /tmp/%foo%.sock\n"}) {
         CAPTURE(line);
-        ConfigFile f(std::string("# comment\n") + line);
+        TempFile f(std::string("# comment\n") + line);
         const std::string e = error_of({"--config", f.path.c_str()});
         CHECK(e.find(f.path + " line 2: `") != std::string::npos);
     }
     // A lone % (or two with no name between them) is ordinary text.
-    ConfigFile ok("vhost-user = /tmp/100%.sock|name=a\nvhost-user = /tmp/a%%b.sock|name=b\n");
+    TempFile ok("vhost-user = /tmp/100%.sock|name=a\nvhost-user = /tmp/a%%b.sock|name=b\n");
     auto r = parse({"--config", ok.path.c_str()});
     REQUIRE_MESSAGE(r, r.error().detail);
     CHECK(r->config.vhost_server.at(0).target == "/tmp/100%.sock");
-    ConfigFile empty("");
+    TempFile empty("");
     CHECK(parse({"--config", empty.path.c_str()}).has_value());
 }
 
@@ -115,7 +84,7 @@ TEST_CASE("config: a socket path that makes no port name is refused, naming the 
     CHECK(dir.find("--vhost-user /tmp/x/: `/tmp/x/` names a directory") != std::string::npos);
     CHECK(dir.find("/tmp/x/vm1.sock") != std::string::npos);
     CHECK(error_of({"--vhost-user-client", "/tmp/x/|name=vm"}).find("names a directory") != std::string::npos);
-    ConfigFile f("vhost-user = /run/vm/\n");
+    TempFile f("vhost-user = /run/vm/\n");
     CHECK(error_of({"--config", f.path.c_str()}).find("names a directory") != std::string::npos);
 
     CHECK(error_of({"--vhost-user", "/tmp/a b.sock"}).find("the socket file name `a b` does not make a port name") !=
