@@ -130,6 +130,8 @@ TEST_CASE("control socket: a dribbling and a silent client delay no one; both ar
   CHECK(stats["dropped"]["timeout"] == 2);
   CHECK(stats["open"] == 1);
   CHECK(count_of(d.log(), "control socket: dropped a connection: no complete request line within 5 s") == 1);  // once
+  const CtlRun version = run_ctl(d, "version");
+  CHECK_MESSAGE(has(version.out, "control socket: 1 open; dropped: 2 timeout, 0 too_long, 0 busy"), version.out);
   CHECK(bench.healthy());
   finish(d);
 }
