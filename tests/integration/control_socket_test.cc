@@ -111,10 +111,10 @@ TEST_CASE("control socket: a dribbling and a silent client delay no one; both ar
   });
   std::this_thread::sleep_for(milliseconds(200));
   // The old control thread sat in a 1 s poll per byte of one client: these waited.
-  for (int i = 0; i < 5; ++i) CHECK(version_ms(d) < 300);
+  for (int i = 0; i < 5; ++i) CHECK(version_ms(d) < 800);  // the old way: until the dribbler is done (6 s)
   const auto t0 = Clock::now();
   CHECK(bench.a->sync());  // a vhost-user round trip (GET_FEATURES) on the same thread
-  CHECK(std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count() < 300);
+  CHECK(std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count() < 800);
   auto spare = handshaken(d, "x");  // a whole vhost-user handshake, too
   CHECK(spare);
   CHECK(control_stats(d)["open"] == 3);  // the silent, the dribbling and the asking one
@@ -160,7 +160,7 @@ TEST_CASE("control socket: a line without end is cut at 64 KiB; more than 64 con
   const nlohmann::json stats = control_stats(d);
   CHECK(stats["open"] == 1);  // the asking one
   CHECK(stats["dropped"]["busy"] >= 1);
-  CHECK(version_ms(d) < 300);
+  CHECK(version_ms(d) < 800);
   CHECK(d.alive());
   finish(d);
 }
