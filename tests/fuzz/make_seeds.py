@@ -114,6 +114,7 @@ write("fuzz_config", "flags", config("", "--vhost-user", "/tmp/a.sock", "--lcore
                                      "--zero-copy-min=off", "--memory", "128", "--metrics", "off", "--log-level", "debug"))
 write("fuzz_config", "both", config("memory = 64\nno-huge = true\n", "--memory", "256", "--nic", "net_null0"))
 write("fuzz_config", "placeholder", config("vhost-user = /tmp/%value%.sock\n"))
+write("fuzz_config", "placeholder_option", config("%canonical_option% = 1\n"))
 write("fuzz_config", "help", config("", "--help"))
 
 # fuzz_control: one request line (the newline is not part of it).
