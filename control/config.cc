@@ -58,7 +58,7 @@ po::options_description describe()
     d.add_options()
         ("help,h", "print this help and exit")
         ("version", "print the version and exit")
-        ("config", po::value<std::string>(), "read options from FILE (`name = value` lines, same names as the flags)")
+        ("config", po::value<std::string>(), "read options from FILE (`name = value` lines, same names as the flags; at most 1 MiB)")
         ("vhost-user", po::value<std::vector<std::string>>(), "PATH[|OPTION=VALUE...]: vhost-user server socket (we listen, the guest's front-end connects); repeatable. Port options below")
         ("vhost-user-client", po::value<std::vector<std::string>>(), "PATH[|OPTION=VALUE...]: vhost-user client socket (the front-end listens; we connect and reconnect with backoff); repeatable")
         ("nic", po::value<std::vector<std::string>>(), "DEVARGS[|OPTION=VALUE...]: a DPDK ethdev (net_tap0,iface=x  net_af_packet0,iface=veth0  net_null0  0000:03:00.0); repeatable")
@@ -296,6 +296,49 @@ Status to_config(const po::variables_map& vm, Config& c)
     return parse_pins(list("pin"), c);
 }
 
+// Refuses text Boost would hang on (boost_placeholder); `where` says which argument or line.
+Status refuse_placeholder(std::string_view text, const std::string& where)
+{
+    if (const auto placeholder = boost_placeholder(text))
+        return fail("config", fmt::format("{}: `{}` cannot be read: text between two % like {} is what the option "
+                                          "parser (Boost.Program_options 1.74) fills its messages with, and it loops "
+                                          "forever on it; remove or rename it",
+                                          where, *placeholder, *placeholder));
+    return {};
+}
+
+Status check_placeholders(int argc, const char* const* argv)
+{
+    for (int i = 1; i < argc; ++i)
+        if (auto ok = refuse_placeholder(argv[i], fmt::format("argument {}", i)); !ok)
+            return ok;
+    return {};
+}
+
+constexpr std::size_t kMaxConfigBytes = 1 << 20;
+
+// The --config file's text, every line checked for placeholders.
+Result<std::string> read_config_file(const std::string& file)
+{
+    std::ifstream in(file);
+    if (!in)
+        return fail("config", fmt::format("--config {}: cannot open the file", file));
+    std::string text;
+    char buf[4096];
+    while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
+        text.append(buf, std::size_t(in.gcount()));
+        if (text.size() > kMaxConfigBytes)  // e.g. --config /dev/zero, which would never end
+            return fail("config", fmt::format("--config {}: longer than {} bytes; is it the config file?", file,
+                                              kMaxConfigBytes));
+    }
+    std::istringstream lines(text);
+    std::string line;
+    for (unsigned n = 1; std::getline(lines, line); ++n)
+        if (auto ok = refuse_placeholder(line, fmt::format("--config {} line {}", file, n)); !ok)
+            return std::unexpected(ok.error());
+    return text;
+}
+
 }  // namespace
 
 Result<LcoreList> parse_lcore_list(const std::string& list)
@@ -434,8 +477,16 @@ Result<PortSpec> parse_port_spec(const std::string& flag, const std::string& val
     }
     if (trunks && spec.settings.vlan_mode != VlanMode::trunk)
         return fail("config", fmt::format("{} {}: trunks= is for trunk ports; add |vlan-mode=trunk", flag, value));
-    if (spec.name.empty())
+    if (!nic && spec.target.back() == '/')
+        return fail("config", fmt::format("{} {}: `{}` names a directory; give the socket's file path, e.g. {}vm1.sock",
+                                          flag, value, spec.target, spec.target));
+    if (spec.name.empty()) {
         spec.name = nic ? spec.target.substr(0, spec.target.find(',')) : port_name_from_path(spec.target);
+        if (!valid_port_name(spec.name))  // the names vuswitchctl, --pin and the metrics use
+            return fail("config", fmt::format("{} {}: {} `{}` does not make a port name (1..64 of A-Z a-z 0-9 . _ - :); "
+                                              "give the port one with |name=NAME",
+                                              flag, value, nic ? "the devargs name" : "the socket file name", spec.name));
+    }
     return spec;
 }
 
@@ -444,12 +495,14 @@ Result<ParsedArgs> parse_args(int argc, const char* const* argv)
     const po::options_description desc = describe();
     po::variables_map vm;
     try {
+        if (auto ok = check_placeholders(argc, argv); !ok)
+            return std::unexpected(ok.error());
         po::store(po::parse_command_line(argc, argv, desc), vm);
         if (vm.count("config")) {
-            const std::string file = vm["config"].as<std::string>();
-            std::ifstream in(file);
-            if (!in)
-                return fail("config", fmt::format("--config {}: cannot open the file", file));
+            auto text = read_config_file(vm["config"].as<std::string>());
+            if (!text)
+                return std::unexpected(text.error());
+            std::istringstream in(*text);
             po::store(po::parse_config_file(in, desc), vm);
         }
         po::notify(vm);
@@ -470,6 +523,19 @@ Result<ParsedArgs> parse_args(int argc, const char* const* argv)
     if (auto ok = to_config(vm, parsed.config); !ok)
         return std::unexpected(ok.error());
     return parsed;
+}
+
+std::optional<std::string> boost_placeholder(std::string_view text)
+{
+    for (auto open = text.find('%'); open != std::string_view::npos; open = text.find('%', open + 1)) {
+        const auto close = text.find('%', open + 1);
+        if (close == std::string_view::npos)
+            break;
+        const std::string_view name = text.substr(open + 1, close - open - 1);
+        if (!name.empty() && name.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string_view::npos)
+            return std::string(text.substr(open, close - open + 1));
+    }
+    return std::nullopt;
 }
 
 }  // namespace vusw

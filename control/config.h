@@ -64,6 +64,10 @@ struct ParsedArgs {
 
 // Parses argv (and --config FILE); errors say which option and what to do.
 Result<ParsedArgs> parse_args(int argc, const char* const* argv);
+// The first `%name%` in `text` (lowercase letters and `_` between two %): Boost's error
+// templates use such placeholders and 1.74 never stops replacing one whose value contains
+// it, so parse_args() refuses arguments and config lines with one before Boost sees them.
+std::optional<std::string> boost_placeholder(std::string_view text);
 // --lcores: lcore ids and, for LCORE@CPU items, the CPU each runs on.
 struct LcoreList {
     std::vector<unsigned> ids;

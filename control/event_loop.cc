@@ -23,6 +23,16 @@ Status EventLoop::watch(int fd, std::function<void()> on_readable)
     return {};
 }
 
+Status EventLoop::want(int fd, bool readable, bool writable)
+{
+    epoll_event ev{};
+    ev.events = (readable ? EPOLLIN : 0u) | (writable ? EPOLLOUT : 0u);
+    ev.data.fd = fd;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0)
+        return fail("epoll", fmt::format("epoll_ctl mod {}: {}", fd, strerror(errno)));
+    return {};
+}
+
 void EventLoop::unwatch(int fd)
 {
     epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);

@@ -1,7 +1,6 @@
 // Management socket.
 #include "control/management.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -138,6 +137,7 @@ Management::Management(std::string path, EventLoop& loop, const std::vector<Port
 
 Management::~Management()
 {
+    connections_.reset();  // before the socket they come from
     if (listen_) {
         loop_.unwatch(listen_.get());
         ::unlink(path_.c_str());
@@ -155,36 +155,62 @@ Status Management::start()
     listen_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(listen_.get(), 8) != 0)
         return fail("socket", fmt::format("cannot listen on control socket {}: {}", path_, strerror(errno)));
-    return loop_.watch(listen_.get(), [this] { serve_one(); });
+    ControlConnections::Protocol protocol{[this](std::string_view line) { return answer(line); },
+                                          [this](ControlConnections::Drop why, const ControlConnections::Limits& limits) {
+                                              return refuse(why, limits);
+                                          }};
+    connections_ = std::make_unique<ControlConnections>(loop_, listen_.get(), std::move(protocol), ControlConnections::Limits{});
+    return connections_->start();
 }
 
-void Management::serve_one()
+namespace {
+
+// A reply line: bytes that are not UTF-8 (a socket path, a request echoed in an error)
+// become U+FFFD instead of making dump() throw.
+std::string reply_line(nlohmann::json reply)
 {
-    UniqueFd conn(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!conn)
-        return;
-    std::string line;
-    char buf[4096];
-    while (line.find('\n') == std::string::npos && line.size() < 65536) {
-        pollfd p{conn.get(), POLLIN, 0};
-        if (poll(&p, 1, 1000) <= 0)
-            return;  // a client that says nothing gets nothing
-        const ssize_t n = recv(conn.get(), buf, sizeof(buf), 0);
-        if (n <= 0)
-            return;
-        line.append(buf, std::size_t(n));
-    }
-    nlohmann::json reply;
+    reply["version"] = kProtocolVersion;
+    return reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace
+
+std::string Management::answer(std::string_view line)
+{
     try {
-        reply = handle(nlohmann::json::parse(line.substr(0, line.find('\n'))));
-    } catch (const nlohmann::json::exception& e) {
-        reply = Reply::error(ErrorCode::bad_request,
-                             fmt::format("not a JSON object on one line: {}; send e.g. {{\"cmd\":\"version\"}}", e.what()))
-                    .body;
-        reply["version"] = kProtocolVersion;
+        return reply_line(handle(nlohmann::json::parse(line)));
+    } catch (const nlohmann::json::exception& e) {  // not JSON (or not UTF-8)
+        return reply_line(
+            Reply::error(ErrorCode::bad_request,
+                         fmt::format("not a JSON object on one line: {}; send e.g. {{\"cmd\":\"version\"}}", e.what()))
+                .body);
+    } catch (const std::exception& e) {  // one request's failure must not end the daemon
+        log(LogLevel::error, "control socket: a request failed: {}", e.what());
+        return reply_line(Reply::error(ErrorCode::failed, fmt::format("the request failed: {}", e.what())).body);
     }
-    const std::string text = reply.dump() + "\n";
-    (void)send(conn.get(), text.data(), text.size(), MSG_NOSIGNAL);
+}
+
+std::string Management::refuse(ControlConnections::Drop why, const ControlConnections::Limits& limits) const
+{
+    const double deadline = std::chrono::duration<double>(limits.deadline).count();
+    switch (why) {
+    case ControlConnections::Drop::busy:
+        return reply_line(Reply::error(ErrorCode::busy, fmt::format("{} control connections are open already; try "
+                                                                    "again (each gets at most {} s)",
+                                                                    limits.max_connections, deadline))
+                              .body);
+    case ControlConnections::Drop::too_long:
+        return reply_line(Reply::error(ErrorCode::bad_request,
+                                       fmt::format("no newline in the first {} bytes: send one JSON object on one line",
+                                                   limits.max_line))
+                              .body);
+    default:
+        return reply_line(Reply::error(ErrorCode::bad_request,
+                                       fmt::format("no complete request line within {} s: send one JSON object "
+                                                   "and a newline at once",
+                                                   deadline))
+                              .body);
+    }
 }
 
 namespace {
@@ -221,7 +247,7 @@ nlohmann::json polled_ports(const std::vector<QueuePlacement>& placed, unsigned 
 std::string_view error_code_name(ErrorCode code)
 {
     constexpr std::string_view kNames[] = {"bad_request", "unknown_command", "bad_argument", "no_such_port", "failed",
-                                           "port_exists"};
+                                           "port_exists", "busy"};
     return kNames[int(code)];
 }
 
@@ -690,7 +716,15 @@ Management::Reply Management::set_log_level(const nlohmann::json& request)
 
 Management::Reply Management::version(const nlohmann::json&)
 {
-    return {{{"daemon", "vuswitchd"}, {"daemon_version", VUSW_VERSION}, {"protocol_version", kProtocolVersion}}};
+    nlohmann::json reply = {{"daemon", "vuswitchd"}, {"daemon_version", VUSW_VERSION}, {"protocol_version", kProtocolVersion}};
+    if (connections_) {  // the control socket's own health: connections open now, and dropped by reason
+        nlohmann::json dropped = nlohmann::json::object();
+        for (std::size_t d = 0; d < std::size_t(ControlConnections::Drop::count_); ++d)
+            dropped[std::string(ControlConnections::drop_name(ControlConnections::Drop(d)))] =
+                connections_->dropped(ControlConnections::Drop(d));
+        reply["control_socket"] = {{"open", connections_->open()}, {"dropped", dropped}};
+    }
+    return {reply};
 }
 
 }  // namespace vusw

@@ -8,12 +8,14 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "control/control_connections.h"
 #include "control/event_loop.h"
 #include "vusw/port.h"
 #include "vusw/result.h"
@@ -32,7 +34,7 @@ class Scheduler;
 inline constexpr unsigned kProtocolVersion = 1;
 
 // Stable error codes of the control protocol.
-enum class ErrorCode { bad_request, unknown_command, bad_argument, no_such_port, failed, port_exists };
+enum class ErrorCode { bad_request, unknown_command, bad_argument, no_such_port, failed, port_exists, busy };
 std::string_view error_code_name(ErrorCode code);
 
 // Port state, counters and protocol statistics as JSON (shared with tests and the CLI);
@@ -59,7 +61,11 @@ public:
     ~Management();
     Status start();
 
-    // One request, one reply (with "version"), as the socket serves them.
+    // One request line, one reply line (with its newline), as the socket serves them: JSON
+    // parsed, handled and dumped. Never throws; bytes that are not UTF-8 are answered as
+    // bad_request, or replaced by U+FFFD where they come from elsewhere (a socket path).
+    std::string answer(std::string_view line);
+    // One request, one reply (with "version").
     nlohmann::json handle(const nlohmann::json& request);
     // The commands, for the unknown_command error and vuswitchctl's completion.
     static std::vector<std::string_view> commands();
@@ -90,7 +96,7 @@ public:
     Reply reload(const nlohmann::json& request);
 
 private:
-    void serve_one();
+    std::string refuse(ControlConnections::Drop why, const ControlConnections::Limits& limits) const;
 
     nlohmann::json pmd_counters() const;
     nlohmann::json queue_details(const Port& port, const nlohmann::json& queues) const;
@@ -104,6 +110,7 @@ private:
     const Config& config_;
     PortControl control_;
     UniqueFd listen_;
+    std::unique_ptr<ControlConnections> connections_;  // of listen_
     // clear_stats: the counters as they were then (describe_ports, pmd_counters).
     nlohmann::json base_ports_ = nlohmann::json::array();
     nlohmann::json base_pmds_ = nlohmann::json::array();

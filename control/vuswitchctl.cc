@@ -53,7 +53,8 @@ Commands:
                    them; Prometheus counters on /metrics never go back)
   set log-level LEVEL
                    error, warn, info or debug, from now on
-  version          vuswitchctl's, the daemon's and the control protocol's versions
+  version          vuswitchctl's, the daemon's and the control protocol's versions; the
+                   control socket's open and dropped connections
   rebalance        place the queues of unpinned ports on PMD cores by measured load now
                    (queues move only if that cuts the load imbalance by the threshold,
                    --rebalance-threshold)
@@ -420,6 +421,12 @@ void print_version(const nlohmann::json& j)
     fmt::print("vuswitchctl {} (control protocol {})\n{} {} (control protocol {})\n", VUSW_VERSION, kProtocolVersion,
                j.at("daemon").get<std::string>(), j.at("daemon_version").get<std::string>(),
                j.at("protocol_version").get<unsigned>());
+    if (j.contains("control_socket")) {  // daemons before it do not say
+        const nlohmann::json& c = j.at("control_socket");
+        const nlohmann::json& d = c.at("dropped");
+        fmt::print("control socket: {} open; dropped: {} timeout, {} too_long, {} busy\n", c.at("open").get<uint64_t>(),
+                   d.value("timeout", uint64_t(0)), d.value("too_long", uint64_t(0)), d.value("busy", uint64_t(0)));
+    }
 }
 
 // add-port's request: TARGET, then --client and the port options.
@@ -605,7 +612,9 @@ int main(int argc, char** argv)
     const nlohmann::json request = verb->request(args, error);
     if (request.is_null())
         return usage_error(error);
-    const std::optional<std::string> text = ask(control, request.dump(), error);
+    // Arguments that are not UTF-8 (a port name typed in another encoding) go as U+FFFD.
+    const std::string line = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const std::optional<std::string> text = ask(control, line, error);
     if (!text) {
         fmt::print(stderr, "vuswitchctl: {}\n", error);
         return kUnreachable;

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora in corpus/<target>/: a few well-formed inputs per target so the
 fuzzers start from deep paths (valid rings, valid messages, valid region sequences)."""
+import json
 import os
 import struct
 
@@ -98,3 +99,35 @@ write("fuzz_memtable", "add_translate_remove",
 write("fuzz_memtable", "overlaps",
       rec(0, 0, 0x10, 0x100, 0x4000) + rec(0, 0, 0x12, 0x300, 0x4000) + rec(0, 0, 0x40, 0x102, 0x1000)
       + rec(1, 1, 0) + rec(2, 0, 0x10, 0, 0x10))
+
+# fuzz_config: the --config file's text, then \0 and command-line arguments separated by \0.
+def config(text, *args):
+    return text.encode() + b"".join(b"\0" + a.encode() for a in args)
+
+with open(os.path.join(HERE, "..", "..", "deploy", "vuswitch.conf"), "rb") as f:
+    write("fuzz_config", "sample_conf", f.read())
+write("fuzz_config", "ports", config("vhost-user = /run/vm1.sock|vlan=10|mtu=9000\n"
+                                     "vhost-user-client = /run/vm2.sock|name=two\n"
+                                     "nic = net_af_packet0,iface=eth1|name=up|vlan-mode=trunk|trunks=10,20,100-110\n"
+                                     "lcores = 0,1@1,2@1\npin = vm1=1\nrebalance-interval = 0\n"))
+write("fuzz_config", "flags", config("", "--vhost-user", "/tmp/a.sock", "--lcores", "0-2", "--pin", "a=0",
+                                     "--zero-copy-min=off", "--memory", "128", "--metrics", "off", "--log-level", "debug"))
+write("fuzz_config", "both", config("memory = 64\nno-huge = true\n", "--memory", "256", "--nic", "net_null0"))
+write("fuzz_config", "placeholder", config("vhost-user = /tmp/%value%.sock\n"))
+write("fuzz_config", "placeholder_option", config("%canonical_option% = 1\n"))
+write("fuzz_config", "help", config("", "--help"))
+
+# fuzz_control: one request line (the newline is not part of it).
+for name, request in [
+        ("version", {"cmd": "version"}), ("show_ports", {"cmd": "show_ports"}),
+        ("show_port", {"cmd": "show_port", "port": "vm1"}), ("show_fdb", {"cmd": "show_fdb"}),
+        ("show_pmd", {"cmd": "show_pmd"}), ("show_config", {"cmd": "show_config"}),
+        ("rebalance", {"cmd": "rebalance"}), ("pin", {"cmd": "pin", "port": "vm1", "pmd": 0}),
+        ("unpin", {"cmd": "pin", "port": "vm1", "pmd": None}), ("clear_stats", {"cmd": "clear_stats"}),
+        ("set_log_level", {"cmd": "set_log_level", "level": "warn"}),
+        ("add_port", {"cmd": "add_port", "type": "vhost-user", "target": "/tmp/vm3.sock", "client": True,
+                      "name": "vm3", "mtu": 9000, "vlan_mode": "trunk", "trunks": "10,20"}),
+        ("add_nic", {"cmd": "add_port", "type": "nic", "target": "net_null0", "vlan": 5}),
+        ("del_port", {"cmd": "del_port", "port": "vm3"}), ("reload", {"cmd": "reload"})]:
+    write("fuzz_control", name, json.dumps(request).encode())
+write("fuzz_control", "not_utf8", b'{"cmd":"\xff"}')

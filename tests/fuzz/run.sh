@@ -24,7 +24,7 @@ for arg in "$@"; do
     *) TARGETS+=("$arg") ;;
   esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_dispatch fuzz_virtqueue fuzz_packed_queue fuzz_memtable)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_dispatch fuzz_virtqueue fuzz_packed_queue fuzz_memtable fuzz_config fuzz_control)
 
 find_clang() {
   local c v
@@ -44,7 +44,7 @@ CXX=$(find_clang) || {
 DPDK_CFLAGS=$(pkg-config --cflags libdpdk | sed 's/-I/-isystem /g')  # no warnings from DPDK headers
 CXXFLAGS=(-std=c++2b -D__cpp_concepts=202002L -Wno-macro-redefined -Wno-builtin-macro-redefined
           -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
-          -fno-sanitize-recover=undefined -I"$ROOT/include" -I"$ROOT")
+          -fno-sanitize-recover=undefined -I"$ROOT/include" -I"$ROOT" -DVUSW_VERSION=\"fuzz\")
 
 # Sources each target links (besides itself).
 declare -A SOURCES=(
@@ -57,12 +57,18 @@ declare -A SOURCES=(
   [fuzz_virtqueue]="dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/dirty_log.cc"
   [fuzz_packed_queue]="dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/packed_queue.cc dataplane/dirty_log.cc"
   [fuzz_memtable]="dataplane/guest_memory.cc"
+  [fuzz_config]="control/config.cc dataplane/vlan.cc"
 )
+# fuzz_control: the management code and what it reports on (fuzz_dispatch's sources).
+SOURCES[fuzz_control]="control/management.cc control/control_connections.cc control/event_loop.cc control/config.cc
+                       control/scheduler.cc control/vhost_user/features.cc dataplane/rxq_assign.cc ${SOURCES[fuzz_dispatch]}"
 declare -A LIBS=(
   [fuzz_dispatch]="$(pkg-config --libs libdpdk) -lfmt -lpthread"
   [fuzz_virtqueue]="-lfmt"
   [fuzz_packed_queue]="-lfmt"
   [fuzz_memtable]="-lfmt"
+  [fuzz_config]="$(pkg-config --libs libdpdk) -lboost_program_options -lfmt"
+  [fuzz_control]="$(pkg-config --libs libdpdk) -lboost_program_options -lfmt -lpthread"
 )
 
 mkdir -p "$OUT/obj"

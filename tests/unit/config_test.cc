@@ -10,16 +10,12 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/unit/config_args.h"
+
 using namespace vusw;
+using namespace vusw::test;
 
 namespace {
-
-Result<ParsedArgs> parse(std::initializer_list<const char*> args)
-{
-    std::vector<const char*> argv{"vuswitchd"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return parse_args(int(argv.size()), argv.data());
-}
 
 Config config_of(std::initializer_list<const char*> args)
 {
@@ -27,16 +23,6 @@ Config config_of(std::initializer_list<const char*> args)
     REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error().detail));
     CHECK(r->print.empty());
     return r->config;
-}
-
-// The error of a parse that must fail; its reason must be "config".
-std::string error_of(std::initializer_list<const char*> args)
-{
-    auto r = parse(args);
-    REQUIRE_FALSE(r.has_value());
-    CHECK(std::string(r.error().reason) == "config");
-    CHECK_FALSE(r.error().detail.empty());
-    return r.error().detail;
 }
 
 // The PATHs or DEVARGS of port flags, without their options.
@@ -47,21 +33,6 @@ std::vector<std::string> targets(const std::vector<PortSpec>& specs)
         out.push_back(s.target);
     return out;
 }
-
-// A config file that removes itself.
-struct TempFile {
-    std::string path;
-    explicit TempFile(const std::string& text)
-    {
-        char name[] = "/tmp/vusw-config-XXXXXX";
-        const int fd = mkstemp(name);
-        REQUIRE(fd >= 0);
-        close(fd);
-        path = name;
-        std::ofstream(path) << text;
-    }
-    ~TempFile() { unlink(path.c_str()); }
-};
 
 }  // namespace
 
