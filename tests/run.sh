@@ -7,9 +7,11 @@
 #   build             meson setup build (debugoptimized) + ninja
 #   build-asan        meson setup build-asan (-Db_sanitize=address,undefined) + ninja of the
 #                     daemon, vuswitchctl, unit and dataplane tests
-#   meson test        meson test -C build       (doctest unit + integration suites)
+#   meson test        meson test -C build unit dataplane (the in-process doctest suites)
 #   asan tests        the unit and dataplane tests under ASan/UBSan, and build/'s
-#                     integration suite against build-asan's vuswitchd
+#                     integration suite against build-asan's vuswitchd (the integration
+#                     suite runs once, against the sanitized daemon; the system tests, the
+#                     soak and the VMs drive build/'s)
 #   soak              perf/soak.sh --minutes 2 (byte-checked traffic through memory
 #                     re-layouts, queue moves, reconnections, port add/del; no loss, no leaks)
 #   testpmd_pair      tests/system/testpmd_pair.sh (two DPDK virtio-user front-ends)
@@ -136,7 +138,7 @@ suite "build-asan" build build-asan --buildtype=debugoptimized \
   -Db_sanitize=address,undefined -Db_lundef=false -- $ASAN_TARGETS && asan_ok=1
 
 if ((build_ok)); then
-  suite "meson test" meson test -C build --print-errorlogs
+  suite "meson test" meson test -C build --print-errorlogs unit dataplane
 else
   not_run "meson test" "build failed"
 fi
