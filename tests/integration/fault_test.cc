@@ -89,25 +89,10 @@ ssize_t recv_with_fds(int fd, std::span<std::byte> buf, std::vector<UniqueFd>& f
   return n;
 }
 
-bool send_with_fds(int fd, std::span<const std::byte> bytes, const std::vector<UniqueFd>& fds) {
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 16)] = {};
-  iovec iov{const_cast<std::byte*>(bytes.data()), bytes.size()};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  if (!fds.empty()) {
-    mh.msg_control = ctrl;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    for (size_t i = 0; i < fds.size(); ++i) {
-      int f = fds[i].get();
-      std::memcpy(CMSG_DATA(c) + i * sizeof(int), &f, sizeof(int));
-    }
-  }
-  return ::sendmsg(fd, &mh, MSG_NOSIGNAL) == ssize_t(bytes.size());
+std::vector<int> numbers(const std::vector<UniqueFd>& fds) {
+  std::vector<int> out;
+  for (const UniqueFd& f : fds) out.push_back(f.get());
+  return out;
 }
 
 // Sits between a fake front-end and the daemon: everything the front-end writes reaches
@@ -121,7 +106,7 @@ class Dribbler {
     daemon_ = std::move(*conn);
     int sv[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-    relay_.reset(sv[0]);
+    relay_ = VhostConn(UniqueFd(sv[0]));
     frontend_.reset(sv[1]);
     th_ = std::thread([this] { run(); });
   }
@@ -136,7 +121,7 @@ class Dribbler {
  private:
   void run() {
     while (!stop_) {
-      pollfd p[2] = {{relay_.get(), POLLIN, 0}, {daemon_.fd(), POLLIN, 0}};
+      pollfd p[2] = {{relay_.fd(), POLLIN, 0}, {daemon_.fd(), POLLIN, 0}};
       if (::poll(p, 2, 10) <= 0) continue;
       if ((p[0].revents && !dribble()) || (p[1].revents && !pass_back())) return;
     }
@@ -144,11 +129,12 @@ class Dribbler {
   bool dribble() {
     std::array<std::byte, 8192> buf;
     std::vector<UniqueFd> fds;
-    ssize_t n = recv_with_fds(relay_.get(), buf, fds);
+    ssize_t n = recv_with_fds(relay_.fd(), buf, fds);
     if (n <= 0) return false;
-    const std::vector<UniqueFd> none;
+    const std::vector<int> first = numbers(fds);
     for (ssize_t i = 0; i < n && !stop_; ++i) {
-      if (!send_with_fds(daemon_.fd(), std::span(buf).subspan(size_t(i), 1), i == 0 ? fds : none)) return false;
+      if (!daemon_.send_raw(std::span(buf).subspan(size_t(i), 1), i == 0 ? std::span<const int>(first) : std::span<const int>()))
+        return false;
       ++writes_;
       std::this_thread::sleep_for(pause_);
     }
@@ -158,12 +144,12 @@ class Dribbler {
     std::array<std::byte, 8192> buf;
     std::vector<UniqueFd> fds;
     ssize_t n = recv_with_fds(daemon_.fd(), buf, fds);
-    return n > 0 && send_with_fds(relay_.get(), std::span(buf).first(size_t(n)), fds);
+    return n > 0 && relay_.send_raw(std::span(buf).first(size_t(n)), numbers(fds));
   }
 
   milliseconds pause_;
-  VhostConn daemon_{UniqueFd()};
-  UniqueFd relay_, frontend_;
+  VhostConn daemon_{UniqueFd()}, relay_{UniqueFd()};
+  UniqueFd frontend_;
   std::atomic<bool> stop_ = false;
   std::atomic<size_t> writes_ = 0;
   std::thread th_;
