@@ -1,7 +1,6 @@
 // vhost-user framing.
 #include "control/vhost_user/connection.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -12,8 +11,6 @@
 
 namespace vusw::vhost_user {
 namespace {
-
-constexpr int kPayloadTimeoutMs = 1000;  // the payload follows its header at once
 
 // Collects the fds of a received message; closes them all if there are too many.
 Status take_fds(msghdr& mh, std::vector<UniqueFd>& fds)
@@ -31,7 +28,9 @@ Status take_fds(msghdr& mh, std::vector<UniqueFd>& fds)
     }
     if ((mh.msg_flags & MSG_CTRUNC) || fds.size() > kMaxFds) {
         fds.clear();
-        return fail("too_many_fds", fmt::format("message carried more than {} fds", kMaxFds));
+        // MSG_CTRUNC also means the kernel could not install them all: we are out of fds.
+        return fail("too_many_fds", fmt::format("message carried more than {} fds, or more than the daemon could "
+                                                "open (is it at its fd limit?)", kMaxFds));
     }
     return {};
 }
@@ -51,32 +50,46 @@ Result<Header> parse_header(std::span<const std::byte> bytes)
     return h;
 }
 
-Status Connection::read_exact(std::byte* data, std::size_t len)
+// Reads at most the rest of the message being assembled, never into the next one: a
+// front-end may send a message in as many pieces as it likes (SCM_RIGHTS fds ride on
+// whichever byte it chose, normally the first), and the control thread must not wait for
+// the missing pieces while other ports and the control socket need it.
+Result<bool> Connection::receive(Message& msg)
 {
-    while (len > 0) {
-        pollfd p{sock_.get(), POLLIN, 0};
-        if (poll(&p, 1, kPayloadTimeoutMs) <= 0)
-            return fail("truncated", "message stopped part-way (timeout)");
-        const ssize_t n = recv(sock_.get(), data, len, 0);
-        if (n == 0)
-            return fail("truncated", "connection closed part-way through a message");
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            return fail("io", fmt::format("recv: {}", strerror(errno)));
+    for (;;) {
+        const std::size_t want = (have_ < sizeof(Header) ? sizeof(Header) : sizeof(Header) + pending_.size) - have_;
+        auto got = recv_some(want);
+        if (!got)
+            return std::unexpected(got.error());
+        if (*got == 0)
+            return false;  // nothing more yet: the rest comes with a later wake-up
+        if (have_ == sizeof(Header)) {
+            auto header = parse_header(std::span(buf_).first(sizeof(Header)));
+            if (!header)
+                return std::unexpected(header.error());
+            pending_ = *header;
         }
-        data += n;
-        len -= std::size_t(n);
+        if (have_ == sizeof(Header) + pending_.size)
+            return take_message(msg);
     }
-    return {};
 }
 
-Status Connection::receive(Message& msg)
+bool Connection::take_message(Message& msg)
 {
-    msg.fds.clear();
-    std::array<std::byte, sizeof(Header)> raw{};
+    msg.header = pending_;
+    std::memcpy(msg.payload.data(), buf_.data() + sizeof(Header), pending_.size);
+    msg.fds = std::move(fds_);
+    fds_.clear();
+    have_ = 0;
+    return true;
+}
+
+// One non-blocking recvmsg of up to `len` bytes into the message buffer, keeping any fds.
+// Returns the bytes read (0: none available now).
+Result<std::size_t> Connection::recv_some(std::size_t len)
+{
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (kMaxFds + 1))];
-    iovec iov{raw.data(), raw.size()};
+    iovec iov{buf_.data() + have_, len};
     msghdr mh{};
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
@@ -84,23 +97,20 @@ Status Connection::receive(Message& msg)
     mh.msg_controllen = sizeof(control);
     ssize_t n;
     do {
-        n = recvmsg(sock_.get(), &mh, MSG_CMSG_CLOEXEC);
+        n = recvmsg(sock_.get(), &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
-    if (n == 0)
-        return fail("peer_closed", "front-end closed the connection");
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
     if (n < 0)
         return fail("io", fmt::format("recvmsg: {}", strerror(errno)));
-    if (auto ok = take_fds(mh, msg.fds); !ok)
-        return ok;
-    if (std::size_t(n) < raw.size()) {
-        if (auto ok = read_exact(raw.data() + n, raw.size() - std::size_t(n)); !ok)
-            return ok;
-    }
-    auto header = parse_header(raw);
-    if (!header)
-        return std::unexpected(header.error());
-    msg.header = *header;
-    return read_exact(msg.payload.data(), msg.header.size);
+    if (auto ok = take_fds(mh, fds_); !ok)
+        return std::unexpected(ok.error());
+    if (n == 0 && have_ == 0)
+        return fail("peer_closed", "front-end closed the connection");
+    if (n == 0)
+        return fail("truncated", fmt::format("connection closed part-way through a message ({} bytes of it arrived)", have_));
+    have_ += std::size_t(n);
+    return std::size_t(n);
 }
 
 Status Connection::reply(Request request, std::span<const std::byte> payload, int fd)

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +27,19 @@ Result<sockaddr_un> unix_address(const std::string& path)
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     return addr;
 }
+
+// One fd held in reserve for the whole daemon (endpoints live on the control thread).
+// accept() failing with EMFILE leaves the connection queued and the listening socket
+// readable, so the level-triggered loop would call us again at once, for ever. Giving
+// the reserve back lets us take the connection and close it (the front-end sees a clean
+// hang-up rather than a hang); then the reserve is taken again.
+UniqueFd& reserve_fd()
+{
+    static UniqueFd fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    return fd;
+}
+
+constexpr std::chrono::milliseconds kFdRetry{1000};  // listening paused when even the reserve is gone
 
 }  // namespace
 
@@ -61,12 +75,21 @@ Status Endpoint::start()
         return fail("socket", fmt::format("cannot listen on {}: {} (does the directory exist and is it writable?)",
                                           port_.path(), strerror(errno)));
     port_.set_state("waiting");
+    (void)reserve_fd();  // taken now, while fds are plenty
+    return listen_again();
+}
+
+Status Endpoint::listen_again()
+{
+    listen_paused_ = false;
     return loop_.watch(listen_.get(), [this] { accept_one(); });
 }
 
 void Endpoint::accept_one()
 {
     UniqueFd sock(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!sock && (errno == EMFILE || errno == ENFILE))
+        refuse_for_fds(errno);
     if (!sock)
         return;
     if (session_) {
@@ -77,6 +100,25 @@ void Endpoint::accept_one()
     }
     log(LogLevel::info, "port {}: front-end connected on {}", port_.name(), port_.path());
     attach(std::move(sock));
+}
+
+void Endpoint::refuse_for_fds(int err)
+{
+    port_.protocol().count_error("fd_limit", "a front-end was refused: the daemon is out of file descriptors");
+    log_limited(LogLevel::warn, fmt::format("port {}: fd_limit", port_.name()),
+                "port {}: refusing a front-end: the daemon is out of file descriptors ({}); raise its limit "
+                "(LimitNOFILE= in its unit, ulimit -n) or detach guests",
+                port_.name(), strerror(err));
+    UniqueFd& reserve = reserve_fd();
+    reserve.reset();
+    const bool took = UniqueFd(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC)).get() >= 0;  // and closed: a clean hang-up
+    reserve.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (took)
+        return;
+    // Not even the reserve could take it: stop listening for a while instead of spinning.
+    loop_.unwatch(listen_.get());
+    listen_paused_ = true;
+    next_attempt_ = std::chrono::steady_clock::now() + kFdRetry;
 }
 
 void Endpoint::try_connect()
@@ -124,6 +166,8 @@ void Endpoint::close_session()
 
 void Endpoint::tick()
 {
+    if (listen_paused_ && std::chrono::steady_clock::now() >= next_attempt_)
+        (void)listen_again();
     if (port_.client_mode() && !session_ && std::chrono::steady_clock::now() >= next_attempt_)
         try_connect();
 }

@@ -23,7 +23,10 @@ public:
     VhostPort& port() { return port_; }
 
 private:
+    Status listen_again();
     void accept_one();
+    // accept() failed for want of fds: refuse the queued front-end without spinning.
+    void refuse_for_fds(int err);
     void try_connect();
     void attach(UniqueFd sock);
     void on_session_readable();
@@ -34,6 +37,7 @@ private:
     EventLoop& loop_;
     UniqueFd listen_;
     std::unique_ptr<Session> session_;
+    bool listen_paused_ = false;  // out of fds even for refusing: retried from tick()
     std::chrono::milliseconds backoff_{100};
     std::chrono::steady_clock::time_point next_attempt_{};
 };

@@ -157,13 +157,16 @@ void Session::record_error(const Error& e)
 
 bool Session::on_readable()
 {
-    if (auto ok = conn_.receive(msg_); !ok) {
-        if (std::string_view(ok.error().reason) == "peer_closed")
+    auto whole = conn_.receive(msg_);
+    if (!whole) {
+        if (std::string_view(whole.error().reason) == "peer_closed")
             log(LogLevel::info, "port {}: front-end disconnected", port_.name());
         else
-            record_error(ok.error());
+            record_error(whole.error());
         return false;
     }
+    if (!*whole)
+        return true;  // part of a message: the rest wakes us again
     const uint32_t code = msg_.header.request;
     if (is_postcopy_ack(msg_)) {
         log(LogLevel::debug, "port {}: postcopy memory update acknowledged", port_.name());
