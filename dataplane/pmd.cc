@@ -48,13 +48,21 @@ Status Pmd::launch()
         running_.store(false);
         return fail("launch", fmt::format("cannot launch PMD on lcore {} (is it in --lcores and free?)", lcore_));
     }
+    launched_ = true;
     return {};
 }
 
 void Pmd::stop()
 {
     running_.store(false, std::memory_order_release);
+    if (!launched_)
+        return;
+    launched_ = false;
     rte_eal_wait_lcore(lcore_);
+    // EAL's wait orders the core's last accesses before ours, but through atomics in an
+    // uninstrumented library: say it in our own code, where ThreadSanitizer sees it.
+    while (!exited_.load(std::memory_order_acquire))
+        rte_pause();
 }
 
 int Pmd::entry(void* self)
@@ -168,6 +176,7 @@ int Pmd::run()
     apply_commands();
     rte_rcu_qsbr_thread_offline(qsbr_, ctx_.slot);
     rte_rcu_qsbr_thread_unregister(qsbr_, ctx_.slot);
+    exited_.store(true, std::memory_order_release);  // the last touch of *this
     return 0;
 }
 

@@ -131,6 +131,8 @@ private:
     alignas(64) std::atomic<uint64_t> acked_seq_{0};
     std::atomic<uint64_t> ack_value_{0};
     std::atomic<bool> running_{false};
+    std::atomic<bool> exited_{false};  // run() returned (stop() waits for it)
+    bool launched_ = false;             // control thread: launch() succeeded, stop() not yet run
     alignas(64) Counter busy_cycles_, idle_cycles_, iterations_, packets_;
     std::array<uint64_t, IterationStats::kBounds.size()> turn_bounds_{};  // kBounds in TSC cycles
     std::array<Counter, IterationStats::kBounds.size() + 1> turn_buckets_;
