@@ -15,7 +15,9 @@
 #include <cstring>
 #include <filesystem>
 
+#include "control/hugepages.h"
 #include "control/management.h"
+#include "control/privileges.h"
 #include "control/metrics.h"
 #include "control/scheduler.h"
 #include "control/service_notify.h"
@@ -54,6 +56,12 @@ std::vector<std::string> eal_args(const Config& c)
         args.insert(args.end(), {"--main-lcore", std::to_string(c.lcores.front())});
     if (c.no_huge)
         args.push_back("--no-huge");
+    if (!c.huge_dir.empty())
+        args.insert(args.end(), {"--huge-dir", c.huge_dir});
+    // After the drop to --user the runtime and hugepage files would stay root's: keep
+    // them off the file system (memfd hugepages, no multi-process files), nothing to remove.
+    if (c.user)
+        args.push_back("--in-memory");
     bool pci = false;
     for (const PortSpec& nic : c.nics)
         if (looks_like_pci(nic.target)) {
@@ -190,6 +198,15 @@ Status Daemon::start_serving()
     return loop_.watch(signals_.get(), [this] { on_signal(); });
 }
 
+std::vector<std::string> Daemon::listening_sockets() const
+{
+    std::vector<std::string> paths{config_.control};
+    for (const Attached& a : attached_)
+        if (a.kind == PortKind::vhost_server)
+            paths.push_back(a.spec.target);
+    return paths;
+}
+
 void Daemon::on_signal()
 {
     signalfd_siginfo info{};
@@ -258,6 +275,11 @@ int Daemon::run()
     signal(SIGPIPE, SIG_IGN);
     signals_.reset(signalfd(-1, &mask, SFD_CLOEXEC));
     set_log_level(config_.log_level);
+    if (!config_.no_huge)
+        if (auto problem = hugepage_problem(read_hugepage_host(), config_.huge_dir, config_.memory_mb)) {
+            log(LogLevel::error, "{}", *problem);
+            return 1;
+        }
     Status ok = init_dpdk();
     if (ok)
         ok = create_ports();
@@ -267,6 +289,8 @@ int Daemon::run()
                 ok = pmd->launch();
     if (ok)
         ok = start_serving();
+    if (ok)
+        ok = drop_privileges(config_, listening_sockets());
     if (!ok) {
         log(LogLevel::error, "{}", ok.error().detail);
         return 1;

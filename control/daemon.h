@@ -73,6 +73,8 @@ private:
     void place_ports();
     Status start_serving();
     Status start_endpoint(Attached& a);
+    // The vhost-user server sockets and the control socket (chowned by drop_privileges).
+    std::vector<std::string> listening_sockets() const;
     Result<std::unique_ptr<Port>> make_port(PortKind kind, const PortSpec& spec) const;
     void tick();
     void tick_fdb_clock();

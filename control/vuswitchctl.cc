@@ -111,7 +111,11 @@ std::optional<std::string> ask(const std::string& path, const std::string& reque
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        error = fmt::format("cannot reach vuswitchd at {}: {} (is it running? use --control PATH)", path, strerror(errno));
+        const int err = errno;
+        error = fmt::format("cannot reach vuswitchd at {}: {} ({})", path, strerror(err),
+                            err == EACCES ? "the control socket admits its owner and its group: run as root or as a "
+                                            "member of vuswitchd's --ctl-socket-group"
+                                          : "is it running? use --control PATH");
         if (fd >= 0)
             close(fd);
         return std::nullopt;
