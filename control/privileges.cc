@@ -175,8 +175,10 @@ Status drop_privileges(const Config& c, const std::vector<std::string>& sockets)
     const gid_t gid = c.group->id;
     // VFIO pins guest memory mapped later against RLIMIT_MEMLOCK unless CAP_IPC_LOCK.
     const rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
-    if (::setrlimit(RLIMIT_MEMLOCK, &unlimited) != 0)
-        log(LogLevel::warn, "cannot lift RLIMIT_MEMLOCK ({}): VFIO NICs may fail to map guest memory", strerror(errno));
+    if (std::any_of(c.nics.begin(), c.nics.end(), [](const PortSpec& n) { return looks_like_pci(n.target); }) &&
+        ::setrlimit(RLIMIT_MEMLOCK, &unlimited) != 0)
+        log(LogLevel::warn, "cannot lift RLIMIT_MEMLOCK ({}): a VFIO NIC may fail to map guest memory (raise it "
+                            "before starting, e.g. LimitMEMLOCK=infinity)", strerror(errno));
     if (auto ok = own_run_dir(c, uid, gid); !ok)
         return ok;
     for (const std::string& path : sockets)  // removable at exit, also from a sticky directory

@@ -376,6 +376,13 @@ void print_port(const nlohmann::json& j)
         fmt::print("counters since {} (clear stats)\n", p.at("counters_since").get<std::string>());
 }
 
+// The JSON field of a config option: "ctl-socket-mode" -> "ctl_socket_mode".
+std::string field_of(std::string key)
+{
+    std::replace(key.begin(), key.end(), '-', '_');
+    return key;
+}
+
 // The effective configuration as a --config file would say it.
 void print_config(const nlohmann::json& j)
 {
@@ -395,17 +402,16 @@ void print_config(const nlohmann::json& j)
     for (const auto& [port, pmd] : c.at("pins").items())
         fmt::print("pin = {}={}\n", port, pmd.get<unsigned>());
     for (const char* key : {"lcores", "rebalance-interval", "rebalance-threshold", "zero-copy-min", "metrics", "control",
-                            "run-dir", "file-prefix", "memory", "log-level"}) {
-        std::string field = key;
-        std::replace(field.begin(), field.end(), '-', '_');
-        fmt::print("{} = {}\n", key, value_text(c.at(field)));
-    }
-    for (const char* flag : {"no-huge", "debug-dirty-log-always", "debug-no-dirty-log"}) {
-        std::string field = flag;
-        std::replace(field.begin(), field.end(), '-', '_');
-        if (c.value(field, false))
+                            "run-dir", "file-prefix", "memory", "log-level"})
+        fmt::print("{} = {}\n", key, value_text(c.at(field_of(key))));
+    // Set only in some configurations (and absent from older daemons' replies).
+    for (const char* key : {"huge-dir", "user", "group", "socket-mode", "socket-group", "ctl-socket-mode",
+                            "ctl-socket-group"})
+        if (const std::string field = field_of(key); c.contains(field) && !c.at(field).is_null() && c.at(field) != "")
+            fmt::print("{} = {}\n", key, value_text(c.at(field)));
+    for (const char* flag : {"no-huge", "debug-dirty-log-always", "debug-no-dirty-log"})
+        if (c.value(field_of(flag), false))
             fmt::print("{} = true\n", flag);
-    }
 }
 
 void print_cleared(const nlohmann::json& j)
