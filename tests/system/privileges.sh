@@ -100,15 +100,8 @@ out=$(timeout 10 setpriv --reuid=nobody --regid=nogroup --groups="$gid" "$SYS_VU
 [[ $out == *vm1*vm2* ]] || { log "MISMATCH: group member's show ports: $out"; errors=$((errors + 1)); }
 
 # Traffic after the drop: 128 frames each way between two virtio-user front-ends.
-start_frontend() { # NAME SOCK MAC PEER_MAC
-  tp_start "$1" --lcores 0@0,1@0 --main-lcore 0 --no-pci --single-file-segments \
-    --iova-mode=va --file-prefix "$(sys_prefix "$1")" -m 256 \
-    --vdev "net_virtio_user0,path=$2,mac=$3" \
-    -- --forward-mode=rxonly --eth-peer=0,"$4" --total-num-mbufs=16384
-  tp_wait_ready "$1"
-}
-start_frontend A "$RUN/vm1.sock" "$MAC_A" "$MAC_B"
-start_frontend B "$RUN/vm2.sock" "$MAC_B" "$MAC_A"
+tp_start_virtio_user A "$RUN/vm1.sock" "$MAC_A" "$MAC_B"
+tp_start_virtio_user B "$RUN/vm2.sock" "$MAC_B" "$MAC_A"
 port_ready() { [[ $(vusw_port_json "$1" state 2>/dev/null) == ready ]]; }
 wait_for 10 "both ports ready" eval 'port_ready vm1 && port_ready vm2'
 send() { # FROM TO
