@@ -246,6 +246,23 @@ Status to_ports(const po::variables_map& vm, Config& c)
     return {};
 }
 
+// --memory, --no-huge, --huge-dir.
+Status to_memory(const po::variables_map& vm, Config& c)
+{
+    if (vm.count("memory")) {
+        const long long mb = vm["memory"].as<long long>();
+        if (mb < 64 || mb > 65536)
+            return fail("config", fmt::format("--memory {}: expected 64..65536 MB", mb));
+        c.memory_mb = unsigned(mb);
+    }
+    c.no_huge = vm["no-huge"].as<bool>();
+    if (vm.count("huge-dir"))
+        c.huge_dir = vm["huge-dir"].as<std::string>();
+    if (!c.huge_dir.empty() && c.no_huge)
+        return fail("config", "--huge-dir and --no-huge: pick one (--no-huge uses no hugepages at all)");
+    return {};
+}
+
 // --socket-mode/--socket-group or --ctl-socket-mode/--ctl-socket-group (`prefix`).
 Status to_socket_access(const po::variables_map& vm, const std::string& prefix, const Config& c, SocketAccess& a)
 {
@@ -297,17 +314,8 @@ Status to_config(const po::variables_map& vm, Config& c)
     c.control = vm.count("control") ? vm["control"].as<std::string>() : c.run_dir + "/vuswitchd.ctl";
     if (vm.count("file-prefix"))
         c.file_prefix = vm["file-prefix"].as<std::string>();
-    if (vm.count("memory")) {
-        const long long mb = vm["memory"].as<long long>();
-        if (mb < 64 || mb > 65536)
-            return fail("config", fmt::format("--memory {}: expected 64..65536 MB", mb));
-        c.memory_mb = unsigned(mb);
-    }
-    c.no_huge = vm["no-huge"].as<bool>();
-    if (vm.count("huge-dir"))
-        c.huge_dir = vm["huge-dir"].as<std::string>();
-    if (!c.huge_dir.empty() && c.no_huge)
-        return fail("config", "--huge-dir and --no-huge: pick one (--no-huge uses no hugepages at all)");
+    if (auto ok = to_memory(vm, c); !ok)
+        return ok;
     if (auto ok = to_privileges(vm, c); !ok)
         return ok;
     c.debug_no_dirty_log = vm["debug-no-dirty-log"].as<bool>();

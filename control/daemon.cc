@@ -263,6 +263,26 @@ void Daemon::tick()
     }
 }
 
+Status Daemon::start_up()
+{
+    // Before DPDK, whose own failure does not say what to do.
+    if (!config_.no_huge)
+        if (auto problem = hugepage_problem(read_hugepage_host(), config_.huge_dir, config_.memory_mb))
+            return fail("hugepages", *problem);
+    Status ok = init_dpdk();
+    if (ok)
+        ok = create_ports();
+    if (ok)
+        for (Pmd* pmd : pmds_)
+            if (ok)
+                ok = pmd->launch();
+    if (ok)
+        ok = start_serving();
+    if (ok)  // the last step: everything above may need root
+        ok = drop_privileges(config_, listening_sockets());
+    return ok;
+}
+
 int Daemon::run()
 {
     // Signals go to the signalfd, in every thread DPDK creates too.
@@ -275,23 +295,7 @@ int Daemon::run()
     signal(SIGPIPE, SIG_IGN);
     signals_.reset(signalfd(-1, &mask, SFD_CLOEXEC));
     set_log_level(config_.log_level);
-    if (!config_.no_huge)
-        if (auto problem = hugepage_problem(read_hugepage_host(), config_.huge_dir, config_.memory_mb)) {
-            log(LogLevel::error, "{}", *problem);
-            return 1;
-        }
-    Status ok = init_dpdk();
-    if (ok)
-        ok = create_ports();
-    if (ok)
-        for (Pmd* pmd : pmds_)
-            if (ok)
-                ok = pmd->launch();
-    if (ok)
-        ok = start_serving();
-    if (ok)
-        ok = drop_privileges(config_, listening_sockets());
-    if (!ok) {
+    if (Status ok = start_up(); !ok) {
         log(LogLevel::error, "{}", ok.error().detail);
         return 1;
     }

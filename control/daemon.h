@@ -68,6 +68,8 @@ private:
         bool warned = false;
     };
 
+    // Hugepage check, DPDK, ports, PMD cores, sockets, then --user: all of start-up.
+    Status start_up();
     Status init_dpdk();
     Status create_ports();
     void place_ports();

@@ -103,21 +103,20 @@ out=$(timeout 10 setpriv --reuid=nobody --regid=nogroup --groups="$gid" "$SYS_VU
 tp_start_virtio_user A "$RUN/vm1.sock" "$MAC_A" "$MAC_B"
 tp_start_virtio_user B "$RUN/vm2.sock" "$MAC_B" "$MAC_A"
 port_ready() { [[ $(vusw_port_json "$1" state 2>/dev/null) == ready ]]; }
-wait_for 10 "both ports ready" eval 'port_ready vm1 && port_ready vm2'
-send() { # FROM TO
+wait_for 20 "both ports ready" eval 'port_ready vm1 && port_ready vm2'
+rx_is() { [[ $(tp_stat "$1" 1 0 2) == "$2" ]]; } # NAME COUNT: testpmd NAME received COUNT frames
+send() { # FROM TO: 128 frames; the receiver polls until it has them all
   tp_cmd "$2" "start"
   tp_cmd "$1" "start tx_first 4"
-  sleep 0.5
+  sleep 0.2
   tp_cmd "$1" "stop"
-  sleep 0.5
+  WAIT_FOR_POLL_S=0.5 wait_for 20 "testpmd $2 to receive 128 frames from $1" rx_is "$2" 128
   tp_cmd "$2" "stop"
 }
 send A B
 send B A
-sleep 0.5
-check "B received A's 128 frames" "$(tp_stat B 1 0 2)" 128
-check "A received B's 128 frames" "$(tp_stat A 1 0 2)" 128
-check "switch vm2 tx" "$(vusw_port_json vm2 tx_packets)" 128
+log "ok: 128 frames each way between the front-ends"
+check "switch vm1 and vm2 tx" "$(vusw_port_json vm1 tx_packets) $(vusw_port_json vm2 tx_packets)" "128 128"
 check "switch drops" "$(( $(vusw_port_json vm1 drops) + $(vusw_port_json vm2 drops) ))" 0
 tp_quit A
 tp_quit B
