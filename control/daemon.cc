@@ -60,8 +60,9 @@ std::vector<std::string> eal_args(const Config& c)
         args.insert(args.end(), {"--huge-dir", c.huge_dir});
     // After the drop to --user the runtime and hugepage files would stay root's: keep
     // them off the file system (memfd hugepages, no multi-process files), nothing to remove.
+    // (--no-huge is legacy memory, which --in-memory refuses; it has no hugepage files.)
     if (c.user)
-        args.push_back("--in-memory");
+        args.push_back(c.no_huge ? "--no-shconf" : "--in-memory");
     bool pci = false;
     for (const PortSpec& nic : c.nics)
         if (looks_like_pci(nic.target)) {

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -194,6 +195,12 @@ Status drop_privileges(const Config& c, const std::vector<std::string>& sockets)
                                               strerror(errno)));
     if (auto ok = check_threads(uid, gid); !ok)
         return ok;
+#ifdef __SANITIZE_ADDRESS__
+    // The uid change made the process non-dumpable (no core dumps of guest memory, no
+    // ptrace by the user's other processes); LeakSanitizer's exit check ptraces our
+    // threads from a helper process, so sanitizer builds undo that.
+    ::prctl(PR_SET_DUMPABLE, 1);
+#endif
     log(LogLevel::info, "running as user {} ({}), group {} ({}), without capabilities", c.user->name, uid,
         c.group->name, gid);
     return {};

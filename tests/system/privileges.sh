@@ -13,6 +13,7 @@
 #    removes its socket; add-port of a NIC that needs capabilities fails saying why;
 #  - SIGTERM: exit 0, every socket removed, no hugepage or DPDK runtime file left
 #    (--in-memory; EAL leaves its empty runtime directory in any case);
+#  - the same with --no-huge (DPDK's legacy memory);
 #  - an unknown --user: exit 2 and a message saying what to do.
 #
 # Creates the system user and group vusw-test if absent (left in place, like deploy/ does).
@@ -141,6 +142,17 @@ check "exit status on SIGTERM" "$rc" 0
   || { log "MISMATCH: sockets left behind: $(ls "$RUN")"; errors=$((errors + 1)); }
 leftover=$({ find /dev/hugepages -name "${prefix}*"; find /var/run/dpdk/"$prefix" ! -type d; } 2>/dev/null | head -3)
 check "hugepage and runtime files left behind" "$leftover" ""
+
+# Without hugepages too (DPDK's legacy memory: --no-shconf rather than --in-memory).
+vusw_start nohuge --lcores 0,1 --no-huge --user "$TEST_USER" --vhost-user "$SYS_TMP/run-nohuge/vm1.sock"
+check "--no-huge: the control thread's uid" "$(awk '/^Uid:/ {print $2, $3, $4}' /proc/"$VUSW_PID"/status)" "$uid $uid $uid"
+check "--no-huge: vuswitchctl as the group member" \
+  "$(setpriv --reuid=nobody --regid=nogroup --groups="$gid" "$SYS_VUSWITCHCTL" --control "$VUSW_CTL" --json show ports | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)["ports"]))')" 1
+rc=0
+vusw_stop || rc=$?
+check "--no-huge: exit status on SIGTERM" "$rc" 0
+[[ ! -e $SYS_TMP/run-nohuge/vm1.sock && ! -e $SYS_TMP/run-nohuge/vuswitchd.ctl ]] \
+  || { log "MISMATCH: --no-huge: sockets left behind"; errors=$((errors + 1)); }
 
 (( errors == 0 )) || fail "$errors check(s) failed"
 log "PASS: $threads threads as $TEST_USER without capabilities; sockets, traffic, add-port and exit work"
