@@ -80,7 +80,8 @@ done
 ((threads >= 4)) || { log "MISMATCH: only $threads threads (control, PMD, DPDK's, metrics expected)"; errors=$((errors + 1)); }
 log "checked $threads threads: uid $uid, gid $gid, no capabilities"
 
-curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | grep -q '^vusw_' \
+metrics=$(curl -sf "http://127.0.0.1:$METRICS_PORT/metrics") || metrics=
+[[ $metrics == *vusw_port_rx_packets_total* ]] \
   || { log "MISMATCH: /metrics does not answer after the drop"; errors=$((errors + 1)); }
 check "show config: user" "$(vusw_ctl --json show config | "$PYTHON" -c 'import json,sys; c=json.load(sys.stdin)["config"]; print(c["user"], c["group"], c["socket_mode"], c["socket_group"], c["ctl_socket_mode"])')" \
   "$TEST_USER $TEST_USER 0620 nogroup 0660"
