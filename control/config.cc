@@ -129,21 +129,25 @@ Status parse_pins(const std::vector<std::string>& specs, Config& c)
     return {};
 }
 
+// Integer option `key` into `out` if given; an error naming the flag and `expected` (the
+// range in words) unless it is lo..hi.
+Status to_ranged(const po::variables_map& vm, const char* key, long long lo, long long hi, const char* expected,
+                 unsigned& out)
+{
+    if (!vm.count(key))
+        return {};
+    const long long v = vm[key].as<long long>();
+    if (v < lo || v > hi)
+        return fail("config", fmt::format("--{} {}: expected {}", key, v, expected));
+    out = unsigned(v);
+    return {};
+}
+
 Status to_rebalance(const po::variables_map& vm, Config& c)
 {
-    if (vm.count("rebalance-interval")) {
-        const long long s = vm["rebalance-interval"].as<long long>();
-        if (s < 0 || s > 86400)
-            return fail("config", fmt::format("--rebalance-interval {}: expected 0 (off) .. 86400 seconds", s));
-        c.rebalance_interval_s = unsigned(s);
-    }
-    if (vm.count("rebalance-threshold")) {
-        const long long pct = vm["rebalance-threshold"].as<long long>();
-        if (pct < 1 || pct > 100)
-            return fail("config", fmt::format("--rebalance-threshold {}: expected 1..100 percent", pct));
-        c.rebalance_threshold_pct = unsigned(pct);
-    }
-    return {};
+    if (auto ok = to_ranged(vm, "rebalance-interval", 0, 86400, "0 (off) .. 86400 seconds", c.rebalance_interval_s); !ok)
+        return ok;
+    return to_ranged(vm, "rebalance-threshold", 1, 100, "1..100 percent", c.rebalance_threshold_pct);
 }
 
 Status to_zero_copy(const po::variables_map& vm, Config& c)
@@ -249,12 +253,8 @@ Status to_ports(const po::variables_map& vm, Config& c)
 // --memory, --no-huge, --huge-dir.
 Status to_memory(const po::variables_map& vm, Config& c)
 {
-    if (vm.count("memory")) {
-        const long long mb = vm["memory"].as<long long>();
-        if (mb < 64 || mb > 65536)
-            return fail("config", fmt::format("--memory {}: expected 64..65536 MB", mb));
-        c.memory_mb = unsigned(mb);
-    }
+    if (auto ok = to_ranged(vm, "memory", 64, 65536, "64..65536 MB", c.memory_mb); !ok)
+        return ok;
     c.no_huge = vm["no-huge"].as<bool>();
     if (vm.count("huge-dir"))
         c.huge_dir = vm["huge-dir"].as<std::string>();
