@@ -73,6 +73,13 @@ po::options_description describe()
         ("file-prefix", po::value<std::string>(), "DPDK file prefix, unique per DPDK process on the host (default vuswitch)")
         ("memory", po::value<long long>(), "MB of (huge page) memory for packet buffers, 64..65536 (default 256)")
         ("no-huge", po::bool_switch(), "use ordinary memory instead of huge pages (tests, sanitizers)")
+        ("huge-dir", po::value<std::string>(), "DIR: the hugetlbfs mount DPDK takes its pages from (default: any mounted); vuswitchd checks before start-up that it holds --memory and exits 1 saying what to run if not")
+        ("user", po::value<std::string>(), "NAME or UID: once the NICs, sockets and PMD cores are set up, continue as this user without any capability (README, Least privilege); RUN_DIR is chowned to it")
+        ("group", po::value<std::string>(), "NAME or GID: the group to continue as with --user (default: the user's primary group)")
+        ("socket-mode", po::value<std::string>(), "OCTAL permission mode of the vhost-user server sockets; front-ends need write permission to connect (default 0660: owner and group)")
+        ("socket-group", po::value<std::string>(), "NAME or GID: group of the vhost-user server sockets, e.g. the group QEMU runs as (default: --group with --user, else root's)")
+        ("ctl-socket-mode", po::value<std::string>(), "OCTAL permission mode of the control socket; vuswitchctl needs write permission (default 0660: owner and group)")
+        ("ctl-socket-group", po::value<std::string>(), "NAME or GID: group of the control socket, whose members may use vuswitchctl (default: --group with --user, else root's)")
         ("log-level", po::value<std::string>(), "error|warn|info|debug (default info)")
         ("debug-dirty-log-always", po::bool_switch(), "BENCHMARKS ONLY: every guest logs its writes into a private dirty log as if it were migrating (perf/dirty_log.sh measures what logging costs)")
         ("debug-no-dirty-log", po::bool_switch(), "TESTS ONLY: negotiate live-migration dirty logging but never write the log, so a migrated guest wakes up with stale memory (the control run of tests/vm/migrate.sh)");
@@ -122,21 +129,25 @@ Status parse_pins(const std::vector<std::string>& specs, Config& c)
     return {};
 }
 
+// Integer option `key` into `out` if given; an error naming the flag and `expected` (the
+// range in words) unless it is lo..hi.
+Status to_ranged(const po::variables_map& vm, const char* key, long long lo, long long hi, const char* expected,
+                 unsigned& out)
+{
+    if (!vm.count(key))
+        return {};
+    const long long v = vm[key].as<long long>();
+    if (v < lo || v > hi)
+        return fail("config", fmt::format("--{} {}: expected {}", key, v, expected));
+    out = unsigned(v);
+    return {};
+}
+
 Status to_rebalance(const po::variables_map& vm, Config& c)
 {
-    if (vm.count("rebalance-interval")) {
-        const long long s = vm["rebalance-interval"].as<long long>();
-        if (s < 0 || s > 86400)
-            return fail("config", fmt::format("--rebalance-interval {}: expected 0 (off) .. 86400 seconds", s));
-        c.rebalance_interval_s = unsigned(s);
-    }
-    if (vm.count("rebalance-threshold")) {
-        const long long pct = vm["rebalance-threshold"].as<long long>();
-        if (pct < 1 || pct > 100)
-            return fail("config", fmt::format("--rebalance-threshold {}: expected 1..100 percent", pct));
-        c.rebalance_threshold_pct = unsigned(pct);
-    }
-    return {};
+    if (auto ok = to_ranged(vm, "rebalance-interval", 0, 86400, "0 (off) .. 86400 seconds", c.rebalance_interval_s); !ok)
+        return ok;
+    return to_ranged(vm, "rebalance-threshold", 1, 100, "1..100 percent", c.rebalance_threshold_pct);
 }
 
 Status to_zero_copy(const po::variables_map& vm, Config& c)
@@ -239,6 +250,58 @@ Status to_ports(const po::variables_map& vm, Config& c)
     return {};
 }
 
+// --memory, --no-huge, --huge-dir.
+Status to_memory(const po::variables_map& vm, Config& c)
+{
+    if (auto ok = to_ranged(vm, "memory", 64, 65536, "64..65536 MB", c.memory_mb); !ok)
+        return ok;
+    c.no_huge = vm["no-huge"].as<bool>();
+    if (vm.count("huge-dir"))
+        c.huge_dir = vm["huge-dir"].as<std::string>();
+    if (!c.huge_dir.empty() && c.no_huge)
+        return fail("config", "--huge-dir and --no-huge: pick one (--no-huge uses no hugepages at all)");
+    return {};
+}
+
+// --socket-mode/--socket-group or --ctl-socket-mode/--ctl-socket-group (`prefix`).
+Status to_socket_access(const po::variables_map& vm, const std::string& prefix, const Config& c, SocketAccess& a)
+{
+    if (vm.count(prefix + "-mode")) {
+        auto mode = parse_mode("--" + prefix + "-mode", vm[prefix + "-mode"].as<std::string>());
+        if (!mode)
+            return std::unexpected(mode.error());
+        a.mode = *mode;
+    }
+    if (vm.count(prefix + "-group")) {
+        auto group = lookup_group("--" + prefix + "-group", vm[prefix + "-group"].as<std::string>());
+        if (!group)
+            return std::unexpected(group.error());
+        a.group = *group;
+    } else if (c.user) {
+        a.group = c.group;  // sockets bound before and after the drop alike
+    }
+    return {};
+}
+
+Status to_privileges(const po::variables_map& vm, Config& c)
+{
+    if (vm.count("group") && !vm.count("user"))
+        return fail("config", "--group is the group to continue as with --user; give --user too");
+    if (vm.count("user")) {
+        auto user = lookup_user("--user", vm["user"].as<std::string>());
+        if (!user)
+            return std::unexpected(user.error());
+        c.user = *user;
+        auto group = lookup_group("--group", vm.count("group") ? vm["group"].as<std::string>() : primary_group_of(c.user->id));
+        if (!group)
+            return std::unexpected(group.error());
+        c.group = *group;
+    }
+    if (auto ok = to_socket_access(vm, "socket", c, c.socket_access); !ok)
+        return ok;
+    return to_socket_access(vm, "ctl-socket", c, c.ctl_socket_access);
+}
+
 Status to_config(const po::variables_map& vm, Config& c)
 {
     auto list = [&](const char* key) { return vm.count(key) ? vm[key].as<std::vector<std::string>>() : std::vector<std::string>{}; };
@@ -251,13 +314,10 @@ Status to_config(const po::variables_map& vm, Config& c)
     c.control = vm.count("control") ? vm["control"].as<std::string>() : c.run_dir + "/vuswitchd.ctl";
     if (vm.count("file-prefix"))
         c.file_prefix = vm["file-prefix"].as<std::string>();
-    if (vm.count("memory")) {
-        const long long mb = vm["memory"].as<long long>();
-        if (mb < 64 || mb > 65536)
-            return fail("config", fmt::format("--memory {}: expected 64..65536 MB", mb));
-        c.memory_mb = unsigned(mb);
-    }
-    c.no_huge = vm["no-huge"].as<bool>();
+    if (auto ok = to_memory(vm, c); !ok)
+        return ok;
+    if (auto ok = to_privileges(vm, c); !ok)
+        return ok;
     c.debug_no_dirty_log = vm["debug-no-dirty-log"].as<bool>();
     c.debug_dirty_log_always = vm["debug-dirty-log-always"].as<bool>();
     if (vm.count("log-level")) {

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "control/privileges.h"
 #include "vusw/log.h"
 #include "vusw/result.h"
 #include "vusw/vlan.h"
@@ -43,6 +44,11 @@ struct Config {
     std::string file_prefix = "vuswitch";
     unsigned memory_mb = 256;
     bool no_huge = false;
+    std::string huge_dir;                   // --huge-dir: the hugetlbfs mount DPDK uses ("": any)
+    std::optional<Identity> user;           // --user: continue as this user after start-up
+    std::optional<Identity> group;          // --group, else the user's primary group (with --user only)
+    SocketAccess socket_access;             // --socket-mode, --socket-group: vhost-user server sockets
+    SocketAccess ctl_socket_access;         // --ctl-socket-mode, --ctl-socket-group: the control socket
     bool debug_no_dirty_log = false;          // --debug-no-dirty-log (tests only)
     bool debug_dirty_log_always = false;      // --debug-dirty-log-always (benchmarks only)
     LogLevel log_level = LogLevel::info;

@@ -15,7 +15,9 @@
 #include <cstring>
 #include <filesystem>
 
+#include "control/hugepages.h"
 #include "control/management.h"
+#include "control/privileges.h"
 #include "control/metrics.h"
 #include "control/scheduler.h"
 #include "control/service_notify.h"
@@ -54,6 +56,13 @@ std::vector<std::string> eal_args(const Config& c)
         args.insert(args.end(), {"--main-lcore", std::to_string(c.lcores.front())});
     if (c.no_huge)
         args.push_back("--no-huge");
+    if (!c.huge_dir.empty())
+        args.insert(args.end(), {"--huge-dir", c.huge_dir});
+    // After the drop to --user the runtime and hugepage files would stay root's: keep
+    // them off the file system (memfd hugepages, no multi-process files), nothing to remove.
+    // (--no-huge is legacy memory, which --in-memory refuses; it has no hugepage files.)
+    if (c.user)
+        args.push_back(c.no_huge ? "--no-shconf" : "--in-memory");
     bool pci = false;
     for (const PortSpec& nic : c.nics)
         if (looks_like_pci(nic.target)) {
@@ -190,6 +199,15 @@ Status Daemon::start_serving()
     return loop_.watch(signals_.get(), [this] { on_signal(); });
 }
 
+std::vector<std::string> Daemon::listening_sockets() const
+{
+    std::vector<std::string> paths{config_.control};
+    for (const Attached& a : attached_)
+        if (a.kind == PortKind::vhost_server)
+            paths.push_back(a.spec.target);
+    return paths;
+}
+
 void Daemon::on_signal()
 {
     signalfd_siginfo info{};
@@ -246,6 +264,26 @@ void Daemon::tick()
     }
 }
 
+Status Daemon::start_up()
+{
+    // Before DPDK, whose own failure does not say what to do.
+    if (!config_.no_huge)
+        if (auto problem = hugepage_problem(read_hugepage_host(), config_.huge_dir, config_.memory_mb))
+            return fail("hugepages", *problem);
+    Status ok = init_dpdk();
+    if (ok)
+        ok = create_ports();
+    if (ok)
+        for (Pmd* pmd : pmds_)
+            if (ok)
+                ok = pmd->launch();
+    if (ok)
+        ok = start_serving();
+    if (ok)  // the last step: everything above may need root
+        ok = drop_privileges(config_, listening_sockets());
+    return ok;
+}
+
 int Daemon::run()
 {
     // Signals go to the signalfd, in every thread DPDK creates too.
@@ -258,16 +296,7 @@ int Daemon::run()
     signal(SIGPIPE, SIG_IGN);
     signals_.reset(signalfd(-1, &mask, SFD_CLOEXEC));
     set_log_level(config_.log_level);
-    Status ok = init_dpdk();
-    if (ok)
-        ok = create_ports();
-    if (ok)
-        for (Pmd* pmd : pmds_)
-            if (ok)
-                ok = pmd->launch();
-    if (ok)
-        ok = start_serving();
-    if (!ok) {
+    if (Status ok = start_up(); !ok) {
         log(LogLevel::error, "{}", ok.error().detail);
         return 1;
     }

@@ -68,11 +68,15 @@ private:
         bool warned = false;
     };
 
+    // Hugepage check, DPDK, ports, PMD cores, sockets, then --user: all of start-up.
+    Status start_up();
     Status init_dpdk();
     Status create_ports();
     void place_ports();
     Status start_serving();
     Status start_endpoint(Attached& a);
+    // The vhost-user server sockets and the control socket (chowned by drop_privileges).
+    std::vector<std::string> listening_sockets() const;
     Result<std::unique_ptr<Port>> make_port(PortKind kind, const PortSpec& spec) const;
     void tick();
     void tick_fdb_clock();

@@ -81,7 +81,7 @@ Status Daemon::start_endpoint(Attached& a)
                                [this, vhost](uint16_t pair) { return scheduler_->pmd_of(*vhost, pair); },
                                *reclaimer_, *l2_, pool_, !config_.debug_no_dirty_log,
                                config_.debug_dirty_log_always};
-    a.endpoint = std::make_unique<vhost_user::Endpoint>(*vhost, env, loop_);
+    a.endpoint = std::make_unique<vhost_user::Endpoint>(*vhost, env, loop_, config_.socket_access);
     return a.endpoint->start();
 }
 
@@ -98,6 +98,10 @@ Result<Port*> Daemon::add_port(PortKind kind, const PortSpec& spec, bool from_co
                                                "before them is not DMA-mapped for them; restart vuswitchd with it",
                                                spec.target));
     auto made = make_port(kind, spec);
+    if (!made && kind == PortKind::nic && config_.user)
+        return fail(made.error().reason, fmt::format("{} (vuswitchd runs as user {} without capabilities (--user): a NIC "
+                                                     "that needs them, e.g. net_af_packet or net_tap, is given at "
+                                                     "start-up with --nic)", made.error().detail, config_.user->name));
     if (!made)
         return std::unexpected(made.error());
     Port& port = **made;

@@ -153,7 +153,7 @@ Status Management::start()
     std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
     ::unlink(path_.c_str());
     listen_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(listen_.get(), 8) != 0)
+    if (bind_with_access(listen_.get(), addr, path_, config_.ctl_socket_access) != 0 || listen(listen_.get(), 8) != 0)
         return fail("socket", fmt::format("cannot listen on control socket {}: {}", path_, strerror(errno)));
     ControlConnections::Protocol protocol{[this](std::string_view line) { return answer(line); },
                                           [this](ControlConnections::Drop why, const ControlConnections::Limits& limits) {
@@ -398,6 +398,14 @@ nlohmann::json describe_config(const Config& c)
             {"file_prefix", c.file_prefix},
             {"memory", c.memory_mb},
             {"no_huge", c.no_huge},
+            {"huge_dir", c.huge_dir},
+            {"user", c.user ? nlohmann::json(c.user->name) : nlohmann::json(nullptr)},
+            {"group", c.group ? nlohmann::json(c.group->name) : nlohmann::json(nullptr)},
+            {"socket_mode", fmt::format("{:04o}", c.socket_access.mode)},
+            {"socket_group", c.socket_access.group ? nlohmann::json(c.socket_access.group->name) : nlohmann::json(nullptr)},
+            {"ctl_socket_mode", fmt::format("{:04o}", c.ctl_socket_access.mode)},
+            {"ctl_socket_group", c.ctl_socket_access.group ? nlohmann::json(c.ctl_socket_access.group->name)
+                                                           : nlohmann::json(nullptr)},
             {"log_level", log_level_name(log_level())},  // now (set log-level changes it)
             {"debug_dirty_log_always", c.debug_dirty_log_always},
             {"debug_no_dirty_log", c.debug_no_dirty_log}};

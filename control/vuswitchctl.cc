@@ -112,7 +112,11 @@ std::optional<std::string> ask(const std::string& path, const std::string& reque
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        error = fmt::format("cannot reach vuswitchd at {}: {} (is it running? use --control PATH)", path, strerror(errno));
+        const int err = errno;
+        error = fmt::format("cannot reach vuswitchd at {}: {} ({})", path, strerror(err),
+                            err == EACCES ? "the control socket admits its owner and its group: run as root or as a "
+                                            "member of vuswitchd's --ctl-socket-group"
+                                          : "is it running? use --control PATH");
         if (fd >= 0)
             close(fd);
         return std::nullopt;
@@ -373,6 +377,13 @@ void print_port(const nlohmann::json& j)
         fmt::print("counters since {} (clear stats)\n", p.at("counters_since").get<std::string>());
 }
 
+// The JSON field of a config option: "ctl-socket-mode" -> "ctl_socket_mode".
+std::string field_of(std::string key)
+{
+    std::replace(key.begin(), key.end(), '-', '_');
+    return key;
+}
+
 // The effective configuration as a --config file would say it.
 void print_config(const nlohmann::json& j)
 {
@@ -392,17 +403,16 @@ void print_config(const nlohmann::json& j)
     for (const auto& [port, pmd] : c.at("pins").items())
         fmt::print("pin = {}={}\n", port, pmd.get<unsigned>());
     for (const char* key : {"lcores", "rebalance-interval", "rebalance-threshold", "zero-copy-min", "metrics", "control",
-                            "run-dir", "file-prefix", "memory", "log-level"}) {
-        std::string field = key;
-        std::replace(field.begin(), field.end(), '-', '_');
-        fmt::print("{} = {}\n", key, value_text(c.at(field)));
-    }
-    for (const char* flag : {"no-huge", "debug-dirty-log-always", "debug-no-dirty-log"}) {
-        std::string field = flag;
-        std::replace(field.begin(), field.end(), '-', '_');
-        if (c.value(field, false))
+                            "run-dir", "file-prefix", "memory", "log-level"})
+        fmt::print("{} = {}\n", key, value_text(c.at(field_of(key))));
+    // Set only in some configurations (and absent from older daemons' replies).
+    for (const char* key : {"huge-dir", "user", "group", "socket-mode", "socket-group", "ctl-socket-mode",
+                            "ctl-socket-group"})
+        if (const std::string field = field_of(key); c.contains(field) && !c.at(field).is_null() && c.at(field) != "")
+            fmt::print("{} = {}\n", key, value_text(c.at(field)));
+    for (const char* flag : {"no-huge", "debug-dirty-log-always", "debug-no-dirty-log"})
+        if (c.value(field_of(flag), false))
             fmt::print("{} = true\n", flag);
-    }
 }
 
 void print_cleared(const nlohmann::json& j)

@@ -32,6 +32,11 @@
 #                     running vuswitchd's /metrics, systemd-analyze verify of the unit)
 #   service_notify    tests/system/service_notify.sh (sd_notify without systemd: READY=1 once
 #                     the sockets serve, WATCHDOG=1 with WATCHDOG_USEC, STOPPING=1 at SIGTERM)
+#   privileges        tests/system/privileges.sh (--user: every thread's uid/gid and no
+#                     capabilities, socket modes/groups, EACCES for another user on the
+#                     control socket, traffic and add-port after the drop, clean exit)
+#   hugepages_missing tests/system/hugepages_missing.sh (no hugetlbfs at --huge-dir, too few
+#                     free pages for --memory: exit 1 with the command that fixes it)
 #   (the system tests run again against build-asan's daemon; virtio_matrix with
 #    VIRTIO_MATRIX_ASAN_VARIANTS, a subset covering each switch code path once)
 #   vm                tests/vm/run.sh (QEMU guests: ping, NIC, memory hotplug, reconnect,
@@ -39,7 +44,7 @@
 #                     frames, iperf3 throughput)
 #   fuzz              tests/fuzz/run.sh (libFuzzer targets, 20 s each)
 #   testpmd_pair asan, nic asan, vlan_nic asan, null_nic asan, nic_jumbo asan, service_notify asan,
-#   virtio_matrix asan   the same against
+#   privileges asan, virtio_matrix asan   the same against
 #                     build-asan's vuswitchd
 # A suite whose build failed is counted as failed, not skipped. A system test that
 # exits 77 (e.g. no hugepages possible) is counted as skipped, with its reason.
@@ -158,14 +163,15 @@ fi
 
 # System tests: once against build/, once against the sanitizer build's daemon.
 # A bound on each whole script; every step inside has its own timeout as well.
-for t in testpmd_pair nic vlan_nic null_nic nic_jumbo virtio_matrix prometheus monitoring_config service_notify; do
+for t in testpmd_pair nic vlan_nic null_nic nic_jumbo virtio_matrix prometheus monitoring_config service_notify \
+  privileges hugepages_missing; do
   if ((build_ok)); then
     suite "$t" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
   else
     not_run "$t" "build failed"
   fi
 done
-for t in testpmd_pair nic vlan_nic null_nic nic_jumbo service_notify; do
+for t in testpmd_pair nic vlan_nic null_nic nic_jumbo service_notify privileges; do
   if ((asan_ok)); then
     suite "$t asan" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build-asan" "tests/system/$t.sh"
   else

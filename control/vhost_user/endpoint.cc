@@ -43,7 +43,10 @@ constexpr std::chrono::milliseconds kFdRetry{1000};  // listening paused when ev
 
 }  // namespace
 
-Endpoint::Endpoint(VhostPort& port, SessionEnv env, EventLoop& loop) : port_(port), env_(env), loop_(loop) {}
+Endpoint::Endpoint(VhostPort& port, SessionEnv env, EventLoop& loop, SocketAccess access)
+    : port_(port), env_(env), loop_(loop), access_(std::move(access))
+{
+}
 
 Endpoint::~Endpoint()
 {
@@ -71,7 +74,7 @@ Status Endpoint::start()
     if (lstat(port_.path().c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
         ::unlink(port_.path().c_str());  // left over from a run that did not clean up
     listen_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (bind(listen_.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof(*addr)) != 0 || listen(listen_.get(), 4) != 0)
+    if (bind_with_access(listen_.get(), *addr, port_.path(), access_) != 0 || listen(listen_.get(), 4) != 0)
         return fail("socket", fmt::format("cannot listen on {}: {} (does the directory exist and is it writable?)",
                                           port_.path(), strerror(errno)));
     port_.set_state("waiting");

@@ -6,13 +6,15 @@
 #include <memory>
 
 #include "control/event_loop.h"
+#include "control/privileges.h"
 #include "control/vhost_user/session.h"
 
 namespace vusw::vhost_user {
 
 class Endpoint {
 public:
-    Endpoint(VhostPort& port, SessionEnv env, EventLoop& loop);
+    // `access`: mode and group of a server's socket.
+    Endpoint(VhostPort& port, SessionEnv env, EventLoop& loop, SocketAccess access = {});
     ~Endpoint();
 
     // Server: binds and listens (a stale socket file is replaced; a live one is an error).
@@ -35,6 +37,7 @@ private:
     VhostPort& port_;
     SessionEnv env_;
     EventLoop& loop_;
+    SocketAccess access_;
     UniqueFd listen_;
     std::unique_ptr<Session> session_;
     bool listen_paused_ = false;  // out of fds even for refusing: retried from tick()

@@ -4,6 +4,7 @@
 // per-key log rate limit. README "vuswitchctl" and "Control socket protocol".
 #include <doctest/doctest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -270,6 +271,14 @@ TEST_CASE("set_log_level, show_config and version, through the socket and vuswit
   CHECK(cfg["control"] == d.control_path());
   CHECK(cfg["metrics"] == "127.0.0.1:" + std::to_string(d.metrics_port()));
   CHECK(cfg["log_level"] == "info");
+  CHECK(cfg["user"].is_null());  // no --user: stays root
+  CHECK(cfg["socket_mode"] == "0660");
+  CHECK(cfg["ctl_socket_mode"] == "0660");
+  struct stat st {};
+  REQUIRE(stat(d.control_path().c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0660);  // --ctl-socket-mode's default, whatever the umask
+  REQUIRE(stat(d.socket_path("a").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0660);
 
   CtlRun set = run_ctl(d, "set log-level debug");
   CHECK(set.status == 0);
@@ -289,6 +298,8 @@ TEST_CASE("set_log_level, show_config and version, through the socket and vuswit
   CHECK(has(conf.out, "vhost-user = " + d.socket_path("a") + "|name=a"));
   CHECK(has(conf.out, "control = " + d.control_path()));
   CHECK(has(conf.out, "log-level = info"));
+  CHECK(has(conf.out, "ctl-socket-mode = 0660"));
+  CHECK_FALSE(has(conf.out, "\nuser ="));
 
   CtlRun ver = run_ctl(d, "version");
   CHECK(ver.status == 0);

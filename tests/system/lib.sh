@@ -225,6 +225,18 @@ tp_start() {
   exec {TP_FD[$name]}>"$fifo"
 }
 
+# tp_start_virtio_user NAME SOCK MAC PEER_MAC: a testpmd whose one port is a virtio-user
+# front-end on vhost-user socket SOCK (rxonly; txonly/tx_first frames go to PEER_MAC), its
+# main and forwarding lcores both on core 0 (none on the switch's PMD core); waits for
+# its prompt.
+tp_start_virtio_user() {
+  tp_start "$1" --lcores 0@0,1@0 --main-lcore 0 --no-pci --single-file-segments \
+    --iova-mode=va --file-prefix "$(sys_prefix "$1")" -m 256 \
+    --vdev "net_virtio_user0,path=$2,mac=$3" \
+    -- --forward-mode=rxonly --eth-peer=0,"$4" --total-num-mbufs=16384
+  tp_wait_ready "$1"
+}
+
 tp_cmd() { # NAME COMMAND
   printf '%s\n' "$2" >&"${TP_FD[$1]}" || fail "testpmd $1 is gone (command: $2)"
 }

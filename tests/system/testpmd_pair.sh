@@ -29,15 +29,8 @@ vusw_start pair --lcores 0,1 --log-level info \
   --vhost-user "$SYS_TMP/vm1.sock" --vhost-user "$SYS_TMP/vm2.sock"
 [[ -S $SYS_TMP/vm1.sock && -S $SYS_TMP/vm2.sock ]] || fail "vhost-user sockets not created"
 
-start_frontend() { # NAME SOCK MAC PEER_MAC
-  tp_start "$1" --lcores 0@0,1@0 --main-lcore 0 --no-pci --single-file-segments \
-    --iova-mode=va --file-prefix "$(sys_prefix "$1")" -m 256 \
-    --vdev "net_virtio_user0,path=$2,mac=$3" \
-    -- --forward-mode=rxonly --eth-peer=0,"$4" --total-num-mbufs=16384
-  tp_wait_ready "$1"
-}
-start_frontend A "$SYS_TMP/vm1.sock" "$MAC_A" "$MAC_B"
-start_frontend B "$SYS_TMP/vm2.sock" "$MAC_B" "$MAC_A"
+tp_start_virtio_user A "$SYS_TMP/vm1.sock" "$MAC_A" "$MAC_B"
+tp_start_virtio_user B "$SYS_TMP/vm2.sock" "$MAC_B" "$MAC_A"
 
 errors=0
 port_state() { vusw_port_json "$1" state 2>/dev/null; }

@@ -174,7 +174,8 @@ TEST_CASE("--help mentions every flag; --version prints the version")
     const std::string& text = help->print;
     for (const char* flag : {"--help", "--version", "--config", "--vhost-user", "--vhost-user-client", "--nic",
                              "--lcores", "--metrics", "--control", "--run-dir", "--file-prefix", "--memory",
-                             "--no-huge", "--log-level"}) {
+                             "--no-huge", "--log-level", "--huge-dir", "--user", "--group", "--socket-mode",
+                             "--socket-group", "--ctl-socket-mode", "--ctl-socket-group"}) {
         CAPTURE(flag);
         CHECK(text.find(flag) != std::string::npos);
     }
@@ -459,4 +460,87 @@ TEST_CASE("--help documents the port options")
         CAPTURE(text);
         CHECK(help->print.find(text) != std::string::npos);
     }
+}
+
+// --user/--group, the socket permission options and --huge-dir (control/privileges.h).
+
+TEST_CASE("without --user nothing is dropped and the sockets are 0660 with their creator's group")
+{
+    auto r = parse({});
+    REQUIRE(r.has_value());
+    CHECK_FALSE(r->config.user);
+    CHECK_FALSE(r->config.group);
+    CHECK(r->config.socket_access == SocketAccess{0660, std::nullopt});
+    CHECK(r->config.ctl_socket_access == SocketAccess{0660, std::nullopt});
+    CHECK(r->config.huge_dir.empty());
+}
+
+TEST_CASE("--user takes the user's primary group, which the sockets get too")
+{
+    auto r = parse({"--user", "nobody"});
+    REQUIRE(r.has_value());
+    REQUIRE(r->config.user);
+    CHECK(r->config.user->name == "nobody");
+    CHECK(r->config.user->id == 65534);
+    REQUIRE(r->config.group);
+    CHECK(r->config.group->id == 65534);  // nogroup
+    CHECK(r->config.socket_access.group == r->config.group);
+    CHECK(r->config.ctl_socket_access.group == r->config.group);
+}
+
+TEST_CASE("--group, numeric ids, and socket groups of their own")
+{
+    auto r = parse({"--user", "65534", "--group", "0", "--socket-group", "daemon", "--ctl-socket-group", "65534",
+                    "--socket-mode", "0666", "--ctl-socket-mode", "600"});
+    REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error().detail));
+    CHECK(r->config.user->name == "nobody");
+    CHECK(r->config.group->name == "root");
+    CHECK(r->config.socket_access.mode == 0666);
+    CHECK(r->config.socket_access.group->name == "daemon");
+    CHECK(r->config.ctl_socket_access.mode == 0600);
+    CHECK(r->config.ctl_socket_access.group->id == 65534);
+}
+
+TEST_CASE("unknown users and groups, root, and --group alone are config errors saying what to do")
+{
+    CHECK(error_of({"--user", "no-such-user-vusw"}).find("useradd") != std::string::npos);
+    CHECK(error_of({"--user", "nobody", "--group", "no-such-group-vusw"}).find("groupadd") != std::string::npos);
+    CHECK(error_of({"--socket-group", "no-such-group-vusw"}).find("--socket-group no-such-group-vusw: no such group") !=
+          std::string::npos);
+    CHECK(error_of({"--ctl-socket-group", "no-such-group-vusw"}).find("--ctl-socket-group") != std::string::npos);
+    CHECK(error_of({"--user", "root"}).find("root") != std::string::npos);
+    CHECK(error_of({"--user", "0"}).find("no drop") != std::string::npos);
+    CHECK(error_of({"--group", "nogroup"}).find("give --user too") != std::string::npos);
+}
+
+TEST_CASE("the privilege options in a config file")
+{
+    TempFile file("user = nobody\ngroup = daemon\nsocket-mode = 0600\nctl-socket-group = root\n"
+                  "huge-dir = /dev/hugepages\n");
+    auto r = parse({"--config", file.path.c_str()});
+    REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error().detail));
+    CHECK(r->config.user->name == "nobody");
+    CHECK(r->config.group->name == "daemon");
+    CHECK(r->config.socket_access == SocketAccess{0600, Identity{"daemon", 1}});
+    CHECK(r->config.ctl_socket_access == SocketAccess{0660, Identity{"root", 0}});
+    CHECK(r->config.huge_dir == "/dev/hugepages");
+}
+
+TEST_CASE("socket modes: octal 0..0777, else the expected form")
+{
+    for (const char* bad : {"rw-rw----", "0888", "1777", "66O", "", "-1", "07777", "0x1ff"})
+        CHECK(error_of({"--socket-mode", bad}).find("expected an octal permission mode 0000..0777, e.g. 0660") !=
+              std::string::npos);
+    CHECK(error_of({"--ctl-socket-mode", "999"}).find("--ctl-socket-mode 999") != std::string::npos);
+    CHECK(parse_mode("--socket-mode", "0o640").value() == 0640);
+    CHECK(parse_mode("--socket-mode", "0").value() == 0);
+    CHECK(parse_mode("--socket-mode", "777").value() == 0777);
+}
+
+TEST_CASE("--huge-dir, and not with --no-huge")
+{
+    auto r = parse({"--huge-dir", "/mnt/huge1G"});
+    REQUIRE(r.has_value());
+    CHECK(r->config.huge_dir == "/mnt/huge1G");
+    CHECK(error_of({"--huge-dir", "/mnt/h", "--no-huge"}).find("pick one") != std::string::npos);
 }
