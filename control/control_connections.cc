@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "control/fd_reserve.h"
 #include "vusw/log.h"
 
 namespace vusw {
@@ -28,7 +29,8 @@ double seconds(ControlConnections::Clock::duration d)
 
 std::string_view ControlConnections::drop_name(Drop why)
 {
-    constexpr std::string_view kNames[] = {"timeout", "too_long", "busy"};
+    constexpr std::string_view kNames[] = {"timeout", "too_long", "busy", "fd_limit"};
+    static_assert(std::size(kNames) == std::size_t(Drop::count_));
     return kNames[std::size_t(why)];
 }
 
@@ -53,6 +55,7 @@ Status ControlConnections::start()
         return fail("socket", fmt::format("control socket: timerfd: {}", strerror(errno)));
     if (auto ok = loop_.watch(timer_.get(), [this] { expire(); }); !ok)
         return ok;
+    take_fd_reserve();  // now, while fds are plenty
     return loop_.watch(listen_, [this] { accept_all(); });
 }
 
@@ -60,6 +63,10 @@ void ControlConnections::accept_all()
 {
     for (;;) {
         UniqueFd fd(accept4(listen_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (!fd && out_of_fds(errno)) {
+            refuse_for_fds(errno);
+            return;
+        }
         if (!fd) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
                 log_limited(LogLevel::warn, "control socket: accept", "control socket: accept: {}", strerror(errno));
@@ -69,6 +76,33 @@ void ControlConnections::accept_all()
         }
         admit(std::move(fd));
     }
+}
+
+void ControlConnections::refuse_for_fds(int err)
+{
+    ++dropped_[std::size_t(Drop::fd_limit)];
+    log_limited(LogLevel::warn, "control socket: fd_limit",
+                "control socket: refusing a connection: the daemon is out of file descriptors ({}); raise its "
+                "limit (LimitNOFILE= in its unit, ulimit -n) or detach guests",
+                strerror(err));
+    if (shed_connection(listen_))
+        return;
+    // Not even the reserve could take it: stop listening for a while instead of spinning.
+    loop_.unwatch(listen_);
+    listen_paused_ = true;
+    resume_at_ = Clock::now() + std::chrono::seconds(1);
+    arm_timer(true);
+}
+
+void ControlConnections::resume_listening()
+{
+    if (!listen_paused_ || Clock::now() < resume_at_)
+        return;
+    listen_paused_ = false;
+    if (!loop_.watch(listen_, [this] { accept_all(); }))
+        log(LogLevel::error, "control socket: cannot watch it again; vuswitchctl will not be answered");
+    if (connections_.empty())
+        arm_timer(false);
 }
 
 void ControlConnections::admit(UniqueFd fd)
@@ -151,6 +185,7 @@ void ControlConnections::expire()
         drop(fd, Drop::timeout);
         close(fd);
     }
+    resume_listening();
 }
 
 // Counts, logs and tells the client (while it still waits for a reply) why it is dropped.
@@ -176,7 +211,7 @@ void ControlConnections::close(int fd)
 {
     loop_.unwatch(fd);
     connections_.erase(fd);  // closes it
-    if (connections_.empty())
+    if (connections_.empty() && !listen_paused_)
         arm_timer(false);
 }
 

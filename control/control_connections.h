@@ -30,8 +30,9 @@ public:
     using Clock = std::chrono::steady_clock;
 
     // Why a connection was closed without its answer.
-    enum class Drop { timeout, too_long, busy, count_ };
-    static std::string_view drop_name(Drop why);  // "timeout", "too_long", "busy"
+    // fd_limit: refused because the daemon is out of file descriptors (fd_reserve.h).
+    enum class Drop { timeout, too_long, busy, fd_limit, count_ };
+    static std::string_view drop_name(Drop why);  // "timeout", "too_long", "busy", "fd_limit"
 
     struct Limits {
         Clock::duration deadline = std::chrono::seconds(5);  // for the request line, then again for the reply
@@ -65,6 +66,8 @@ private:
     };
 
     void accept_all();
+    void refuse_for_fds(int err);
+    void resume_listening();
     void admit(UniqueFd fd);
     void on_ready(int fd);
     bool read_request(Connection& c);  // false: closed
@@ -78,7 +81,9 @@ private:
     int listen_;
     Protocol protocol_;
     Limits limits_;
-    UniqueFd timer_;  // ticks while any connection is open, to enforce deadlines
+    UniqueFd timer_;  // ticks while any connection is open or listening is paused
+    bool listen_paused_ = false;  // out of fds even for refusing: resumed by the timer
+    Clock::time_point resume_at_{};
     std::map<int, Connection> connections_;
     std::array<uint64_t, std::size_t(Drop::count_)> dropped_{};
 };

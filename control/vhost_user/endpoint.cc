@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "control/fd_reserve.h"
 #include "vusw/log.h"
 
 namespace vusw::vhost_user {
@@ -26,17 +27,6 @@ Result<sockaddr_un> unix_address(const std::string& path)
         return fail("config", fmt::format("socket path {} is longer than {} bytes", path, sizeof(addr.sun_path) - 1));
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     return addr;
-}
-
-// One fd held in reserve for the whole daemon (endpoints live on the control thread).
-// accept() failing with EMFILE leaves the connection queued and the listening socket
-// readable, so the level-triggered loop would call us again at once, for ever. Giving
-// the reserve back lets us take the connection and close it (the front-end sees a clean
-// hang-up rather than a hang); then the reserve is taken again.
-UniqueFd& reserve_fd()
-{
-    static UniqueFd fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
-    return fd;
 }
 
 constexpr std::chrono::milliseconds kFdRetry{1000};  // listening paused when even the reserve is gone
@@ -78,7 +68,7 @@ Status Endpoint::start()
         return fail("socket", fmt::format("cannot listen on {}: {} (does the directory exist and is it writable?)",
                                           port_.path(), strerror(errno)));
     port_.set_state("waiting");
-    (void)reserve_fd();  // taken now, while fds are plenty
+    take_fd_reserve();  // now, while fds are plenty
     return listen_again();
 }
 
@@ -91,7 +81,7 @@ Status Endpoint::listen_again()
 void Endpoint::accept_one()
 {
     UniqueFd sock(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!sock && (errno == EMFILE || errno == ENFILE))
+    if (!sock && out_of_fds(errno))
         refuse_for_fds(errno);
     if (!sock)
         return;
@@ -112,11 +102,7 @@ void Endpoint::refuse_for_fds(int err)
                 "port {}: refusing a front-end: the daemon is out of file descriptors ({}); raise its limit "
                 "(LimitNOFILE= in its unit, ulimit -n) or detach guests",
                 port_.name(), strerror(err));
-    UniqueFd& reserve = reserve_fd();
-    reserve.reset();
-    const bool took = UniqueFd(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC)).get() >= 0;  // and closed: a clean hang-up
-    reserve.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
-    if (took)
+    if (shed_connection(listen_.get()))
         return;
     // Not even the reserve could take it: stop listening for a while instead of spinning.
     loop_.unwatch(listen_.get());

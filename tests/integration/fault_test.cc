@@ -306,7 +306,7 @@ TEST_CASE("a front-end stalled part-way through a message blocks no one, and may
   finish(bench.d);
 }
 
-TEST_CASE("out of fds: new front-ends refused without spinning, sessions unharmed, recovery") {
+TEST_CASE("out of fds: new front-ends and control clients refused without spinning, sessions unharmed, recovery") {
   Bench bench({"x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7"});
   const pid_t pid = bench.d.pid();
   rlimit old{};
@@ -324,6 +324,10 @@ TEST_CASE("out of fds: new front-ends refused without spinning, sessions unharme
   CHECK(sessions.size() == 3);
   // A second refusal: counted again, logged once.
   CHECK_FALSE(answered(bench.d, refused));
+  // The control socket too: its client is hung up on at once and counted.
+  const auto asked = Clock::now();
+  CHECK_FALSE(bench.d.ctl({{"cmd", "version"}}).has_value());
+  CHECK(Clock::now() - asked < milliseconds(1000));
   // The refused connections do not keep the control thread busy (EMFILE on a
   // level-triggered listening socket would spin it at 100 %).
   const uint64_t ticks = control_thread_ticks(pid);
@@ -337,7 +341,11 @@ TEST_CASE("out of fds: new front-ends refused without spinning, sessions unharme
   CHECK(again);
   set_fd_limit(pid, old.rlim_cur, old.rlim_max);
   CHECK(reason_count(bench.d, refused, "protocol_errors", "fd_limit") == 2);
-  CHECK(occurrences(bench.d.log(), "out of file descriptors") == 1);
+  CHECK(occurrences(bench.d.log(), "refusing a front-end: the daemon is out of file descriptors") == 1);
+  CHECK(occurrences(bench.d.log(), "control socket: refusing a connection: the daemon is out of file descriptors") == 1);
+  const auto version = bench.d.ctl({{"cmd", "version"}});
+  REQUIRE(version);
+  CHECK((*version)["control_socket"]["dropped"]["fd_limit"] == 1);
   sessions.clear();
   again.reset();
   for (int i = 0; i < 8; ++i) CHECK(port_waiting(bench.d, "x" + std::to_string(i)));
