@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "vusw/l2switch.h"
+#include "vusw/ring.h"
 
 namespace vusw {
 namespace {
@@ -119,10 +120,10 @@ void Pmd::drain_handoffs()
 {
     rte_mbuf* pkts[kBurst];
     for (const auto& [port, q] : queues_) {
-        unsigned n = rte_ring_count(port->handoff(q));  // what was queued before; not what keeps coming
+        unsigned n = ring_count(port->handoff(q));  // what was queued before; not what keeps coming
         while (n > 0) {
-            const unsigned got = rte_ring_dequeue_burst(port->handoff(q), reinterpret_cast<void**>(pkts),
-                                                        std::min<unsigned>(n, kBurst), nullptr);
+            const unsigned got = ring_dequeue_burst(port->handoff(q), reinterpret_cast<void**>(pkts),
+                                                    std::min<unsigned>(n, kBurst));
             if (got == 0)
                 break;
             port->transmit(ctx_, q, pkts, uint16_t(got));
@@ -144,7 +145,7 @@ void Pmd::poll()
             switch_.forward(ctx_, *port, pkts, n);
         }
         port->flush(ctx_, q);
-        const unsigned handed = rte_ring_dequeue_burst(port->handoff(q), reinterpret_cast<void**>(pkts), kBurst, nullptr);
+        const unsigned handed = ring_dequeue_burst(port->handoff(q), reinterpret_cast<void**>(pkts), kBurst);
         if (handed > 0)
             port->transmit(ctx_, q, pkts, uint16_t(handed));
         moved += n + handed;

@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "vusw/ring.h"
+
 namespace vusw {
 namespace {
 constexpr std::array<std::string_view, std::size_t(Drop::count_)> kDropNames = {
@@ -58,7 +60,7 @@ void Port::deliver(PmdContext& ctx, uint16_t q, rte_mbuf** pkts, uint16_t n)
         return;
     }
     // Another core owns the queue: hand the frames over (multi-producer ring).
-    const unsigned sent = rte_ring_enqueue_burst(handoff(q), reinterpret_cast<void**>(pkts), n, nullptr);
+    const unsigned sent = ring_enqueue_burst(handoff(q), reinterpret_cast<void**>(pkts), n);
     if (sent < n) {
         counters(ctx.slot).drop(Drop::handoff_full, n - sent);
         rte_pktmbuf_free_bulk(pkts + sent, n - sent);
@@ -71,7 +73,7 @@ void Port::drop_handoffs()
     for (Queue& q : queues_) {
         if (q.handoff == nullptr)
             continue;
-        while (const unsigned n = rte_ring_dequeue_burst(q.handoff, reinterpret_cast<void**>(pkts), kBurst, nullptr))
+        while (const unsigned n = ring_dequeue_burst(q.handoff, reinterpret_cast<void**>(pkts), kBurst))
             rte_pktmbuf_free_bulk(pkts, n);
     }
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "ports/vhost_rings.h"
+#include "vusw/ring.h"
 
 namespace vusw {
 
@@ -20,7 +21,7 @@ void VhostPort::on_mbuf_free(void*, void* opaque)
     }
     // Freed by another core (a NIC or hand-off owned elsewhere): the pair's owner returns
     // it. The ring holds kMaxLoans entries, as many as the pair can lend, so this cannot fail.
-    rte_ring_mp_enqueue(port->pairs_[pair].returns, loan);
+    ring_enqueue_burst(port->pairs_[pair].returns, reinterpret_cast<void**>(&loan), 1);
 }
 
 void VhostPort::give_back(Loan& loan)
@@ -40,7 +41,7 @@ void VhostPort::take_returns(uint16_t pair)
 {
     void* back[kBurst];
     unsigned n;
-    while ((n = rte_ring_sc_dequeue_burst(pairs_[pair].returns, back, kBurst, nullptr)) > 0)
+    while ((n = ring_dequeue_burst(pairs_[pair].returns, back, kBurst)) > 0)
         for (unsigned i = 0; i < n; ++i)
             give_back(*static_cast<Loan*>(back[i]));
 }

@@ -12,6 +12,8 @@
 #                     integration suite against build-asan's vuswitchd (the integration
 #                     suite runs once, against the sanitized daemon; the system tests, the
 #                     soak and the VMs drive build/'s)
+#   tsan              tests/tsan/run.sh (build-tsan: clang 16 -fsanitize=thread and
+#                     -Wthread-safety; integration cases of control<->PMD paths, 30 s of soak)
 #   soak              perf/soak.sh --minutes 2 (byte-checked traffic through memory
 #                     re-layouts, queue moves, reconnections, port add/del; no loss, no leaks)
 #   testpmd_pair      tests/system/testpmd_pair.sh (two DPDK virtio-user front-ends)
@@ -151,6 +153,14 @@ if ((asan_ok && build_ok)); then
   suite "asan tests" asan_tests
 else
   not_run "asan tests" "build or build-asan failed"
+fi
+
+# ThreadSanitizer: vuswitchd built with clang 16 -fsanitize=thread, driven by build/'s
+# integration cases where the control thread, PMD cores and metrics threads meet.
+if ((build_ok)); then
+  suite "tsan" timeout --kill-after=30 1200 tests/tsan/run.sh
+else
+  not_run "tsan" "build failed"
 fi
 
 # Two minutes of perf/soak.sh: traffic through memory re-layouts, queue moves,

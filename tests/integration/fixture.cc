@@ -7,10 +7,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <functional>
+#include <iterator>
+#include <set>
 #include <thread>
 
 namespace vusw::it {
@@ -119,16 +122,40 @@ uint64_t broken(const nlohmann::json& port, const std::string& reason) {
   return port["broken"][reason].get<uint64_t>();
 }
 
+namespace {
+
+// What the daemon's fds point at (socket:[...], /memfd:..., anon_inode:[eventfd], ...).
+std::multiset<std::string> fd_targets(const Daemon& d) {
+  std::multiset<std::string> targets;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(d.pid()) + "/fd", ec))
+    targets.insert(std::filesystem::read_symlink(e.path(), ec).string());
+  return targets;
+}
+
+// Targets in `now` that `then` had fewer of, for a leak message.
+std::string extra_targets(const std::multiset<std::string>& then, const std::multiset<std::string>& now) {
+  std::vector<std::string> extra;
+  std::set_difference(now.begin(), now.end(), then.begin(), then.end(), std::back_inserter(extra));
+  std::string text;
+  for (const auto& t : extra) text += " " + t;
+  return text.empty() ? " (none: fds were closed and others opened)" : text;
+}
+
+}  // namespace
+
 LeakBaseline::LeakBaseline(const Daemon& d)
-    : d_(d), fds0_(settled([&] { return d.fd_count(); })), maps0_(settled([&] { return d.maps_count(); })) {}
+    : d_(d), fds0_(settled([&] { return d.fd_count(); })), maps0_(settled([&] { return d.maps_count(); })),
+      targets0_(fd_targets(d)) {}
 
 void LeakBaseline::wait_back() {
   fds_back_ = wait_until([&] { return (fds_ = d_.fd_count()) == fds0_; }, milliseconds(5000));
   maps_back_ = wait_until([&] { return (maps_ = d_.maps_count()) == maps0_; }, milliseconds(5000));
+  if (!fds_back_) extra_ = extra_targets(targets0_, fd_targets(d_));
 }
 
 void LeakBaseline::check() const {
-  CHECK_MESSAGE(fds_back_, "daemon fds " << fds_ << " vs " << fds0_ << " at the baseline");
+  CHECK_MESSAGE(fds_back_, "daemon fds " << fds_ << " vs " << fds0_ << " at the baseline; new:" << extra_);
   CHECK_MESSAGE(maps_back_, "daemon mappings " << maps_ << " vs " << maps0_ << " at the baseline");
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,6 +74,8 @@ class LeakBaseline {
   size_t fds0_, maps0_;
   size_t fds_ = 0, maps_ = 0;
   bool fds_back_ = false, maps_back_ = false;
+  std::multiset<std::string> targets0_;  // what the fds pointed at, at the baseline
+  std::string extra_;                    // what the leftover ones point at
 };
 
 // Resident set of the daemon, KiB.
