@@ -6,6 +6,9 @@
 // where the case may spoil it): a daemon start costs seconds.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <functional>
 
 #include "fixture.h"
@@ -139,6 +142,39 @@ TEST_CASE("bad memory regions are rejected without side effects") {
     expect_contained(bench, errors, fds);
     CHECK(fe->sync());
   }
+  finish(bench.d);
+}
+
+TEST_CASE("a region whose fd cannot be mapped is refused with the reason; the port stays usable") {
+  Bench bench;
+  auto fe = handshaken(bench.d, "x");
+  REQUIRE(fe);
+  MemRegion base(kGpa, kSmall), other(kGpa + 4 * kSmall, kSmall);
+  REQUIRE(fe->add_mem_reg(base).ok());
+  int pipe_fds[2];
+  REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
+  UniqueFd pipe_read(pipe_fds[0]), pipe_write(pipe_fds[1]);
+  // The region's own memfd opened read-only: a shared writable mapping of it is refused.
+  UniqueFd read_only(::open(("/proc/self/fd/" + std::to_string(other.fd())).c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(read_only);
+  UniqueFd event = make_eventfd();
+  const std::pair<const char*, int> cases[] = {
+      {"an eventfd", event.get()}, {"a pipe", pipe_read.get()}, {"a read-only memfd", read_only.get()}};
+  for (const auto& [name, fd] : cases) {
+    CAPTURE(name);
+    const size_t fds = bench.d.fd_count();
+    const uint64_t errors = bench.errors("x");
+    CHECK(fe->add_mem_reg_raw(other.desc(), std::array{fd}).failed());
+    CHECK(bench.regions("x") == 1);
+    expect_contained(bench, errors, fds);
+    CHECK(fe->sync());
+  }
+  // The same region with its real fd is taken, and the port's guest works.
+  CHECK(fe->add_mem_reg(other).ok());
+  CHECK(bench.regions("x") == 2);
+  const nlohmann::json last = bench.port("x")["last_errors"];
+  INFO(last.dump());
+  CHECK(last.dump().find("mmap") != std::string::npos);
   finish(bench.d);
 }
 
