@@ -118,7 +118,8 @@ Status Connection::reply(Request request, std::span<const std::byte> payload, in
     std::array<std::byte, sizeof(Header) + kMaxPayload> buf{};
     const Header h{uint32_t(request), kVersion | kReplyFlag, uint32_t(payload.size())};
     std::memcpy(buf.data(), &h, sizeof(h));
-    std::memcpy(buf.data() + sizeof(h), payload.data(), payload.size());
+    if (!payload.empty())  // an empty span may have no data(): memcpy from null is undefined
+        std::memcpy(buf.data() + sizeof(h), payload.data(), payload.size());
     const std::size_t len = sizeof(h) + payload.size();
     iovec iov{buf.data(), len};
     msghdr mh{};
