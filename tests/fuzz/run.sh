@@ -57,7 +57,7 @@ declare -A SOURCES=(
   [fuzz_virtqueue]="dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/dirty_log.cc"
   [fuzz_packed_queue]="dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/packed_queue.cc dataplane/dirty_log.cc"
   [fuzz_memtable]="dataplane/guest_memory.cc"
-  [fuzz_config]="control/config.cc control/privileges.cc dataplane/vlan.cc"
+  [fuzz_config]="control/config.cc control/privileges.cc dataplane/log.cc dataplane/vlan.cc"
 )
 # fuzz_control: the management code and what it reports on (fuzz_dispatch's sources).
 SOURCES[fuzz_control]="control/management.cc control/control_connections.cc control/fd_reserve.cc control/privileges.cc control/event_loop.cc control/config.cc
