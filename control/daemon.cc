@@ -17,8 +17,8 @@
 
 #include "control/hugepages.h"
 #include "control/management.h"
-#include "control/privileges.h"
 #include "control/metrics.h"
+#include "control/privileges.h"
 #include "control/scheduler.h"
 #include "control/service_notify.h"
 #include "control/vhost_user/endpoint.h"
