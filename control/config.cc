@@ -72,6 +72,7 @@ po::options_description describe()
         ("run-dir", po::value<std::string>(), "DIR for the default sockets (default /run/vuswitch)")
         ("file-prefix", po::value<std::string>(), "DPDK file prefix, unique per DPDK process on the host (default vuswitch)")
         ("memory", po::value<long long>(), "MB of (huge page) memory for packet buffers, 64..65536 (default 256)")
+        ("mbufs", po::value<long long>(), "N packet buffers in the pool, 511..4194303, each about 2.5 KiB of --memory (default: as many as fit in half of --memory, at most 16383); when all are in use, frames are dropped and counted as no_mbuf")
         ("no-huge", po::bool_switch(), "use ordinary memory instead of huge pages (tests, sanitizers)")
         ("huge-dir", po::value<std::string>(), "DIR: the hugetlbfs mount DPDK takes its pages from (default: any mounted); vuswitchd checks before start-up that it holds --memory and exits 1 saying what to run if not")
         ("user", po::value<std::string>(), "NAME or UID: once the NICs, sockets and PMD cores are set up, continue as this user without any capability (README, Least privilege); RUN_DIR is chowned to it")
@@ -250,11 +251,17 @@ Status to_ports(const po::variables_map& vm, Config& c)
     return {};
 }
 
-// --memory, --no-huge, --huge-dir.
+// --memory, --mbufs, --no-huge, --huge-dir.
 Status to_memory(const po::variables_map& vm, Config& c)
 {
     if (auto ok = to_ranged(vm, "memory", 64, 65536, "64..65536 MB", c.memory_mb); !ok)
         return ok;
+    if (auto ok = to_ranged(vm, "mbufs", 511, 4194303, "511..4194303 packet buffers", c.mbufs); !ok)
+        return ok;
+    // The pool may take 3/4 of --memory; DPDK needs the rest for rings and queues.
+    if (const uint64_t need_mb = uint64_t(c.mbufs) * kMbufFootprint * 4 / 3 / (1 << 20) + 1; c.mbufs && need_mb > c.memory_mb)
+        return fail("config", fmt::format("--mbufs {} needs --memory {} or more (a packet buffer takes about 2.5 KiB); "
+                                          "raise --memory or lower --mbufs", c.mbufs, need_mb));
     c.no_huge = vm["no-huge"].as<bool>();
     if (vm.count("huge-dir"))
         c.huge_dir = vm["huge-dir"].as<std::string>();
@@ -400,6 +407,18 @@ Result<std::string> read_config_file(const std::string& file)
 }
 
 }  // namespace
+
+unsigned pool_mbufs(const Config& c)
+{
+    if (c.mbufs != 0)
+        return c.mbufs;
+    const uint64_t fit = uint64_t(c.memory_mb) * (1 << 20) / 2 / kMbufFootprint;
+    unsigned n = 511;
+    while (n < 16383 && uint64_t(n) * 2 + 1 <= fit)
+        n = n * 2 + 1;
+    return n;
+}
+
 
 Result<LcoreList> parse_lcore_list(const std::string& list)
 {

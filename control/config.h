@@ -43,6 +43,7 @@ struct Config {
     std::string run_dir = "/run/vuswitch";
     std::string file_prefix = "vuswitch";
     unsigned memory_mb = 256;
+    unsigned mbufs = 0;                     // --mbufs: packet buffers in the pool; 0 = pool_mbufs() sizes it
     bool no_huge = false;
     std::string huge_dir;                   // --huge-dir: the hugetlbfs mount DPDK uses ("": any)
     std::optional<Identity> user;           // --user: continue as this user after start-up
@@ -91,6 +92,13 @@ Result<PortSpec> parse_port_spec(const std::string& flag, const std::string& val
 Result<VlanSet> parse_vlan_list(const std::string& list);
 // The names of the ports `c` creates, in creation order (NICs, servers, clients).
 std::vector<std::string> port_names(const Config& c);
+
+// Bytes of DPDK memory one packet buffer takes (mbuf header, headroom, 2 KiB of data,
+// the mempool's object header), rounded up.
+inline constexpr uint64_t kMbufFootprint = 2560;
+// Packet buffers in the pool: --mbufs, else as many as fit in half of --memory, as
+// 2^k - 1 (DPDK's mempools are most compact so), at least 511 and at most 16383.
+unsigned pool_mbufs(const Config& c);
 // The ports `c` creates, in creation order, with their kinds.
 std::vector<std::pair<PortKind, PortSpec>> port_specs(const Config& c);
 // The PMD --pin PORT=PMD puts port `name` on, if any.

@@ -34,7 +34,6 @@
 namespace vusw {
 namespace {
 
-constexpr unsigned kMbufs = 16383;
 constexpr uint32_t kFdbMaxAgeSeconds = 300;
 
 std::vector<std::string> eal_args(const Config& c)
@@ -112,9 +111,14 @@ Status Daemon::init_dpdk()
         return fail("eal", fmt::format("DPDK initialisation failed: {}. Are huge pages reserved and mounted "
                                        "(deploy/setup.sh), the --lcores present, and the --file-prefix unused?",
                                        rte_strerror(rte_errno)));
-    pool_ = rte_pktmbuf_pool_create("vusw_mbufs", kMbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, int(rte_socket_id()));
+    // Each core's cache of free buffers is at most 1/16 of the pool, so a small pool is not
+    // all in caches of cores that do not need it.
+    const unsigned mbufs = pool_mbufs(config_);
+    pool_ = rte_pktmbuf_pool_create("vusw_mbufs", mbufs, std::min(256u, mbufs / 16), 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                    int(rte_socket_id()));
     if (pool_ == nullptr)
-        return fail("eal", fmt::format("cannot create the packet buffer pool ({}); raise --memory", rte_strerror(rte_errno)));
+        return fail("eal", fmt::format("cannot create the packet buffer pool of {} buffers ({}); raise --memory or "
+                                       "lower --mbufs", mbufs, rte_strerror(rte_errno)));
     reclaimer_ = std::make_unique<Reclaimer>(kMaxPmds);
     fdb_ = std::make_unique<Fdb>();
     tick_fdb_clock();  // entries learned before the first tick must not look 50 years old

@@ -397,6 +397,7 @@ nlohmann::json describe_config(const Config& c)
             {"run_dir", c.run_dir},
             {"file_prefix", c.file_prefix},
             {"memory", c.memory_mb},
+            {"mbufs", pool_mbufs(c)},
             {"no_huge", c.no_huge},
             {"huge_dir", c.huge_dir},
             {"user", c.user ? nlohmann::json(c.user->name) : nlohmann::json(nullptr)},

@@ -144,6 +144,11 @@ std::string extra_targets(const std::multiset<std::string>& then, const std::mul
 
 }  // namespace
 
+long env_long(const char* name, long fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::strtol(v, nullptr, 10) : fallback;
+}
+
 LeakBaseline::LeakBaseline(const Daemon& d)
     : d_(d), fds0_(settled([&] { return d.fd_count(); })), maps0_(settled([&] { return d.maps_count(); })),
       targets0_(fd_targets(d)) {}
@@ -159,6 +164,45 @@ void LeakBaseline::check() const {
   CHECK_MESSAGE(maps_back_, "daemon mappings " << maps_ << " vs " << maps0_ << " at the baseline");
 }
 
+std::string LeakBaseline::report() const {
+  return "fds " + std::to_string(fds0_) + " -> " + std::to_string(fds_) + ", mappings " + std::to_string(maps0_) +
+         " -> " + std::to_string(maps_);
+}
+
+DpdkMemory dpdk_memory(const Daemon& d) {
+  auto m = d.scrape();
+  REQUIRE(m.has_value());
+  REQUIRE(m->has("vusw_dpdk_heap_allocated_bytes"));
+  return {static_cast<uint64_t>(m->sum("vusw_dpdk_heap_allocated_bytes")),
+          static_cast<uint64_t>(m->sum("vusw_mbufs_in_use"))};
+}
+
+ResourceBaseline::ResourceBaseline(const Daemon& d)
+    : d_(d), leaks_(d), rss0_(rss_kib(d)), dpdk0_(dpdk_memory(d)) {}
+
+void ResourceBaseline::wait_back() {
+  leaks_.wait_back();
+  rss1_ = rss_kib(d_);
+  // Buffers still in flight when the traffic stopped (lent TX frames come back
+  // within a grace period): give them a moment.
+  wait_until([&] { return (dpdk1_ = dpdk_memory(d_)).mbufs_in_use <= dpdk0_.mbufs_in_use; }, milliseconds(3000));
+}
+
+void ResourceBaseline::check() const {
+  leaks_.check();
+  CHECK(dpdk1_.heap_bytes <= dpdk0_.heap_bytes);
+  CHECK(dpdk1_.mbufs_in_use <= dpdk0_.mbufs_in_use);
+  const size_t pool_kib = size_t(d_.scrape()->sum("vusw_mbufs")) * 5 / 2;  // ~2.5 KiB per buffer
+  if (!sanitized(d_)) CHECK_MESSAGE(rss1_ < rss0_ + 8 * 1024 + pool_kib, report());
+}
+
+std::string ResourceBaseline::report() const {
+  return leaks_.report() + ", RSS " + std::to_string(rss0_ / 1024) + " -> " + std::to_string(rss1_ / 1024) +
+         " MiB, DPDK heap " + std::to_string(dpdk0_.heap_bytes / 1024) + " -> " +
+         std::to_string(dpdk1_.heap_bytes / 1024) + " KiB, mbufs in use " + std::to_string(dpdk0_.mbufs_in_use) +
+         " -> " + std::to_string(dpdk1_.mbufs_in_use);
+}
+
 size_t rss_kib(const Daemon& d) {
   std::ifstream in("/proc/" + std::to_string(d.pid()) + "/status");
   std::string line;
@@ -168,10 +212,14 @@ size_t rss_kib(const Daemon& d) {
 }
 
 bool sanitized(const Daemon& d) {
+  // GCC links ASan's runtime as libasan.so; clang links it into the binary.
   std::ifstream in("/proc/" + std::to_string(d.pid()) + "/maps");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str().find("libasan") != std::string::npos;
+  std::stringstream maps;
+  maps << in.rdbuf();
+  if (maps.str().find("libasan") != std::string::npos) return true;
+  std::ifstream exe("/proc/" + std::to_string(d.pid()) + "/exe", std::ios::binary);
+  const std::string binary((std::istreambuf_iterator<char>(exe)), std::istreambuf_iterator<char>());
+  return binary.find("__asan_init") != std::string::npos;
 }
 
 void check_lossless(const MovingTraffic& t) {

@@ -20,6 +20,9 @@ inline const Mac kMacA = mac(0x0a);
 inline const Mac kMacB = mac(0x0b);
 inline const Mac kMacX = mac(0x1e);
 
+// The integer in environment variable `name`, or `fallback` if it is unset or empty.
+long env_long(const char* name, long fallback);
+
 // Connects to `port` and runs the whole QEMU-like bring-up; nullptr on failure.
 std::unique_ptr<FakeFrontend> attach(const Daemon& d, const std::string& port, FrontendOptions opt = {});
 // Connects and runs the handshake only (no memory, no rings).
@@ -68,6 +71,8 @@ class LeakBaseline {
   void wait_back();
   // One CHECK per count: back at the baseline in the last wait_back().
   void check() const;
+  // "fds 31 -> 31, mappings 250 -> 250" (baseline -> last wait_back()).
+  std::string report() const;
 
  private:
   const Daemon& d_;
@@ -82,6 +87,32 @@ class LeakBaseline {
 size_t rss_kib(const Daemon& d);
 // The daemon runs under AddressSanitizer, whose quarantine keeps freed memory resident.
 bool sanitized(const Daemon& d);
+
+// DPDK memory the daemon holds (from /metrics): its heap and the packet buffers in use.
+struct DpdkMemory {
+  uint64_t heap_bytes = 0, mbufs_in_use = 0;
+};
+DpdkMemory dpdk_memory(const Daemon& d);
+
+// Everything a long run must give back, taken once the daemon has warmed up: fds and
+// mappings exactly (LeakBaseline), DPDK heap and mbufs in use at most as at the start,
+// and RSS grown by no more than the packet-buffer pages traffic touches first (the
+// tests' daemons run on ordinary memory, --no-huge; not checked under ASan, whose
+// quarantine keeps freed memory resident).
+class ResourceBaseline {
+ public:
+  explicit ResourceBaseline(const Daemon& d);
+  void wait_back();
+  void check() const;
+  // "fds 31 -> 31, mappings ..., RSS ..., DPDK heap ..., mbufs in use ..." (start -> end).
+  std::string report() const;
+
+ private:
+  const Daemon& d_;
+  LeakBaseline leaks_;
+  size_t rss0_, rss1_ = 0;
+  DpdkMemory dpdk0_, dpdk1_;
+};
 
 // Continuous traffic between two guests on its own thread (MovingTraffic without
 // moves: every frame byte-checked, in order), stopped and checked at the end.

@@ -28,9 +28,8 @@ inline const Mac kMacY = mac(0x1f);
 constexpr uint64_t kGpa = 0x100000000;
 constexpr uint64_t kSmall = 64 * 1024;
 
-uint32_t cycles_wanted() {
-  const char* env = std::getenv("VUSW_HOTPLUG_CYCLES");  // for quick local runs only
-  return env != nullptr && *env != '\0' ? static_cast<uint32_t>(std::strtoul(env, nullptr, 10)) : 1000;
+uint32_t cycles_wanted() {  // VUSW_HOTPLUG_CYCLES: for quick local runs only
+  return static_cast<uint32_t>(env_long("VUSW_HOTPLUG_CYCLES", 1000));
 }
 
 uint64_t mem_updates(const nlohmann::json& port, const char* type) {

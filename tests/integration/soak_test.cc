@@ -28,11 +28,6 @@ const Mac kMacD = mac(0x0d);
 const Mac kMacZ = mac(0x3a);  // each added port's guest, in VLAN 20
 const Mac kMacY = mac(0x3b);  // its peer
 
-long env_long(const char* name, long fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::strtol(v, nullptr, 10) : fallback;
-}
-
 nlohmann::json ctl(const Daemon& d, const nlohmann::json& request) {
   auto reply = d.ctl(request);
   REQUIRE(reply.has_value());
@@ -97,18 +92,6 @@ void port_cycle(const Daemon& d, FakeFrontend& y) {
   REQUIRE(ctl(d, {{"cmd", "del_port"}, {"port", "z"}})["removed"] == true);
 }
 
-// DPDK memory the daemon holds: its heap and the packet buffers in use.
-struct DpdkMemory {
-  uint64_t heap_bytes = 0, mbufs_in_use = 0;
-};
-DpdkMemory dpdk_memory(const Daemon& d) {
-  auto m = d.scrape();
-  REQUIRE(m.has_value());
-  REQUIRE(m->has("vusw_dpdk_heap_allocated_bytes"));
-  return {static_cast<uint64_t>(m->sum("vusw_dpdk_heap_allocated_bytes")),
-          static_cast<uint64_t>(m->sum("vusw_mbufs_in_use"))};
-}
-
 }  // namespace
 
 TEST_CASE("soak: traffic through memory re-layouts, queue moves, reconnections and port add/del" *
@@ -141,9 +124,7 @@ TEST_CASE("soak: traffic through memory re-layouts, queue moves, reconnections a
   std::this_thread::sleep_for(milliseconds(100));
   a->poll_rx();
   b->poll_rx();
-  LeakBaseline leaks(d);
-  const size_t rss0 = rss_kib(d);
-  const DpdkMemory dpdk0 = dpdk_memory(d);
+  ResourceBaseline resources(d);
   const nlohmann::json a0 = d.port("a"), b0 = d.port("b");
 
   Tally tally;
@@ -212,25 +193,12 @@ TEST_CASE("soak: traffic through memory re-layouts, queue moves, reconnections a
     CAPTURE(port);
     CHECK(json_sum(d.port(port), "drops") == 0);
   }
-  leaks.wait_back();
-  const size_t rss1 = rss_kib(d);
-  // Buffers still in flight when the traffic stopped (posted RX descriptors are not
-  // mbufs; lent TX frames come back within a grace period): give them a moment.
-  DpdkMemory dpdk1;
-  wait_until([&] { return (dpdk1 = dpdk_memory(d)).mbufs_in_use <= dpdk0.mbufs_in_use; }, milliseconds(3000));
+  resources.wait_back();
   MESSAGE("soak: " << ab + ba << " frames a<->b, " << tally.second_pair_frames << " c<->d; " << tally.relayouts
                    << " re-layouts, " << tally.pins << " pins, " << tally.rebalances << " rebalances, "
-                   << tally.reconnects << " reconnections, " << tally.port_cycles << " port add/del; RSS "
-                   << rss0 / 1024 << " -> " << rss1 / 1024 << " MiB, DPDK heap " << dpdk0.heap_bytes / 1024 << " -> "
-                   << dpdk1.heap_bytes / 1024 << " KiB, mbufs in use " << dpdk0.mbufs_in_use << " -> "
-                   << dpdk1.mbufs_in_use);
-  leaks.check();
-  CHECK(dpdk1.heap_bytes <= dpdk0.heap_bytes);
-  CHECK(dpdk1.mbufs_in_use <= dpdk0.mbufs_in_use);
-  // Resident memory may grow by what the traffic first touches of the packet buffer pool
-  // (the tests' daemons run on ordinary memory, --no-huge), not by more.
-  const size_t pool_kib = size_t(d.scrape()->sum("vusw_mbufs")) * 5 / 2;  // ~2.5 KiB per buffer
-  if (!sanitized(d)) CHECK(rss1 < rss0 + 8 * 1024 + pool_kib);
+                   << tally.reconnects << " reconnections, " << tally.port_cycles << " port add/del; "
+                   << resources.report());
+  resources.check();
   finish(d);
 }
 

@@ -115,6 +115,18 @@ TEST_CASE("--memory rejects a negative number instead of wrapping it")
     CHECK_MESSAGE(!r.has_value(), "--memory -1 gave memory_mb = ", (r ? r->config.memory_mb : 0));
 }
 
+TEST_CASE("the packet buffer pool: sized from --memory unless --mbufs says, and --mbufs must fit in --memory")
+{
+    CHECK(pool_mbufs(config_of({})) == 16383);                    // 256 MB
+    CHECK(pool_mbufs(config_of({"--memory", "64"})) == 8191);     // half of 64 MB holds 13107
+    CHECK(pool_mbufs(config_of({"--memory", "4096"})) == 16383);  // at most 16383 unless asked
+    CHECK(pool_mbufs(config_of({"--memory", "64", "--mbufs", "600"})) == 600);
+    CHECK(pool_mbufs(config_of({"--memory", "1024", "--mbufs", "262143"})) == 262143);
+    const std::string too_many = error_of({"--memory", "64", "--mbufs", "100000"});
+    CHECK(too_many.find("--mbufs 100000 needs --memory 326") != std::string::npos);
+    CHECK(error_of({"--mbufs", "100"}).find("511..4194303") != std::string::npos);
+}
+
 TEST_CASE("--lcores 16 PMD cores is the maximum")
 {
     CHECK(config_of({"--lcores", "0-16"}).lcores.size() == 17);
