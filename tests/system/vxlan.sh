@@ -35,10 +35,8 @@ sys_netns
 sys_veth
 VTEP_NS=$NS
 GUEST_NS=vusw-vxlan-g-$$
-SYS_CLEANUP_HOOKS+=("ip netns del $GUEST_NS")
-ip netns add "$GUEST_NS" || fail "cannot create namespace $GUEST_NS"
+sys_extra_netns "$GUEST_NS"
 in_guest() { ip netns exec "$GUEST_NS" "$@"; }
-in_guest sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
 ethtool -K "$VETH_HOST" rx off tx off >/dev/null 2>&1 || true
 in_ns ethtool -K "$VETH_NS" rx off tx off >/dev/null 2>&1 || true
 
@@ -55,16 +53,7 @@ vusw_start vxlan --lcores 0,1 --log-level info \
   --vxlan "vx42,local=$LOCAL,remote=$REMOTE,vni=$VNI,dstport=4789,underlay=net_af_packet0" \
   --vhost-user "$SYS_TMP/vm1.sock"
 
-TESTPMD_BIN=$SYS_TESTPMD
-SYS_TESTPMD=ip tp_start guest netns exec "$GUEST_NS" "$TESTPMD_BIN" --lcores 0@0,1@0 --main-lcore 0 --no-pci \
-  --single-file-segments --iova-mode=va --file-prefix "$(sys_prefix guest)" -m 512 \
-  --vdev "net_virtio_user0,path=$SYS_TMP/vm1.sock" --vdev net_tap0,iface=gtap0 \
-  -- --forward-mode=io --total-num-mbufs=8192
-tp_wait_ready guest
-tp_cmd guest "start"
-in_guest ip addr add "$GUEST_IP/24" dev gtap0
-in_guest ip link set gtap0 up
-in_guest ethtool -K gtap0 rx off tx off >/dev/null 2>&1 || true
+tp_start_tap_guest guest "$GUEST_NS" "$SYS_TMP/vm1.sock" "$GUEST_IP/24"
 
 errors=0
 expect() { # DESCRIPTION CONDITION...
