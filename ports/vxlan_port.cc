@@ -138,7 +138,7 @@ uint16_t VxlanPort::receive(PmdContext& ctx, uint16_t, rte_mbuf** pkts, uint16_t
     PortCounters& c = counters(ctx.slot);
     c.rx_packets.add(kept);
     c.rx_bytes.add(bytes);
-    flush(ctx);  // ARP replies
+    send_staged(ctx);  // ARP replies
     return kept;
 }
 
@@ -191,7 +191,7 @@ void VxlanPort::take_arp(PmdContext& ctx, rte_mbuf* m)
     c.arp_replies_sent.add();
     staged_[n_staged_++] = m;
     if (n_staged_ == kStage)
-        flush(ctx);
+        send_staged(ctx);
 }
 
 void VxlanPort::ask_neighbours(PmdContext& ctx)
@@ -237,7 +237,7 @@ void VxlanPort::transmit(PmdContext& ctx, uint16_t, rte_mbuf** pkts, uint16_t n)
         for (uint16_t k = 0; k < made; ++k)
             encap_frame(ctx, done[k]);
     }
-    flush(ctx);
+    send_staged(ctx);
 }
 
 void VxlanPort::encap_frame(PmdContext& ctx, rte_mbuf* m)
@@ -267,8 +267,8 @@ void VxlanPort::encap_to(PmdContext& ctx, std::size_t r, rte_mbuf* m, uint16_t s
     const VxlanOuter o{vtep_.mac, mac_of_word(w), vtep_.ip, settings_.remotes[r], vtep_.port, vtep_.vni};
     const uint32_t inner_len = rte_pktmbuf_pkt_len(m);
     rte_mbuf* out = vxlan_encap(m, o, src_port, ctx.pool, ip_cksum_by_nic_);
-    if (out == nullptr) {
-        drop(ctx, m, Drop::no_mbuf);
+    if (out == nullptr) {  // no header mbuf, or no room for one more segment
+        drop(ctx, m, m->nb_segs >= RTE_MBUF_MAX_NB_SEGS ? Drop::too_many_segments : Drop::no_mbuf);
         return;
     }
     PortCounters& c = counters(ctx.slot);
@@ -277,10 +277,10 @@ void VxlanPort::encap_to(PmdContext& ctx, std::size_t r, rte_mbuf* m, uint16_t s
     queue_counters(0).tx_packets.add();
     staged_[n_staged_++] = out;
     if (n_staged_ == kStage)
-        flush(ctx);
+        send_staged(ctx);
 }
 
-void VxlanPort::flush(PmdContext& ctx)
+void VxlanPort::send_staged(PmdContext& ctx)
 {
     if (n_staged_ == 0)
         return;

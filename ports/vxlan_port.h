@@ -94,7 +94,7 @@ private:
     // Transmit side: one inner frame (no offload requests left) to its remote or all.
     void encap_frame(PmdContext& ctx, rte_mbuf* m);
     void encap_to(PmdContext& ctx, std::size_t r, rte_mbuf* m, uint16_t src_port);
-    void flush(PmdContext& ctx);
+    void send_staged(PmdContext& ctx);  // the frames gathered for the underlay
 
     VxlanSettings settings_;
     std::unique_ptr<EthdevPort> underlay_;
