@@ -33,7 +33,6 @@ modprobe vxlan 2>/dev/null || true
 
 sys_netns
 sys_veth
-VTEP_NS=$NS
 GUEST_NS=vusw-vxlan-g-$$
 sys_extra_netns "$GUEST_NS"
 in_guest() { ip netns exec "$GUEST_NS" "$@"; }
@@ -98,9 +97,9 @@ expect "guest pings the kernel VTEP's overlay address, no loss" \
 expect "the VTEP namespace pings the guest, no loss" \
   in_ns ping -q -c 5 -i 0.2 -W 2 "$GUEST_IP"
 expect "ARP for $LOCAL from the kernel was answered by vx42" test "$(vx42 vxlan.arp_replies_sent)" -ge 1
-in_ns ip neigh show "$LOCAL" dev "$VETH_NS" | grep -qi "$(vx42 vxlan.local_mac)" \
-  && log "ok: the kernel's neighbour entry for $LOCAL is the underlay NIC's MAC" \
-  || { log "MISMATCH: neighbour of $LOCAL: $(in_ns ip neigh show "$LOCAL")"; errors=$((errors + 1)); }
+neighbour_is_ours() { in_ns ip neigh show "$LOCAL" dev "$VETH_NS" | grep -qi "$(vx42 vxlan.local_mac)"; }
+expect "the kernel's neighbour entry for $LOCAL is the underlay NIC's MAC ($(in_ns ip neigh show "$LOCAL"))" \
+  neighbour_is_ours
 
 # ---- TCP both ways: 1 MiB of random bytes, the receiver prints its SHA-256.
 head -c 1048576 /dev/urandom >"$SYS_TMP/payload"
@@ -136,8 +135,8 @@ tcp_transfer in_ns in_guest "$GUEST_IP" "vtep->guest"
 mtu_drops0=$(vx42 drops.mtu_exceeded)
 expect "vx42's MTU is the underlay's 1500 less 50" test "$(port_field vx42 mtu)" -eq 1450
 expect "an unfragmentable 1450-byte packet crosses (ping -M do -s 1422)" \
-  in_guest ping -q -c 2 -i 0.2 -W 2 -M do -s 1422 "$VTEP_IP"
-in_guest ping -c 3 -i 0.2 -W 1 -M do -s 1423 "$VTEP_IP" >/dev/null 2>&1 \
+  in_guest ping -q -c 2 -i 0.2 -W 2 -M 'do' -s 1422 "$VTEP_IP"
+in_guest ping -c 3 -i 0.2 -W 1 -M 'do' -s 1423 "$VTEP_IP" >/dev/null 2>&1 \
   && { log "MISMATCH: a 1451-byte packet crossed a 1450-byte tunnel"; errors=$((errors + 1)); }
 expect "the three 1451-byte packets were dropped as mtu_exceeded on vx42" \
   test "$(( $(vx42 drops.mtu_exceeded) - mtu_drops0 ))" -eq 3
