@@ -13,6 +13,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "control/vxlan_config.h"
+
 namespace po = boost::program_options;
 
 namespace vusw {
@@ -62,6 +64,7 @@ po::options_description describe()
         ("vhost-user", po::value<std::vector<std::string>>(), "PATH[|OPTION=VALUE...]: vhost-user server socket (we listen, the guest's front-end connects); repeatable. Port options below")
         ("vhost-user-client", po::value<std::vector<std::string>>(), "PATH[|OPTION=VALUE...]: vhost-user client socket (the front-end listens; we connect and reconnect with backoff); repeatable")
         ("nic", po::value<std::vector<std::string>>(), "DEVARGS[|OPTION=VALUE...]: a DPDK ethdev (net_tap0,iface=x  net_af_packet0,iface=veth0  net_null0  0000:03:00.0); repeatable")
+        ("vxlan", po::value<std::vector<std::string>>(), "NAME,local=IP,remote=IP[,remote=IP...],vni=N[,dstport=PORT],underlay=NIC[|OPTION=VALUE...]: a VXLAN tunnel port (RFC 7348, IPv4 underlay) to the remote VTEPs over the --nic port NIC, which then is no switch port of its own (it answers ARP for local=); dstport default 4789; the tunnel's MTU is the underlay's less 50 (1450 on 1500); one tunnel per underlay; repeatable")
         ("lcores", po::value<std::string>(), "LIST: cores to use, e.g. 0,1 or 0-3: the first runs the control thread, the rest poll (default: 0,1); LCORE@CPU runs an lcore on another CPU, e.g. 0@0,1@1,2@1")
         ("pin", po::value<std::vector<std::string>>(), "PORT=PMD: PORT (as vuswitchctl show ports names it) (all its queues) is always polled by PMD core number PMD (0 = the second --lcores entry); repeatable. The queues of other ports are placed by load")
         ("rebalance-interval", po::value<long long>(), "SECONDS between automatic rebalances of the queues of unpinned ports by measured load, 0 = never (default 10; vuswitchctl rebalance runs one now)")
@@ -226,7 +229,7 @@ std::optional<std::string> apply_port_option(const std::string& item, PortSpec& 
 Status check_port_names(const Config& c)
 {
     std::map<std::string, std::string> targets;  // by name
-    for (const auto* specs : {&c.nics, &c.vhost_server, &c.vhost_client})
+    for (const auto* specs : {&c.nics, &c.vxlans, &c.vhost_server, &c.vhost_client})
         for (const PortSpec& p : *specs)
             if (auto [it, fresh] = targets.emplace(p.name, p.target); !fresh)
                 return fail("config", fmt::format("two ports are named {} ({} and {}); give one another name with |name=NAME",
@@ -237,12 +240,12 @@ Status check_port_names(const Config& c)
 Status to_ports(const po::variables_map& vm, Config& c)
 {
     const std::pair<const char*, std::vector<PortSpec>*> flags[] = {
-        {"vhost-user", &c.vhost_server}, {"vhost-user-client", &c.vhost_client}, {"nic", &c.nics}};
+        {"vhost-user", &c.vhost_server}, {"vhost-user-client", &c.vhost_client}, {"nic", &c.nics}, {"vxlan", &c.vxlans}};
     for (const auto& [key, specs] : flags) {
         if (!vm.count(key))
             continue;
         for (const std::string& value : vm[key].as<std::vector<std::string>>()) {
-            auto spec = parse_port_spec(std::string("--") + key, value, specs == &c.nics);
+            auto spec = parse_port_spec(std::string("--") + key, value, specs == &c.nics || specs == &c.vxlans);
             if (!spec)
                 return std::unexpected(spec.error());
             specs->push_back(std::move(*spec));
@@ -353,6 +356,8 @@ Status to_config(const po::variables_map& vm, Config& c)
         c.used_default_ports = true;
     }
     if (auto ok = check_port_names(c); !ok)
+        return ok;
+    if (auto ok = check_vxlans(c); !ok)
         return ok;
     if (c.metrics != "off" && c.metrics.rfind(':') == std::string::npos)
         return fail("config", fmt::format("--metrics {}: expected ADDR:PORT (e.g. 127.0.0.1:9750) or off", c.metrics));
@@ -467,9 +472,8 @@ std::string port_name_from_path(const std::string& path)
 std::vector<std::string> port_names(const Config& c)
 {
     std::vector<std::string> names;
-    for (const auto* specs : {&c.nics, &c.vhost_server, &c.vhost_client})
-        for (const PortSpec& p : *specs)
-            names.push_back(p.name);
+    for (const auto& [kind, spec] : port_specs(c))
+        names.push_back(spec.name);
     return names;
 }
 
@@ -479,6 +483,7 @@ std::string_view port_kind_name(PortKind kind)
     case PortKind::vhost_server: return "vhost-user";
     case PortKind::vhost_client: return "vhost-user-client";
     case PortKind::nic: return "nic";
+    case PortKind::vxlan: return "vxlan";
     }
     return "?";
 }
@@ -486,10 +491,12 @@ std::string_view port_kind_name(PortKind kind)
 std::vector<std::pair<PortKind, PortSpec>> port_specs(const Config& c)
 {
     std::vector<std::pair<PortKind, PortSpec>> out;
-    for (const auto& [kind, specs] : {std::pair{PortKind::nic, &c.nics}, std::pair{PortKind::vhost_server, &c.vhost_server},
+    for (const auto& [kind, specs] : {std::pair{PortKind::nic, &c.nics}, std::pair{PortKind::vxlan, &c.vxlans},
+                                      std::pair{PortKind::vhost_server, &c.vhost_server},
                                       std::pair{PortKind::vhost_client, &c.vhost_client}})
         for (const PortSpec& p : *specs)
-            out.emplace_back(kind, p);
+            if (kind != PortKind::nic || !is_underlay(c, p.name))  // a tunnel's underlay is part of the tunnel
+                out.emplace_back(kind, p);
     return out;
 }
 

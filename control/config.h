@@ -24,14 +24,15 @@ struct PortSpec {
     PortConfig settings;   // mtu=, vlan-mode=, vlan=, trunks=
 };
 
-// The three kinds of port a PortSpec can describe.
-enum class PortKind { vhost_server, vhost_client, nic };
-std::string_view port_kind_name(PortKind kind);  // "vhost-user", "vhost-user-client", "nic": the flags
+// The kinds of port a PortSpec can describe.
+enum class PortKind { vhost_server, vhost_client, nic, vxlan };
+std::string_view port_kind_name(PortKind kind);  // "vhost-user", "vhost-user-client", "nic", "vxlan": the flags
 
 struct Config {
     std::vector<PortSpec> vhost_server;     // --vhost-user PATH[|OPTIONS]
     std::vector<PortSpec> vhost_client;     // --vhost-user-client PATH[|OPTIONS]
     std::vector<PortSpec> nics;             // --nic DEVARGS[|OPTIONS]
+    std::vector<PortSpec> vxlans;           // --vxlan NAME,local=...[|OPTIONS] (control/vxlan_config.h)
     std::vector<unsigned> lcores;           // control core first, then PMD cores
     std::vector<int> lcore_cpus;            // by lcore: its CPU (LCORE@CPU), -1 = the CPU of the same number
     std::vector<std::pair<std::string, unsigned>> pins;  // --pin PORT=PMD: port name, PMD index
@@ -90,7 +91,8 @@ std::string port_name_from_path(const std::string& path);
 Result<PortSpec> parse_port_spec(const std::string& flag, const std::string& value, bool nic);
 // A trunks= list: VLAN ids 1..4094 and ranges, e.g. "10,20,100-110".
 Result<VlanSet> parse_vlan_list(const std::string& list);
-// The names of the ports `c` creates, in creation order (NICs, servers, clients).
+// The names of the ports `c` creates, in creation order (NICs, VXLAN tunnels, servers,
+// clients; a tunnel's underlay NIC is not a port).
 std::vector<std::string> port_names(const Config& c);
 
 // Bytes of DPDK memory one packet buffer takes (mbuf header, headroom, 2 KiB of data,

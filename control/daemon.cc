@@ -144,8 +144,9 @@ Status Daemon::create_ports()
         attached_.push_back(Attached{std::move(*port), nullptr, kind, spec, true});
         return {};
     };
+    const auto opens_nic = [](PortKind kind) { return kind == PortKind::nic || kind == PortKind::vxlan; };
     for (const auto& [kind, spec] : specs)
-        if (kind == PortKind::nic)
+        if (opens_nic(kind))
             if (auto ok = create(kind, spec); !ok)
                 return ok;
     // Guest memory mapped from now on is registered for DMA with the NICs opened above.
@@ -164,7 +165,7 @@ Status Daemon::create_ports()
     else
         log(LogLevel::info, "zero copy: guest frames of {} B and more are lent to NICs and guests", config_.zero_copy_min);
     for (const auto& [kind, spec] : specs)
-        if (kind != PortKind::nic)
+        if (!opens_nic(kind))
             if (auto ok = create(kind, spec); !ok)
                 return ok;
     place_ports();

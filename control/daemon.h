@@ -78,6 +78,7 @@ private:
     // The vhost-user server sockets and the control socket (chowned by drop_privileges).
     std::vector<std::string> listening_sockets() const;
     Result<std::unique_ptr<Port>> make_port(PortKind kind, const PortSpec& spec) const;
+    Result<std::unique_ptr<Port>> make_tunnel(const PortSpec& spec) const;
     void tick();
     void tick_fdb_clock();
     void log_broken_queues();

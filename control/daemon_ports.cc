@@ -19,8 +19,10 @@
 #include "control/metrics.h"
 #include "control/scheduler.h"
 #include "control/vhost_user/endpoint.h"
+#include "control/vxlan_config.h"
 #include "ports/ethdev_port.h"
 #include "ports/vhost_port.h"
+#include "ports/vxlan_port.h"
 #include "vusw/fdb.h"
 #include "vusw/l2switch.h"
 #include "vusw/log.h"
@@ -51,8 +53,29 @@ void Daemon::log_port(const Port& port, std::string_view prefix) const
         scheduler_->pinned(port) ? " (pinned)" : "", describe_settings(port));
 }
 
+// The tunnel opens its underlay NIC itself: the NIC is part of it, not a switch port.
+Result<std::unique_ptr<Port>> Daemon::make_tunnel(const PortSpec& spec) const
+{
+    auto settings = parse_vxlan(spec.target);
+    if (!settings)
+        return std::unexpected(settings.error());
+    const PortSpec* nic = underlay_of(config_, settings->underlay);
+    if (nic == nullptr)
+        return fail("config", fmt::format("--vxlan {}: underlay={} names no --nic port", spec.target, settings->underlay));
+    auto underlay = EthdevPort::open(nic->target, nic->name, nic->settings.mtu, pool_);
+    if (!underlay)
+        return std::unexpected(underlay.error());
+    auto tunnel = VxlanPort::open(spec.name, std::move(*settings), std::move(*underlay));
+    if (!tunnel)
+        return std::unexpected(tunnel.error());
+    (*tunnel)->set_config(tunnel_port_config(spec, *nic));
+    return std::unique_ptr<Port>(std::move(*tunnel));
+}
+
 Result<std::unique_ptr<Port>> Daemon::make_port(PortKind kind, const PortSpec& spec) const
 {
+    if (kind == PortKind::vxlan)
+        return make_tunnel(spec);
     std::unique_ptr<Port> port;
     if (kind == PortKind::nic) {
         auto nic = EthdevPort::open(spec.target, spec.name, spec.settings.mtu, pool_);
@@ -203,6 +226,7 @@ Result<ReloadReport> Daemon::reload()
         report.removed.push_back(name);
     }
     config_.nics = next.nics;
+    config_.vxlans = next.vxlans;
     config_.vhost_server = next.vhost_server;
     config_.vhost_client = next.vhost_client;
     config_.pins = next.pins;

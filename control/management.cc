@@ -17,6 +17,7 @@
 #include "control/scheduler.h"
 #include "control/vhost_user/message.h"
 #include "ports/vhost_port.h"
+#include "ports/vxlan_port.h"
 #include "vusw/fdb.h"
 #include "vusw/log.h"
 #include "vusw/pmd.h"
@@ -32,6 +33,35 @@ std::string utc_text(std::chrono::system_clock::time_point when)
     char text[32];
     std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
     return text;
+}
+
+std::string mac_text(const MacAddr& m)
+{
+    return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
+}
+
+// A tunnel's VTEPs, with each remote's MAC as learned (null: not yet), its ARP work and
+// its underlay NIC's own counters (frames on the wire, both ways).
+nlohmann::json vxlan_details(const VxlanPort& port)
+{
+    const VxlanSettings& s = port.settings();
+    nlohmann::json remotes = nlohmann::json::array();
+    for (std::size_t i = 0; i < s.remotes.size(); ++i) {
+        const auto mac = port.neighbour(i);
+        remotes.push_back({{"ip", ipv4_text(s.remotes[i])}, {"mac", mac ? nlohmann::json(mac_text(*mac)) : nlohmann::json()}});
+    }
+    const VxlanTotals v = port.vxlan_totals();
+    const PortTotals u = port.underlay().totals();
+    nlohmann::json underlay_drops = nlohmann::json::object();
+    for (std::size_t d = 0; d < u.drops.size(); ++d)
+        if (u.drops[d] != 0)
+            underlay_drops[std::string(drop_name(Drop(d)))] = u.drops[d];
+    return {{"local", ipv4_text(s.local_ip)}, {"local_mac", mac_text(port.local_mac())}, {"vni", s.vni},
+            {"dstport", s.dst_port}, {"remotes", remotes},
+            {"arp_requests_sent", v.arp_requests_sent}, {"arp_replies_sent", v.arp_replies_sent},
+            {"arp_received", v.arp_received},
+            {"underlay", {{"name", port.underlay().name()}, {"rx_packets", u.rx_packets}, {"rx_bytes", u.rx_bytes},
+                          {"tx_packets", u.tx_packets}, {"tx_bytes", u.tx_bytes}, {"drops", underlay_drops}}}};
 }
 
 nlohmann::json vhost_details(const VhostPort& port)
@@ -123,6 +153,8 @@ nlohmann::json describe_ports(const std::vector<Port*>& ports)
         j["trunks"] = c.vlan_mode == VlanMode::trunk ? nlohmann::json(c.trunks.to_string()) : nlohmann::json(nullptr);
         if (const auto* vhost = dynamic_cast<const VhostPort*>(port))
             j.update(vhost_details(*vhost));
+        if (const auto* tunnel = dynamic_cast<const VxlanPort*>(port))
+            j["vxlan"] = vxlan_details(*tunnel);
         list.push_back(std::move(j));
     }
     return list;
@@ -275,7 +307,8 @@ bool is_counter(std::string_view key)
     static const std::set<std::string_view> kCounters = {
         "rx_packets",  "rx_bytes", "tx_packets", "tx_bytes",      "rx_zero_copy",    "connections",
         "grace_periods", "grace_seconds", "busy_cycles", "idle_cycles", "iterations", "packets",
-        "broken_queues", "rem_mem_reg_fds", "pages", "missed", "iterations_over_1ms", "turns"};
+        "broken_queues", "rem_mem_reg_fds", "pages", "missed", "iterations_over_1ms", "turns",
+        "arp_requests_sent", "arp_replies_sent", "arp_received"};
     return kCounters.contains(key);
 }
 
@@ -373,7 +406,8 @@ nlohmann::json describe_config(const Config& c)
                                                                        : nlohmann::json(nullptr)}});
         }
     };
-    add(c.nics, "nic");  // creation order (port_names)
+    add(c.nics, "nic");  // creation order (port_names; the underlay NICs of tunnels too)
+    add(c.vxlans, "vxlan");
     add(c.vhost_server, "vhost-user");
     add(c.vhost_client, "vhost-user-client");
     nlohmann::json pins = nlohmann::json::object();

@@ -196,6 +196,29 @@ std::string vlan_text(const nlohmann::json& p)
     return fmt::format("access VLAN {}, {}", vlan, mtu);
 }
 
+// A tunnel: its VTEPs and remotes (MAC as learned by ARP, `?` until then), its ARP work
+// and its underlay NIC's own counts (rx: frames on the wire, of any kind; tx: encapsulated
+// frames and ARP).
+void print_vxlan(const nlohmann::json& p)
+{
+    const nlohmann::json& v = p.at("vxlan");
+    const nlohmann::json& u = v.at("underlay");
+    std::string remotes;
+    for (const auto& r : v.at("remotes"))
+        remotes += fmt::format("{}{} ({})", remotes.empty() ? "" : ", ", r.at("ip").get<std::string>(),
+                               r.at("mac").is_null() ? "?" : r.at("mac").get<std::string>());
+    fmt::print("{:<19}VNI {}, local {} ({}) UDP port {}, over {}\n", "vxlan:", v.at("vni").get<unsigned>(),
+               v.at("local").get<std::string>(), v.at("local_mac").get<std::string>(), v.at("dstport").get<unsigned>(),
+               u.at("name").get<std::string>());
+    fmt::print("{:<19}{}\n", "remote VTEPs:", remotes);
+    fmt::print("{:<19}{} requests sent, {} replies sent, {} received\n", "arp:",
+               v.at("arp_requests_sent").get<uint64_t>(), v.at("arp_replies_sent").get<uint64_t>(),
+               v.at("arp_received").get<uint64_t>());
+    fmt::print("{:<19}rx {} packets, {} bytes; tx {} packets, {} bytes; drops {}\n", "underlay:",
+               u.at("rx_packets").get<uint64_t>(), u.at("rx_bytes").get<uint64_t>(), u.at("tx_packets").get<uint64_t>(),
+               u.at("tx_bytes").get<uint64_t>(), drops_text(u.at("drops")));
+}
+
 void print_ports(const nlohmann::json& j)
 {
     fmt::print("{:<16} {:<10} {:<11} {:>12} {:>14} {:>12} {:>14}  {}\n", "PORT", "TYPE", "STATE", "RX_PKTS", "RX_BYTES",
@@ -209,6 +232,10 @@ void print_ports(const nlohmann::json& j)
     for (const auto& p : j.at("ports"))
         fmt::print("{:<16} {}\n", p.at("name").get<std::string>(), vlan_text(p));
     for (const auto& p : j.at("ports")) {
+        if (p.contains("vxlan")) {
+            fmt::print("\n{} (vxlan: rx = decapsulated, tx = encapsulated)\n", p.at("name").get<std::string>());
+            print_vxlan(p);
+        }
         if (!p.contains("protocol_errors"))
             continue;
         const uint64_t grace_n = p.value("grace_periods", uint64_t(0));
@@ -373,6 +400,8 @@ void print_port(const nlohmann::json& j)
     fmt::print("{:<19}{}\n", "drops:", drops_text(p.at("drops")));
     if (p.contains("features"))
         print_port_vhost(p);
+    if (p.contains("vxlan"))
+        print_vxlan(p);
     if (p.contains("counters_since"))
         fmt::print("counters since {} (clear stats)\n", p.at("counters_since").get<std::string>());
 }

@@ -31,6 +31,8 @@ PACKAGES=(
   prometheus systemd
   # tests/vm: tools copied with their libraries into the guest initramfs
   ethtool iperf3
+  # tests/system/vxlan.sh: ping across the tunnel
+  iputils-ping
   # perf/run.sh: OVS-DPDK reference (run privately, never as the system service), the
   # NIC -> guest traffic source (net_pcap infinite_rx), the plot
   openvswitch-switch-dpdk librte-net-pcap23 python3-matplotlib

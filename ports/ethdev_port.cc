@@ -32,6 +32,7 @@ OffloadCaps caps_of(uint64_t tx_capa)
     caps.tso4 = (tx_capa & kTxTso) == kTxTso;
     caps.tso6 = caps.tso4;  // DPDK's TCP_TSO covers both
     caps.uso4 = caps.uso6 = (tx_capa & kTxUso) == kTxUso;
+    caps.ipv4_csum = (tx_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) != 0;
     // ecn stays false: ethdev has no flag for it and does not report what a device's TSO
     // does with CWR on the segments after the first (a per-device flag mask in hardware),
     // so a TSO frame with CWR set is segmented in software, CWR on its first segment only
@@ -105,7 +106,8 @@ Status configure(uint16_t port, uint16_t mtu, rte_mempool* pool, OffloadCaps& ca
     // Checksums and segmentation guests ask for go to the device when it can do them.
     caps = caps_of(info.tx_offload_capa);
     conf.txmode.offloads = info.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_MULTI_SEGS | (caps.csum ? kTxChecksums : 0) |
-                                                    (caps.tso4 ? kTxTso : 0) | (caps.uso4 ? kTxUso : 0));
+                                                    (caps.tso4 ? kTxTso : 0) | (caps.uso4 ? kTxUso : 0) |
+                                                    RTE_ETH_TX_OFFLOAD_IPV4_CKSUM);
     configure_rx(info, mtu, pool, conf, devargs);
     if (int rc = rte_eth_dev_configure(port, 1, 1, &conf); rc != 0)
         return fail("ethdev", fmt::format("cannot configure: {}", rte_strerror(-rc)));

@@ -19,6 +19,10 @@
 #                     re-layouts, queue moves, reconnections, port add/del; no loss, no leaks)
 #   testpmd_pair      tests/system/testpmd_pair.sh (two DPDK virtio-user front-ends)
 #   nic               tests/system/nic.sh (netns + veth + net_af_packet)
+#   vxlan             tests/system/vxlan.sh (a VXLAN tunnel port to the Linux kernel's VTEP
+#                     in a netns: ping and TCP both ways with a guest, MTU 1450, counts)
+#   vxlan_pair        tests/system/vxlan_pair.sh (two vuswitchd joined by VXLAN over a veth,
+#                     a guest on each; a guest that moves between them is learned again)
 #   vlan_nic          tests/system/vlan_nic.sh (a net_af_packet trunk port, 802.1Q-tagged
 #                     pings from a netns to a guest in an access VLAN)
 #   null_nic          tests/system/null_nic.sh (net_null NIC both ways)
@@ -46,7 +50,7 @@
 #                     live migration precopy/postcopy, packed rings, multiqueue, jumbo
 #                     frames, iperf3 throughput)
 #   fuzz              tests/fuzz/run.sh (libFuzzer targets, 10 s each; perf/fuzz.sh for long runs)
-#   nic asan, vlan_nic asan, null_nic asan, nic_jumbo asan, privileges asan,
+#   nic asan, vxlan asan, vxlan_pair asan, vlan_nic asan, null_nic asan, nic_jumbo asan, privileges asan,
 #   virtio_matrix asan   the same against build-asan's vuswitchd
 # A suite whose build failed is counted as failed, not skipped. A system test that
 # exits 77 (e.g. no hugepages possible) is counted as skipped, with its reason.
@@ -177,7 +181,7 @@ fi
 
 # System tests: once against build/, once against the sanitizer build's daemon.
 # A bound on each whole script; every step inside has its own timeout as well.
-for t in testpmd_pair nic vlan_nic null_nic nic_jumbo virtio_matrix prometheus monitoring_config service_notify \
+for t in testpmd_pair nic vxlan vxlan_pair vlan_nic null_nic nic_jumbo virtio_matrix prometheus monitoring_config service_notify \
   privileges hugepages_missing; do
   if ((build_ok)); then
     suite "$t" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
@@ -188,7 +192,7 @@ done
 # Against build-asan: the NIC paths (the integration suite, already run against the
 # sanitized daemon, has no NIC traffic) and the privilege drop; guest traffic through
 # real DPDK front-ends is virtio_matrix asan's.
-for t in nic vlan_nic null_nic nic_jumbo privileges; do
+for t in nic vxlan vxlan_pair vlan_nic null_nic nic_jumbo privileges; do
   if ((asan_ok)); then
     suite "$t asan" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build-asan" "tests/system/$t.sh"
   else

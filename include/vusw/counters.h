@@ -43,6 +43,15 @@ enum class Drop : uint8_t {
     vlan_tagged_on_access,  // an 802.1Q-tagged frame received on an access port
     vlan_not_allowed,   // a trunk received a frame of a VLAN it does not carry (trunks=)
     mtu_exceeded,       // longer than the destination port's MTU allows (mtu.h)
+    // VXLAN tunnel ports (vxlan.h), on what their underlay NIC receives and on encapsulation:
+    underlay_other,     // not VXLAN or ARP for this VTEP (other MAC, IP, protocol, UDP port)
+    vxlan_bad_header,   // outer IPv4/UDP/VXLAN headers truncated or inconsistent
+    vxlan_fragment,     // outer IPv4 fragment (VTEPs do not fragment, RFC 7348 4.3)
+    vxlan_bad_checksum, // outer IPv4 header checksum (or one the NIC found bad)
+    vxlan_bad_flags,    // VXLAN header without its I flag
+    vxlan_unknown_vni,  // a VNI this tunnel does not carry
+    vxlan_unknown_remote,  // from a VTEP not among the tunnel's remote= addresses
+    no_neighbour,       // to a remote VTEP whose MAC is not known yet (an ARP request went out)
     count_
 };
 std::string_view drop_name(Drop d);

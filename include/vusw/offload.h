@@ -72,6 +72,7 @@ struct OffloadCaps {
     bool ecn = false;   // such frames with CWR set, whole (GUEST_ECN / HOST_ECN)
     bool uso4 = false;  // UDP/IPv4 frames larger than a datagram (GUEST_USO4 / HOST_USO)
     bool uso6 = false;  // UDP/IPv6 frames larger than a datagram (GUEST_USO6 / HOST_USO)
+    bool ipv4_csum = false;  // a NIC's IPv4 header checksum (a VXLAN tunnel's outer header)
 };
 
 // Guest TX: records on `m` (the frame, header stripped) what the guest's header asks

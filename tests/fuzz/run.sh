@@ -57,11 +57,12 @@ declare -A SOURCES=(
   [fuzz_virtqueue]="dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/dirty_log.cc"
   [fuzz_packed_queue]="dataplane/guest_memory.cc dataplane/virtqueue.cc dataplane/packed_queue.cc dataplane/dirty_log.cc"
   [fuzz_memtable]="dataplane/guest_memory.cc"
-  [fuzz_config]="control/config.cc control/privileges.cc dataplane/log.cc dataplane/vlan.cc"
+  [fuzz_config]="control/config.cc control/vxlan_config.cc control/privileges.cc dataplane/log.cc dataplane/vlan.cc"
 )
 # fuzz_control: the management code and what it reports on (fuzz_dispatch's sources).
 SOURCES[fuzz_control]="control/management.cc control/control_connections.cc control/fd_reserve.cc control/privileges.cc control/event_loop.cc control/config.cc
-                       control/scheduler.cc control/vhost_user/features.cc dataplane/rxq_assign.cc ${SOURCES[fuzz_dispatch]}"
+                       control/vxlan_config.cc control/scheduler.cc control/vhost_user/features.cc dataplane/rxq_assign.cc
+                       ports/vxlan_port.cc ports/ethdev_port.cc dataplane/vxlan.cc ${SOURCES[fuzz_dispatch]}"
 declare -A LIBS=(
   [fuzz_dispatch]="$(pkg-config --libs libdpdk) -lfmt -lpthread"
   [fuzz_virtqueue]="-lfmt"

@@ -99,6 +99,13 @@ sys_netns() {
   in_ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
 }
 
+# sys_extra_netns NAME: one more namespace (a guest's), IPv6 off, removed at exit.
+sys_extra_netns() {
+  SYS_CLEANUP_HOOKS+=("ip netns del $1")
+  ip netns add "$1" || fail "cannot create namespace $1"
+  ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
+}
+
 # sys_veth [MTU]: a veth pair from the host namespace into NS (sys_netns first), both
 # ends up, with MTU on both if given, no IPv6 on the host end, transmit checksum offload
 # off on both (frames leave with complete checksums). Sets VETH_HOST (the host end, for
@@ -235,6 +242,26 @@ tp_start_virtio_user() {
     --vdev "net_virtio_user0,path=$2,mac=$3" \
     -- --forward-mode=rxonly --eth-peer=0,"$4" --total-num-mbufs=16384
   tp_wait_ready "$1"
+}
+
+# tp_start_tap_guest NAME NETNS SOCK ADDR/PREFIX [MAC]: a guest with a kernel network stack:
+# testpmd run inside namespace NETNS (so its tap interface is made there), forwarding (io)
+# between a virtio-user front-end on vhost-user socket SOCK and net_tap interface gtap0,
+# which gets ADDR/PREFIX (and MAC) with receive/transmit checksum offloads off; its lcores
+# on core 0. Forwarding is started; the namespace's ping and sockets are the guest's.
+tp_start_tap_guest() {
+  local name=$1 netns=$2 sock=$3 addr=$4 mac=${5:-} testpmd=$SYS_TESTPMD
+  SYS_TESTPMD=ip tp_start "$name" netns exec "$netns" "$testpmd" --lcores 0@0,1@0 --main-lcore 0 --no-pci \
+    --single-file-segments --iova-mode=va --file-prefix "$(sys_prefix "$name")" -m 256 \
+    --vdev "net_virtio_user0,path=$sock" --vdev net_tap0,iface=gtap0 \
+    -- --forward-mode=io --total-num-mbufs=8192
+  tp_wait_ready "$name"
+  tp_cmd "$name" "start"
+  ip netns exec "$netns" ip link set gtap0 down
+  [[ -z $mac ]] || ip netns exec "$netns" ip link set gtap0 address "$mac"
+  ip netns exec "$netns" ip addr replace "$addr" dev gtap0
+  ip netns exec "$netns" ip link set gtap0 up
+  ip netns exec "$netns" ethtool -K gtap0 rx off tx off >/dev/null 2>&1 || true
 }
 
 tp_cmd() { # NAME COMMAND

@@ -1,0 +1,291 @@
+// VXLAN tunnel ports over an ethdev underlay.
+#include "ports/vxlan_port.h"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "vusw/flow_hash.h"
+#include "vusw/offload.h"
+
+namespace vusw {
+namespace {
+
+constexpr uint32_t kInnerMacCapacity = 4096;
+
+std::span<const std::byte> first_segment(const rte_mbuf* m)
+{
+    return {rte_pktmbuf_mtod(m, const std::byte*), rte_pktmbuf_data_len(m)};
+}
+
+uint64_t mac_word(const MacAddr& mac)
+{
+    uint64_t w = 0;
+    for (uint8_t b : mac)
+        w = w << 8 | b;
+    return w;
+}
+
+MacAddr mac_of_word(uint64_t w)
+{
+    MacAddr mac;
+    for (int i = 5; i >= 0; --i, w >>= 8)
+        mac[std::size_t(i)] = uint8_t(w);
+    return mac;
+}
+
+// The inner frame's source or destination MAC as the FDB keys it.
+uint64_t inner_mac(const rte_mbuf* m, std::size_t at)
+{
+    MacAddr mac;
+    std::memcpy(mac.data(), rte_pktmbuf_mtod_offset(m, const uint8_t*, at), mac.size());
+    return mac_word(mac);
+}
+
+bool multicast(uint64_t mac_word)
+{
+    return (mac_word >> 40) & 1;
+}
+
+}  // namespace
+
+std::string ipv4_text(uint32_t ip)
+{
+    return fmt::format("{}.{}.{}.{}", ip >> 24, ip >> 16 & 0xff, ip >> 8 & 0xff, ip & 0xff);
+}
+
+Result<std::unique_ptr<VxlanPort>> VxlanPort::open(std::string name, VxlanSettings settings,
+                                                   std::unique_ptr<EthdevPort> underlay)
+{
+    if (settings.remotes.empty() || settings.remotes.size() > kMaxVxlanRemotes)
+        return fail("config", fmt::format("vxlan port {}: give 1..{} remote= VTEPs", name, kMaxVxlanRemotes));
+    rte_ether_addr addr{};
+    if (int rc = rte_eth_macaddr_get(underlay->port_id(), &addr); rc != 0)
+        return fail("ethdev", fmt::format("vxlan port {}: cannot read the MAC address of underlay {}: {}", name,
+                                          underlay->name(), rte_strerror(-rc)));
+    MacAddr mac;
+    std::memcpy(mac.data(), addr.addr_bytes, mac.size());
+    std::unique_ptr<VxlanPort> port(new VxlanPort(std::move(name), std::move(settings), std::move(underlay), mac));
+    if (auto ok = port->prepare_queue(0); !ok)
+        return std::unexpected(ok.error());
+    return port;
+}
+
+VxlanPort::VxlanPort(std::string name, VxlanSettings settings, std::unique_ptr<EthdevPort> underlay, const MacAddr& mac)
+    : Port(std::move(name), "vxlan", 1), settings_(std::move(settings)), underlay_(std::move(underlay)),
+      vtep_{mac, settings_.local_ip, settings_.dst_port, settings_.vni},
+      ip_cksum_by_nic_(underlay_->offloads().ipv4_csum), unknown_neighbours_(unsigned(settings_.remotes.size())),
+      inner_macs_(kInnerMacCapacity)
+{
+}
+
+int VxlanPort::remote_index(uint32_t ip) const
+{
+    const auto it = std::find(settings_.remotes.begin(), settings_.remotes.end(), ip);
+    return it == settings_.remotes.end() ? -1 : int(it - settings_.remotes.begin());
+}
+
+std::optional<MacAddr> VxlanPort::neighbour(std::size_t i) const
+{
+    const uint64_t w = remotes_[i].mac.load(std::memory_order_relaxed);
+    return w & kKnown ? std::optional(mac_of_word(w)) : std::nullopt;
+}
+
+void VxlanPort::learn_neighbour(std::size_t r, const MacAddr& mac)
+{
+    const uint64_t before = remotes_[r].mac.load(std::memory_order_relaxed);
+    unknown_neighbours_ -= (before & kKnown) == 0;
+    remotes_[r].mac.store(kKnown | mac_word(mac), std::memory_order_relaxed);
+}
+
+VxlanTotals VxlanPort::vxlan_totals() const
+{
+    VxlanTotals t;
+    for (const VxlanCounters& c : vx_counters_) {
+        t.arp_requests_sent += c.arp_requests_sent.get();
+        t.arp_replies_sent += c.arp_replies_sent.get();
+        t.arp_received += c.arp_received.get();
+    }
+    return t;
+}
+
+// ---- receive: underlay -> switch
+
+uint16_t VxlanPort::receive(PmdContext& ctx, uint16_t, rte_mbuf** pkts, uint16_t max)
+{
+    if (unknown_neighbours_ > 0)
+        ask_neighbours(ctx);
+    const uint16_t n = underlay_->receive(ctx, 0, pkts, max);
+    uint16_t kept = 0;
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        const UnderlayVerdict v = classify_underlay(first_segment(m), rte_pktmbuf_pkt_len(m), vtep_);
+        if (v.kind == UnderlayKind::vxlan && take_vxlan(ctx, m, v)) {
+            bytes += rte_pktmbuf_pkt_len(m);
+            pkts[kept++] = m;
+        } else if (v.kind == UnderlayKind::arp) {
+            take_arp(ctx, m);
+        } else if (v.kind == UnderlayKind::drop) {
+            drop(ctx, m, v.reason);
+        }
+    }
+    PortCounters& c = counters(ctx.slot);
+    c.rx_packets.add(kept);
+    c.rx_bytes.add(bytes);
+    send_staged(ctx);  // ARP replies
+    return kept;
+}
+
+void VxlanPort::drop(PmdContext& ctx, rte_mbuf* m, Drop why)
+{
+    counters(ctx.slot).drop(why);
+    rte_pktmbuf_free(m);
+}
+
+bool VxlanPort::take_vxlan(PmdContext& ctx, rte_mbuf* m, const UnderlayVerdict& v)
+{
+    const int r = remote_index(v.src_ip);
+    if (r < 0) {
+        drop(ctx, m, Drop::vxlan_unknown_remote);
+        return false;
+    }
+    if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_BAD) {  // a UDP checksum was given
+        drop(ctx, m, Drop::vxlan_bad_checksum);
+        return false;
+    }
+    if (!vxlan_decap(m, v)) {
+        drop(ctx, m, Drop::vxlan_bad_header);
+        return false;
+    }
+    if (const uint64_t src = inner_mac(m, 6); !multicast(src))
+        inner_macs_.learn(src, 0, uint16_t(r));
+    return true;
+}
+
+void VxlanPort::take_arp(PmdContext& ctx, rte_mbuf* m)
+{
+    const auto arp = parse_arp(first_segment(m));
+    if (!arp) {
+        drop(ctx, m, Drop::underlay_other);
+        return;
+    }
+    VxlanCounters& c = vx_counters_[ctx.slot];
+    c.arp_received.add();
+    if (const int r = remote_index(arp->sender_ip); r >= 0)  // RFC 826: learn the sender from any ARP
+        learn_neighbour(std::size_t(r), arp->sender_mac);
+    if (arp->op != kArpRequest || arp->target_ip != vtep_.ip || m->nb_segs != 1) {
+        rte_pktmbuf_free(m);  // a reply (learned above) or a question for another host: not a drop of ours
+        return;
+    }
+    const ArpPacket reply{kArpReply, vtep_.mac, vtep_.ip, arp->sender_mac, arp->sender_ip};
+    write_arp(std::span<std::byte, kArpFrameLen>(rte_pktmbuf_mtod(m, std::byte*), kArpFrameLen), arp->sender_mac, reply);
+    m->data_len = uint16_t(kArpFrameLen);
+    m->pkt_len = kArpFrameLen;
+    m->ol_flags = 0;
+    c.arp_replies_sent.add();
+    staged_[n_staged_++] = m;
+    if (n_staged_ == kStage)
+        send_staged(ctx);
+}
+
+void VxlanPort::ask_neighbours(PmdContext& ctx)
+{
+    const uint64_t now = rte_get_tsc_cycles();
+    for (std::size_t r = 0; r < settings_.remotes.size(); ++r) {
+        Remote& remote = remotes_[r];
+        if ((remote.mac.load(std::memory_order_relaxed) & kKnown) || now < remote.next_arp_tsc)
+            continue;
+        remote.next_arp_tsc = now + rte_get_tsc_hz();
+        send_arp_request(ctx, r);
+    }
+}
+
+void VxlanPort::send_arp_request(PmdContext& ctx, std::size_t r)
+{
+    rte_mbuf* m = rte_pktmbuf_alloc(ctx.pool);
+    if (m == nullptr) {
+        counters(ctx.slot).drop(Drop::no_mbuf);
+        return;
+    }
+    const ArpPacket request{kArpRequest, vtep_.mac, vtep_.ip, MacAddr{}, settings_.remotes[r]};
+    auto* bytes = reinterpret_cast<std::byte*>(rte_pktmbuf_append(m, kArpFrameLen));
+    write_arp(std::span<std::byte, kArpFrameLen>(bytes, kArpFrameLen), kBroadcastMac, request);
+    vx_counters_[ctx.slot].arp_requests_sent.add();
+    underlay_->transmit(ctx, 0, &m, 1);
+}
+
+// ---- transmit: switch -> underlay
+
+void VxlanPort::transmit(PmdContext& ctx, uint16_t, rte_mbuf** pkts, uint16_t n)
+{
+    std::array<rte_mbuf*, kMaxSoftwareSegments> done;
+    for (uint16_t i = 0; i < n; ++i) {
+        if ((pkts[i]->ol_flags & kOffloadRequests) == 0) {
+            encap_frame(ctx, pkts[i]);
+            continue;
+        }
+        // The underlay would apply checksum and segmentation requests to the outer
+        // headers: the inner frame gets them in software first.
+        const uint16_t made = resolve_offloads(&pkts[i], 1, OffloadCaps{}, ctx.pool, counters(ctx.slot), done.data(),
+                                               uint16_t(done.size()));
+        for (uint16_t k = 0; k < made; ++k)
+            encap_frame(ctx, done[k]);
+    }
+    send_staged(ctx);
+}
+
+void VxlanPort::encap_frame(PmdContext& ctx, rte_mbuf* m)
+{
+    const uint16_t src_port = vxlan_source_port(flow_hash(m));
+    const uint64_t dst = inner_mac(m, 0);
+    const uint16_t r = multicast(dst) ? Fdb::kUnknown : inner_macs_.lookup(dst, 0);
+    if (r < settings_.remotes.size()) {
+        encap_to(ctx, r, m, src_port);
+        return;
+    }
+    const std::size_t n = settings_.remotes.size();  // head-end replication: one reference per remote
+    if (n > 1)
+        rte_pktmbuf_refcnt_update(m, int16_t(n - 1));
+    for (std::size_t k = 0; k < n; ++k)
+        encap_to(ctx, k, m, src_port);
+}
+
+void VxlanPort::encap_to(PmdContext& ctx, std::size_t r, rte_mbuf* m, uint16_t src_port)
+{
+    const uint64_t w = remotes_[r].mac.load(std::memory_order_relaxed);
+    if ((w & kKnown) == 0) {
+        drop(ctx, m, Drop::no_neighbour);
+        ask_neighbours(ctx);
+        return;
+    }
+    const VxlanOuter o{vtep_.mac, mac_of_word(w), vtep_.ip, settings_.remotes[r], vtep_.port, vtep_.vni};
+    const uint32_t inner_len = rte_pktmbuf_pkt_len(m);
+    rte_mbuf* out = vxlan_encap(m, o, src_port, ctx.pool, ip_cksum_by_nic_);
+    if (out == nullptr) {  // no header mbuf, or no room for one more segment
+        drop(ctx, m, m->nb_segs >= RTE_MBUF_MAX_NB_SEGS ? Drop::too_many_segments : Drop::no_mbuf);
+        return;
+    }
+    PortCounters& c = counters(ctx.slot);
+    c.tx_packets.add();
+    c.tx_bytes.add(inner_len);
+    queue_counters(0).tx_packets.add();
+    staged_[n_staged_++] = out;
+    if (n_staged_ == kStage)
+        send_staged(ctx);
+}
+
+void VxlanPort::send_staged(PmdContext& ctx)
+{
+    if (n_staged_ == 0)
+        return;
+    underlay_->transmit(ctx, 0, staged_.data(), n_staged_);
+    n_staged_ = 0;
+}
+
+}  // namespace vusw

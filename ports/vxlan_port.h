@@ -1,0 +1,114 @@
+// A VXLAN tunnel port (RFC 7348, IPv4 underlay): to the switch one port like any other;
+// underneath, an ethdev NIC (the underlay, no switch port of its own) that carries its
+// frames to remote VTEPs in UDP.
+//
+// Receive: the underlay's frames are classified (vxlan.h). VXLAN to our IP and VNI from
+// one of the remote= VTEPs is decapsulated and switched as received on this port, the
+// tunnel remembering which VTEP each inner source MAC came from; ARP requests for local=
+// are answered, ARP from a remote teaches its MAC; everything else is dropped and counted
+// by reason on this port.
+// Transmit: a frame to an inner MAC learned from a VTEP goes to that VTEP; broadcast,
+// multicast and unknown unicast go to every remote (head-end replication). A remote
+// whose MAC is not known yet gets an ARP request (at most one a second) and the frame is
+// dropped as no_neighbour; the tunnel asks for every unknown remote as soon as it is
+// polled, so this is the first second's traffic at most.
+//
+// The port has one queue; its owner core runs both directions, so the neighbour table
+// and the inner-MAC map have one writer. One tunnel per underlay NIC.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ports/ethdev_port.h"
+#include "vusw/fdb.h"
+#include "vusw/port.h"
+#include "vusw/vxlan.h"
+
+namespace vusw {
+
+inline constexpr std::size_t kMaxVxlanRemotes = 32;
+
+// What --vxlan says (control/vxlan_config.h parses it). IPv4 addresses in host order.
+struct VxlanSettings {
+    uint32_t local_ip = 0;           // local=
+    std::vector<uint32_t> remotes;   // remote=, 1..kMaxVxlanRemotes
+    uint32_t vni = 0;                // vni=
+    uint16_t dst_port = kVxlanDefaultPort;  // dstport=
+    std::string underlay;            // underlay=: the --nic port's name
+    bool operator==(const VxlanSettings&) const = default;
+};
+
+// Counts of the tunnel's own work (the frames themselves are the port's rx/tx counters:
+// rx = decapsulated, tx = encapsulated, one per remote a frame went to).
+struct VxlanCounters {
+    Counter arp_requests_sent;   // asking for a remote VTEP's MAC
+    Counter arp_replies_sent;    // answering for local=
+    Counter arp_received;        // ARP packets taken (to our MAC or broadcast); a remote's teach its MAC
+};
+
+struct VxlanTotals {
+    uint64_t arp_requests_sent = 0, arp_replies_sent = 0, arp_received = 0;
+};
+
+class VxlanPort final : public Port {
+public:
+    // The tunnel `name` over `underlay` (opened by the caller, now the tunnel's alone).
+    static Result<std::unique_ptr<VxlanPort>> open(std::string name, VxlanSettings settings,
+                                                   std::unique_ptr<EthdevPort> underlay);
+
+    uint16_t receive(PmdContext& ctx, uint16_t q, rte_mbuf** pkts, uint16_t max) override;
+    void transmit(PmdContext& ctx, uint16_t q, rte_mbuf** pkts, uint16_t n) override;
+    std::string state() const override { return underlay_->state(); }
+
+    // Control: what the tunnel was given, its underlay, its counters.
+    const VxlanSettings& settings() const { return settings_; }
+    const EthdevPort& underlay() const { return *underlay_; }
+    const MacAddr& local_mac() const { return vtep_.mac; }
+    VxlanTotals vxlan_totals() const;
+    // Control: remote i's MAC as last learned, or nullopt while unknown.
+    std::optional<MacAddr> neighbour(std::size_t i) const;
+
+private:
+    struct Remote {
+        std::atomic<uint64_t> mac{0};  // kKnown | the MAC; 0 = unknown (the owner core writes it)
+        uint64_t next_arp_tsc = 0;     // owner core: no ARP request before this
+    };
+    static constexpr uint64_t kKnown = 1ull << 63;
+    static constexpr uint16_t kStage = 2 * kBurst;  // encapsulated frames gathered for one underlay burst
+
+    VxlanPort(std::string name, VxlanSettings settings, std::unique_ptr<EthdevPort> underlay, const MacAddr& mac);
+    // Receive side, per underlay frame; each consumes m or keeps it (true: switch it).
+    bool take_vxlan(PmdContext& ctx, rte_mbuf* m, const UnderlayVerdict& v);
+    void take_arp(PmdContext& ctx, rte_mbuf* m);
+    void drop(PmdContext& ctx, rte_mbuf* m, Drop why);
+    // The index of remote VTEP `ip`, or -1.
+    int remote_index(uint32_t ip) const;
+    void learn_neighbour(std::size_t r, const MacAddr& mac);
+    // ARP requests for the remotes whose MAC is unknown (each at most once a second).
+    void ask_neighbours(PmdContext& ctx);
+    void send_arp_request(PmdContext& ctx, std::size_t r);
+    // Transmit side: one inner frame (no offload requests left) to its remote or all.
+    void encap_frame(PmdContext& ctx, rte_mbuf* m);
+    void encap_to(PmdContext& ctx, std::size_t r, rte_mbuf* m, uint16_t src_port);
+    void send_staged(PmdContext& ctx);  // the frames gathered for the underlay
+
+    VxlanSettings settings_;
+    std::unique_ptr<EthdevPort> underlay_;
+    VtepConfig vtep_;
+    bool ip_cksum_by_nic_;
+    std::array<Remote, kMaxVxlanRemotes> remotes_;
+    unsigned unknown_neighbours_;  // owner core: remotes whose MAC is unknown
+    Fdb inner_macs_;               // inner source MAC -> remote index, learned on decapsulation
+    std::array<VxlanCounters, kMaxPmds + 1> vx_counters_;
+    std::array<rte_mbuf*, kStage> staged_{};  // owner core
+    uint16_t n_staged_ = 0;
+};
+
+// "10.99.0.1".
+std::string ipv4_text(uint32_t ip);
+
+}  // namespace vusw

@@ -1,0 +1,99 @@
+// --vxlan (control/vxlan_config.h): a tunnel's fields, its underlay NIC (no switch port of
+// its own), its MTU (the underlay's less 50), and an error naming the field and what it
+// takes for every kind of mistake.
+#include "control/vxlan_config.h"
+
+#include <doctest/doctest.h>
+
+#include "tests/unit/config_args.h"
+
+using namespace vusw;
+using vusw::test::error_of;
+using vusw::test::parse;
+
+namespace {
+
+constexpr const char* kNic = "net_af_packet0,iface=veth0";
+
+bool mentions(const std::string& text, const char* what)
+{
+    CAPTURE(text);
+    CAPTURE(what);
+    return text.find(what) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("--vxlan: fields, the default UDP port, several remotes")
+{
+    auto s = parse_vxlan("vx42,local=10.99.0.1,remote=10.99.0.2,remote=10.99.0.3,vni=42,underlay=net_af_packet0");
+    REQUIRE(s.has_value());
+    CHECK(s->local_ip == 0x0a630001);
+    CHECK(s->remotes == std::vector<uint32_t>{0x0a630002, 0x0a630003});
+    CHECK(s->vni == 42);
+    CHECK(s->dst_port == 4789);
+    CHECK(s->underlay == "net_af_packet0");
+    auto t = parse_vxlan("t,local=1.2.3.4,remote=5.6.7.8,vni=16777215,dstport=8472,underlay=u");
+    REQUIRE(t.has_value());
+    CHECK(t->vni == 16777215);
+    CHECK(t->dst_port == 8472);
+}
+
+TEST_CASE("--vxlan: the underlay NIC is part of the tunnel, not a port; the tunnel's MTU is the underlay's less 50")
+{
+    auto r = parse({"--nic", kNic, "--vxlan", "vx42,local=10.99.0.1,remote=10.99.0.2,vni=42,underlay=net_af_packet0",
+                    "--vhost-user", "/tmp/vm1.sock"});
+    REQUIRE(r.has_value());
+    CHECK(port_names(r->config) == std::vector<std::string>{"vx42", "vm1"});
+    const auto specs = port_specs(r->config);
+    REQUIRE(specs.size() == 2);
+    CHECK(specs[0].first == PortKind::vxlan);
+    CHECK(tunnel_port_config(specs[0].second, r->config.nics[0]).mtu == 1450);
+
+    auto jumbo = parse({"--nic", "net_pcap0,iface=veth0|mtu=9000", "--vxlan",
+                        "vx,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay=net_pcap0|mtu=8000"});
+    REQUIRE(jumbo.has_value());
+    CHECK(tunnel_port_config(jumbo->config.vxlans[0], jumbo->config.nics[0]).mtu == 8000);
+    // A NIC no tunnel names stays a port.
+    auto other = parse({"--nic", kNic, "--nic", "net_null0", "--vxlan",
+                        "vx,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay=net_af_packet0"});
+    REQUIRE(other.has_value());
+    CHECK(port_names(other->config) == std::vector<std::string>{"net_null0", "vx"});
+}
+
+TEST_CASE("--vxlan: every mistake is an error naming what to give")
+{
+    const auto bad = [](const char* value) { return error_of({"--nic", kNic, "--vxlan", value}); };
+    CHECK(mentions(bad("vx,remote=10.0.0.2,vni=1,underlay=net_af_packet0"), "local= is missing"));
+    CHECK(mentions(bad("vx,local=10.0.0.1,vni=1,underlay=net_af_packet0"), "remote=IP"));
+    CHECK(mentions(bad("vx,local=10.0.0.1,remote=10.0.0.2,underlay=net_af_packet0"), "vni= is missing"));
+    CHECK(mentions(bad("vx,local=10.0.0.1,remote=10.0.0.2,vni=1"), "underlay= is missing"));
+    CHECK(mentions(bad("vx,local=10.0.0.300,remote=10.0.0.2,vni=1,underlay=net_af_packet0"), "IPv4 address"));
+    CHECK(mentions(bad("vx,local=fe80::1,remote=10.0.0.2,vni=1,underlay=net_af_packet0"), "IPv4 only"));
+    CHECK(mentions(bad("vx,local=10.0.0.1,remote=10.0.0.2,vni=16777216,underlay=net_af_packet0"), "0..16777215"));
+    CHECK(mentions(bad("vx,local=10.0.0.1,remote=10.0.0.2,vni=1,dstport=0,underlay=net_af_packet0"), "1..65535"));
+    CHECK(mentions(bad("vx,local=10.0.0.1,remote=10.0.0.2,vni=1,vni=2,underlay=net_af_packet0"), "vni= given twice"));
+    CHECK(mentions(bad("vx,local=10.0.0.1,remote=10.0.0.2,remote=10.0.0.2,vni=1,underlay=net_af_packet0"), "twice"));
+    CHECK(mentions(bad("vx,local=10.0.0.1,remote=10.0.0.1,vni=1,underlay=net_af_packet0"), "local="));
+    CHECK(mentions(bad("vx,local=10.0.0.1,remote=10.0.0.2,vni=1,ttl=3,underlay=net_af_packet0"), "unknown field `ttl`"));
+    CHECK(mentions(bad("vx,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay"), "not KEY=VALUE"));
+    CHECK(mentions(bad("vx,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay=eth9"), "names no --nic port"));
+    CHECK(mentions(bad("vx,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay=net_af_packet0|mtu=1451"),
+                   "give mtu=1450 or less"));
+    CHECK(mentions(error_of({"--nic", "net_af_packet0,iface=v|vlan=5", "--vxlan",
+                             "vx,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay=net_af_packet0"}),
+                   "VLAN options"));
+    CHECK(mentions(error_of({"--nic", kNic, "--vxlan", "a,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay=net_af_packet0",
+                             "--vxlan", "b,local=10.0.0.1,remote=10.0.0.3,vni=2,underlay=net_af_packet0"}),
+                   "one tunnel per underlay"));
+    CHECK(mentions(error_of({"--nic", kNic, "--vxlan", "net_af_packet0,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay=net_af_packet0"}),
+                   "two ports are named"));
+}
+
+TEST_CASE("--help documents --vxlan")
+{
+    auto help = parse({"--help"});
+    REQUIRE(help.has_value());
+    for (const char* text : {"--vxlan", "local=IP", "remote=IP", "vni=N", "underlay=NIC", "1450"})
+        CHECK(mentions(help->print, text));
+}
