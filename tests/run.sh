@@ -39,6 +39,10 @@
 #                     control socket, traffic and add-port after the drop, clean exit)
 #   hugepages_missing tests/system/hugepages_missing.sh (no hugetlbfs at --huge-dir, too few
 #                     free pages for --memory: exit 1 with the command that fixes it)
+#   cni               tests/system/cni.sh (vuswitch-cni ADD/CHECK/DEL as kubelet calls them for
+#                     two netns "pods" whose testpmds exchange frames; CNI error codes)
+#   k8s_manifests     tests/system/k8s_manifests.sh (deploy/k8s: YAML, required fields, the
+#                     objects agree; vuswitch-cni accepts the NetworkAttachmentDefinition)
 #   (the system tests run again against build-asan's daemon; virtio_matrix with
 #    VIRTIO_MATRIX_ASAN_VARIANTS, a subset covering each switch code path once)
 #   vm                tests/vm/run.sh (QEMU guests: ping, NIC, memory hotplug, reconnect,
@@ -173,7 +177,7 @@ fi
 # System tests: once against build/, once against the sanitizer build's daemon.
 # A bound on each whole script; every step inside has its own timeout as well.
 for t in testpmd_pair nic vlan_nic null_nic nic_jumbo virtio_matrix prometheus monitoring_config service_notify \
-  privileges hugepages_missing; do
+  privileges hugepages_missing cni k8s_manifests; do
   if ((build_ok)); then
     suite "$t" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
   else
