@@ -22,11 +22,6 @@ namespace vusw::cni {
 
 namespace {
 
-std::unexpected<CniError> error(Code code, std::string msg, std::string details = {})
-{
-    return std::unexpected(CniError{code, std::move(msg), std::move(details)});
-}
-
 // A reply of vuswitchd: its fields, or its error object {"code","message"}.
 struct Reply {
     nlohmann::json body;
@@ -45,7 +40,7 @@ std::expected<Reply, CniError> call(const NetConf& conf, const nlohmann::json& r
         return Reply{std::move(*reply)};
     if (not_running != nullptr)
         *not_running = reply.error().reason == control_client_error::not_running;
-    return error(Code::try_again_later,
+    return cni_error(Code::try_again_later,
                  fmt::format("vuswitchd is not reachable at {} (\"controlSocket\"): start it (on Kubernetes: the "
                              "vuswitchd DaemonSet pod on this node) or fix \"controlSocket\"; then retry",
                              conf.control_socket),
@@ -65,7 +60,7 @@ std::expected<bool, CniError> has_pod_port(const NetConf& conf, const Env& env)
     const std::string want = host_socket_path(conf, env);
     if (port.value("type", "") == "vhost-user" && port.value("path", "") == want)
         return true;
-    return error(Code::port_conflict,
+    return cni_error(Code::port_conflict,
                  fmt::format("vuswitchd already has a port named {} that is not this pod's vhost-user socket {}: "
                              "remove it (vuswitchctl del-port {}) or use another CNI_IFNAME",
                              port_name(env), want, port_name(env)),
@@ -77,7 +72,7 @@ std::expected<void, CniError> make_socket_dir(const NetConf& conf)
     std::error_code ec;
     std::filesystem::create_directories(conf.socket_dir, ec);
     if (ec)
-        return error(Code::io_failure,
+        return cni_error(Code::io_failure,
                      fmt::format("cannot create \"socketDir\" {}: {}: check the path and that it is writable on the host",
                                  conf.socket_dir, ec.message()));
     return {};
@@ -95,7 +90,7 @@ std::expected<void, CniError> write_device_info(const NetConf& conf, const Env& 
     out << device_info(conf, env).dump() << '\n';
     out.close();
     if (ec || !out)
-        return error(Code::io_failure, fmt::format("cannot write the device-info file {} (runtimeConfig "
+        return cni_error(Code::io_failure, fmt::format("cannot write the device-info file {} (runtimeConfig "
                                                    "\"CNIDeviceInfoFile\"): {}",
                                                    conf.device_info_file, ec ? ec.message() : strerror(errno)));
     return {};
@@ -117,7 +112,7 @@ std::expected<void, CniError> create_port(const NetConf& conf, const Env& env)
         if (*ours)
             return {};
     }
-    return error(added->code() == "bad_argument" ? Code::invalid_config : Code::daemon_refused,
+    return cni_error(added->code() == "bad_argument" ? Code::invalid_config : Code::daemon_refused,
                  fmt::format("vuswitchd refused the port {}: {}", port_name(env), added->message()), added->code());
 }
 
@@ -125,7 +120,7 @@ std::expected<nlohmann::json, CniError> add(const NetConf& conf, const Env& env)
 {
     struct stat st {};
     if (stat(env.netns.c_str(), &st) != 0)
-        return error(Code::invalid_env, fmt::format("CNI_NETNS={}: {}: the sandbox's network namespace must exist",
+        return cni_error(Code::invalid_env, fmt::format("CNI_NETNS={}: {}: the sandbox's network namespace must exist",
                                                     env.netns, strerror(errno)));
     auto ours = has_pod_port(conf, env);
     if (!ours)
@@ -154,7 +149,7 @@ std::expected<nlohmann::json, CniError> del(const NetConf& conf, const Env& env)
         return std::unexpected(reply.error());
     // Not running: vuswitchd keeps no ports across restarts, so the pod's port is gone.
     if (reply && !reply->ok() && reply->code() != "no_such_port")
-        return error(Code::daemon_refused, fmt::format("vuswitchd did not remove port {}: {}", port_name(env),
+        return cni_error(Code::daemon_refused, fmt::format("vuswitchd did not remove port {}: {}", port_name(env),
                                                        reply->message()),
                      reply->code());
     remove_stale_socket(host_socket_path(conf, env));
@@ -168,12 +163,12 @@ std::expected<nlohmann::json, CniError> check(const NetConf& conf, const Env& en
         return std::unexpected(ours.error());
     const std::string path = host_socket_path(conf, env);
     if (!*ours)
-        return error(Code::port_missing, fmt::format("vuswitchd has no port {} for this pod: delete and re-create the "
+        return cni_error(Code::port_missing, fmt::format("vuswitchd has no port {} for this pod: delete and re-create the "
                                                      "pod (kubelet calls ADD again)",
                                                      port_name(env)));
     struct stat st {};
     if (stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode))
-        return error(Code::port_missing, fmt::format("the vhost-user socket {} of port {} is missing: delete and "
+        return cni_error(Code::port_missing, fmt::format("the vhost-user socket {} of port {} is missing: delete and "
                                                      "re-create the pod",
                                                      path, port_name(env)));
     return nlohmann::json();

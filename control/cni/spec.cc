@@ -11,11 +11,6 @@ namespace vusw::cni {
 
 namespace {
 
-std::unexpected<CniError> error(Code code, std::string msg, std::string details = {})
-{
-    return std::unexpected(CniError{code, std::move(msg), std::move(details)});
-}
-
 bool is_alnum(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -61,7 +56,7 @@ std::expected<Command, CniError> parse_command(const std::optional<std::string>&
     for (const auto& [name, command] : kCommands)
         if (value && *value == name)
             return command;
-    return error(Code::invalid_env,
+    return cni_error(Code::invalid_env,
                  fmt::format("CNI_COMMAND={}: vuswitch-cni takes ADD, DEL, CHECK or VERSION", value.value_or("(unset)")));
 }
 
@@ -70,7 +65,7 @@ std::expected<std::string, CniError> required(const GetEnv& get, const char* nam
 {
     std::optional<std::string> value = get(name);
     if (!value || value->empty())
-        return error(Code::invalid_env, fmt::format("{} is not set: the container runtime sets it; when calling "
+        return cni_error(Code::invalid_env, fmt::format("{} is not set: the container runtime sets it; when calling "
                                                     "vuswitch-cni by hand, export it",
                                                     name));
     return std::move(*value);
@@ -86,21 +81,21 @@ std::expected<void, CniError> parse_sandbox(const GetEnv& get, Env& env)
     if (!ifname)
         return std::unexpected(ifname.error());
     if (!valid_container_id(*id))
-        return error(Code::invalid_env, fmt::format("CNI_CONTAINERID={}: a container id starts with a letter or digit, "
+        return cni_error(Code::invalid_env, fmt::format("CNI_CONTAINERID={}: a container id starts with a letter or digit, "
                                                     "followed by letters, digits, _ . -",
                                                     *id));
     if (!valid_ifname(*ifname))
-        return error(Code::invalid_env, fmt::format("CNI_IFNAME={}: vuswitch-cni takes interface names of 1..15 "
+        return cni_error(Code::invalid_env, fmt::format("CNI_IFNAME={}: vuswitch-cni takes interface names of 1..15 "
                                                     "letters, digits, _ . - (not . or ..)",
                                                     *ifname));
     env.container_id = std::move(*id);
     env.ifname = std::move(*ifname);
     env.netns = get("CNI_NETNS").value_or("");
     if (env.netns.empty() && env.command != Command::del)  // DEL may come after the sandbox went
-        return error(Code::invalid_env, "CNI_NETNS is not set: ADD and CHECK need the sandbox's network namespace path");
+        return cni_error(Code::invalid_env, "CNI_NETNS is not set: ADD and CHECK need the sandbox's network namespace path");
     env.args = get("CNI_ARGS").value_or("");
     if (!valid_cni_args(env.args))
-        return error(Code::invalid_env, fmt::format("CNI_ARGS={}: expected KEY=VALUE pairs separated by ;", env.args));
+        return cni_error(Code::invalid_env, fmt::format("CNI_ARGS={}: expected KEY=VALUE pairs separated by ;", env.args));
     return {};
 }
 
@@ -168,10 +163,10 @@ std::expected<nlohmann::json, CniError> decode(std::string_view text)
 {
     nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_discarded())
-        return error(Code::decoding_failure, "the network configuration on stdin is not JSON",
+        return cni_error(Code::decoding_failure, "the network configuration on stdin is not JSON",
                      "expected an object like {\"cniVersion\":\"1.0.0\",\"name\":\"NET\",\"type\":\"vuswitch-cni\"}");
     if (!j.is_object())
-        return error(Code::decoding_failure, "the network configuration on stdin is not a JSON object");
+        return cni_error(Code::decoding_failure, "the network configuration on stdin is not a JSON object");
     return j;
 }
 
@@ -179,7 +174,7 @@ std::expected<void, CniError> check_version(const std::string& version)
 {
     if (version == kCniVersion)
         return {};
-    return error(Code::incompatible_version,
+    return cni_error(Code::incompatible_version,
                  fmt::format("vuswitch-cni speaks CNI {}, the configuration asks for {}: set \"cniVersion\": \"{}\"",
                              kCniVersion, version, kCniVersion));
 }
@@ -208,13 +203,13 @@ std::expected<std::string, CniError> device_info_file(const nlohmann::json& j)
     if (!j.contains("runtimeConfig"))
         return std::string();
     if (!j["runtimeConfig"].is_object())
-        return error(Code::invalid_config, "\"runtimeConfig\" must be an object");
+        return cni_error(Code::invalid_config, "\"runtimeConfig\" must be an object");
     Fields f(j["runtimeConfig"]);
     const std::string file = f.string("CNIDeviceInfoFile").value_or("");
     if (f.error())
         return std::unexpected(*f.error());
     if (!file.empty() && file[0] != '/')
-        return error(Code::invalid_config, "runtimeConfig \"CNIDeviceInfoFile\" must be an absolute path");
+        return cni_error(Code::invalid_config, "runtimeConfig \"CNIDeviceInfoFile\" must be an absolute path");
     return file;
 }
 

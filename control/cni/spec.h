@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -39,6 +40,11 @@ struct CniError {
     std::string msg;      // what went wrong and what to do
     std::string details;  // e.g. the daemon's own message
 };
+
+inline std::unexpected<CniError> cni_error(Code code, std::string msg, std::string details = {})
+{
+    return std::unexpected(CniError{code, std::move(msg), std::move(details)});
+}
 
 enum class Command { add, del, check, version };
 
