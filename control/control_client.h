@@ -11,7 +11,8 @@
 
 namespace vusw {
 
-// Why a request got no answer, for callers that react differently (vuswitch-cni: a DEL
+// Why a request got no answer (Error::reason; compare the text, not the pointer: a
+// literal's address may differ between libraries), for callers that react differently (vuswitch-cni: a DEL
 // while vuswitchd is not running has nothing to delete; a busy daemon means "retry").
 namespace control_client_error {
 inline constexpr const char* not_running = "not_running";  // no socket file, or nobody listening

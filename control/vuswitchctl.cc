@@ -91,10 +91,10 @@ Exit status:
 // What to do when the daemon cannot be reached, after the client's own message.
 std::string unreachable_hint(const vusw::Error& error)
 {
-    if (error.reason == vusw::control_client_error::no_permission)
+    if (std::string_view(error.reason) == vusw::control_client_error::no_permission)
         return " (the control socket admits its owner and its group: run as root or as a member of vuswitchd's "
                "--ctl-socket-group)";
-    if (error.reason == vusw::control_client_error::not_running)
+    if (std::string_view(error.reason) == vusw::control_client_error::not_running)
         return " (is it running? use --control PATH)";
     return "";
 }

@@ -39,7 +39,7 @@ std::expected<Reply, CniError> call(const NetConf& conf, const nlohmann::json& r
     if (reply)
         return Reply{std::move(*reply)};
     if (not_running != nullptr)
-        *not_running = reply.error().reason == control_client_error::not_running;
+        *not_running = std::string_view(reply.error().reason) == control_client_error::not_running;
     return cni_error(Code::try_again_later,
                  fmt::format("vuswitchd is not reachable at {} (\"controlSocket\"): start it (on Kubernetes: the "
                              "vuswitchd DaemonSet pod on this node) or fix \"controlSocket\"; then retry",

@@ -1,6 +1,7 @@
 // vuswitch-cni's pure parts (control/cni/spec.h): the CNI_* environment, the network
 // configuration, the port name and socket paths, and the documents printed on stdout.
 #include "control/cni/spec.h"
+#include "control/control_client.h"
 
 #include <map>
 #include <string>
@@ -197,4 +198,15 @@ TEST_CASE("documents on stdout: result, device-info, VERSION, error")
     CHECK(error_result({Code::try_again_later, "start vuswitchd", "ECONNREFUSED"}) ==
           nlohmann::json::parse(R"({"cniVersion":"1.0.0","code":11,"msg":"start vuswitchd","details":"ECONNREFUSED"})"));
     CHECK_FALSE(error_result({Code::invalid_env, "x", ""}).contains("details"));
+}
+
+TEST_CASE("control client: no daemon at the path is not_running (DEL then succeeds)")
+{
+    const auto reply = vusw::ask("/nonexistent-vusw-dir/vuswitchd.ctl", "{\"cmd\":\"version\"}");
+    REQUIRE_FALSE(reply);
+    CHECK(std::string_view(reply.error().reason) == vusw::control_client_error::not_running);
+    CHECK(reply.error().detail == "cannot reach vuswitchd at /nonexistent-vusw-dir/vuswitchd.ctl: No such file or directory");
+    const auto bad = vusw::parse_reply("/x", "[1]");
+    REQUIRE_FALSE(bad);
+    CHECK(std::string_view(bad.error().reason) == vusw::control_client_error::no_answer);
 }
