@@ -49,7 +49,7 @@
 #                     live migration precopy/postcopy, packed rings, multiqueue, jumbo
 #                     frames, iperf3 throughput)
 #   fuzz              tests/fuzz/run.sh (libFuzzer targets, 20 s each)
-#   nic asan, vlan_nic asan, null_nic asan, nic_jumbo asan, privileges asan,
+#   nic asan, vlan_nic asan, null_nic asan, nic_jumbo asan, privileges asan, cni asan,
 #   virtio_matrix asan   the same against build-asan's vuswitchd
 # A suite whose build failed is counted as failed, not skipped. A system test that
 # exits 77 (e.g. no hugepages possible) is counted as skipped, with its reason.
@@ -109,11 +109,11 @@ build() { # DIR MESON-ARGS... [-- NINJA-TARGETS...]
   ninja -C "$dir" "$@"
 }
 
-# The sanitizer build compiles what runs under it: the daemon, vuswitchctl and the
+# The sanitizer build compiles what runs under it: the daemon, vuswitchctl, vuswitch-cni and the
 # in-process test binaries. The integration suite's front-end is test code; build/'s
 # binary drives the sanitized daemon (it finds it through VUSWITCHD), which halves the
 # sanitizer build.
-ASAN_TARGETS="control/vuswitchd control/vuswitchctl tests/unit/unit_tests tests/dataplane/dataplane_tests"
+ASAN_TARGETS="control/vuswitchd control/vuswitchctl control/vuswitch-cni tests/unit/unit_tests tests/dataplane/dataplane_tests"
 SANITIZER_ENV=(ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_summary=1
                UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_summary=1:print_stacktrace=1)
 
@@ -187,7 +187,7 @@ done
 # Against build-asan: the NIC paths (the integration suite, already run against the
 # sanitized daemon, has no NIC traffic) and the privilege drop; guest traffic through
 # real DPDK front-ends is virtio_matrix asan's.
-for t in nic vlan_nic null_nic nic_jumbo privileges; do
+for t in nic vlan_nic null_nic nic_jumbo privileges cni; do
   if ((asan_ok)); then
     suite "$t asan" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build-asan" "tests/system/$t.sh"
   else
