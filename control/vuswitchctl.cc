@@ -4,23 +4,18 @@
 // One request per run over the control socket (README, "Control socket protocol"). Exit
 // status for scripts: 0 the daemon did it, 1 the daemon answered with an error, 2 usage
 // error (nothing sent), 3 the daemon could not be reached or gave no valid answer.
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <functional>
 #include <iostream>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
+
+#include "control/control_client.h"
 
 namespace {
 
@@ -93,56 +88,21 @@ Exit status:
      answer from it
 )";
 
+// What to do when the daemon cannot be reached, after the client's own message.
+std::string unreachable_hint(const vusw::Error& error)
+{
+    if (std::string_view(error.reason) == vusw::control_client_error::no_permission)
+        return " (the control socket admits its owner and its group: run as root or as a member of vuswitchd's "
+               "--ctl-socket-group)";
+    if (std::string_view(error.reason) == vusw::control_client_error::not_running)
+        return " (is it running? use --control PATH)";
+    return "";
+}
+
 int usage_error(const std::string& why)
 {
     fmt::print(stderr, "vuswitchctl: {}\n\n{}", why, kUsage);
     return kUsageError;
-}
-
-// Sends one request line and returns the reply line; nullopt (with `error` set) if the
-// daemon cannot be reached or does not answer.
-std::optional<std::string> ask(const std::string& path, const std::string& request, std::string& error)
-{
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof(addr.sun_path)) {
-        error = fmt::format("control socket path {} too long (at most {} bytes)", path, sizeof(addr.sun_path) - 1);
-        return std::nullopt;
-    }
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        const int err = errno;
-        error = fmt::format("cannot reach vuswitchd at {}: {} ({})", path, strerror(err),
-                            err == EACCES ? "the control socket admits its owner and its group: run as root or as a "
-                                            "member of vuswitchd's --ctl-socket-group"
-                                          : "is it running? use --control PATH");
-        if (fd >= 0)
-            close(fd);
-        return std::nullopt;
-    }
-    const std::string line = request + "\n";
-    (void)send(fd, line.data(), line.size(), MSG_NOSIGNAL);
-    std::string reply;
-    char buf[65536];
-    while (reply.find('\n') == std::string::npos) {
-        pollfd p{fd, POLLIN, 0};
-        if (poll(&p, 1, 10000) <= 0) {
-            error = fmt::format("vuswitchd at {} did not answer within 10 s", path);
-            close(fd);
-            return std::nullopt;
-        }
-        const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-        if (n <= 0)
-            break;
-        reply.append(buf, std::size_t(n));
-    }
-    close(fd);
-    if (reply.empty()) {
-        error = fmt::format("vuswitchd at {} closed the connection without an answer", path);
-        return std::nullopt;
-    }
-    return reply;
 }
 
 std::string drops_text(const nlohmann::json& drops)
@@ -653,22 +613,13 @@ int main(int argc, char** argv)
         return usage_error(error);
     // Arguments that are not UTF-8 (a port name typed in another encoding) go as U+FFFD.
     const std::string line = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    const std::optional<std::string> text = ask(control, line, error);
-    if (!text) {
-        fmt::print(stderr, "vuswitchctl: {}\n", error);
+    const auto text = vusw::ask(control, line);
+    const auto reply_or = text ? vusw::parse_reply(control, *text) : std::unexpected(text.error());
+    if (!reply_or) {
+        fmt::print(stderr, "vuswitchctl: {}{}\n", reply_or.error().detail, unreachable_hint(reply_or.error()));
         return kUnreachable;
     }
-    nlohmann::json reply;
-    try {
-        reply = nlohmann::json::parse(text->substr(0, text->find('\n')));
-    } catch (const nlohmann::json::exception& e) {
-        fmt::print(stderr, "vuswitchctl: the answer of vuswitchd at {} is not JSON: {}\n", control, e.what());
-        return kUnreachable;
-    }
-    if (!reply.is_object()) {
-        fmt::print(stderr, "vuswitchctl: the answer of vuswitchd at {} is not a JSON object\n", control);
-        return kUnreachable;
-    }
+    const nlohmann::json& reply = *reply_or;
     if (reply.value("version", 0u) > kProtocolVersion)
         fmt::print(stderr, "vuswitchctl: note: the daemon speaks control protocol {}, this vuswitchctl {}\n",
                    reply.value("version", 0u), kProtocolVersion);

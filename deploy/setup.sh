@@ -29,6 +29,8 @@ PACKAGES=(
   # server scraping vuswitchd, promtool for the deploy/prometheus config and alert rules
   # (run privately; the prometheus system service is never started), systemd-analyze
   prometheus systemd
+  # tests/system/cni.sh and k8s_manifests.sh: deploy/k8s's YAML
+  python3-yaml
   # tests/vm: tools copied with their libraries into the guest initramfs
   ethtool iperf3
   # tests/system/vxlan.sh: ping across the tunnel

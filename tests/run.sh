@@ -44,13 +44,17 @@
 #                     control socket, traffic and add-port after the drop, clean exit)
 #   hugepages_missing tests/system/hugepages_missing.sh (no hugetlbfs at --huge-dir, too few
 #                     free pages for --memory: exit 1 with the command that fixes it)
+#   cni               tests/system/cni.sh (vuswitch-cni ADD/CHECK/DEL as kubelet calls them for
+#                     two netns "pods" whose testpmds exchange frames; CNI error codes)
+#   k8s_manifests     tests/system/k8s_manifests.sh (deploy/k8s: YAML, required fields, the
+#                     objects agree; vuswitch-cni accepts the NetworkAttachmentDefinition)
 #   (the system tests run again against build-asan's daemon; virtio_matrix with
 #    VIRTIO_MATRIX_ASAN_VARIANTS, a subset covering each switch code path once)
 #   vm                tests/vm/run.sh (QEMU guests: ping, NIC, memory hotplug, reconnect,
 #                     live migration precopy/postcopy, packed rings, multiqueue, jumbo
 #                     frames, iperf3 throughput)
 #   fuzz              tests/fuzz/run.sh (libFuzzer targets, 10 s each; perf/fuzz.sh for long runs)
-#   nic asan, vxlan asan, vxlan_pair asan, vlan_nic asan, null_nic asan, nic_jumbo asan, privileges asan,
+#   nic asan, vxlan asan, vxlan_pair asan, vlan_nic asan, null_nic asan, nic_jumbo asan, privileges asan, cni asan,
 #   virtio_matrix asan   the same against build-asan's vuswitchd
 # A suite whose build failed is counted as failed, not skipped. A system test that
 # exits 77 (e.g. no hugepages possible) is counted as skipped, with its reason.
@@ -110,11 +114,11 @@ build() { # DIR MESON-ARGS... [-- NINJA-TARGETS...]   (env CXX picks the compile
   ninja -C "$dir" "$@"
 }
 
-# The sanitizer build compiles what runs under it: the daemon, vuswitchctl and the
+# The sanitizer build compiles what runs under it: the daemon, vuswitchctl, vuswitch-cni and the
 # in-process test binaries. The integration suite's front-end is test code; build/'s
 # binary drives the sanitized daemon (it finds it through VUSWITCHD), which halves the
 # sanitizer build.
-ASAN_TARGETS="control/vuswitchd control/vuswitchctl tests/unit/unit_tests tests/dataplane/dataplane_tests"
+ASAN_TARGETS="control/vuswitchd control/vuswitchctl control/vuswitch-cni tests/unit/unit_tests tests/dataplane/dataplane_tests"
 SANITIZER_ENV=(ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_summary=1
                UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_summary=1:print_stacktrace=1)
 
@@ -182,7 +186,7 @@ fi
 # System tests: once against build/, once against the sanitizer build's daemon.
 # A bound on each whole script; every step inside has its own timeout as well.
 for t in testpmd_pair nic vxlan vxlan_pair vlan_nic null_nic nic_jumbo virtio_matrix prometheus monitoring_config service_notify \
-  privileges hugepages_missing; do
+  privileges hugepages_missing cni k8s_manifests; do
   if ((build_ok)); then
     suite "$t" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
   else
@@ -192,7 +196,7 @@ done
 # Against build-asan: the NIC paths (the integration suite, already run against the
 # sanitized daemon, has no NIC traffic) and the privilege drop; guest traffic through
 # real DPDK front-ends is virtio_matrix asan's.
-for t in nic vxlan vxlan_pair vlan_nic null_nic nic_jumbo privileges; do
+for t in nic vxlan vxlan_pair vlan_nic null_nic nic_jumbo privileges cni; do
   if ((asan_ok)); then
     suite "$t asan" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build-asan" "tests/system/$t.sh"
   else
