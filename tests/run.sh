@@ -17,6 +17,8 @@
 #                     -Wthread-safety; integration cases of control<->PMD paths, 30 s of soak)
 #   soak              perf/soak.sh --minutes 2 (byte-checked traffic through memory
 #                     re-layouts, queue moves, reconnections, port add/del; no loss, no leaks)
+#   scale             perf/scale.sh (1,000 guest lives, 10,000 ADD/REM_MEM_REG cycles under
+#                     traffic; fds, mappings, RSS, DPDK heap, mbufs back; nothing lost)
 #   testpmd_pair      tests/system/testpmd_pair.sh (two DPDK virtio-user front-ends)
 #   nic               tests/system/nic.sh (netns + veth + net_af_packet)
 #   vxlan             tests/system/vxlan.sh (a VXLAN tunnel port to the Linux kernel's VTEP
@@ -181,6 +183,13 @@ if ((build_ok)); then
   suite "soak" timeout --kill-after=30 400 perf/soak.sh --minutes 2
 else
   not_run "soak" "build failed"
+fi
+# 1,000 guest lives and 10,000 ADD/REM_MEM_REG cycles under traffic: resources printed
+# before and after, nothing lost, nothing leaked.
+if ((build_ok)); then
+  suite "scale" timeout --kill-after=30 400 perf/scale.sh
+else
+  not_run "scale" "build failed"
 fi
 
 # System tests: once against build/, once against the sanitizer build's daemon.
