@@ -14,18 +14,6 @@
 namespace vusw {
 namespace {
 
-// The address as a number, first byte most significant (as printed). Two loads
-// combined in registers: one 6-byte memcpy into a uint64_t becomes two stack stores
-// and an 8-byte reload that cannot be store-forwarded.
-uint64_t mac_of(const rte_ether_addr& a)
-{
-    uint32_t high = 0;
-    uint16_t low = 0;
-    std::memcpy(&high, a.addr_bytes, sizeof(high));
-    std::memcpy(&low, a.addr_bytes + sizeof(high), sizeof(low));
-    return (uint64_t(rte_be_to_cpu_32(high)) << 16) | rte_be_to_cpu_16(low);
-}
-
 // The VID of a tagged frame, 0 if untagged: the FDB key of a VLAN-transparent switch.
 uint16_t tag_vid(const rte_ether_hdr* eth, uint32_t len)
 {
@@ -223,7 +211,7 @@ void L2Switch::forward_burst(PmdContext& ctx, const PortTable& t, Port& in, rte_
         }
         const uint16_t vlan = f.vlan;
         if (!rte_is_multicast_ether_addr(&eth->src_addr)) {
-            const uint64_t src = mac_of(eth->src_addr);
+            const uint64_t src = mac_key(eth->src_addr.addr_bytes);
             if (src != learned_mac || vlan != learned_vlan) {
                 fdb_.learn(src, vlan, in.id());
                 learned_mac = src;
@@ -232,7 +220,7 @@ void L2Switch::forward_burst(PmdContext& ctx, const PortTable& t, Port& in, rte_
         }
         uint16_t to = Fdb::kUnknown;
         if (!rte_is_multicast_ether_addr(&eth->dst_addr)) {
-            const uint64_t dst = mac_of(eth->dst_addr);
+            const uint64_t dst = mac_key(eth->dst_addr.addr_bytes);
             if (dst != looked_up_mac || vlan != looked_up_vlan) {
                 looked_up_port = fdb_.lookup(dst, vlan);
                 looked_up_mac = dst;

@@ -23,14 +23,6 @@ std::span<const std::byte> first_segment(const rte_mbuf* m)
     return {rte_pktmbuf_mtod(m, const std::byte*), rte_pktmbuf_data_len(m)};
 }
 
-uint64_t mac_word(const MacAddr& mac)
-{
-    uint64_t w = 0;
-    for (uint8_t b : mac)
-        w = w << 8 | b;
-    return w;
-}
-
 MacAddr mac_of_word(uint64_t w)
 {
     MacAddr mac;
@@ -42,14 +34,12 @@ MacAddr mac_of_word(uint64_t w)
 // The inner frame's source or destination MAC as the FDB keys it.
 uint64_t inner_mac(const rte_mbuf* m, std::size_t at)
 {
-    MacAddr mac;
-    std::memcpy(mac.data(), rte_pktmbuf_mtod_offset(m, const uint8_t*, at), mac.size());
-    return mac_word(mac);
+    return mac_key(rte_pktmbuf_mtod_offset(m, const uint8_t*, at));
 }
 
-bool multicast(uint64_t mac_word)
+bool multicast(uint64_t mac)
 {
-    return (mac_word >> 40) & 1;
+    return (mac >> 40) & 1;
 }
 
 }  // namespace
@@ -100,7 +90,7 @@ void VxlanPort::learn_neighbour(std::size_t r, const MacAddr& mac)
 {
     const uint64_t before = remotes_[r].mac.load(std::memory_order_relaxed);
     unknown_neighbours_ -= (before & kKnown) == 0;
-    remotes_[r].mac.store(kKnown | mac_word(mac), std::memory_order_relaxed);
+    remotes_[r].mac.store(kKnown | mac_key(mac.data()), std::memory_order_relaxed);
 }
 
 VxlanTotals VxlanPort::vxlan_totals() const

@@ -6,11 +6,27 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
 namespace vusw {
+
+// A MAC address (6 bytes as on the wire) as the FDB keys it: a number, first byte most
+// significant (as printed). Two loads combined in registers: one 6-byte memcpy into a
+// uint64_t becomes two stack stores and an 8-byte reload that cannot be store-forwarded.
+inline uint64_t mac_key(const uint8_t* mac) noexcept
+{
+    uint32_t high = 0;
+    uint16_t low = 0;
+    std::memcpy(&high, mac, sizeof(high));
+    std::memcpy(&low, mac + sizeof(high), sizeof(low));
+    if constexpr (std::endian::native == std::endian::little)
+        return uint64_t(std::byteswap(high)) << 16 | std::byteswap(low);
+    return uint64_t(high) << 16 | low;
+}
 
 struct FdbEntry {
     uint64_t mac;     // 48-bit MAC, network order packed big-endian into the low bits
