@@ -6,8 +6,14 @@
 #include <prometheus/metric_family.h>
 
 #include <fmt/format.h>
+#include <netdb.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstring>
 #include <limits>
+#include <thread>
 
 #include <rte_malloc.h>
 #include <rte_mempool.h>
@@ -27,6 +33,29 @@ using prometheus::MetricType;
 MetricFamily family(std::string name, std::string help, MetricType type)
 {
     return MetricFamily{std::move(name), std::move(help), type, {}};
+}
+
+// The address a client on this host reaches `address` (civetweb's "HOST:PORT") at; the
+// port is the one it listens on (`port` may have been 0).
+bool local_address(const std::string& address, int port, sockaddr_storage& out, socklen_t& len)
+{
+    std::string host = address.substr(0, address.rfind(':') == std::string::npos ? 0 : address.rfind(':'));
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    if (host.empty() || host == "0.0.0.0")
+        host = "127.0.0.1";
+    else if (host == "::")
+        host = "::1";
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || found == nullptr)
+        return false;
+    std::memcpy(&out, found->ai_addr, found->ai_addrlen);
+    len = found->ai_addrlen;
+    ::freeaddrinfo(found);
+    return true;
 }
 
 void add(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value)
@@ -234,7 +263,28 @@ MetricsServer::MetricsServer(const std::vector<Port*>& ports, std::mutex& ports_
 {
 }
 
-MetricsServer::~MetricsServer() = default;
+// civetweb's listener checks whether it should stop only between polls of 2 s: stopping
+// took 2 s, every time (each test daemon, every `systemctl stop`). Connections made while
+// it stops end its poll at once.
+MetricsServer::~MetricsServer()
+{
+    if (!exposer_ || wake_len_ == 0)
+        return;
+    std::atomic<bool> stopped = false;
+    std::thread waker([&] {
+        while (!stopped.load()) {
+            const int fd = ::socket(wake_.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd >= 0) {
+                (void)::connect(fd, reinterpret_cast<const sockaddr*>(&wake_), wake_len_);
+                ::close(fd);
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    });
+    exposer_.reset();
+    stopped = true;
+    waker.join();
+}
 
 Status MetricsServer::start(const std::string& address)
 {
@@ -244,6 +294,9 @@ Status MetricsServer::start(const std::string& address)
         return fail("metrics", fmt::format("--metrics {}: cannot listen ({}); pick a free port or `off`", address, e.what()));
     }
     exposer_->RegisterCollectable(collector_);
+    const std::vector<int> ports = exposer_->GetListeningPorts();
+    if (ports.empty() || !local_address(address, ports.front(), wake_, wake_len_))
+        wake_len_ = 0;  // it stops in 2 s then
     return {};
 }
 

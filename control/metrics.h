@@ -2,6 +2,8 @@
 // calls prometheus-cpp; it only bumps its own single-writer counters.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,6 +37,9 @@ public:
 private:
     std::shared_ptr<PortsCollector> collector_;
     std::unique_ptr<prometheus::Exposer> exposer_;
+    // Where the listener can be reached, to wake it when it stops (see ~MetricsServer).
+    sockaddr_storage wake_{};
+    socklen_t wake_len_ = 0;
 };
 
 }  // namespace vusw
