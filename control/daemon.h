@@ -66,6 +66,7 @@ private:
         bool flushed = false;             // hand-off rings emptied, FDB entries gone, id free
         std::chrono::steady_clock::time_point since;
         bool warned = false;
+        bool holds_device = false;  // a NIC or tunnel: its ethdev is closed when it is freed
     };
 
     // Hugepage check, DPDK, ports, PMD cores, sockets, then --user: all of start-up.
@@ -83,6 +84,9 @@ private:
     void tick_fdb_clock();
     void log_broken_queues();
     void retire_ports();
+    // Waits (bounded) until removed NICs and tunnels have closed their ethdevs, so that the
+    // same device can be opened again at once (reload of a changed --nic).
+    void finish_retiring_devices();
     void on_signal();
     // "PREFIX NAME (KIND) on PMD n, access VLAN 0, MTU 1500 (default)".
     void log_port(const Port& port, std::string_view prefix) const;

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "control/daemon.h"
 #include "control/management.h"
@@ -34,6 +35,9 @@ namespace {
 
 // A removed port still waiting this long for its lent buffers is worth a warning.
 constexpr auto kSlowRetire = std::chrono::seconds(5);
+// How long adding a NIC waits for a removed one to close its device (a grace period: the
+// cores pass quiescent states every burst, so this is microseconds unless one is stuck).
+constexpr auto kDeviceRetireWait = std::chrono::seconds(2);
 
 // "access VLAN 10, MTU 1500 (default)": VLAN membership and MTU as the port starts.
 std::string describe_settings(const Port& port)
@@ -120,6 +124,8 @@ Result<Port*> Daemon::add_port(PortKind kind, const PortSpec& spec, bool from_co
         return fail("unsupported", fmt::format("{}: PCI NICs are given at start-up (--nic): guest memory mapped "
                                                "before them is not DMA-mapped for them; restart vuswitchd with it",
                                                spec.target));
+    if (kind == PortKind::nic || kind == PortKind::vxlan)
+        finish_retiring_devices();
     auto made = make_port(kind, spec);
     if (!made && kind == PortKind::nic && config_.user)
         return fail(made.error().reason, fmt::format("{} (vuswitchd runs as user {} without capabilities (--user): a NIC "
@@ -163,7 +169,8 @@ Status Daemon::remove_port(const std::string& name)
     Status detached = scheduler_->remove_port(port);  // 3.
     auto token = std::make_shared<int>(0);
     reclaimer_->retire(token);
-    retiring_.push_back(Retiring{std::move(it->port), token, false, std::chrono::steady_clock::now(), false});
+    const bool device = it->kind == PortKind::nic || it->kind == PortKind::vxlan;
+    retiring_.push_back(Retiring{std::move(it->port), token, false, std::chrono::steady_clock::now(), false, device});
     attached_.erase(it);
     log(LogLevel::info, "removed port {}", name);
     return detached;
@@ -190,6 +197,18 @@ void Daemon::retire_ports()
         }
         return false;
     });
+}
+
+void Daemon::finish_retiring_devices()
+{
+    const auto holds_device = [](const Retiring& r) { return r.holds_device; };
+    const auto deadline = std::chrono::steady_clock::now() + kDeviceRetireWait;
+    while (std::any_of(retiring_.begin(), retiring_.end(), holds_device) && std::chrono::steady_clock::now() < deadline) {
+        reclaimer_->poll();
+        retire_ports();
+        if (std::any_of(retiring_.begin(), retiring_.end(), holds_device))
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
 }
 
 Result<ReloadReport> Daemon::reload()

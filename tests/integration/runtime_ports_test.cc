@@ -201,6 +201,33 @@ TEST_CASE("reload and SIGHUP apply the config file's ports; the others are left 
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("reload of a changed NIC closes the old device before it opens the new one") {
+  // The same devargs with another option: the port is removed and added again, and the
+  // device can only be probed again once the removed port has let it go.
+  const std::string dir = "/tmp/vusw-reload-nic-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  const std::string file = dir + "/vuswitchd.conf";
+  const std::string a = "vhost-user = " + dir + "/a.sock\n";
+  write_file(file, a + "nic = net_null7,no-rx=1\n");
+  DaemonConfig cfg;
+  cfg.extra_args = {"--config", file};
+  Daemon d(cfg);
+  REQUIRE_FALSE(d.port("net_null7").is_null());
+
+  for (const int mtu : {1400, 1500, 9000}) {
+    CAPTURE(mtu);
+    write_file(file, a + "nic = net_null7,no-rx=1|mtu=" + std::to_string(mtu) + "\n");
+    const nlohmann::json r = ctl(d, {{"cmd", "reload"}});
+    INFO(r.dump());
+    CHECK(r["removed"] == nlohmann::json{"net_null7"});
+    CHECK(r["added"] == nlohmann::json{"net_null7"});
+    CHECK(r["failed"].empty());
+    CHECK(d.port("net_null7")["mtu"] == mtu);
+  }
+  finish(d);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("100 port add/del cycles under traffic on other ports: nothing lost there, nothing leaks") {
   Daemon d(servers({"a", "b"}));
   auto a = attach(d, "a");
