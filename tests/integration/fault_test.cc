@@ -1,18 +1,22 @@
 // Faults and exhaustion (issue 12): front-ends that die part-way through a message or a
 // reply, front-ends that dribble their messages a byte at a time, a daemon out of file
-// descriptors, guests that hoard RX buffers or flood kicks, and the largest split ring.
+// descriptors, guests that hoard RX buffers or flood kicks, a packet-buffer pool that
+// runs dry, and the largest split ring.
 // Each case checks that the daemon keeps running, that the reason is counted, that
 // another pair of guests keeps lossless traffic (Background) and, where a session ends,
 // that its fds and mappings go.
 #include <doctest/doctest.h>
 #include <dirent.h>
 #include <poll.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -56,6 +60,43 @@ void drain_pair(Bench& bench) {
   bench.a->poll_rx();
   bench.b->poll_rx();
 }
+
+// ---- a PMD core that stops ----
+
+// The thread of `d` named `name` (/proc/PID/task/TID/comm), or -1.
+pid_t thread_named(const Daemon& d, const std::string& name) {
+  const std::string tasks = "/proc/" + std::to_string(d.pid()) + "/task";
+  for (const auto& entry : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream in(entry.path() / "comm");
+    std::string comm;
+    if (std::getline(in, comm) && comm == name) return pid_t(std::stol(entry.path().filename().string()));
+  }
+  return -1;
+}
+
+// One thread of the daemon held still (ptrace: only that thread stops, the others run
+// on), as if the kernel had taken its CPU away for as long as the test likes.
+class FrozenThread {
+ public:
+  explicit FrozenThread(pid_t tid) : tid_(tid) {
+    int status = 0;
+    frozen_ = tid > 0 && ::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) == 0 &&
+              ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0 && ::waitpid(tid, &status, __WALL) == tid &&
+              WIFSTOPPED(status);
+  }
+  ~FrozenThread() { thaw(); }
+  FrozenThread(const FrozenThread&) = delete;
+  FrozenThread& operator=(const FrozenThread&) = delete;
+  bool frozen() const { return frozen_; }
+  void thaw() {
+    if (frozen_) ::ptrace(PTRACE_DETACH, tid_, nullptr, nullptr);
+    frozen_ = false;
+  }
+
+ private:
+  pid_t tid_;
+  bool frozen_ = false;
+};
 
 // ---- front-end dies part-way ----
 
@@ -386,6 +427,86 @@ TEST_CASE("a guest that never takes its RX frames: drops counted no_rx_buffer, o
   check_lossless(traffic.finish());
   CHECK(x->wait_rx(small.ring_size, milliseconds(2000)).size() == small.ring_size);  // and x may still take them
   finish(bench.d);
+}
+
+TEST_CASE("packet buffers run out while a PMD core stalls: drops counted no_mbuf, every buffer back, traffic after") {
+  // 511 buffers; a on PMD 0 sends to b on PMD 1 (both on CPU 1), whose thread is held
+  // still: every frame a sends is copied into a buffer that waits in PMD 1's hand-off
+  // ring (room for 1024) until the pool is empty, and the rest are dropped as no_mbuf.
+  DaemonConfig cfg;
+  cfg.servers = {"a", "b"};
+  cfg.lcores = "0@0,1@1,2@1";
+  cfg.extra_args = {"--mbufs", "511", "--pin", "a=0", "--pin", "b=1", "--rebalance-interval", "0"};
+  Daemon d(cfg);
+  FrontendOptions big;
+  big.ring_size = 1024;  // b can take every buffer the pool holds at once
+  auto a = attach(d, "a");
+  auto b = attach(d, "b", big);
+  REQUIRE(a);
+  REQUIRE(b);
+  std::this_thread::sleep_for(milliseconds(300));  // the FDB clock's first tick
+  REQUIRE(pair_switches(*a, kMacA, *b, kMacB));
+  std::this_thread::sleep_for(milliseconds(100));
+  a->poll_rx();
+  b->poll_rx();
+  const DpdkMemory before = dpdk_memory(d);
+  const nlohmann::json a0 = d.port("a"), b0 = d.port("b");
+
+  const nlohmann::json pmds = d.ctl({{"cmd", "show_pmd"}}).value();
+  REQUIRE(pmds["pmds"].size() == 2);
+  const int lcore = pmds["pmds"][1]["lcore"].get<int>();
+  const pid_t tid = thread_named(d, "rte-worker-" + std::to_string(lcore));
+  REQUIRE_MESSAGE(tid > 0, "no thread rte-worker-" << lcore);
+  constexpr uint32_t kSent = 2000;
+  {
+    FrozenThread stalled(tid);
+    REQUIRE(stalled.frozen());
+    for (uint32_t i = 0; i < kSent; ++i) {
+      while (!a->send_frame(make_frame(kMacB, kMacA, i, 60), TxLayout::Single)) {  // ring full: let it drain
+        a->kick(kTxRing);
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+        a->reclaim_tx();
+      }
+      if (i % 32 == 31) a->kick(kTxRing);
+    }
+    a->kick(kTxRing);
+    // Every frame taken off a's ring: switched (rx_packets) or dropped.
+    auto taken = [&] {
+      return json_u64(d.port("a"), "rx_packets") - json_u64(a0, "rx_packets") + reason_count(d, "a", "drops", "no_mbuf");
+    };
+    CHECK(wait_until([&] { return taken() == kSent; }, milliseconds(5000)));
+    CHECK(dpdk_memory(d).mbufs_in_use >= 400);  // the pool is (nearly) all in the hand-off ring
+  }
+  // PMD 1 runs again and hands b what waited; the rest were counted on a.
+  const uint64_t no_mbuf = reason_count(d, "a", "drops", "no_mbuf");
+  INFO("no_mbuf on a: " << no_mbuf << "; a: " << d.port("a").dump() << "; b: " << d.port("b").dump());
+  CHECK(no_mbuf > 0);
+  CHECK(no_mbuf < kSent - 400);
+  const auto got = b->wait_rx(kSent - no_mbuf, milliseconds(5000));
+  CHECK(got.size() == kSent - no_mbuf);
+  uint32_t last = 0;
+  bool first = true, intact = true;
+  for (const auto& f : got) {
+    uint32_t seq = 0;
+    intact = intact && check_frame(f, kMacB, kMacA, seq) && (first || seq > last);
+    last = seq;
+    first = false;
+  }
+  CHECK(intact);  // byte-checked, in order, none twice
+  CHECK(json_sum(d.port("a"), "drops") - json_sum(a0, "drops") == no_mbuf);  // no other reason
+  CHECK(json_sum(d.port("b"), "drops") == json_sum(b0, "drops"));
+  CHECK(json_u64(d.port("b"), "tx_packets") - json_u64(b0, "tx_packets") == kSent - no_mbuf);
+  CHECK(wait_until([&] { return dpdk_memory(d).mbufs_in_use <= before.mbufs_in_use; }, milliseconds(3000)));
+
+  // Full recovery: lossless two-way traffic, and no buffer missing afterwards.
+  {
+    Background traffic(*a, kMacA, *b, kMacB);
+    std::this_thread::sleep_for(milliseconds(1000));
+    check_lossless(traffic.finish());
+  }
+  CHECK(reason_count(d, "a", "drops", "no_mbuf") == no_mbuf);
+  CHECK(wait_until([&] { return dpdk_memory(d).mbufs_in_use <= before.mbufs_in_use; }, milliseconds(3000)));
+  finish(d);
 }
 
 TEST_CASE("a guest flooding kicks from a thread: others keep lossless traffic") {
