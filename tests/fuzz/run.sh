@@ -43,7 +43,7 @@ CXX=$(find_clang) || {
 
 DPDK_CFLAGS=$(pkg-config --cflags libdpdk | sed 's/-I/-isystem /g')  # no warnings from DPDK headers
 CXXFLAGS=(-std=c++2b -D__cpp_concepts=202002L -Wno-macro-redefined -Wno-builtin-macro-redefined
-          -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+          -gline-tables-only -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
           -fno-sanitize-recover=undefined -I"$ROOT/include" -I"$ROOT" -DVUSW_VERSION=\"fuzz\")
 
 # Sources each target links (besides itself).
