@@ -140,7 +140,7 @@ Status Daemon::create_ports()
             return std::unexpected(port.error());
         if (auto ok = l2_->add_port(**port); !ok)
             return ok;
-        ports_.push_back(port->get());
+        ports_.add(port->get());
         attached_.push_back(Attached{std::move(*port), nullptr, kind, spec, true});
         return {};
     };
@@ -175,10 +175,10 @@ Status Daemon::create_ports()
 void Daemon::place_ports()
 {
     // Names were checked against the configured ports (config.cc): every pin finds its port.
-    std::vector<int> pins(ports_.size(), kUnassigned);  // ids are 0.. in ports_ order at start-up
-    for (const Port* port : ports_)
+    std::vector<int> pins(ports_.list().size(), kUnassigned);  // ids are 0.. in ports_ order at start-up
+    for (const Port* port : ports_.list())
         pins[port->id()] = int(pin_of(config_, port->name()).value_or(unsigned(kUnassigned)));
-    scheduler_ = std::make_unique<Scheduler>(ports_, pmds_, std::chrono::seconds(config_.rebalance_interval_s),
+    scheduler_ = std::make_unique<Scheduler>(ports_.list(), pmds_, std::chrono::seconds(config_.rebalance_interval_s),
                                              config_.rebalance_threshold_pct);
     scheduler_->place(pins);
 }
@@ -192,12 +192,12 @@ Status Daemon::start_serving()
     std::filesystem::create_directories(std::filesystem::path(config_.control).parent_path(), ec);
     PortControl control{[this](PortKind kind, const PortSpec& spec) { return add_port(kind, spec); },
                         [this](const std::string& name) { return remove_port(name); }, [this] { return reload(); }};
-    management_ = std::make_unique<Management>(config_.control, loop_, ports_, *fdb_, pmds_, *scheduler_, config_,
+    management_ = std::make_unique<Management>(config_.control, loop_, ports_.list(), *fdb_, pmds_, *scheduler_, config_,
                                                std::move(control));
     if (auto ok = management_->start(); !ok)
         return ok;
     if (config_.metrics != "off") {
-        metrics_ = std::make_unique<MetricsServer>(ports_, ports_mutex_, *fdb_, pmds_, *reclaimer_, *pool_);
+        metrics_ = std::make_unique<MetricsServer>(ports_, *fdb_, pmds_, *reclaimer_, *pool_);
         if (auto ok = metrics_->start(config_.metrics); !ok)
             return ok;
     }
@@ -230,7 +230,7 @@ void Daemon::on_signal()
 
 void Daemon::log_broken_queues()
 {
-    for (const Port* port : ports_) {
+    for (const Port* port : ports_.list()) {
         const auto* vhost = dynamic_cast<const VhostPort*>(port);
         if (vhost == nullptr)
             continue;
@@ -305,7 +305,7 @@ int Daemon::run()
         log(LogLevel::error, "{}", ok.error().detail);
         return 1;
     }
-    for (const Port* port : ports_)
+    for (const Port* port : ports_.list())
         log_port(*port, "port");
     if (l2_->vlan_aware())
         log(LogLevel::info, "VLANs: frames are classified, tagged and untagged per port");
@@ -318,7 +318,7 @@ int Daemon::run()
     log(LogLevel::info, "control socket {}", config_.control);
     fmt::print(stderr, "{}vuswitchd: ready\n", log_journal() ? "<5>" : "");  // scripts wait for this line
     ServiceNotify service;
-    service.ready(fmt::format("ports: {}, PMD cores: {}", ports_.size(), pmds_.size()));
+    service.ready(fmt::format("ports: {}, PMD cores: {}", ports_.list().size(), pmds_.size()));
     // Tick fast while retired memory or a removed port waits for its grace period, so it
     // is freed (and the grace period measured) within a millisecond; otherwise ten times a second.
     loop_.run([this] { return std::chrono::milliseconds(reclaimer_->pending() || !retiring_.empty() ? 1 : 100); }, [&] {

@@ -3,12 +3,12 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "control/config.h"
 #include "control/event_loop.h"
+#include "control/live_ports.h"
 #include "vusw/result.h"
 
 struct rte_mempool;
@@ -101,10 +101,8 @@ private:
     std::vector<std::string> args_;
     std::vector<Attached> attached_;   // live ports, in the order they were added
     std::vector<Retiring> retiring_;
-    // The live ports (of attached_), for the scheduler, management and metrics. The
-    // metrics thread reads it under ports_mutex_; the control thread changes it under it.
-    std::vector<Port*> ports_;
-    std::mutex ports_mutex_;
+    // The live ports (of attached_), for the scheduler, management and metrics.
+    LivePorts ports_;
     std::vector<std::unique_ptr<Pmd>> owned_pmds_;
     std::vector<Pmd*> pmds_;
     std::unique_ptr<Scheduler> scheduler_;

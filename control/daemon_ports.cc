@@ -136,10 +136,7 @@ Result<Port*> Daemon::add_port(PortKind kind, const PortSpec& spec, bool from_co
     Port& port = **made;
     if (auto ok = l2_->add_port(port); !ok)
         return std::unexpected(ok.error());
-    {
-        std::lock_guard lock(ports_mutex_);
-        ports_.push_back(&port);
-    }
+    ports_.add(&port);
     logged_faults_[port.id()].clear();
     attached_.push_back(Attached{std::move(*made), nullptr, kind, spec, from_config});
     if (auto placed = scheduler_->add_port(port, int(pin_of(config_, spec.name).value_or(unsigned(kUnassigned)))); !placed) {
@@ -162,10 +159,7 @@ Status Daemon::remove_port(const std::string& name)
     Port& port = *it->port;
     it->endpoint.reset();  // 1. the session ends, the socket goes
     l2_->remove_port(port);  // 2.
-    {
-        std::lock_guard lock(ports_mutex_);
-        std::erase(ports_, &port);
-    }
+    ports_.remove(&port);
     Status detached = scheduler_->remove_port(port);  // 3.
     auto token = std::make_shared<int>(0);
     reclaimer_->retire(token);

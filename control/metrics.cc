@@ -18,6 +18,7 @@
 #include <rte_malloc.h>
 #include <rte_mempool.h>
 
+#include "control/live_ports.h"
 #include "ports/vhost_port.h"
 #include "vusw/fdb.h"
 #include "vusw/pmd.h"
@@ -100,25 +101,26 @@ void add_histogram(MetricFamily& f, std::vector<ClientMetric::Label> labels, con
 
 class PortsCollector : public prometheus::Collectable {
 public:
-    PortsCollector(const std::vector<Port*>& ports, std::mutex& ports_mutex, const Fdb& fdb, const std::vector<Pmd*>& pmds,
-                   const Reclaimer& rcu, const rte_mempool& pool)
-        : ports_(ports), ports_mutex_(ports_mutex), fdb_(fdb), pmds_(pmds), rcu_(rcu), pool_(pool)
+    PortsCollector(const LivePorts& ports, const Fdb& fdb, const std::vector<Pmd*>& pmds, const Reclaimer& rcu,
+                   const rte_mempool& pool)
+        : ports_(ports), fdb_(fdb), pmds_(pmds), rcu_(rcu), pool_(pool)
     {
     }
 
     std::vector<MetricFamily> Collect() const override
     {
-        // A removed port's series go with it: it leaves `ports_` under the lock before it is freed.
-        std::lock_guard lock(ports_mutex_);
-        std::vector<MetricFamily> out;
-        collect_ports(out);
-        collect_vhost(out);
-        collect_core(out);
-        return out;
+        // A removed port's series go with it: it leaves the list under the lock before it is freed.
+        return ports_.read([&](const std::vector<Port*>& ports) {
+            std::vector<MetricFamily> out;
+            collect_ports(out, ports);
+            collect_vhost(out, ports);
+            collect_core(out, ports);
+            return out;
+        });
     }
 
 private:
-    void collect_ports(std::vector<MetricFamily>& out) const
+    void collect_ports(std::vector<MetricFamily>& out, const std::vector<Port*>& ports) const
     {
         auto rxp = family("vusw_port_rx_packets_total", "Frames the switch received from the port", MetricType::Counter);
         auto rxb = family("vusw_port_rx_bytes_total", "Bytes the switch received from the port", MetricType::Counter);
@@ -131,7 +133,7 @@ private:
                           MetricType::Counter);
         auto qtx = family("vusw_queue_tx_packets_total", "Frames the switch delivered into a port's queue (queue pair)",
                           MetricType::Counter);
-        for (const Port* p : ports_) {
+        for (const Port* p : ports) {
             for (uint16_t q = 0; q < p->queue_limit(); ++q) {
                 if (!p->has_queue(q))
                     continue;
@@ -152,7 +154,7 @@ private:
             out.push_back(std::move(*f));
     }
 
-    void collect_vhost(std::vector<MetricFamily>& out) const
+    void collect_vhost(std::vector<MetricFamily>& out, const std::vector<Port*>& ports) const
     {
         auto msgs = family("vusw_vhost_messages_total", "vhost-user messages received, by type", MetricType::Counter);
         auto errs = family("vusw_vhost_protocol_errors_total", "vhost-user protocol errors, by reason", MetricType::Counter);
@@ -165,7 +167,7 @@ private:
         auto missed = family("vusw_dirty_log_missed_pages_total", "Guest pages written while migrating that lay outside the dirty log", MetricType::Counter);
         auto logging = family("vusw_dirty_log_enabled", "1 while the port's guest migrates (LOG_ALL with a dirty log)", MetricType::Gauge);
         auto grace = family("vusw_grace_period_seconds", "Time from publishing a memory table until the old one was freed (RCU grace period)", MetricType::Histogram);
-        for (const Port* p : ports_) {
+        for (const Port* p : ports) {
             const auto* v = dynamic_cast<const VhostPort*>(p);
             if (v == nullptr)
                 continue;
@@ -192,7 +194,7 @@ private:
             out.push_back(std::move(*f));
     }
 
-    void collect_core(std::vector<MetricFamily>& out) const
+    void collect_core(std::vector<MetricFamily>& out, const std::vector<Port*>& ports) const
     {
         auto busy = family("vusw_pmd_busy_cycles_total", "TSC cycles PMD iterations spent moving packets", MetricType::Counter);
         auto idle = family("vusw_pmd_idle_cycles_total", "TSC cycles PMD iterations spent finding nothing", MetricType::Counter);
@@ -210,7 +212,7 @@ private:
             const double hz = double(s.tsc_hz);
             add_histogram(turns, {{"pmd", id}}, IterationStats::kBounds, s.turns.buckets, double(s.turns.cycles) / hz);
             add(longest, {{"pmd", id}}, double(s.turns.longest) / hz);
-            for (const Port* p : ports_)
+            for (const Port* p : ports)
                 add(polls, {{"port", p->name()}, {"pmd", id}}, double(p->poll_cycles_total(pmd->index())));
         }
         auto fdb_entries = family("vusw_fdb_entries", "Learned MAC table entries", MetricType::Gauge);
@@ -249,17 +251,16 @@ private:
             out.push_back(std::move(*f));
     }
 
-    const std::vector<Port*>& ports_;
-    std::mutex& ports_mutex_;
+    const LivePorts& ports_;
     const Fdb& fdb_;
     const std::vector<Pmd*>& pmds_;
     const Reclaimer& rcu_;
     const rte_mempool& pool_;
 };
 
-MetricsServer::MetricsServer(const std::vector<Port*>& ports, std::mutex& ports_mutex, const Fdb& fdb,
+MetricsServer::MetricsServer(const LivePorts& ports, const Fdb& fdb,
                              const std::vector<Pmd*>& pmds, const Reclaimer& rcu, const rte_mempool& pool)
-    : collector_(std::make_shared<PortsCollector>(ports, ports_mutex, fdb, pmds, rcu, pool))
+    : collector_(std::make_shared<PortsCollector>(ports, fdb, pmds, rcu, pool))
 {
 }
 

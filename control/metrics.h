@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -20,6 +19,7 @@ struct rte_mempool;
 namespace vusw {
 
 class Fdb;
+class LivePorts;
 class Pmd;
 class Reclaimer;
 class PortsCollector;
@@ -27,9 +27,9 @@ class PortsCollector;
 class MetricsServer {
 public:
     // `ports` changes while the switch runs (ports added and removed): every scrape reads
-    // it under `ports_mutex`, which its writer holds while changing it.
-    MetricsServer(const std::vector<Port*>& ports, std::mutex& ports_mutex, const Fdb& fdb, const std::vector<Pmd*>& pmds,
-                  const Reclaimer& rcu, const rte_mempool& pool);
+    // it under its lock.
+    MetricsServer(const LivePorts& ports, const Fdb& fdb, const std::vector<Pmd*>& pmds, const Reclaimer& rcu,
+                  const rte_mempool& pool);
     ~MetricsServer();
     // Listens on ADDR:PORT.
     Status start(const std::string& address);

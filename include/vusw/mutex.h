@@ -23,6 +23,8 @@
 #define VUSW_ACQUIRE(...) VUSW_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
 #define VUSW_RELEASE(...) VUSW_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
 #define VUSW_EXCLUDES(...) VUSW_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))
+// For a reader the analysis cannot follow (e.g. the one writer's own lock-free reads).
+#define VUSW_NO_THREAD_SAFETY_ANALYSIS VUSW_THREAD_ANNOTATION(no_thread_safety_analysis)
 
 namespace vusw {
 
