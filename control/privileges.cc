@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -27,9 +29,14 @@ namespace {
 // getpw*_r / getgr*_r want a caller's buffer; 64 KiB holds any sane entry.
 constexpr std::size_t kNssBuffer = 65536;
 
-bool all_digits(const std::string& s)
+// A user or group given by number: 0..4294967294 (4294967295 is (uid_t)-1, "no id").
+std::optional<uint32_t> numeric_id(const std::string& s)
 {
-    return !s.empty() && s.size() <= 10 && s.find_first_not_of("0123456789") == std::string::npos;
+    uint64_t id = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size() || id >= UINT32_MAX)
+        return std::nullopt;
+    return uint32_t(id);
 }
 
 std::string read_file(const std::string& path)
@@ -109,9 +116,9 @@ Result<Identity> lookup_user(const std::string& flag, const std::string& name)
 {
     passwd pw{}, *found = nullptr;
     std::vector<char> buf(kNssBuffer);
-    if (all_digits(name))
-        getpwuid_r(uid_t(std::stoul(name)), &pw, buf.data(), buf.size(), &found);
-    else
+    if (const auto id = numeric_id(name))
+        getpwuid_r(uid_t(*id), &pw, buf.data(), buf.size(), &found);
+    else if (name.find_first_not_of("0123456789") != std::string::npos)
         getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
     if (found == nullptr)
         return fail("config", fmt::format("{} {}: no such user; create it (useradd --system --no-create-home {}) "
@@ -126,9 +133,9 @@ Result<Identity> lookup_group(const std::string& flag, const std::string& name)
 {
     group gr{}, *found = nullptr;
     std::vector<char> buf(kNssBuffer);
-    if (all_digits(name))
-        getgrgid_r(gid_t(std::stoul(name)), &gr, buf.data(), buf.size(), &found);
-    else
+    if (const auto id = numeric_id(name))
+        getgrgid_r(gid_t(*id), &gr, buf.data(), buf.size(), &found);
+    else if (name.find_first_not_of("0123456789") != std::string::npos)
         getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found);
     if (found == nullptr)
         return fail("config", fmt::format("{} {}: no such group; create it (groupadd --system {}) or name an "

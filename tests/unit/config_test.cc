@@ -522,6 +522,12 @@ TEST_CASE("unknown users and groups, root, and --group alone are config errors s
     CHECK(error_of({"--ctl-socket-group", "no-such-group-vusw"}).find("--ctl-socket-group") != std::string::npos);
     CHECK(error_of({"--user", "root"}).find("root") != std::string::npos);
     CHECK(error_of({"--user", "0"}).find("no drop") != std::string::npos);
+    // Numbers beyond 32 bits name no one (4294967296 wrapped to uid 0, root, before).
+    for (const char* id : {"4294967295", "4294967296", "99999999999999999999999"}) {
+        CAPTURE(id);
+        CHECK(error_of({"--user", id}).find("no such user") != std::string::npos);
+        CHECK(error_of({"--user", "nobody", "--group", id}).find("no such group") != std::string::npos);
+    }
     CHECK(error_of({"--group", "nogroup"}).find("give --user too") != std::string::npos);
 }
 
