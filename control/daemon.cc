@@ -275,18 +275,16 @@ Status Daemon::start_up()
     if (!config_.no_huge)
         if (auto problem = hugepage_problem(read_hugepage_host(), config_.huge_dir, config_.memory_mb))
             return fail("hugepages", *problem);
-    Status ok = init_dpdk();
-    if (ok)
-        ok = create_ports();
-    if (ok)
-        for (Pmd* pmd : pmds_)
-            if (ok)
-                ok = pmd->launch();
-    if (ok)
-        ok = start_serving();
-    if (ok)  // the last step: everything above may need root
-        ok = drop_privileges(config_, listening_sockets());
-    return ok;
+    if (Status ok = init_dpdk(); !ok)
+        return ok;
+    if (Status ok = create_ports(); !ok)
+        return ok;
+    for (Pmd* pmd : pmds_)
+        if (Status ok = pmd->launch(); !ok)
+            return ok;
+    if (Status ok = start_serving(); !ok)
+        return ok;
+    return drop_privileges(config_, listening_sockets());  // the last step: everything above may need root
 }
 
 int Daemon::run()
