@@ -444,11 +444,7 @@ TEST_CASE("packet buffers run out while a PMD core stalls: drops counted no_mbuf
   auto b = attach(d, "b", big);
   REQUIRE(a);
   REQUIRE(b);
-  std::this_thread::sleep_for(milliseconds(300));  // the FDB clock's first tick
-  REQUIRE(pair_switches(*a, kMacA, *b, kMacB));
-  std::this_thread::sleep_for(milliseconds(100));
-  a->poll_rx();
-  b->poll_rx();
+  REQUIRE(learned_pair(*a, kMacA, *b, kMacB));
   const DpdkMemory before = dpdk_memory(d);
   const nlohmann::json a0 = d.port("a"), b0 = d.port("b");
 

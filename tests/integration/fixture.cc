@@ -57,6 +57,15 @@ std::unique_ptr<FakeFrontend> handshaken(const Daemon& d, const std::string& por
   return fe;
 }
 
+bool learned_pair(FakeFrontend& p, const Mac& mp, FakeFrontend& q, const Mac& mq) {
+  std::this_thread::sleep_for(milliseconds(300));
+  if (!pair_switches(p, mp, q, mq)) return false;
+  std::this_thread::sleep_for(milliseconds(100));
+  p.poll_rx();
+  q.poll_rx();
+  return true;
+}
+
 Bench::Bench(const std::vector<std::string>& spare) : d(bench_config(spare)) {
   a = attach(d, "a");
   b = attach(d, "b");

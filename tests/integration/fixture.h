@@ -27,6 +27,10 @@ long env_long(const char* name, long fallback);
 std::unique_ptr<FakeFrontend> attach(const Daemon& d, const std::string& port, FrontendOptions opt = {});
 // Connects and runs the handshake only (no memory, no rings).
 std::unique_ptr<FakeFrontend> handshaken(const Daemon& d, const std::string& port, FrontendOptions opt = {});
+// Two fresh guests made ready for exact counts: after the FDB clock's first tick (a MAC
+// learned before it ages early), both MACs learned (pair_switches) and the frames
+// flooded while they were unknown taken off both RX rings.
+bool learned_pair(FakeFrontend& p, const Mac& mp, FakeFrontend& q, const Mac& mq);
 
 struct Bench {
   // Ports a and b (attached) plus `spare` server ports left for the test.

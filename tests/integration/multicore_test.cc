@@ -261,11 +261,7 @@ TEST_CASE("hotplug proof traffic with the two guests on different PMD cores, mov
   auto a = attach(d, "a");
   REQUIRE(x);
   REQUIRE(a);
-  std::this_thread::sleep_for(milliseconds(300));  // the FDB clock's first tick
-  REQUIRE(pair_switches(*x, kMacX, *a, kMacA));
-  std::this_thread::sleep_for(milliseconds(100));
-  x->poll_rx();
-  a->poll_rx();
+  REQUIRE(learned_pair(*x, kMacX, *a, kMacA));
   const nlohmann::json x0 = d.port("x"), a0 = d.port("a");
 
   MovingTraffic mt(*x, kMacX, *a, kMacA);
