@@ -191,7 +191,10 @@ Status Daemon::start_serving()
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(config_.control).parent_path(), ec);
     PortControl control{[this](PortKind kind, const PortSpec& spec) { return add_port(kind, spec); },
-                        [this](const std::string& name) { return remove_port(name); }, [this] { return reload(); }};
+                        [this](const std::string& name) { return remove_port(name); }, [this] { return reload(); },
+                        [this](const PortSpec& spec, const std::optional<PortSpec>& underlay) {
+                            return add_tunnel(spec, underlay);
+                        }};
     management_ = std::make_unique<Management>(config_.control, loop_, ports_, *fdb_, pmds_, *scheduler_, config_,
                                                std::move(control));
     if (auto ok = management_->start(); !ok)
