@@ -387,6 +387,11 @@ TEST_CASE("bash completion: commands, and port names from the running daemon") {
   CHECK(complete(ctl + " show port \"\"", 5) == "vm1 vm2\n");
   CHECK(complete(ctl + " pin v", 4) == "vm1 vm2\n");
   CHECK(complete(ctl + " set log-level d", 5) == "debug\n");
+  CHECK(complete(ctl + " add-port \"\"", 4) == "vhost-user nic vxlan\n");
+  CHECK(complete(ctl + " add-port vxlan vx1,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay=u --u", 6) ==
+        "--underlay --underlay-mtu\n");
+  CHECK(complete(ctl + " add-port nic net_null0 --", 6) == "--name --mtu --vlan --vlan-mode --trunks\n");  // --client is for vhost-user ports
+  CHECK(complete(ctl + " add-port vhost-user /tmp/x.sock --c", 6) == "--client\n");
   CHECK(complete("vuswitchctl --control /nonexistent show port \"\"", 5) == "\n");  // no daemon: nothing
   CHECK(d.stop() == 0);
 }
