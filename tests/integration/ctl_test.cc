@@ -29,13 +29,6 @@ size_t count_of(const std::string& text, const std::string& part) {
   return n;
 }
 
-nlohmann::json ctl(const Daemon& d, const nlohmann::json& request) {
-  auto r = d.ctl(request);
-  REQUIRE_MESSAGE(r, "no JSON answer to " << request.dump());
-  CHECK_MESSAGE((*r)["version"] == 1, "no protocol version in " << r->dump());
-  return *r;
-}
-
 nlohmann::json show_port(const Daemon& d, const std::string& name) {
   auto r = ctl(d, {{"cmd", "show_port"}, {"port", name}});
   REQUIRE_MESSAGE(r.contains("port"), r.dump());

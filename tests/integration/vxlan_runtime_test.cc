@@ -20,16 +20,6 @@ using std::chrono::milliseconds;
 // Two remote VTEPs that never answer: the tunnel keeps asking for their MACs.
 const std::string kRemotes = "local=10.9.0.1,remote=10.9.0.2,remote=10.9.0.3,vni=77";
 
-nlohmann::json ctl(const Daemon& d, const nlohmann::json& request) {
-  auto reply = d.ctl(request);
-  REQUIRE(reply.has_value());
-  return *reply;
-}
-
-std::string error_code(const nlohmann::json& reply) {
-  return reply.contains("error") ? reply["error"].value("code", "") : "";
-}
-
 std::string error_text(const nlohmann::json& reply) {
   return reply.contains("error") ? reply["error"].value("message", "") : "";
 }
