@@ -141,7 +141,10 @@ Status Daemon::create_ports()
         if (auto ok = l2_->add_port(**port); !ok)
             return ok;
         ports_.push_back(port->get());
-        attached_.push_back(Attached{std::move(*port), nullptr, kind, spec, true});
+        std::optional<PortSpec> underlay;  // a tunnel's (make_port() found it)
+        if (kind == PortKind::vxlan)
+            underlay = configured_underlay(spec).value_or(PortSpec{});
+        attached_.push_back(Attached{std::move(*port), nullptr, kind, spec, true, std::move(underlay)});
         return {};
     };
     const auto opens_nic = [](PortKind kind) { return kind == PortKind::nic || kind == PortKind::vxlan; };

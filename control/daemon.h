@@ -63,7 +63,7 @@ private:
         PortKind kind;
         PortSpec spec;
         bool from_config;  // start-up or reload: a reload may remove it
-        std::optional<PortSpec> underlay = {};  // a tunnel's underlay NIC
+        std::optional<PortSpec> underlay = {};  // a tunnel's underlay NIC (as it was opened)
     };
     // A removed port waiting until no core can reach it and no lent buffer refers to it.
     struct Retiring {

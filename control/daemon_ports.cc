@@ -139,10 +139,7 @@ std::string device_name(const std::string& devargs)
 const Port* Daemon::device_user(const PortSpec& nic) const
 {
     for (const Attached& a : attached_) {
-        std::optional<PortSpec> has = a.kind == PortKind::nic ? std::optional(a.spec) : a.underlay;
-        if (a.kind == PortKind::vxlan && !has)  // a tunnel of the configuration
-            if (auto configured = configured_underlay(a.spec))
-                has = *configured;
+        const std::optional<PortSpec>& has = a.kind == PortKind::nic ? std::optional(a.spec) : a.underlay;
         if (has && device_name(has->target) == device_name(nic.target))
             return a.port.get();
     }
