@@ -123,4 +123,7 @@ private:
     std::string cleared_at_;  // UTC, ISO 8601; empty: never cleared
 };
 
+// An internal error (result.h reasons are internal labels) as a protocol error.
+Management::Reply error_reply(const Error& e);
+
 }  // namespace vusw
