@@ -141,7 +141,10 @@ Status Daemon::create_ports()
         if (auto ok = l2_->add_port(**port); !ok)
             return ok;
         ports_.add(port->get());
-        attached_.push_back(Attached{std::move(*port), nullptr, kind, spec, true});
+        std::optional<PortSpec> underlay;  // a tunnel's (make_port() found it)
+        if (kind == PortKind::vxlan)
+            underlay = configured_underlay(spec).value_or(PortSpec{});
+        attached_.push_back(Attached{std::move(*port), nullptr, kind, spec, true, std::move(underlay)});
         return {};
     };
     const auto opens_nic = [](PortKind kind) { return kind == PortKind::nic || kind == PortKind::vxlan; };
@@ -191,7 +194,10 @@ Status Daemon::start_serving()
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(config_.control).parent_path(), ec);
     PortControl control{[this](PortKind kind, const PortSpec& spec) { return add_port(kind, spec); },
-                        [this](const std::string& name) { return remove_port(name); }, [this] { return reload(); }};
+                        [this](const std::string& name) { return remove_port(name); }, [this] { return reload(); },
+                        [this](const PortSpec& spec, const std::optional<PortSpec>& underlay) {
+                            return add_tunnel(spec, underlay);
+                        }};
     management_ = std::make_unique<Management>(config_.control, loop_, ports_.list(), *fdb_, pmds_, *scheduler_, config_,
                                                std::move(control));
     if (auto ok = management_->start(); !ok)

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,10 @@ public:
     // Ports at run time (daemon_ports.cc); control thread. A new port is switched,
     // placed on a core and (vhost-user) listening or connecting when this returns.
     Result<Port*> add_port(PortKind kind, const PortSpec& spec, bool from_config = false);
+    // A VXLAN tunnel from vuswitchctl over `underlay` (a NIC opened for it, named by the
+    // tunnel's underlay=), or without one over the --nic of the configuration its
+    // underlay= names. The underlay must be a virtual device no other port uses.
+    Result<Port*> add_tunnel(const PortSpec& spec, std::optional<PortSpec> underlay);
     // The port leaves the switch now: its front-end's session ends (rings stopped, memory
     // unmapped after the grace period and the last lent buffer), its queues leave their
     // cores, its FDB entries and metric series go; it is freed once nothing refers to it.
@@ -58,6 +63,7 @@ private:
         PortKind kind;
         PortSpec spec;
         bool from_config;  // start-up or reload: a reload may remove it
+        std::optional<PortSpec> underlay = {};  // a tunnel's underlay NIC (as it was opened)
     };
     // A removed port waiting until no core can reach it and no lent buffer refers to it.
     struct Retiring {
@@ -78,8 +84,17 @@ private:
     Status start_endpoint(Attached& a);
     // The vhost-user server sockets and the control socket (chowned by drop_privileges).
     std::vector<std::string> listening_sockets() const;
-    Result<std::unique_ptr<Port>> make_port(PortKind kind, const PortSpec& spec) const;
-    Result<std::unique_ptr<Port>> make_tunnel(const PortSpec& spec) const;
+    // `underlay`: a tunnel's NIC (nullptr: the configuration's --nic its underlay= names).
+    Result<std::unique_ptr<Port>> make_port(PortKind kind, const PortSpec& spec, const PortSpec* underlay = nullptr) const;
+    // add_port() and add_tunnel(): the port made, switched, placed and started.
+    Result<Port*> attach(PortKind kind, const PortSpec& spec, bool from_config, std::optional<PortSpec> underlay);
+    // Name, socket path and device are free; no PCI NIC at run time.
+    Status check_new_port(PortKind kind, const PortSpec& spec, const std::optional<PortSpec>& underlay) const;
+    Result<std::unique_ptr<Port>> make_tunnel(const PortSpec& spec, const PortSpec& underlay) const;
+    // The underlay NIC of the tunnel `spec` of the configuration, or an error.
+    Result<PortSpec> configured_underlay(const PortSpec& spec) const;
+    // The live port that has the NIC `nic`'s device (as a NIC port or a tunnel's underlay), if any.
+    const Port* device_user(const PortSpec& nic) const;
     void tick();
     void tick_fdb_clock();
     void log_broken_queues();

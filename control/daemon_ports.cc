@@ -57,29 +57,43 @@ void Daemon::log_port(const Port& port, std::string_view prefix) const
         scheduler_->pinned(port) ? " (pinned)" : "", describe_settings(port));
 }
 
-// The tunnel opens its underlay NIC itself: the NIC is part of it, not a switch port.
-Result<std::unique_ptr<Port>> Daemon::make_tunnel(const PortSpec& spec) const
+Result<PortSpec> Daemon::configured_underlay(const PortSpec& spec) const
 {
     auto settings = parse_vxlan(spec.target);
     if (!settings)
         return std::unexpected(settings.error());
     const PortSpec* nic = underlay_of(config_, settings->underlay);
     if (nic == nullptr)
-        return fail("config", fmt::format("--vxlan {}: underlay={} names no --nic port", spec.target, settings->underlay));
-    auto underlay = EthdevPort::open(nic->target, nic->name, nic->settings.mtu, pool_);
+        return fail("config", fmt::format("--vxlan {}: underlay={} names no --nic port of the configuration; give the "
+                                          "underlay NIC's DEVARGS with it (add_port's `underlay`)",
+                                          spec.target, settings->underlay));
+    return *nic;
+}
+
+// The tunnel opens its underlay NIC itself: the NIC is part of it, not a switch port.
+Result<std::unique_ptr<Port>> Daemon::make_tunnel(const PortSpec& spec, const PortSpec& nic) const
+{
+    auto settings = parse_vxlan(spec.target);
+    if (!settings)
+        return std::unexpected(settings.error());
+    auto underlay = EthdevPort::open(nic.target, nic.name, nic.settings.mtu, pool_);
     if (!underlay)
         return std::unexpected(underlay.error());
     auto tunnel = VxlanPort::open(spec.name, std::move(*settings), std::move(*underlay));
     if (!tunnel)
         return std::unexpected(tunnel.error());
-    (*tunnel)->set_config(tunnel_port_config(spec, *nic));
+    (*tunnel)->set_config(tunnel_port_config(spec, nic));
     return std::unique_ptr<Port>(std::move(*tunnel));
 }
 
-Result<std::unique_ptr<Port>> Daemon::make_port(PortKind kind, const PortSpec& spec) const
+Result<std::unique_ptr<Port>> Daemon::make_port(PortKind kind, const PortSpec& spec, const PortSpec* underlay) const
 {
-    if (kind == PortKind::vxlan)
-        return make_tunnel(spec);
+    if (kind == PortKind::vxlan) {
+        if (underlay != nullptr)
+            return make_tunnel(spec, *underlay);
+        auto nic = configured_underlay(spec);
+        return nic ? make_tunnel(spec, *nic) : std::unexpected(nic.error());
+    }
     std::unique_ptr<Port> port;
     if (kind == PortKind::nic) {
         auto nic = EthdevPort::open(spec.target, spec.name, spec.settings.mtu, pool_);
@@ -112,22 +126,86 @@ Status Daemon::start_endpoint(Attached& a)
     return a.endpoint->start();
 }
 
+namespace {
+
+// The DPDK device of a NIC's devargs: "net_af_packet0" of "net_af_packet0,iface=veth0".
+std::string device_name(const std::string& devargs)
+{
+    return devargs.substr(0, devargs.find(','));
+}
+
+}  // namespace
+
+const Port* Daemon::device_user(const PortSpec& nic) const
+{
+    for (const Attached& a : attached_) {
+        const std::optional<PortSpec>& has = a.kind == PortKind::nic ? std::optional(a.spec) : a.underlay;
+        if (has && device_name(has->target) == device_name(nic.target))
+            return a.port.get();
+    }
+    return nullptr;
+}
+
+Result<Port*> Daemon::add_tunnel(const PortSpec& spec, std::optional<PortSpec> underlay)
+{
+    auto settings = parse_vxlan(spec.target);
+    if (!settings)
+        return std::unexpected(settings.error());
+    if (underlay) {
+        underlay->name = settings->underlay;  // the NIC is known by the name the tunnel gives it
+    } else {
+        auto configured = configured_underlay(spec);
+        if (!configured)
+            return std::unexpected(configured.error());
+        underlay = std::move(*configured);
+    }
+    Config alone;  // the tunnel's own checks of the command line: VLAN options, MTU room
+    alone.nics = {*underlay};
+    alone.vxlans = {spec};
+    if (auto ok = check_vxlans(alone); !ok)
+        return std::unexpected(ok.error());
+    return attach(PortKind::vxlan, spec, false, std::move(underlay));
+}
+
 Result<Port*> Daemon::add_port(PortKind kind, const PortSpec& spec, bool from_config)
+{
+    if (kind != PortKind::vxlan)
+        return attach(kind, spec, from_config, std::nullopt);
+    auto underlay = configured_underlay(spec);
+    if (!underlay)
+        return std::unexpected(underlay.error());
+    return attach(kind, spec, from_config, std::move(*underlay));
+}
+
+Status Daemon::check_new_port(PortKind kind, const PortSpec& spec, const std::optional<PortSpec>& underlay) const
 {
     for (const Attached& a : attached_) {
         if (a.port->name() == spec.name)
             return fail("exists", fmt::format("a port named {} exists; delete it first or pick another name (name=)", spec.name));
-        if (kind != PortKind::nic && a.kind != PortKind::nic && a.spec.target == spec.target)
+        if (kind != PortKind::nic && kind != PortKind::vxlan && a.kind != PortKind::nic && a.kind != PortKind::vxlan &&
+            a.spec.target == spec.target)
             return fail("exists", fmt::format("port {} uses the socket {} already", a.port->name(), spec.target));
     }
-    if (kind == PortKind::nic && looks_like_pci(spec.target))
+    const PortSpec* device = underlay ? &*underlay : kind == PortKind::nic ? &spec : nullptr;
+    if (device != nullptr && looks_like_pci(device->target))
         return fail("unsupported", fmt::format("{}: PCI NICs are given at start-up (--nic): guest memory mapped "
                                                "before them is not DMA-mapped for them; restart vuswitchd with it",
-                                               spec.target));
+                                               device->target));
+    if (const Port* user = device != nullptr ? device_user(*device) : nullptr)
+        return fail("exists", fmt::format("{} ({}): port {} uses this device already{}; del-port it first or give "
+                                          "another device", device->name, device->target, user->name(),
+                                          underlay ? " (one tunnel per underlay NIC)" : ""));
+    return {};
+}
+
+Result<Port*> Daemon::attach(PortKind kind, const PortSpec& spec, bool from_config, std::optional<PortSpec> underlay)
+{
+    if (auto ok = check_new_port(kind, spec, underlay); !ok)
+        return std::unexpected(ok.error());
     if (kind == PortKind::nic || kind == PortKind::vxlan)
         finish_retiring_devices();
-    auto made = make_port(kind, spec);
-    if (!made && kind == PortKind::nic && config_.user)
+    auto made = make_port(kind, spec, underlay ? &*underlay : nullptr);
+    if (!made && kind != PortKind::vhost_server && kind != PortKind::vhost_client && config_.user)
         return fail(made.error().reason, fmt::format("{} (vuswitchd runs as user {} without capabilities (--user): a NIC "
                                                      "that needs them, e.g. net_af_packet or net_tap, is given at "
                                                      "start-up with --nic)", made.error().detail, config_.user->name));
@@ -138,7 +216,7 @@ Result<Port*> Daemon::add_port(PortKind kind, const PortSpec& spec, bool from_co
         return std::unexpected(ok.error());
     ports_.add(&port);
     logged_faults_[port.id()].clear();
-    attached_.push_back(Attached{std::move(*made), nullptr, kind, spec, from_config});
+    attached_.push_back(Attached{std::move(*made), nullptr, kind, spec, from_config, std::move(underlay)});
     if (auto placed = scheduler_->add_port(port, int(pin_of(config_, spec.name).value_or(unsigned(kUnassigned)))); !placed) {
         (void)remove_port(spec.name);
         return std::unexpected(placed.error());

@@ -45,12 +45,15 @@ std::string mac_text(const MacAddr& m)
 nlohmann::json vxlan_details(const VxlanPort& port)
 {
     const VxlanSettings& s = port.settings();
+    const VxlanTotals v = port.vxlan_totals();
+    const auto macs = port.inner_macs_by_remote();
     nlohmann::json remotes = nlohmann::json::array();
     for (std::size_t i = 0; i < s.remotes.size(); ++i) {
         const auto mac = port.neighbour(i);
-        remotes.push_back({{"ip", ipv4_text(s.remotes[i])}, {"mac", mac ? nlohmann::json(mac_text(*mac)) : nlohmann::json()}});
+        remotes.push_back({{"ip", ipv4_text(s.remotes[i])}, {"mac", mac ? nlohmann::json(mac_text(*mac)) : nlohmann::json()},
+                           {"encapsulated", v.encapsulated[i]}, {"decapsulated", v.decapsulated[i]},
+                           {"inner_macs", macs[i]}});
     }
-    const VxlanTotals v = port.vxlan_totals();
     const PortTotals u = port.underlay().totals();
     nlohmann::json underlay_drops = nlohmann::json::object();
     for (std::size_t d = 0; d < u.drops.size(); ++d)
@@ -59,7 +62,7 @@ nlohmann::json vxlan_details(const VxlanPort& port)
     return {{"local", ipv4_text(s.local_ip)}, {"local_mac", mac_text(port.local_mac())}, {"vni", s.vni},
             {"dstport", s.dst_port}, {"remotes", remotes},
             {"arp_requests_sent", v.arp_requests_sent}, {"arp_replies_sent", v.arp_replies_sent},
-            {"arp_received", v.arp_received},
+            {"arp_received", v.arp_received}, {"neighbours_learned", v.neighbours_learned},
             {"underlay", {{"name", port.underlay().name()}, {"rx_packets", u.rx_packets}, {"rx_bytes", u.rx_bytes},
                           {"tx_packets", u.tx_packets}, {"tx_bytes", u.tx_bytes}, {"drops", underlay_drops}}}};
 }
@@ -288,9 +291,6 @@ Management::Reply Management::Reply::error(ErrorCode code, std::string message)
     return {{{"error", {{"code", std::string(error_code_name(code))}, {"message", std::move(message)}}}}};
 }
 
-namespace {
-
-// An internal error (result.h reasons are internal labels) as a protocol error.
 Management::Reply error_reply(const Error& e)
 {
     const std::string_view reason = e.reason;
@@ -301,6 +301,8 @@ Management::Reply error_reply(const Error& e)
     return Management::Reply::error(code, e.detail);
 }
 
+namespace {
+
 // Fields that count events since start: clear_stats zeroes them in the views.
 bool is_counter(std::string_view key)
 {
@@ -308,7 +310,8 @@ bool is_counter(std::string_view key)
         "rx_packets",  "rx_bytes", "tx_packets", "tx_bytes",      "rx_zero_copy",    "connections",
         "grace_periods", "grace_seconds", "busy_cycles", "idle_cycles", "iterations", "packets",
         "broken_queues", "rem_mem_reg_fds", "pages", "missed", "iterations_over_1ms", "turns",
-        "arp_requests_sent", "arp_replies_sent", "arp_received"};
+        "arp_requests_sent", "arp_replies_sent", "arp_received", "neighbours_learned", "encapsulated",
+        "decapsulated"};
     return kCounters.contains(key);
 }
 
@@ -670,66 +673,6 @@ Management::Reply Management::pin(const nlohmann::json& request)
         moves.push_back({{"queue", m.queue}, {"from", m.from}, {"to", m.to}});
     // from/to: where queue 0 was and is (every port has it).
     return {{{"port", port}, {"pinned", true}, {"from", moved->at(0).from}, {"to", moved->at(0).to}, {"moves", moves}}};
-}
-
-// {"cmd":"add_port","type":"vhost-user"|"nic","target":PATH|DEVARGS, optional "client",
-// "name", "mtu", "vlan_mode", "vlan", "trunks"}: the port options of the command line.
-Management::Reply Management::add_port(const nlohmann::json& request)
-{
-    const std::string type = request.value("type", "");
-    const std::string target = request.value("target", "");
-    if (type != "vhost-user" && type != "nic")
-        return Reply::error(ErrorCode::bad_argument, "add_port: `type` must be \"vhost-user\" or \"nic\"");
-    if (target.empty() || target.find('|') != std::string::npos)
-        return Reply::error(ErrorCode::bad_argument,
-                            "add_port: `target` must be a socket PATH (vhost-user) or DEVARGS (nic), without `|`");
-    const bool client = request.value("client", false);
-    if (client && type == "nic")
-        return Reply::error(ErrorCode::bad_argument, "add_port: `client` is for vhost-user ports");
-    std::string value = target;
-    for (const char* key : {"name", "mtu", "vlan_mode", "vlan", "trunks"}) {
-        if (!request.contains(key))
-            continue;
-        const nlohmann::json& v = request[key];
-        if (!v.is_string() && !v.is_number_unsigned())
-            return Reply::error(ErrorCode::bad_argument, fmt::format("add_port: `{}` must be a string or a number", key));
-        std::string option = key;
-        std::replace(option.begin(), option.end(), '_', '-');
-        const std::string text = v.is_string() ? v.get<std::string>() : std::to_string(v.get<uint64_t>());
-        if (text.find('|') != std::string::npos)
-            return Reply::error(ErrorCode::bad_argument, fmt::format("add_port: `{}` must not contain `|`", key));
-        value += fmt::format("|{}={}", option, text);
-    }
-    const PortKind kind = type == "nic" ? PortKind::nic : client ? PortKind::vhost_client : PortKind::vhost_server;
-    auto spec = parse_port_spec(std::string(port_kind_name(kind)), value, kind == PortKind::nic);
-    if (!spec)
-        return error_reply(spec.error());
-    auto port = control_.add(kind, *spec);
-    if (!port)
-        return error_reply(port.error());
-    return {{{"port", describe_ports({*port}).at(0)}}};
-}
-
-Management::Reply Management::del_port(const nlohmann::json& request)
-{
-    if (!request.contains("port") || !request["port"].is_string())
-        return Reply::error(ErrorCode::bad_argument, "del_port: `port` must be a port name");
-    const std::string name = request["port"].get<std::string>();
-    if (auto ok = control_.remove(name); !ok)
-        return error_reply(ok.error());
-    return {{{"port", name}, {"removed", true}}};
-}
-
-Management::Reply Management::reload(const nlohmann::json&)
-{
-    auto report = control_.reload();
-    if (!report)
-        return error_reply(report.error());
-    return {{{"added", report->added},
-             {"removed", report->removed},
-             {"kept", report->kept},
-             {"failed", report->failed},
-             {"needs_restart", report->ignored}}};
 }
 
 // The views count from zero again; the counters themselves (and /metrics) go on.

@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +53,9 @@ struct PortControl {
     std::function<Result<Port*>(PortKind, const PortSpec&)> add;
     std::function<Status(const std::string& name)> remove;
     std::function<Result<ReloadReport>()> reload;
+    // A tunnel over `underlay` (a NIC opened for it), or without one over the --nic of the
+    // configuration that its underlay= names.
+    std::function<Result<Port*>(const PortSpec& tunnel, const std::optional<PortSpec>& underlay)> add_tunnel = {};
 };
 
 class Management {
@@ -92,6 +96,7 @@ public:
     Reply set_log_level(const nlohmann::json& request);
     Reply version(const nlohmann::json& request);
     Reply add_port(const nlohmann::json& request);
+    Reply add_tunnel(const nlohmann::json& request);
     Reply del_port(const nlohmann::json& request);
     Reply reload(const nlohmann::json& request);
 
@@ -100,6 +105,7 @@ private:
 
     nlohmann::json pmd_counters() const;
     nlohmann::json queue_details(const Port& port, const nlohmann::json& queues) const;
+    static Result<std::optional<PortSpec>> underlay_spec(const nlohmann::json& request);
 
     std::string path_;
     EventLoop& loop_;
@@ -116,5 +122,8 @@ private:
     nlohmann::json base_pmds_ = nlohmann::json::array();
     std::string cleared_at_;  // UTC, ISO 8601; empty: never cleared
 };
+
+// An internal error (result.h reasons are internal labels) as a protocol error.
+Management::Reply error_reply(const Error& e);
 
 }  // namespace vusw

@@ -20,6 +20,7 @@
 
 #include "control/live_ports.h"
 #include "ports/vhost_port.h"
+#include "ports/vxlan_port.h"
 #include "vusw/fdb.h"
 #include "vusw/pmd.h"
 #include "vusw/rcu.h"
@@ -114,6 +115,7 @@ public:
             std::vector<MetricFamily> out;
             collect_ports(out, ports);
             collect_vhost(out, ports);
+            collect_vxlan(out, ports);
             collect_core(out, ports);
             return out;
         });
@@ -191,6 +193,48 @@ private:
                 add(broken, {{"port", p->name()}, {"reason", std::string(fault_name(QueueFault(f)))}}, double(v->broken(QueueFault(f))));
         }
         for (auto* f : {&msgs, &errs, &regions, &dma, &remfds, &broken, &updates, &grace, &logged, &missed, &logging})
+            out.push_back(std::move(*f));
+    }
+
+    // Tunnels: their ARP work (per port) and, per remote VTEP, the frames to and from it,
+    // whether its MAC is known and how many inner MACs live behind it. The frames are also
+    // the port's rx/tx counters (summed over the remotes).
+    void collect_vxlan(std::vector<MetricFamily>& out, const std::vector<Port*>& ports) const
+    {
+        auto req = family("vusw_vxlan_arp_requests_sent_total", "ARP requests the tunnel sent for its remote VTEPs' MACs",
+                          MetricType::Counter);
+        auto rep = family("vusw_vxlan_arp_replies_sent_total", "ARP requests for the tunnel's local= address answered",
+                          MetricType::Counter);
+        auto rcv = family("vusw_vxlan_arp_received_total", "ARP packets the tunnel took from its underlay",
+                          MetricType::Counter);
+        auto learned = family("vusw_vxlan_neighbours_learned_total",
+                              "Remote VTEP MACs learned (first, or changed) from ARP", MetricType::Counter);
+        auto encap = family("vusw_vxlan_encapsulated_packets_total", "Frames encapsulated and sent to the remote VTEP",
+                            MetricType::Counter);
+        auto decap = family("vusw_vxlan_decapsulated_packets_total", "Frames received from the remote VTEP and decapsulated",
+                            MetricType::Counter);
+        auto known = family("vusw_vxlan_remote_resolved", "1 once the remote VTEP's MAC is known (frames to it go out)",
+                            MetricType::Gauge);
+        auto macs = family("vusw_vxlan_remote_inner_macs", "Inner MACs learned behind the remote VTEP", MetricType::Gauge);
+        for (const Port* p : ports) {
+            const auto* t = dynamic_cast<const VxlanPort*>(p);
+            if (t == nullptr)
+                continue;
+            const VxlanTotals v = t->vxlan_totals();
+            add(req, {{"port", p->name()}}, double(v.arp_requests_sent));
+            add(rep, {{"port", p->name()}}, double(v.arp_replies_sent));
+            add(rcv, {{"port", p->name()}}, double(v.arp_received));
+            add(learned, {{"port", p->name()}}, double(v.neighbours_learned));
+            const auto behind = t->inner_macs_by_remote();
+            for (std::size_t r = 0; r < t->settings().remotes.size(); ++r) {
+                const std::vector<ClientMetric::Label> labels{{"port", p->name()}, {"remote", ipv4_text(t->settings().remotes[r])}};
+                add(encap, labels, double(v.encapsulated[r]));
+                add(decap, labels, double(v.decapsulated[r]));
+                add(known, labels, t->neighbour(r) ? 1.0 : 0.0);
+                add(macs, labels, double(behind[r]));
+            }
+        }
+        for (auto* f : {&req, &rep, &rcv, &learned, &encap, &decap, &known, &macs})
             out.push_back(std::move(*f));
     }
 

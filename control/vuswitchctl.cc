@@ -63,6 +63,13 @@ Commands:
   add-port nic DEVARGS [PORT OPTIONS]
                    a DPDK virtual device now (net_tap0,iface=x  net_af_packet0,iface=veth0
                    net_null0 ...); PCI NICs are given at start-up (--nic)
+  add-port vxlan NAME,local=IP,remote=IP[,remote=IP...],vni=N[,dstport=PORT],underlay=NIC
+                 [--underlay DEVARGS] [--underlay-mtu BYTES] [PORT OPTIONS but --name]
+                   a VXLAN tunnel now (as vuswitchd's --vxlan) over a DPDK virtual device it
+                   opens as its underlay, named NIC (net_af_packet0,iface=eth1 ...; its MTU
+                   1500 unless --underlay-mtu; the tunnel's is 50 less); without --underlay,
+                   NIC is a --nic of the configuration that no port uses now (e.g. that of
+                   a tunnel removed with del-port). del-port closes the underlay too
       PORT OPTIONS: --name NAME (default: the socket's file name without extension, or the
                    devargs up to the first comma), --mtu BYTES, --vlan VID,
                    --vlan-mode access|trunk, --trunks LIST (see vuswitchd --help)
@@ -156,7 +163,8 @@ std::string vlan_text(const nlohmann::json& p)
     return fmt::format("access VLAN {}, {}", vlan, mtu);
 }
 
-// A tunnel: its VTEPs and remotes (MAC as learned by ARP, `?` until then), its ARP work
+// A tunnel: its VTEPs and remotes (MAC as learned by ARP, `?` until then; frames to and
+// from each, inner MACs learned behind each), its ARP work
 // and its underlay NIC's own counts (rx: frames on the wire, of any kind; tx: encapsulated
 // frames and ARP).
 void print_vxlan(const nlohmann::json& p)
@@ -165,15 +173,17 @@ void print_vxlan(const nlohmann::json& p)
     const nlohmann::json& u = v.at("underlay");
     std::string remotes;
     for (const auto& r : v.at("remotes"))
-        remotes += fmt::format("{}{} ({})", remotes.empty() ? "" : ", ", r.at("ip").get<std::string>(),
-                               r.at("mac").is_null() ? "?" : r.at("mac").get<std::string>());
+        remotes += fmt::format("{}{} ({}; {} frames out, {} in, {} inner MACs)", remotes.empty() ? "" : ", ",
+                               r.at("ip").get<std::string>(), r.at("mac").is_null() ? "?" : r.at("mac").get<std::string>(),
+                               r.value("encapsulated", uint64_t(0)), r.value("decapsulated", uint64_t(0)),
+                               r.value("inner_macs", uint64_t(0)));
     fmt::print("{:<19}VNI {}, local {} ({}) UDP port {}, over {}\n", "vxlan:", v.at("vni").get<unsigned>(),
                v.at("local").get<std::string>(), v.at("local_mac").get<std::string>(), v.at("dstport").get<unsigned>(),
                u.at("name").get<std::string>());
     fmt::print("{:<19}{}\n", "remote VTEPs:", remotes);
-    fmt::print("{:<19}{} requests sent, {} replies sent, {} received\n", "arp:",
+    fmt::print("{:<19}{} requests sent, {} replies sent, {} received, {} neighbours learned\n", "arp:",
                v.at("arp_requests_sent").get<uint64_t>(), v.at("arp_replies_sent").get<uint64_t>(),
-               v.at("arp_received").get<uint64_t>());
+               v.at("arp_received").get<uint64_t>(), v.value("neighbours_learned", uint64_t(0)));
     fmt::print("{:<19}rx {} packets, {} bytes; tx {} packets, {} bytes; drops {}\n", "underlay:",
                u.at("rx_packets").get<uint64_t>(), u.at("rx_bytes").get<uint64_t>(), u.at("tx_packets").get<uint64_t>(),
                u.at("tx_bytes").get<uint64_t>(), drops_text(u.at("drops")));
@@ -428,22 +438,37 @@ void print_version(const nlohmann::json& j)
     }
 }
 
+// add-port TYPE's options that take a value, and the request fields they fill.
+std::vector<std::pair<std::string_view, const char*>> add_port_options(std::string_view type)
+{
+    std::vector<std::pair<std::string_view, const char*>> options = {
+        {"--mtu", "mtu"}, {"--vlan", "vlan"}, {"--vlan-mode", "vlan_mode"}, {"--trunks", "trunks"}};
+    if (type == "vxlan") {  // its name is the first field of its SPEC
+        options.insert(options.begin(), {{"--underlay", "underlay"}, {"--underlay-mtu", "underlay_mtu"}});
+        return options;
+    }
+    options.insert(options.begin(), {"--name", "name"});
+    return options;
+}
+
 // add-port's request: TARGET, then --client and the port options.
 nlohmann::json add_port_request(const char* type, const std::vector<std::string>& a, std::string& error)
 {
     nlohmann::json r{{"cmd", "add_port"}, {"type", type}, {"target", a[0]}};
+    const auto valued = add_port_options(type);
     for (std::size_t i = 1; i < a.size(); ++i) {
         const std::string& opt = a[i];
         if (opt == "--client" && std::string_view(type) == "vhost-user") {
             r["client"] = true;
             continue;
         }
-        static constexpr std::pair<std::string_view, const char*> kValued[] = {
-            {"--name", "name"}, {"--mtu", "mtu"}, {"--vlan", "vlan"}, {"--vlan-mode", "vlan_mode"}, {"--trunks", "trunks"}};
-        const auto* known = std::find_if(std::begin(kValued), std::end(kValued), [&](const auto& k) { return k.first == opt; });
-        if (known == std::end(kValued)) {
-            error = fmt::format("add-port {}: unknown option `{}` (options: {}--name, --mtu, --vlan, --vlan-mode, --trunks)",
-                                type, opt, std::string_view(type) == "vhost-user" ? "--client, " : "");
+        const auto known = std::find_if(valued.begin(), valued.end(), [&](const auto& k) { return k.first == opt; });
+        if (known == valued.end()) {
+            std::vector<std::string_view> names;
+            for (const auto& k : valued)
+                names.push_back(k.first);
+            error = fmt::format("add-port {}: unknown option `{}` (options: {}{})", type, opt,
+                                std::string_view(type) == "vhost-user" ? "--client, " : "", fmt::join(names, ", "));
             return nlohmann::json();
         }
         if (++i == a.size()) {
@@ -530,6 +555,10 @@ const std::vector<CtlVerb>& verbs()
         {{"add-port", "nic"}, 1, "add-port nic DEVARGS [--name NAME] [--mtu BYTES] [--vlan VID] [--vlan-mode MODE] "
                                  "[--trunks LIST]",
          [](const auto& a, std::string& error) { return add_port_request("nic", a, error); }, print_added, true},
+        {{"add-port", "vxlan"}, 1, "add-port vxlan NAME,local=IP,remote=IP[,remote=IP...],vni=N[,dstport=PORT],"
+                                   "underlay=NIC [--underlay DEVARGS] [--underlay-mtu BYTES] [--mtu BYTES] [--vlan VID] "
+                                   "[--vlan-mode MODE] [--trunks LIST]",
+         [](const auto& a, std::string& error) { return add_port_request("vxlan", a, error); }, print_added, true},
         {{"del-port"}, 1, "del-port NAME",
          [](const auto& a, auto&) { return nlohmann::json{{"cmd", "del_port"}, {"port", a[0]}}; },
          [](const nlohmann::json& j) { fmt::print("port {} removed\n", j.at("port").get<std::string>()); }},

@@ -86,11 +86,24 @@ std::optional<MacAddr> VxlanPort::neighbour(std::size_t i) const
     return w & kKnown ? std::optional(mac_of_word(w)) : std::nullopt;
 }
 
-void VxlanPort::learn_neighbour(std::size_t r, const MacAddr& mac)
+void VxlanPort::learn_neighbour(PmdContext& ctx, std::size_t r, const MacAddr& mac)
 {
     const uint64_t before = remotes_[r].mac.load(std::memory_order_relaxed);
+    const uint64_t now = kKnown | mac_key(mac.data());
+    if (before == now)
+        return;  // every ARP from a remote teaches its MAC again: count what changed
     unknown_neighbours_ -= (before & kKnown) == 0;
-    remotes_[r].mac.store(kKnown | mac_key(mac.data()), std::memory_order_relaxed);
+    remotes_[r].mac.store(now, std::memory_order_relaxed);
+    vx_counters_[ctx.slot].neighbours_learned.add();
+}
+
+std::array<std::size_t, kMaxVxlanRemotes> VxlanPort::inner_macs_by_remote() const
+{
+    std::array<std::size_t, kMaxVxlanRemotes> n{};
+    for (const FdbEntry& e : inner_macs_.entries())
+        if (e.port < n.size())
+            ++n[e.port];
+    return n;
 }
 
 VxlanTotals VxlanPort::vxlan_totals() const
@@ -100,6 +113,11 @@ VxlanTotals VxlanPort::vxlan_totals() const
         t.arp_requests_sent += c.arp_requests_sent.get();
         t.arp_replies_sent += c.arp_replies_sent.get();
         t.arp_received += c.arp_received.get();
+        t.neighbours_learned += c.neighbours_learned.get();
+        for (std::size_t r = 0; r < kMaxVxlanRemotes; ++r) {
+            t.encapsulated[r] += c.encapsulated[r].get();
+            t.decapsulated[r] += c.decapsulated[r].get();
+        }
     }
     return t;
 }
@@ -155,6 +173,7 @@ bool VxlanPort::take_vxlan(PmdContext& ctx, rte_mbuf* m, const UnderlayVerdict& 
     }
     if (const uint64_t src = inner_mac(m, 6); !multicast(src))
         inner_macs_.learn(src, 0, uint16_t(r));
+    vx_counters_[ctx.slot].decapsulated[std::size_t(r)].add();
     return true;
 }
 
@@ -168,7 +187,7 @@ void VxlanPort::take_arp(PmdContext& ctx, rte_mbuf* m)
     VxlanCounters& c = vx_counters_[ctx.slot];
     c.arp_received.add();
     if (const int r = remote_index(arp->sender_ip); r >= 0)  // RFC 826: learn the sender from any ARP
-        learn_neighbour(std::size_t(r), arp->sender_mac);
+        learn_neighbour(ctx, std::size_t(r), arp->sender_mac);
     if (arp->op != kArpRequest || arp->target_ip != vtep_.ip || m->nb_segs != 1) {
         rte_pktmbuf_free(m);  // a reply (learned above) or a question for another host: not a drop of ours
         return;
@@ -265,6 +284,7 @@ void VxlanPort::encap_to(PmdContext& ctx, std::size_t r, rte_mbuf* m, uint16_t s
     c.tx_packets.add();
     c.tx_bytes.add(inner_len);
     queue_counters(0).tx_packets.add();
+    vx_counters_[ctx.slot].encapsulated[r].add();
     staged_[n_staged_++] = out;
     if (n_staged_ == kStage)
         send_staged(ctx);

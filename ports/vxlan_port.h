@@ -48,10 +48,14 @@ struct VxlanCounters {
     Counter arp_requests_sent;   // asking for a remote VTEP's MAC
     Counter arp_replies_sent;    // answering for local=
     Counter arp_received;        // ARP packets taken (to our MAC or broadcast); a remote's teach its MAC
+    Counter neighbours_learned;  // a remote's MAC learned, or changed
+    std::array<Counter, kMaxVxlanRemotes> encapsulated;  // by remote: frames sent to it
+    std::array<Counter, kMaxVxlanRemotes> decapsulated;  // by remote: frames received from it
 };
 
 struct VxlanTotals {
-    uint64_t arp_requests_sent = 0, arp_replies_sent = 0, arp_received = 0;
+    uint64_t arp_requests_sent = 0, arp_replies_sent = 0, arp_received = 0, neighbours_learned = 0;
+    std::array<uint64_t, kMaxVxlanRemotes> encapsulated{}, decapsulated{};  // by remote
 };
 
 class VxlanPort final : public Port {
@@ -71,6 +75,8 @@ public:
     VxlanTotals vxlan_totals() const;
     // Control: remote i's MAC as last learned, or nullopt while unknown.
     std::optional<MacAddr> neighbour(std::size_t i) const;
+    // Control: by remote, the inner MACs learned behind it (where frames to them go).
+    std::array<std::size_t, kMaxVxlanRemotes> inner_macs_by_remote() const;
 
 private:
     struct Remote {
@@ -87,7 +93,7 @@ private:
     void drop(PmdContext& ctx, rte_mbuf* m, Drop why);
     // The index of remote VTEP `ip`, or -1.
     int remote_index(uint32_t ip) const;
-    void learn_neighbour(std::size_t r, const MacAddr& mac);
+    void learn_neighbour(PmdContext& ctx, std::size_t r, const MacAddr& mac);
     // ARP requests for the remotes whose MAC is unknown (each at most once a second).
     void ask_neighbours(PmdContext& ctx);
     void send_arp_request(PmdContext& ctx, std::size_t r);

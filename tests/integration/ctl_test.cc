@@ -29,13 +29,6 @@ size_t count_of(const std::string& text, const std::string& part) {
   return n;
 }
 
-nlohmann::json ctl(const Daemon& d, const nlohmann::json& request) {
-  auto r = d.ctl(request);
-  REQUIRE_MESSAGE(r, "no JSON answer to " << request.dump());
-  CHECK_MESSAGE((*r)["version"] == 1, "no protocol version in " << r->dump());
-  return *r;
-}
-
 nlohmann::json show_port(const Daemon& d, const std::string& name) {
   auto r = ctl(d, {{"cmd", "show_port"}, {"port", name}});
   REQUIRE_MESSAGE(r.contains("port"), r.dump());
@@ -387,6 +380,11 @@ TEST_CASE("bash completion: commands, and port names from the running daemon") {
   CHECK(complete(ctl + " show port \"\"", 5) == "vm1 vm2\n");
   CHECK(complete(ctl + " pin v", 4) == "vm1 vm2\n");
   CHECK(complete(ctl + " set log-level d", 5) == "debug\n");
+  CHECK(complete(ctl + " add-port \"\"", 4) == "vhost-user nic vxlan\n");
+  CHECK(complete(ctl + " add-port vxlan vx1,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay=u --u", 6) ==
+        "--underlay --underlay-mtu\n");
+  CHECK(complete(ctl + " add-port nic net_null0 --", 6) == "--name --mtu --vlan --vlan-mode --trunks\n");  // --client is for vhost-user ports
+  CHECK(complete(ctl + " add-port vhost-user /tmp/x.sock --c", 6) == "--client\n");
   CHECK(complete("vuswitchctl --control /nonexistent show port \"\"", 5) == "\n");  // no daemon: nothing
   CHECK(d.stop() == 0);
 }

@@ -273,4 +273,15 @@ CtlRun run_ctl(const Daemon& d, const std::string& args) { return run_ctl("--con
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+nlohmann::json ctl(const Daemon& d, const nlohmann::json& request) {
+  auto r = d.ctl(request);
+  REQUIRE_MESSAGE(r, "no JSON answer to " << request.dump());
+  CHECK_MESSAGE((*r)["version"] == 1, "no protocol version in " << r->dump());
+  return *r;
+}
+
+std::string error_code(const nlohmann::json& reply) {
+  return reply.contains("error") ? reply["error"].value("code", "") : "";
+}
+
 }  // namespace vusw::it

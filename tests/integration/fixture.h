@@ -152,6 +152,10 @@ struct CtlRun {
 CtlRun run_ctl(const std::string& args);
 // The same against `d`'s control socket.
 CtlRun run_ctl(const Daemon& d, const std::string& args);
+// One control request's reply (REQUIREs one, CHECKs it has the protocol version).
+nlohmann::json ctl(const Daemon& d, const nlohmann::json& request);
+// The error code of a control reply; "" if it is no error.
+std::string error_code(const nlohmann::json& reply);
 bool has(const std::string& text, const std::string& part);
 
 }  // namespace vusw::it

@@ -23,16 +23,6 @@ using std::chrono::milliseconds;
 const Mac kMacPeer = mac(0x2a);  // the runtime ports' peer, in VLAN 20
 const Mac kMacNew = mac(0x2b);   // each cycle's new guest
 
-nlohmann::json ctl(const Daemon& d, const nlohmann::json& request) {
-  auto reply = d.ctl(request);
-  REQUIRE(reply.has_value());
-  return *reply;
-}
-
-std::string error_code(const nlohmann::json& reply) {
-  return reply.contains("error") ? reply["error"].value("code", "") : "";
-}
-
 nlohmann::json add_vhost(const Daemon& d, const std::string& name, nlohmann::json extra = nlohmann::json::object()) {
   nlohmann::json r{{"cmd", "add_port"}, {"type", "vhost-user"}, {"target", d.socket_path(name)}};
   r.update(extra);

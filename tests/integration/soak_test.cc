@@ -28,12 +28,6 @@ const Mac kMacD = mac(0x0d);
 const Mac kMacZ = mac(0x3a);  // each added port's guest, in VLAN 20
 const Mac kMacY = mac(0x3b);  // its peer
 
-nlohmann::json ctl(const Daemon& d, const nlohmann::json& request) {
-  auto reply = d.ctl(request);
-  REQUIRE(reply.has_value());
-  return *reply;
-}
-
 // What the soak did, for the closing message.
 struct Tally {
   int relayouts = 0, pins = 0, rebalances = 0, reconnects = 0, port_cycles = 0;

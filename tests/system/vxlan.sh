@@ -15,6 +15,10 @@
 # (1422-byte ping) passes, a 1451-byte one is dropped as mtu_exceeded on vx42, exactly;
 # `vuswitchctl show port vx42` counts agree with the kernel VTEP's (decapsulated here =
 # sent by vx0, encapsulated here = received by vx0), no drop other than those asked for.
+# Then vx42 is removed and added again at run time (vuswitchctl del-port, add-port vxlan
+# over the same af_packet device, which must have been closed): it learns the VTEP's MAC
+# again and carries pings, and its counters on /metrics (vusw_vxlan_*) agree with the
+# kernel VTEP's and with the port's own.
 # Checksum offloads are off on both veth ends (a veth leaves checksums for the receiver
 # to fill in; net_af_packet would read them unfilled). Exit: 0 pass, 1 fail, 77 skip.
 set -euo pipefail
@@ -28,6 +32,7 @@ sys_require_hugepages 600
 sys_require_daemon
 command -v "$PYTHON" >/dev/null || skip "python3 not installed"
 command -v ethtool >/dev/null || skip "ethtool not installed"
+command -v curl >/dev/null || skip "curl not installed (deploy/setup.sh installs it)"
 command -v ping >/dev/null || skip "ping not installed (Debian package iputils-ping; deploy/setup.sh installs it)"
 modprobe vxlan 2>/dev/null || true
 
@@ -47,7 +52,9 @@ in_ns ip addr add "$VTEP_IP/24" dev vx0
 in_ns ip link set vx0 up
 log "kernel VTEP: vx0 $VTEP_IP VNI $VNI, $REMOTE on $VETH_NS -> remote $LOCAL; vx0 MTU $(in_ns cat /sys/class/net/vx0/mtu)"
 
-vusw_start vxlan --lcores 0,1 --log-level info \
+METRICS_PORT=19520
+while ss -Htln "sport = :$METRICS_PORT" | grep -q .; do METRICS_PORT=$((METRICS_PORT + 1)); done
+VUSW_METRICS=127.0.0.1:$METRICS_PORT vusw_start vxlan --lcores 0,1 --log-level info \
   --nic "net_af_packet0,iface=$VETH_HOST" \
   --vxlan "vx42,local=$LOCAL,remote=$REMOTE,vni=$VNI,dstport=4789,underlay=net_af_packet0" \
   --vhost-user "$SYS_TMP/vm1.sock"
@@ -161,10 +168,60 @@ d = json.load(sys.stdin)["port"]["drops"]; d.pop("mtu_exceeded", None); d.pop("n
 print(sum(d.values()), d)')
 expect "no other drops on vx42 ($drops)" test "${drops%% *}" -eq 0
 
+# ---- vx42 again, added at run time over the same device (closed when it was removed).
+metric() { # NAME [LABEL=VALUE...]: the sum of NAME's samples with these labels on /metrics
+  curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | "$PYTHON" -c '
+import re, sys
+name, want, total = sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:]), 0
+for line in sys.stdin:
+    m = re.match(r"(\w+)(?:\{(.*)\})? (\S+)$", line.strip())
+    labels = dict(re.findall(r"(\w+)=\"([^\"]*)\"", m.group(2) or "")) if m else {}
+    if m and m.group(1) == name and all(labels.get(k) == v for k, v in want.items()):
+        total += float(m.group(3))
+print(int(total))' "$@"
+}
+series_of_vx42() { curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | grep -c 'port="vx42"' || true; }
+expect "vuswitchctl del-port vx42" vusw_ctl del-port vx42
+expect "vx42's series left /metrics" test "$(series_of_vx42)" -eq 0
+expect "vuswitchctl add-port vxlan vx42 over net_af_packet0,iface=$VETH_HOST at run time" \
+  vusw_ctl add-port vxlan "vx42,local=$LOCAL,remote=$REMOTE,vni=$VNI,underlay=up0" \
+  --underlay "net_af_packet0,iface=$VETH_HOST"
+at_remote=(port=vx42 "remote=$REMOTE")
+for ((i = 0; i < 50; i++)); do [[ $(metric vusw_vxlan_remote_resolved "${at_remote[@]}") == 1 ]] && break; sleep 0.1; done
+expect "the new vx42 learned the kernel VTEP's MAC again (vusw_vxlan_remote_resolved 1)" \
+  test "$(metric vusw_vxlan_remote_resolved "${at_remote[@]}")" -eq 1
+expect "... by ARP (vusw_vxlan_neighbours_learned_total 1)" test "$(metric vusw_vxlan_neighbours_learned_total port=vx42)" -eq 1
+expect "its underlay is up0" test "$(vx42 vxlan.underlay.name)" == up0
+read -r enc0 dec0 vx0_rx0 vx0_tx0 < <(echo "$(metric vusw_vxlan_encapsulated_packets_total "${at_remote[@]}")" \
+  "$(metric vusw_vxlan_decapsulated_packets_total "${at_remote[@]}")" "$(vx0_stat rx_packets)" "$(vx0_stat tx_packets)")
+expect "guest pings the kernel VTEP through the run-time vx42, no loss" \
+  in_guest ping -q -c 20 -i 0.05 -W 2 "$VTEP_IP"
+sleep 0.3
+enc=$(( $(metric vusw_vxlan_encapsulated_packets_total "${at_remote[@]}") - enc0 ))
+dec=$(( $(metric vusw_vxlan_decapsulated_packets_total "${at_remote[@]}") - dec0 ))
+vx0_rx=$(( $(vx0_stat rx_packets) - vx0_rx0 )) vx0_tx=$(( $(vx0_stat tx_packets) - vx0_tx0 ))
+log "run-time vx42 during the pings: /metrics encapsulated $enc decapsulated $dec; kernel vx0 rx $vx0_rx tx $vx0_tx"
+expect "encapsulated to $REMOTE on /metrics = what vx0 decapsulated ($enc == $vx0_rx), the 20 echo requests at least" \
+  test "$enc" -eq "$vx0_rx" -a "$enc" -ge 20
+expect "decapsulated from $REMOTE on /metrics = what vx0 sent ($dec == $vx0_tx), the 20 echo replies at least" \
+  test "$dec" -eq "$vx0_tx" -a "$dec" -ge 20
+expect "one inner MAC (vx0's) behind $REMOTE (vusw_vxlan_remote_inner_macs)" \
+  test "$(metric vusw_vxlan_remote_inner_macs "${at_remote[@]}")" -eq 1
+expect "/metrics and show port agree: frames out (port tx = encapsulated, one remote)" \
+  test "$(metric vusw_port_tx_packets_total port=vx42)" -eq "$(metric vusw_vxlan_encapsulated_packets_total port=vx42)" \
+  -a "$(vx42 tx_packets)" -eq "$(metric vusw_port_tx_packets_total port=vx42)"
+expect "/metrics and show port agree: frames in (port rx = decapsulated)" \
+  test "$(metric vusw_port_rx_packets_total port=vx42)" -eq "$(metric vusw_vxlan_decapsulated_packets_total port=vx42)" \
+  -a "$(vx42 rx_packets)" -eq "$(metric vusw_port_rx_packets_total port=vx42)"
+expect "/metrics and show port agree: ARP requests sent, replies sent, received" \
+  test "$(metric vusw_vxlan_arp_requests_sent_total port=vx42) $(metric vusw_vxlan_arp_replies_sent_total port=vx42) $(metric vusw_vxlan_arp_received_total port=vx42)" \
+  == "$(vx42 vxlan.arp_requests_sent) $(vx42 vxlan.arp_replies_sent) $(vx42 vxlan.arp_received)"
+vusw_ctl show port vx42 || true
+
 tp_quit guest
 rc=0
 vusw_stop || rc=$?
 expect "vuswitchd exits 0 on SIGTERM (got $rc)" test "$rc" -eq 0
 
 (( errors == 0 )) || fail "$errors check(s) failed"
-log "PASS: ping and TCP both ways between a guest behind vuswitchd and a Linux VXLAN VTEP"
+log "PASS: ping and TCP both ways between a guest behind vuswitchd and a Linux VXLAN VTEP; the tunnel re-added at run time carries pings, its /metrics counters agree"
