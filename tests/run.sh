@@ -114,6 +114,8 @@ build() { # DIR MESON-ARGS... [-- NINJA-TARGETS...]   (env CXX picks the compile
   (($#)) && shift
   if [[ ! -f $dir/build.ninja ]]; then
     meson setup "$dir" "${args[@]}" || return 1
+  else  # a tree set up by an older tests/run.sh gets today's options (e.g. -Dfuzz=true)
+    meson configure "$dir" "${args[@]}" >/dev/null || return 1
   fi
   ninja -C "$dir" "$@"
 }
