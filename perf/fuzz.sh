@@ -18,6 +18,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${FUZZ_OUT:-$ROOT/build-fuzz}
+BUILD=${FUZZ_BUILD:-$OUT}  # the meson build directory of the targets (tests/fuzz/run.sh)
 if [ $# -ne 2 ] || ! [[ $2 =~ ^[0-9]+$ ]]; then
   echo "usage: perf/fuzz.sh TARGET SECONDS (targets: the fuzz_*.cc of tests/fuzz)" >&2
   exit 2
@@ -36,7 +37,8 @@ seeds=()
 before=$(find "$crashes" -type f | wc -l)
 echo "fuzz: running $TARGET for ${SECONDS_TO_RUN}s (log: $log)"
 status=0
-"$OUT/$TARGET" -max_total_time="$SECONDS_TO_RUN" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
+  "$BUILD/tests/fuzz/$TARGET" -max_total_time="$SECONDS_TO_RUN" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
   -artifact_prefix="$crashes/" "$corpus" "${seeds[@]}" >"$log" 2>&1 || status=$?
 
 execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)

@@ -6,8 +6,9 @@
 # Suites, in order (each counted once in the summary):
 #   build             meson setup build (debugoptimized) + ninja
 #   build-asan        meson setup build-asan (clang 16, -Db_sanitize=address,undefined, -O1 with
-#                     line tables: a third of GCC's compile time for the same checks) + ninja
-#                     of the daemon, vuswitchctl, unit and dataplane tests
+#                     line tables: a third of GCC's compile time for the same checks; compiled
+#                     for coverage too, -Dfuzz=true) + ninja of the daemon, vuswitchctl,
+#                     vuswitch-cni, the unit and dataplane tests and the libFuzzer targets
 #   meson test        meson test -C build unit dataplane (the in-process doctest suites)
 #   asan tests        the unit and dataplane tests under ASan/UBSan, and build/'s
 #                     integration suite against build-asan's vuswitchd (the integration
@@ -55,7 +56,8 @@
 #   vm                tests/vm/run.sh (QEMU guests: ping, NIC, memory hotplug, reconnect,
 #                     live migration precopy/postcopy, packed rings, multiqueue, jumbo
 #                     frames, iperf3 throughput)
-#   fuzz              tests/fuzz/run.sh (libFuzzer targets, 10 s each; perf/fuzz.sh for long runs)
+#   fuzz              tests/fuzz/run.sh (build-asan's libFuzzer targets, 10 s each; perf/fuzz.sh
+#                     for long runs)
 #   nic asan, vxlan asan, vxlan_pair asan, vlan_nic asan, null_nic asan, nic_jumbo asan, privileges asan, cni asan,
 #   virtio_matrix asan   the same against build-asan's vuswitchd
 # A suite whose build failed is counted as failed, not skipped. A system test that
@@ -112,6 +114,8 @@ build() { # DIR MESON-ARGS... [-- NINJA-TARGETS...]   (env CXX picks the compile
   (($#)) && shift
   if [[ ! -f $dir/build.ninja ]]; then
     meson setup "$dir" "${args[@]}" || return 1
+  else  # a tree set up by an older tests/run.sh gets today's options (e.g. -Dfuzz=true)
+    meson configure "$dir" "${args[@]}" >/dev/null || return 1
   fi
   ninja -C "$dir" "$@"
 }
@@ -153,10 +157,19 @@ asan_ok=0
 suite "build" build build --buildtype=debugoptimized && build_ok=1
 # clang 16 (deploy/setup.sh installs it; GCC with -g1 if it is missing) at -O1 with line
 # tables only: what the sanitizers need for exact reports, at a third of GCC's -O2 -g
-# compile time.
-if ASAN_CXX=$(command -v clang++-16); then ASAN_G=-gline-tables-only; else ASAN_CXX=c++ ASAN_G=-g1; fi
+# compile time. With clang the code is also compiled for coverage and the libFuzzer
+# targets are linked here: the fuzz suite shares these objects instead of compiling them
+# again (tests/fuzz/run.sh with FUZZ_BUILD).
+if ASAN_CXX=$(command -v clang++-16); then
+  ASAN_ARGS=(-Dcpp_args="-gline-tables-only -fsanitize=fuzzer-no-link" -Dfuzz=true)
+  ASAN_TARGETS+=" tests/fuzz/fuzz_dispatch tests/fuzz/fuzz_virtqueue tests/fuzz/fuzz_packed_queue tests/fuzz/fuzz_memtable"
+  ASAN_TARGETS+=" tests/fuzz/fuzz_config tests/fuzz/fuzz_control"
+  FUZZ_ENV=(FUZZ_BUILD="$ROOT/build-asan")
+else
+  ASAN_CXX=c++ ASAN_ARGS=(-Dcpp_args=-g1) FUZZ_ENV=()
+fi
 CXX=$ASAN_CXX suite "build-asan" build build-asan --buildtype=debugoptimized -Doptimization=1 -Ddebug=false \
-  -Dcpp_args=$ASAN_G -Db_sanitize=address,undefined -Db_lundef=false -- $ASAN_TARGETS && asan_ok=1
+  "${ASAN_ARGS[@]}" -Db_sanitize=address,undefined -Db_lundef=false -- $ASAN_TARGETS && asan_ok=1
 
 if ((build_ok)); then
   suite "meson test" meson test -C build --print-errorlogs unit dataplane
@@ -231,7 +244,7 @@ else
 fi
 
 # libFuzzer targets (clang 16), each for a bounded time; non-zero on a crash.
-suite "fuzz" timeout --kill-after=30 900 env FUZZ_TIME=10 tests/fuzz/run.sh
+suite "fuzz" timeout --kill-after=30 900 env FUZZ_TIME=10 "${FUZZ_ENV[@]}" tests/fuzz/run.sh
 
 banner "summary"
 passed=0 failed=0 skipped=0

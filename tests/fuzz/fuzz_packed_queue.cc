@@ -112,6 +112,13 @@ struct Expected {
     uint16_t taken = 0;
 };
 
+Expected failed(QueueFault f)
+{
+    Expected e;
+    e.fault = f;
+    return e;
+}
+
 bool is_avail(uint16_t flags, bool wrap)
 {
     return bool(flags & AVAIL) == wrap && bool(flags & USED) == !wrap;
@@ -141,35 +148,35 @@ Expected reference_pop(const MemTable& m, const std::byte* ring, uint16_t size, 
     RawDesc d;
     do {
         if (e.taken == size)
-            return {QueueFault::chain_loop};
+            return failed(QueueFault::chain_loop);
         d = load(ring, at.index);
         if (!is_avail(d.flags, at.wrap))
-            return {QueueFault::partial_chain};
+            return failed(QueueFault::partial_chain);
         if (d.flags & INDIRECT) {
             if (e.taken > 0)
-                return {QueueFault::nested_indirect};
+                return failed(QueueFault::nested_indirect);
             if ((d.flags & NEXT) || d.len == 0 || d.len % 16 != 0)
-                return {QueueFault::bad_indirect};
+                return failed(QueueFault::bad_indirect);
             const std::byte* table = m.translate(GuestPhysAddr{d.addr}, d.len);
             if (table == nullptr)
-                return {QueueFault::desc_outside_memory};
+                return failed(QueueFault::desc_outside_memory);
             for (uint32_t i = 0; i < d.len / 16; ++i) {
                 RawDesc t = load(table, i);
                 if (t.flags & INDIRECT)
-                    return {QueueFault::nested_indirect};
+                    return failed(QueueFault::nested_indirect);
                 if (!writable)
                     t.flags &= uint16_t(~WRITE);  // a TX table's WRITE means nothing (DPDK's virtio PMD sets it)
                 if (const QueueFault f = buffer(m, t, writable, e.seg); f != QueueFault::none)
-                    return {f};
+                    return failed(f);
             }
         } else if (const QueueFault f = buffer(m, d, writable, e.seg); f != QueueFault::none) {
-            return {f};
+            return failed(f);
         }
         ++e.taken;
         at.step(1, size);
     } while (d.flags & NEXT);
     if (d.id >= size)
-        return {QueueFault::bad_desc_index};
+        return failed(QueueFault::bad_desc_index);
     e.id = d.id;
     return e;
 }
