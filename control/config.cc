@@ -69,6 +69,7 @@ po::options_description describe()
         ("pin", po::value<std::vector<std::string>>(), "PORT=PMD: PORT (as vuswitchctl show ports names it) (all its queues) is always polled by PMD core number PMD (0 = the second --lcores entry); repeatable. The queues of other ports are placed by load")
         ("rebalance-interval", po::value<long long>(), "SECONDS between automatic rebalances of the queues of unpinned ports by measured load, 0 = never (default 10; vuswitchctl rebalance runs one now)")
         ("rebalance-threshold", po::value<long long>(), "PERCENT: a rebalance moves queues only if it cuts the load imbalance between PMD cores by this much, 1..100 (default 25)")
+        ("mac-age", po::value<long long>(), "SECONDS a learned MAC (the switch's FDB, a VXLAN tunnel's inner MACs) is kept without a frame from it, 1..86400 (default 300)")
         ("zero-copy-min", po::value<std::string>(), "BYTES: guest TX frames at least this long (without the virtio-net header) are lent to the switch without a copy, smaller ones copied; 60..65535 or `off` (default 1024: below it copying measured faster, perf/zero_copy.sh)")
         ("metrics", po::value<std::string>(), "ADDR:PORT for Prometheus /metrics, or `off` (default 127.0.0.1:9750)")
         ("control", po::value<std::string>(), "PATH of the management socket for vuswitchctl (default RUN_DIR/vuswitchd.ctl)")
@@ -361,6 +362,8 @@ Status to_config(const po::variables_map& vm, Config& c)
         return ok;
     if (c.metrics != "off" && c.metrics.rfind(':') == std::string::npos)
         return fail("config", fmt::format("--metrics {}: expected ADDR:PORT (e.g. 127.0.0.1:9750) or off", c.metrics));
+    if (auto ok = to_ranged(vm, "mac-age", 1, 86400, "1..86400 seconds", c.mac_age_s); !ok)
+        return ok;
     if (auto ok = to_rebalance(vm, c); !ok)
         return ok;
     if (auto ok = to_zero_copy(vm, c); !ok)

@@ -38,6 +38,7 @@ struct Config {
     std::vector<std::pair<std::string, unsigned>> pins;  // --pin PORT=PMD: port name, PMD index
     unsigned rebalance_interval_s = 10;     // 0 = no automatic rebalancing
     unsigned rebalance_threshold_pct = 25;  // least imbalance improvement worth moving ports for
+    unsigned mac_age_s = 300;               // learned MACs (switch FDB, tunnels' inner MACs) unseen this long go
     uint32_t zero_copy_min = 1024;           // --zero-copy-min: guest TX frames this long are lent; 0 = never
     std::string metrics = "127.0.0.1:9750"; // "off" disables
     std::string control;                    // default: RUN_DIR/vuswitchd.ctl

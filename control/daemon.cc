@@ -24,6 +24,7 @@
 #include "control/vhost_user/endpoint.h"
 #include "ports/ethdev_port.h"
 #include "ports/vhost_port.h"
+#include "ports/vxlan_port.h"
 #include "vusw/guest_dma.h"
 #include "vusw/fdb.h"
 #include "vusw/l2switch.h"
@@ -34,7 +35,6 @@
 namespace vusw {
 namespace {
 
-constexpr uint32_t kFdbMaxAgeSeconds = 300;
 
 std::vector<std::string> eal_args(const Config& c)
 {
@@ -252,11 +252,28 @@ void Daemon::log_broken_queues()
     }
 }
 
+uint32_t Daemon::mac_clock_s()
+{
+    const auto now = std::chrono::steady_clock::now().time_since_epoch();
+    return uint32_t(std::chrono::duration_cast<std::chrono::seconds>(now).count());
+}
+
 void Daemon::tick_fdb_clock()
 {
-    const auto now = std::chrono::steady_clock::now();
-    next_second_ = now + std::chrono::seconds(1);
-    fdb_->tick(uint32_t(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
+    next_second_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    const uint32_t now_s = mac_clock_s();
+    fdb_->tick(now_s);
+    for (Attached& a : attached_)
+        if (auto* tunnel = dynamic_cast<VxlanPort*>(a.port.get()))
+            tunnel->tick_inner_macs(now_s);
+}
+
+void Daemon::age_macs()
+{
+    fdb_->age(config_.mac_age_s);
+    for (Attached& a : attached_)
+        if (auto* tunnel = dynamic_cast<VxlanPort*>(a.port.get()))
+            tunnel->age_inner_macs(config_.mac_age_s);
 }
 
 void Daemon::tick()
@@ -270,7 +287,7 @@ void Daemon::tick()
     scheduler_->tick();
     if (std::chrono::steady_clock::now() >= next_second_) {
         tick_fdb_clock();
-        fdb_->age(kFdbMaxAgeSeconds);
+        age_macs();
         log_suppressed();  // "... and N more suppressed" of rate-limited log lines (log.h)
     }
 }

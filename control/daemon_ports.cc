@@ -83,6 +83,7 @@ Result<std::unique_ptr<Port>> Daemon::make_tunnel(const PortSpec& spec, const Po
     if (!tunnel)
         return std::unexpected(tunnel.error());
     (*tunnel)->set_config(tunnel_port_config(spec, nic));
+    (*tunnel)->tick_inner_macs(mac_clock_s());  // what it learns before the next tick is not old
     return std::unique_ptr<Port>(std::move(*tunnel));
 }
 
@@ -295,10 +296,10 @@ Result<ReloadReport> Daemon::reload()
         return fail("config", "the command line asks for --help or --version, not a configuration");
     const Config& next = parsed->config;
     ReloadReport report;
-    // Options other than ports apply at start-up only.
+    // Options other than ports (and --mac-age, read at every aging tick) apply at start-up only.
     nlohmann::json before = describe_config(config_), after = describe_config(next);
     for (auto& [key, value] : after.items())
-        if (key != "ports" && key != "pins" && key != "embedded_default_ports" && key != "log_level" &&
+        if (key != "ports" && key != "pins" && key != "embedded_default_ports" && key != "log_level" && key != "mac_age" &&
             before.value(key, nlohmann::json()) != value)
             report.ignored.push_back(key);
     const auto wanted = port_specs(next);
@@ -321,6 +322,7 @@ Result<ReloadReport> Daemon::reload()
     config_.vhost_server = next.vhost_server;
     config_.vhost_client = next.vhost_client;
     config_.pins = next.pins;
+    config_.mac_age_s = next.mac_age_s;  // read at every aging tick
     config_.used_default_ports = next.used_default_ports;
     for (const auto& [kind, spec] : wanted) {
         const auto have = std::find_if(attached_.begin(), attached_.end(),

@@ -428,6 +428,7 @@ nlohmann::json describe_config(const Config& c)
             {"pins", pins},
             {"rebalance_interval", c.rebalance_interval_s},
             {"rebalance_threshold", c.rebalance_threshold_pct},
+            {"mac_age", c.mac_age_s},
             {"zero_copy_min", c.zero_copy_min == 0 ? nlohmann::json("off") : nlohmann::json(c.zero_copy_min)},
             {"metrics", c.metrics},
             {"control", c.control},

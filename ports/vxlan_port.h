@@ -77,6 +77,11 @@ public:
     std::optional<MacAddr> neighbour(std::size_t i) const;
     // Control: by remote, the inner MACs learned behind it (where frames to them go).
     std::array<std::size_t, kMaxVxlanRemotes> inner_macs_by_remote() const;
+    // Control, as the switch's FDB (Daemon::tick): the clock inner MACs are learned with,
+    // and forgetting those not seen for max_age_s (a MAC gone quiet is flooded to every
+    // remote again, and the map does not fill up with MACs long gone).
+    void tick_inner_macs(uint32_t now_s) noexcept { inner_macs_.tick(now_s); }
+    std::size_t age_inner_macs(uint32_t max_age_s) noexcept { return inner_macs_.age(max_age_s); }
 
 private:
     struct Remote {

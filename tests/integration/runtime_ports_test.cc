@@ -169,12 +169,13 @@ TEST_CASE("reload and SIGHUP apply the config file's ports; the others are left 
 
   // A name the file now gives to a port added with vuswitchctl is refused, not taken over;
   // an option other than ports is reported as needing a restart.
-  write_file(file, a + "vhost-user = " + dir + "/c1.sock|mtu=2000\nvhost-user = " + dir + "/rt.sock\nzero-copy-min = 2048\n");
+  write_file(file, a + "vhost-user = " + dir + "/c1.sock|mtu=2000\nvhost-user = " + dir + "/rt.sock\nzero-copy-min = 2048\nmac-age = 60\n");
   r = ctl(d, {{"cmd", "reload"}});
   CHECK(r["removed"] == nlohmann::json{"c3"});
   REQUIRE(r["failed"].size() == 1);
   CHECK(has(r["failed"][0].get<std::string>(), "rt: a port added with vuswitchctl has this name"));
-  CHECK(r["needs_restart"] == nlohmann::json{"zero_copy_min"});
+  CHECK(r["needs_restart"] == nlohmann::json{"zero_copy_min"});  // --mac-age applies at once
+  CHECK(ctl(d, {{"cmd", "show_config"}})["config"]["mac_age"] == 60);
 
   // A file that does not parse changes nothing.
   write_file(file, a + "vhost-user = " + dir + "/c1.sock|mtu=1\n");

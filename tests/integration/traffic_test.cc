@@ -175,4 +175,25 @@ TEST_CASE("VIRTIO_F_IN_ORDER: buffers are used in the order they were posted, le
   }
 }
 
+TEST_CASE("learned MACs are forgotten after --mac-age without frames; traffic learns them again") {
+  DaemonConfig cfg;
+  cfg.servers = {"a", "b"};
+  cfg.extra_args = {"--mac-age", "2"};
+  Daemon d(cfg);
+  auto a = attach(d, "a");
+  auto b = attach(d, "b");
+  REQUIRE(a);
+  REQUIRE(b);
+  auto fdb_size = [&] { return d.ctl({{"cmd", "show_fdb"}}).value()["fdb"].size(); };
+  REQUIRE(learned_pair(*a, kMacA, *b, kMacB));
+  CHECK(fdb_size() == 2);
+  CHECK(d.ctl({{"cmd", "show_config"}}).value()["config"]["mac_age"] == 2);
+  // Quiet for longer than 2 s (the clock ticks each second): both go, counted as aged.
+  CHECK(wait_until([&] { return fdb_size() == 0; }, milliseconds(6000)));
+  CHECK(d.scrape()->sum("vusw_fdb_aged_total") >= 2);
+  CHECK(learned_pair(*a, kMacA, *b, kMacB));
+  CHECK(fdb_size() == 2);
+  finish(d);
+}
+
 }  // namespace vusw::it

@@ -54,7 +54,8 @@ log "kernel VTEP: vx0 $VTEP_IP VNI $VNI, $REMOTE on $VETH_NS -> remote $LOCAL; v
 
 METRICS_PORT=19520
 while ss -Htln "sport = :$METRICS_PORT" | grep -q .; do METRICS_PORT=$((METRICS_PORT + 1)); done
-VUSW_METRICS=127.0.0.1:$METRICS_PORT vusw_start vxlan --lcores 0,1 --log-level info \
+echo "mac-age = 300" >"$SYS_TMP/vuswitchd.conf"  # lowered at the end, by a reload
+VUSW_METRICS=127.0.0.1:$METRICS_PORT vusw_start vxlan --lcores 0,1 --log-level info --config "$SYS_TMP/vuswitchd.conf" \
   --nic "net_af_packet0,iface=$VETH_HOST" \
   --vxlan "vx42,local=$LOCAL,remote=$REMOTE,vni=$VNI,dstport=4789,underlay=net_af_packet0" \
   --vhost-user "$SYS_TMP/vm1.sock"
@@ -218,7 +219,15 @@ expect "/metrics and show port agree: ARP requests sent, replies sent, received"
   == "$(vx42 vxlan.arp_requests_sent) $(vx42 vxlan.arp_replies_sent) $(vx42 vxlan.arp_received)"
 vusw_ctl show port vx42 || true
 
+# Aging: with --mac-age 1 (a reload applies it at once) and no traffic, vx0's MAC goes from
+# the tunnel's inner map and from the switch's table.
 tp_quit guest
+echo "mac-age = 1" >"$SYS_TMP/vuswitchd.conf"
+vusw_ctl reload >/dev/null || fail "vuswitchctl reload failed"
+inner_gone() { test "$(metric vusw_vxlan_remote_inner_macs "${at_remote[@]}")" -eq 0; }
+WAIT_FOR_POLL_S=0.2 wait_for 10 "vx0's MAC aged out of vx42's inner map (--mac-age 1)" inner_gone
+expect "no FDB entry left behind vx42" test "$(vusw_ctl --json show fdb | grep -c '"vx42"')" -eq 0
+
 rc=0
 vusw_stop || rc=$?
 expect "vuswitchd exits 0 on SIGTERM (got $rc)" test "$rc" -eq 0

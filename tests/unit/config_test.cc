@@ -288,6 +288,17 @@ TEST_CASE("--rebalance-interval and --rebalance-threshold")
     CHECK(error_of({"--rebalance-threshold", "101"}).find("--rebalance-threshold") != std::string::npos);
 }
 
+TEST_CASE("--mac-age: seconds a learned MAC is kept, 1..86400")
+{
+    CHECK(config_of({}).mac_age_s == 300);
+    CHECK(config_of({"--mac-age", "2"}).mac_age_s == 2);
+    for (const char* bad : {"0", "86401", "-5", "soon"}) {
+        CAPTURE(bad);
+        CHECK(error_of({"--mac-age", bad}).find("mac-age") != std::string::npos);
+    }
+    CHECK(error_of({"--mac-age", "0"}).find("1..86400 seconds") != std::string::npos);
+}
+
 TEST_CASE("--zero-copy-min: a frame size or off, from the flag or the config file")
 {
     CHECK(config_of({}).zero_copy_min == 1024);
