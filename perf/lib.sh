@@ -121,33 +121,6 @@ gen_start_one() {
 # ---------------------------------------------------------------- NIC traffic source
 
 # write_pcap FILE FRAME_BYTES DST_MAC SRC_MAC [FLOWS]: a pcap holding one IPv4/UDP frame of
-# FRAME_BYTES bytes (without FCS), the shape testpmd's txonly engine sends
-# (198.18.0.1 -> 198.18.0.2, UDP 9 -> 9, zero payload), for net_pcap's infinite_rx.
-# FLOWS > 1: that many frames, the i-th from 198.18.0.(1+i) (i = 0 is the single frame), as
-# testpmd's --txonly-multi-flow varies the source address, so that a switch spreading by
-# flow hash has flows to spread.
-write_pcap() {
-  "$PYTHON" - "$@" <<'EOF'
-import struct, sys
-path, size, dst, src = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-flows = int(sys.argv[5]) if len(sys.argv) > 5 else 1
-mac = lambda s: bytes(int(x, 16) for x in s.split(":"))
-if size < 42:
-    sys.exit("frame too small for IPv4/UDP: %d" % size)
-ip_len = size - 14
-def frame(i):
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, ip_len, 0, 0, 64, 17, 0,
-                     bytes([198, 18, (1 + i) >> 8, (1 + i) & 0xff]), bytes([198, 18, 0, 2]))
-    s = sum(struct.unpack("!10H", ip))
-    s = (s & 0xffff) + (s >> 16); s = (s & 0xffff) + (s >> 16)
-    ip = ip[:10] + struct.pack("!H", ~s & 0xffff) + ip[12:]
-    udp = struct.pack("!HHHH", 9, 9, ip_len - 20, 0)
-    f = mac(dst) + mac(src) + b"\x08\x00" + ip + udp
-    return f + bytes(size - len(f))
-with open(path, "wb") as f:
-    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
-    for i in range(flows):
-        fr = frame(i)
-        f.write(struct.pack("<IIII", 0, 0, len(fr), len(fr)) + fr)
-EOF
-}
+# FRAME_BYTES bytes (without FCS), the shape testpmd's txonly engine sends, for net_pcap's
+# infinite_rx; FLOWS > 1: that many frames from as many source addresses (perf/pcap.py).
+write_pcap() { "$PYTHON" perf/pcap.py udp "$1" "$2" "$3" "$4" --flows "${5:-1}"; }

@@ -9,6 +9,8 @@
 #   ovs_add_vhost NAME [COL=VAL...]     dpdkvhostuser port; its socket is DIR/NAME
 #   ovs_add_vhost_client NAME PATH      dpdkvhostuserclient port (connects to PATH)
 #   ovs_add_nic NAME DEVARGS            type=dpdk port with options:dpdk-devargs=DEVARGS
+#   ovs_add_vxlan NAME UL_BRIDGE UL_MAC DEVARGS LOCAL_IP REMOTE_IP REMOTE_MAC VNI
+#                                       a vxlan port on br0 over an underlay bridge
 #   ovs_ready                           wait for the ports, no-flood on LOCAL, print flows
 #   ovs_vsctl ARGS / ovs_appctl ARGS    against this instance
 #   ovs_stop                            TERM both daemons by PID, check they are gone
@@ -26,6 +28,7 @@ OVS_OTHER_CONFIG=()
 OVS_DIR=
 OVS_DB_PID=
 OVS_VSD_PID=
+OVS_TAPS=()   # kernel taps of the bridges we made with an address (removed by ovs_stop)
 
 # ovs_check: print why OVS-DPDK cannot run here (and return 1), or nothing.
 ovs_check() {
@@ -127,6 +130,44 @@ ovs_add_nic() { # NAME DEVARGS
   [[ -z $err || $err == '[]' ]] || fail "OVS port $1 ($2): $err"
 }
 
+# ovs_add_vxlan NAME UL_BRIDGE UL_MAC DEVARGS LOCAL_IP REMOTE_IP REMOTE_MAC VNI: OVS's
+# userspace tunnelling (Documentation/howto/userspace-tunneling.rst): the underlay is a
+# second netdev bridge UL_BRIDGE (MAC UL_MAC) with the NIC DEVARGS, whose LOCAL port (a
+# kernel tap) holds LOCAL_IP, the tunnel's source; a route to REMOTE_IP through it and a
+# static ARP entry REMOTE_IP -> REMOTE_MAC (vuswitchd learns it from the NIC instead). The
+# vxlan port NAME (VNI, remote_ip) is on br0. Decapsulation happens where br0's NORMAL
+# flow on UL_BRIDGE delivers a VXLAN packet for LOCAL_IP to its LOCAL port (tnl_pop).
+ovs_add_vxlan() {
+  local name=$1 br=$2 mac=$3 devargs=$4 local_ip=$5 remote_ip=$6 remote_mac=$7 vni=$8
+  ovs_vsctl add-br "$br" -- set bridge "$br" datapath_type=netdev "other-config:hwaddr=\"$mac\"" \
+    || fail "ovs-vsctl add-br $br (netdev) failed; see $OVS_DIR/ovs-vswitchd.log"
+  OVS_TAPS+=("$br")
+  ovs_vsctl add-port "$br" "$name-ul" -- set Interface "$name-ul" type=dpdk "options:dpdk-devargs=$devargs" mtu_request=9000 \
+    || fail "ovs-vsctl add-port $name-ul (dpdk-devargs=$devargs) failed; see $OVS_DIR/ovs-vswitchd.log"
+  wait_for 10 "OVS bridge $br's tap" ip link show dev "$br" >/dev/null
+  ip addr add "$local_ip/24" dev "$br" && ip link set "$br" up || fail "cannot give $br the address $local_ip/24"
+  ovs_appctl ovs/route/add "$remote_ip/32" "$br" >/dev/null || fail "ovs-appctl ovs/route/add $remote_ip/32 $br failed"
+  ovs_appctl tnl/arp/set "$br" "$remote_ip" "$remote_mac" >/dev/null || fail "ovs-appctl tnl/arp/set $br $remote_ip failed"
+  ovs_vsctl add-port br0 "$name" -- set Interface "$name" type=vxlan "options:remote_ip=$remote_ip" \
+    "options:local_ip=$local_ip" "options:key=$vni" \
+    || fail "ovs-vsctl add-port $name (vxlan) failed; see $OVS_DIR/ovs-vswitchd.log"
+  local err
+  err=$(ovs_vsctl get Interface "$name-ul" error 2>/dev/null || true)
+  [[ -z $err || $err == '[]' ]] || fail "OVS port $name-ul ($devargs): $err"
+  log "OVS $br: $(ovs_vsctl list-ports "$br" | paste -sd' '), tunnel $name VNI $vni $local_ip -> $remote_ip; route: $(ovs_appctl ovs/route/show | grep -F "$remote_ip" | tr -s ' ')"
+}
+
+# ovs_iface_counters: the datapath ports' counters now, "NAME rx_packets tx_packets drops"
+# per line (dpctl/show -s reads them from the ports; the Interface table's statistics
+# are refreshed only every 5 s).
+ovs_iface_counters() {
+  ovs_appctl dpctl/show -s 2>/dev/null | awk '
+    /^ *port [0-9]+:/ { name = $3 }
+    /^ *RX packets:/ { split($2, a, ":"); rx[name] = a[2]; split($4, d, ":"); drop[name] = d[2] }
+    /^ *TX packets:/ { split($2, a, ":"); tx[name] = a[2]; split($4, d, ":"); drop[name] += d[2] }
+    END { for (n in rx) print n, rx[n], tx[n], drop[n] }'
+}
+
 # ovs_ready: the bridge's own port (LOCAL, a kernel tap) must not take part in flooding,
 # so that the bridge switches between exactly the two ports under test; the flow table is
 # the default single NORMAL flow (fail-mode standalone, no controller).
@@ -157,6 +198,9 @@ ovs_stop() {
   for pid in $OVS_VSD_PID $OVS_DB_PID; do
     kill -0 "$pid" 2>/dev/null && fail "OVS process $pid still running after stop"
   done
+  local tap
+  for tap in ${OVS_TAPS[@]+"${OVS_TAPS[@]}"}; do ip link del "$tap" 2>/dev/null || true; done
+  OVS_TAPS=()
   if pgrep -f -- "$OVS_DIR/" >/dev/null 2>&1; then
     log "WARNING: processes referring to $OVS_DIR still run: $(pgrep -af -- "$OVS_DIR/" | paste -sd';')"
   fi

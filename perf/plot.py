@@ -25,6 +25,14 @@ TOPOLOGIES = {
     "nic-guest": ("NIC -> guest",
                   "net_pcap infinite_rx (one IPv4/UDP frame to the guest's MAC, replayed) -> vhost-user; "
                   "Mpps = frames the generator received"),
+    "guest-vxlan": ("guest -> VXLAN tunnel (encapsulation)",
+                    "vhost-user -> VXLAN port (VNI 42, one remote VTEP) over net_pcap (TX a sink); "
+                    "size = the inner frame, the underlay carries 50 bytes more; "
+                    "Mpps = frames the generator's TX put on the virtqueue"),
+    "vxlan-guest": ("VXLAN tunnel -> guest (decapsulation)",
+                    "net_pcap infinite_rx (VXLAN packets from the remote VTEP, VNI 42, holding a frame to the "
+                    "guest's MAC) -> VXLAN port -> vhost-user; size = the inner frame; "
+                    "Mpps = frames the generator received"),
 }
 TARGETS = {"vuswitch": "vuswitch", "testpmd": "testpmd net_vhost (io)", "ovs": "OVS-DPDK (NORMAL)"}
 ORDER = ["vuswitch", "testpmd", "ovs"]

@@ -12,6 +12,16 @@
 #              Rate = generator TX (frames the switch took off the virtqueue).
 #   nic-guest  NIC net_pcap0 (infinite_rx replay of one frame addressed to the guest)
 #              -> one vhost-user port. Rate = generator RX (rxonly).
+#   guest-vxlan  VXLAN encapsulation: one vhost-user port -> a VXLAN tunnel port (VNI 42,
+#              198.51.100.1 -> remote VTEP 198.51.100.2) over NIC net_pcap0, whose TX is a sink
+#              and whose RX holds one ARP reply (the remote VTEP's MAC; OVS is told it with
+#              tnl/arp/set). The generator sends (txonly) to an unknown MAC: flooded into
+#              the tunnel. Rate = generator TX. SIZE is the inner frame; the underlay
+#              carries SIZE + 50 bytes (its MTU is 9000).
+#   vxlan-guest  VXLAN decapsulation: NIC net_pcap0 (infinite_rx replay of VXLAN packets
+#              from 198.51.100.2, VNI 42, holding a frame addressed to the guest) -> the tunnel
+#              port -> one vhost-user port. Rate = generator RX. (testpmd has no VXLAN
+#              forwarding: the two VXLAN topologies compare vuswitch and OVS only.)
 # Switches (--targets), one at a time, each started afresh for every measurement:
 #   vuswitch   build/control/vuswitchd --lcores 0,1 (control thread core 0, PMD core 1)
 #   testpmd    dpdk-testpmd --vdev net_vhost0 (+ net_vhost1 or the NIC), io forwarding, core 1
@@ -21,7 +31,7 @@
 #
 # Usage (root, after building build/): perf/run.sh [options]
 #   --sizes "64 256 512 1518"               frame sizes, bytes incl. FCS
-#   --topologies "loopback guest-nic nic-guest"
+#   --topologies "loopback guest-nic nic-guest"   (or guest-vxlan, vxlan-guest)
 #   --targets "vuswitch testpmd ovs"
 #   --trials 3          measurements per (topology, size, switch); median and min-max reported
 #   --duration 5        measurement window, s
@@ -86,6 +96,13 @@ QUEUES=1
 MULTI_FLOW=0
 UNKNOWN_MAC=02:00:00:00:00:99   # guest-nic: destination nobody has (flooded)
 NIC_MAC=02:00:00:00:00:aa       # nic-guest: source of the NIC's frames
+# The VXLAN topologies: the tunnel 198.51.100.1 -> 198.51.100.2 (TEST-NET-2), VNI 42. The
+# underlay's MAC is net_pcap's own ("pcap" + its index; vuswitch's trial checks it), and
+# OVS's underlay bridge is given the same, so that both take the same VXLAN packets.
+VX_LOCAL=198.51.100.1 VX_REMOTE=198.51.100.2 VX_VNI=42
+VX_REMOTE_MAC=02:00:00:00:00:bb
+UL_MAC=02:70:63:61:70:00
+OVS_UL_BRIDGE=vuswperf-ul       # OVS's underlay bridge (its LOCAL port is a kernel tap)
 
 ORIG_ARGS=("$@")
 while [[ $# -gt 0 ]]; do
@@ -118,7 +135,8 @@ for s in $SIZES; do
   [[ $s =~ ^[0-9]+$ ]] && ((s >= 64 && s <= 1518)) || bad "--sizes: $s is not a frame size in 64..1518"
 done
 for t in $TOPOLOGIES; do
-  [[ $t == loopback || $t == guest-nic || $t == nic-guest ]] || bad "--topologies: $t is not one of loopback guest-nic nic-guest"
+  [[ $t =~ ^(loopback|guest-nic|nic-guest|guest-vxlan|vxlan-guest)$ ]] \
+    || bad "--topologies: $t is not one of loopback guest-nic nic-guest guest-vxlan vxlan-guest"
 done
 for t in $TARGETS; do
   [[ $t == vuswitch || $t == testpmd || $t == ovs ]] || bad "--targets: $t is not one of vuswitch testpmd ovs"
@@ -182,8 +200,8 @@ if [[ $SETUP == 1 ]]; then
 fi
 if [[ " $TARGETS " == *" ovs "* ]]; then sys_require_hugepages $((512 + OVS_SOCKET_MEM + 64)); else sys_require_hugepages 1100; fi
 [[ " $TARGETS " == *" vuswitch "* ]] && sys_require_daemon
-[[ " $TOPOLOGIES " == *" nic-guest "* ]] && { ls /usr/lib/x86_64-linux-gnu/dpdk/pmds-*/librte_net_pcap.so* >/dev/null 2>&1 \
-  || fail "nic-guest needs DPDK's net_pcap PMD (Debian package librte-net-pcap23; run deploy/setup.sh) or drop it from --topologies"; }
+[[ " $TOPOLOGIES " =~ \ (nic-guest|guest-vxlan|vxlan-guest)\  ]] && { ls /usr/lib/x86_64-linux-gnu/dpdk/pmds-*/librte_net_pcap.so* >/dev/null 2>&1 \
+  || fail "nic-guest and the VXLAN topologies need DPDK's net_pcap PMD (Debian package librte-net-pcap23; run deploy/setup.sh) or drop it from --topologies"; }
 OVS_SKIPPED=
 if [[ " $TARGETS " == *" ovs "* ]] && ! why=$(ovs_check); then
   OVS_SKIPPED="OVS-DPDK not measured: $why"
@@ -208,6 +226,14 @@ nic_devargs() { # TOPOLOGY SIZE DIR
     nic-guest)
       write_pcap "$3/nic.pcap" "$(($2 - 4))" "$MAC0" "$NIC_MAC" "$NIC_FLOWS" || fail "cannot write $3/nic.pcap"
       echo "net_pcap0,rx_pcap=$3/nic.pcap,infinite_rx=1" ;;
+    guest-vxlan)  # RX: one ARP reply, read once; TX: no tx_pcap, so net_pcap drops it
+      "$PYTHON" perf/pcap.py arp "$3/arp.pcap" "$UL_MAC" "$VX_REMOTE_MAC" "$VX_REMOTE" "$VX_LOCAL" \
+        || fail "cannot write $3/arp.pcap"
+      echo "net_pcap0,rx_pcap=$3/arp.pcap" ;;
+    vxlan-guest)
+      "$PYTHON" perf/pcap.py vxlan "$3/vxlan.pcap" "$(($2 - 4))" "$MAC0" "$NIC_MAC" --flows "$NIC_FLOWS" \
+        --outer "$UL_MAC,$VX_REMOTE_MAC,$VX_REMOTE,$VX_LOCAL,$VX_VNI" || fail "cannot write $3/vxlan.pcap"
+      echo "net_pcap0,rx_pcap=$3/vxlan.pcap,infinite_rx=1" ;;
   esac
 }
 dut_start() {
@@ -218,9 +244,15 @@ dut_start() {
     vuswitch)
       SOCK0=$dir/vm0.sock SOCK1=$dir/vm1.sock
       local ports=(--vhost-user "$SOCK0")
-      if [[ $topo == loopback ]]; then ports+=(--vhost-user "$SOCK1"); else ports+=(--nic "$NIC"); fi
+      case $topo in
+        loopback) ports+=(--vhost-user "$SOCK1") ;;
+        *-vxlan|vxlan-*) ports+=(--nic "$NIC|name=ul|mtu=9000"
+                                 --vxlan "vx0,local=$VX_LOCAL,remote=$VX_REMOTE,vni=$VX_VNI,underlay=ul") ;;
+        *) ports+=(--nic "$NIC") ;;
+      esac
       vusw_start dut --lcores "$GEN_CORE,$DUT_CORE" --log-level warn "${ports[@]}" ${VUSWITCHD_ARGS[@]+"${VUSWITCHD_ARGS[@]}"}
       DUT_PIDS=("$VUSW_PID")
+      [[ $topo == *vxlan* ]] && vusw_check_tunnel "$topo"
       ;;
     testpmd)
       SOCK0=$dir/vm0.sock SOCK1=$dir/vm1.sock
@@ -243,13 +275,32 @@ dut_start() {
     ovs)
       ovs_start "$dir/ovs" "$(printf '0x%x' $((1 << DUT_CORE)))" "$(printf '0x%x' $((1 << GEN_CORE)))"
       ovs_add_vhost vm0 ${OVS_VHOST_ARGS[@]+"${OVS_VHOST_ARGS[@]}"}
-      if [[ $topo == loopback ]]; then ovs_add_vhost vm1 ${OVS_VHOST_ARGS[@]+"${OVS_VHOST_ARGS[@]}"}; else ovs_add_nic nic0 "$NIC"; fi
+      case $topo in
+        loopback) ovs_add_vhost vm1 ${OVS_VHOST_ARGS[@]+"${OVS_VHOST_ARGS[@]}"} ;;
+        *-vxlan|vxlan-*) ovs_add_vxlan vx0 "$OVS_UL_BRIDGE" "$UL_MAC" "$NIC" "$VX_LOCAL" "$VX_REMOTE" "$VX_REMOTE_MAC" "$VX_VNI" ;;
+        *) ovs_add_nic nic0 "$NIC" ;;
+      esac
       ovs_ready
       SOCK0=$dir/ovs/vm0 SOCK1=$dir/ovs/vm1
       DUT_PIDS=("$OVS_VSD_PID" "$OVS_DB_PID")
       ;;
   esac
   wait_for 10 "vhost-user socket $SOCK0" test -S "$SOCK0"
+}
+
+# vusw_check_tunnel TOPOLOGY: the tunnel has the underlay MAC the VXLAN packets are sent
+# to, and (guest-vxlan) has learned the remote VTEP's MAC from the ARP reply.
+vusw_check_tunnel() {
+  local i got
+  for ((i = 0; i < 50; i++)); do
+    got=$(vusw_ctl --json show port vx0 | "$PYTHON" -c '
+import json, sys
+v = json.load(sys.stdin)["port"]["vxlan"]
+print(v["local_mac"], v["remotes"][0]["mac"])')
+    [[ $got == "$UL_MAC $VX_REMOTE_MAC" || ($1 == vxlan-guest && $got == "$UL_MAC "*) ]] && return 0
+    sleep 0.1
+  done
+  fail "tunnel vx0: local MAC and remote VTEP MAC are '$got', expected '$UL_MAC $VX_REMOTE_MAC' (did net_pcap's MAC change?)"
 }
 
 dut_stop() {
@@ -285,6 +336,16 @@ for p in b:
         ring = " (%s, %d queue pair%s enabled)" % (p["ring_type"], pairs, "" if pairs == 1 else "s")
     print("  %s%s rx %.3f tx %.3f drops %.3f Mpps;" % (p["name"], ring, d("rx_packets"), d("tx_packets"), drops), end="")
 print()' "$1" "$2" "$3" 2>/dev/null || echo " (no counters)"
+}
+
+# ovs_iface_rates BEFORE AFTER SECONDS: per-port rates between two ovs_iface_counters
+# snapshots (the same cross-check as vusw_port_rates: did the frames really leave?).
+ovs_iface_rates() {
+  awk -v s="$3" '
+    FNR == NR { rx[$1] = $2; tx[$1] = $3; dr[$1] = $4; next }
+    ($1 in rx) && $1 != "ovs-netdev" && $1 != "br0" {
+      printf "  %s rx %.3f tx %.3f drops %.3f Mpps;", $1, ($2 - rx[$1]) / s / 1e6, ($3 - tx[$1]) / s / 1e6, ($4 - dr[$1]) / s / 1e6 }
+    END { print "" }' <(printf '%s\n' "$1") <(printf '%s\n' "$2")
 }
 
 # OVS PMD statistics since the last pmd-stats-clear: "busy_pct cycles_per_packet".
@@ -375,12 +436,12 @@ measure() {
       tp_cmd gen "set txpkts $((size - 4))"
       tp_cmd gen "start tx_first $BURSTS"
       nports=2 col=4 ;;          # generator RX, both ports
-    guest-nic)
+    guest-nic|guest-vxlan)
       gen_start_one "$SOCK0" txonly "$UNKNOWN_MAC"
       tp_cmd gen "set txpkts $((size - 4))"
       tp_cmd gen "start"
       nports=1 col=5 ;;          # generator TX
-    nic-guest)
+    nic-guest|vxlan-guest)
       gen_start_one "$SOCK0" rxonly "$NIC_MAC"
       tp_cmd gen "set txpkts $((size - 4))"
       # One burst from the guest first, so the switch learns its MAC: the NIC's frames
@@ -405,8 +466,10 @@ measure() {
   ta=$(date +%s.%N)
   before=$(tp_stats gen "$nports")
   [[ $target == vuswitch ]] && { pt0=$(date +%s.%N); ports0=$(vusw_ctl --json show ports 2>/dev/null || true); pt0="$pt0 $(date +%s.%N)"; }
+  [[ $target == ovs ]] && { pt0=$(date +%s.%N); ports0=$(ovs_iface_counters); pt0="$pt0 $(date +%s.%N)"; }
   sleep "$DURATION"
   [[ $target == vuswitch ]] && { pt1=$(date +%s.%N); ports1=$(vusw_ctl --json show ports 2>/dev/null || true); pt1="$pt1 $(date +%s.%N)"; }
+  [[ $target == ovs ]] && { pt1=$(date +%s.%N); ports1=$(ovs_iface_counters); pt1="$pt1 $(date +%s.%N)"; }
   tb=$(date +%s.%N)
   after=$(tp_stats gen "$nports")
   window_end
@@ -417,7 +480,10 @@ measure() {
       # Switch's own counters over the window, a cross-check of what the generator saw.
       echo "          vuswitchd ports:$(vusw_port_rates "$ports0" "$ports1" "$(awk -v a="$pt0" -v b="$pt1" 'BEGIN { split(a, x, " "); split(b, y, " "); print (y[1] + y[2] - x[1] - x[2]) / 2 }')")"
       ;;
-    ovs) read -r busy cyc <<<"$(ovs_pmd_window)" ;;
+    ovs)
+      read -r busy cyc <<<"$(ovs_pmd_window)"
+      echo "          OVS interfaces:$(ovs_iface_rates "$ports0" "$ports1" "$(awk -v a="$pt0" -v b="$pt1" 'BEGIN { split(a, x, " "); split(b, y, " "); print (y[1] + y[2] - x[1] - x[2]) / 2 }')")"
+      ;;
   esac
   printf '%s\n%s\n' "$before" "$after" >>"$SYS_TMP/stats-$topo-$target-$size.txt"
   ((QUEUES > 1)) && echo "          generator per-queue share: $(gen_queue_spread "$nports")"
@@ -490,8 +556,12 @@ vusw_memory() {
 
 # ---------------------------------------------------------------- run
 
-ntopo=$(wc -w <<<"$TOPOLOGIES") nsize=$(wc -w <<<"$SIZES") ntarget=$(wc -w <<<"$TARGETS")
-total=$((ntopo * nsize * ntarget * TRIALS))
+# measurable TOPOLOGY TARGET: testpmd's io forwarding has no VXLAN.
+measurable() { [[ $2 != testpmd || $1 != *vxlan* ]]; }
+nsize=$(wc -w <<<"$SIZES") total=0
+for topo in $TOPOLOGIES; do
+  for target in $TARGETS; do measurable "$topo" "$target" && total=$((total + nsize * TRIALS)); done
+done
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
 [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]] && COMMIT="$COMMIT (uncommitted changes in the tree)"
 # The binary may be older than the tree: say when it was built.
@@ -514,6 +584,7 @@ for topo in $TOPOLOGIES; do
   for size in $SIZES; do
     for ((trial = 1; trial <= TRIALS; trial++)); do
       for target in $TARGETS; do   # interleaved, so slow drifts of the host hit every switch alike
+        measurable "$topo" "$target" || continue
         i=$((i + 1))
         what="$(printf '(%d/%d) %-9s %4s B  %-8s trial %d/%d' "$i" "$total" "$topo" "$size" "$target" "$trial" "$TRIALS")"
         if [[ -n ${FAILED_IN[$topo/$target]:-} ]]; then
@@ -567,6 +638,8 @@ report() {
     "$GEN_CORE" "$DUT_CORE" "$TRIALS" "$DURATION" "$WARMUP"
   printf 'Command: `perf/run.sh%s`.\n\n' "${ARGS:+ $ARGS}"
   [[ -n $OVS_SKIPPED ]] && printf '**%s**\n\n' "$OVS_SKIPPED"
+  [[ " $TARGETS " == *" testpmd "* && $TOPOLOGIES == *vxlan* ]] \
+    && printf 'testpmd (net_vhost, io forwarding) has no VXLAN: the VXLAN topologies compare vuswitch and OVS.\n\n'
   local k
   for k in "${!FAILED_IN[@]}"; do
     printf '**%s failed in %s**: %s\n\n' "${k#*/}" "${k%%/*}" "${FAILED_IN[$k]}"
