@@ -121,7 +121,7 @@ Status Daemon::init_dpdk()
                                        "lower --mbufs", mbufs, rte_strerror(rte_errno)));
     reclaimer_ = std::make_unique<Reclaimer>(kMaxPmds);
     fdb_ = std::make_unique<Fdb>();
-    tick_fdb_clock();  // entries learned before the first tick must not look 50 years old
+    tick_mac_tables();  // entries learned before the first tick must not look 50 years old
     l2_ = std::make_unique<L2Switch>(*fdb_, *reclaimer_);
     unsigned index = 0;
     for (std::size_t i = 1; i < config_.lcores.size(); ++i) {
@@ -258,22 +258,17 @@ uint32_t Daemon::mac_clock_s()
     return uint32_t(std::chrono::duration_cast<std::chrono::seconds>(now).count());
 }
 
-void Daemon::tick_fdb_clock()
+void Daemon::tick_mac_tables()
 {
     next_second_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     const uint32_t now_s = mac_clock_s();
     fdb_->tick(now_s);
-    for (Attached& a : attached_)
-        if (auto* tunnel = dynamic_cast<VxlanPort*>(a.port.get()))
-            tunnel->tick_inner_macs(now_s);
-}
-
-void Daemon::age_macs()
-{
     fdb_->age(config_.mac_age_s);
     for (Attached& a : attached_)
-        if (auto* tunnel = dynamic_cast<VxlanPort*>(a.port.get()))
+        if (auto* tunnel = dynamic_cast<VxlanPort*>(a.port.get())) {
+            tunnel->tick_inner_macs(now_s);
             tunnel->age_inner_macs(config_.mac_age_s);
+        }
 }
 
 void Daemon::tick()
@@ -286,8 +281,7 @@ void Daemon::tick()
     log_broken_queues();
     scheduler_->tick();
     if (std::chrono::steady_clock::now() >= next_second_) {
-        tick_fdb_clock();
-        age_macs();
+        tick_mac_tables();
         log_suppressed();  // "... and N more suppressed" of rate-limited log lines (log.h)
     }
 }

@@ -97,10 +97,10 @@ private:
     const Port* device_user(const PortSpec& nic) const;
     void tick();
     // The clock learned MACs are stamped with (seconds), for the FDB and every tunnel's
-    // inner MACs; age_macs() forgets those unseen for --mac-age.
+    // inner MACs; tick_mac_tables() advances it, once a second, and forgets the MACs
+    // unseen for --mac-age.
     static uint32_t mac_clock_s();
-    void tick_fdb_clock();
-    void age_macs();
+    void tick_mac_tables();
     void log_broken_queues();
     void retire_ports();
     // Waits (bounded) until removed NICs and tunnels have closed their ethdevs, so that the
