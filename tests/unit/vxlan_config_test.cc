@@ -48,12 +48,12 @@ TEST_CASE("--vxlan: the underlay NIC is part of the tunnel, not a port; the tunn
     const auto specs = port_specs(r->config);
     REQUIRE(specs.size() == 2);
     CHECK(specs[0].first == PortKind::vxlan);
-    CHECK(tunnel_port_config(specs[0].second, r->config.nics[0]).mtu == 1450);
+    CHECK(tunnel_port_config(specs[0].second, VxlanSettings{}, r->config.nics[0]).mtu == 1450);
 
     auto jumbo = parse({"--nic", "net_pcap0,iface=veth0|mtu=9000", "--vxlan",
                         "vx,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay=net_pcap0|mtu=8000"});
     REQUIRE(jumbo.has_value());
-    CHECK(tunnel_port_config(jumbo->config.vxlans[0], jumbo->config.nics[0]).mtu == 8000);
+    CHECK(tunnel_port_config(jumbo->config.vxlans[0], VxlanSettings{}, jumbo->config.nics[0]).mtu == 8000);
     // A NIC no tunnel names stays a port.
     auto other = parse({"--nic", kNic, "--nic", "net_null0", "--vxlan",
                         "vx,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay=net_af_packet0"});
