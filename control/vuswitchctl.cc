@@ -70,6 +70,8 @@ Commands:
                    1500 unless --underlay-mtu; the tunnel's is 50 less); without --underlay,
                    NIC is a --nic of the configuration that no port uses now (e.g. that of
                    a tunnel removed with del-port). del-port closes the underlay too
+                   Several VNIs: vni=N:VID once per VLAN instead of vni=N (vni=5000:10,
+                   vni=5001:20): VNI N carries VLAN VID, the tunnel is a trunk of them
       PORT OPTIONS: --name NAME (default: the socket's file name without extension, or the
                    devargs up to the first comma), --mtu BYTES, --vlan VID,
                    --vlan-mode access|trunk, --trunks LIST (see vuswitchd --help)
