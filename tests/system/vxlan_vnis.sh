@@ -13,7 +13,9 @@
 # guest, vx1 the VLAN-20 guest, and neither reaches the other segment's guest (its ARP
 # crosses in its VNI only). VNI 5002 is dropped as vxlan_unknown_vni. `vuswitchctl show
 # port vx` shows the map; /metrics has each VNI's frames (vusw_vxlan_vni_*), which agree
-# with the kernel devices' counts. About 10 s. Exit: 0 pass, 1 fail, 77 skip.
+# with the kernel devices' counts. The pings start in the kernel namespace, bound to a
+# device (-I): with one subnet on two devices its replies would take the first route.
+# About 30 s (most of it the two testpmd guests). Exit: 0 pass, 1 fail, 77 skip.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -103,7 +105,6 @@ read -r vx0_tx0 vx1_tx0 < <(echo "$(kstat vx0 tx_packets) $(kstat vx1 tx_packets
 in_ns ping -c 1 -W 2 -I vx0 192.168.50.1 >/dev/null 2>&1 || true  # ARP across the tunnel
 expect "vx0 (VNI 5000) pings the VLAN-10 guest, no loss" in_ns ping -q -c 5 -i 0.1 -W 2 -I vx0 192.168.50.1
 expect "vx1 (VNI 5001) pings the VLAN-20 guest, no loss" in_ns ping -q -c 5 -i 0.1 -W 2 -I vx1 192.168.50.3
-expect "the VLAN-20 guest pings vx1" ip netns exec "$G20" ping -q -c 3 -i 0.1 -W 2 192.168.50.4
 
 # ---- and nothing crosses segments
 refuse "vx0 (VNI 5000) does not reach the VLAN-20 guest" in_ns ping -q -c 1 -W 1 -I vx0 192.168.50.3
