@@ -79,10 +79,11 @@ Result<std::unique_ptr<Port>> Daemon::make_tunnel(const PortSpec& spec, const Po
     auto underlay = EthdevPort::open(nic.target, nic.name, nic.settings.mtu, pool_);
     if (!underlay)
         return std::unexpected(underlay.error());
+    const PortConfig config = tunnel_port_config(spec, *settings, nic);
     auto tunnel = VxlanPort::open(spec.name, std::move(*settings), std::move(*underlay));
     if (!tunnel)
         return std::unexpected(tunnel.error());
-    (*tunnel)->set_config(tunnel_port_config(spec, nic));
+    (*tunnel)->set_config(config);
     (*tunnel)->tick_inner_macs(mac_clock_s());  // what it learns before the next tick is not old
     return std::unique_ptr<Port>(std::move(*tunnel));
 }

@@ -40,8 +40,9 @@ std::string mac_text(const MacAddr& m)
     return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
 }
 
-// A tunnel's VTEPs, with each remote's MAC as learned (null: not yet), its ARP work and
-// its underlay NIC's own counters (frames on the wire, both ways).
+// A tunnel's VTEPs, with each remote's MAC as learned (null: not yet), its VNI (null with
+// a map) or VNI map with each VNI's frames, its ARP work and its underlay NIC's own
+// counters (frames on the wire, both ways).
 nlohmann::json vxlan_details(const VxlanPort& port)
 {
     const VxlanSettings& s = port.settings();
@@ -59,7 +60,12 @@ nlohmann::json vxlan_details(const VxlanPort& port)
     for (std::size_t d = 0; d < u.drops.size(); ++d)
         if (u.drops[d] != 0)
             underlay_drops[std::string(drop_name(Drop(d)))] = u.drops[d];
-    return {{"local", ipv4_text(s.local_ip)}, {"local_mac", mac_text(port.local_mac())}, {"vni", s.vni},
+    nlohmann::json vni_map = nlohmann::json::array();  // vni=N:VID...; empty with one VNI
+    for (std::size_t i = 0; i < s.vni_map.size(); ++i)
+        vni_map.push_back({{"vni", s.vni_map[i].vni}, {"vlan", s.vni_map[i].vlan},
+                           {"encapsulated", v.vni_encapsulated[i]}, {"decapsulated", v.vni_decapsulated[i]}});
+    return {{"local", ipv4_text(s.local_ip)}, {"local_mac", mac_text(port.local_mac())},
+            {"vni", s.vni_map.empty() ? nlohmann::json(s.vni) : nlohmann::json()}, {"vni_map", vni_map},
             {"dstport", s.dst_port}, {"remotes", remotes},
             {"arp_requests_sent", v.arp_requests_sent}, {"arp_replies_sent", v.arp_replies_sent},
             {"arp_received", v.arp_received}, {"neighbours_learned", v.neighbours_learned},

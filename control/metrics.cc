@@ -198,7 +198,8 @@ private:
 
     // Tunnels: their ARP work (per port) and, per remote VTEP, the frames to and from it,
     // whether its MAC is known and how many inner MACs live behind it. The frames are also
-    // the port's rx/tx counters (summed over the remotes).
+    // the port's rx/tx counters (summed over the remotes), and per VNI (summed over the
+    // remotes: with one VNI, the port's).
     void collect_vxlan(std::vector<MetricFamily>& out, const std::vector<Port*>& ports) const
     {
         auto req = family("vusw_vxlan_arp_requests_sent_total", "ARP requests the tunnel sent for its remote VTEPs' MACs",
@@ -216,6 +217,11 @@ private:
         auto known = family("vusw_vxlan_remote_resolved", "1 once the remote VTEP's MAC is known (frames to it go out)",
                             MetricType::Gauge);
         auto macs = family("vusw_vxlan_remote_inner_macs", "Inner MACs learned behind the remote VTEP", MetricType::Gauge);
+        auto vni_encap = family("vusw_vxlan_vni_encapsulated_packets_total",
+                                "Frames encapsulated into the VNI (to every remote; one per remote a frame went to)",
+                                MetricType::Counter);
+        auto vni_decap = family("vusw_vxlan_vni_decapsulated_packets_total", "Frames received in the VNI and decapsulated",
+                                MetricType::Counter);
         for (const Port* p : ports) {
             const auto* t = dynamic_cast<const VxlanPort*>(p);
             if (t == nullptr)
@@ -233,8 +239,14 @@ private:
                 add(known, labels, t->neighbour(r) ? 1.0 : 0.0);
                 add(macs, labels, double(behind[r]));
             }
+            const std::vector<VniVlan> vnis = t->vnis();
+            for (std::size_t i = 0; i < vnis.size(); ++i) {
+                const std::vector<ClientMetric::Label> labels{{"port", p->name()}, {"vni", std::to_string(vnis[i].vni)}};
+                add(vni_encap, labels, double(v.vni_encapsulated[i]));
+                add(vni_decap, labels, double(v.vni_decapsulated[i]));
+            }
         }
-        for (auto* f : {&req, &rep, &rcv, &learned, &encap, &decap, &known, &macs})
+        for (auto* f : {&req, &rep, &rcv, &learned, &encap, &decap, &known, &macs, &vni_encap, &vni_decap})
             out.push_back(std::move(*f));
     }
 

@@ -70,6 +70,8 @@ Commands:
                    1500 unless --underlay-mtu; the tunnel's is 50 less); without --underlay,
                    NIC is a --nic of the configuration that no port uses now (e.g. that of
                    a tunnel removed with del-port). del-port closes the underlay too
+                   Several VNIs: vni=N:VID once per VLAN instead of vni=N (vni=5000:10,
+                   vni=5001:20): VNI N carries VLAN VID, the tunnel is a trunk of them
       PORT OPTIONS: --name NAME (default: the socket's file name without extension, or the
                    devargs up to the first comma), --mtu BYTES, --vlan VID,
                    --vlan-mode access|trunk, --trunks LIST (see vuswitchd --help)
@@ -163,8 +165,9 @@ std::string vlan_text(const nlohmann::json& p)
     return fmt::format("access VLAN {}, {}", vlan, mtu);
 }
 
-// A tunnel: its VTEPs and remotes (MAC as learned by ARP, `?` until then; frames to and
-// from each, inner MACs learned behind each), its ARP work
+// A tunnel: its VNI or VNI map (each VNI's VLAN and frames), its VTEPs and remotes (MAC
+// as learned by ARP, `?` until then; frames to and from each, inner MACs learned behind
+// each), its ARP work
 // and its underlay NIC's own counts (rx: frames on the wire, of any kind; tx: encapsulated
 // frames and ARP).
 void print_vxlan(const nlohmann::json& p)
@@ -177,9 +180,15 @@ void print_vxlan(const nlohmann::json& p)
                                r.at("ip").get<std::string>(), r.at("mac").is_null() ? "?" : r.at("mac").get<std::string>(),
                                r.value("encapsulated", uint64_t(0)), r.value("decapsulated", uint64_t(0)),
                                r.value("inner_macs", uint64_t(0)));
-    fmt::print("{:<19}VNI {}, local {} ({}) UDP port {}, over {}\n", "vxlan:", v.at("vni").get<unsigned>(),
-               v.at("local").get<std::string>(), v.at("local_mac").get<std::string>(), v.at("dstport").get<unsigned>(),
-               u.at("name").get<std::string>());
+    std::string vnis;  // "VNI 42", or "VNIs 5000 (VLAN 10; 3 frames out, 4 in), 5001 (VLAN 20; ...)"
+    for (const auto& m : v.value("vni_map", nlohmann::json::array()))
+        vnis += fmt::format("{}{} (VLAN {}; {} frames out, {} in)", vnis.empty() ? "VNIs " : ", ",
+                            m.at("vni").get<unsigned>(), m.at("vlan").get<unsigned>(),
+                            m.value("encapsulated", uint64_t(0)), m.value("decapsulated", uint64_t(0)));
+    if (vnis.empty())
+        vnis = fmt::format("VNI {}", v.at("vni").get<unsigned>());
+    fmt::print("{:<19}{}, local {} ({}) UDP port {}, over {}\n", "vxlan:", vnis, v.at("local").get<std::string>(),
+               v.at("local_mac").get<std::string>(), v.at("dstport").get<unsigned>(), u.at("name").get<std::string>());
     fmt::print("{:<19}{}\n", "remote VTEPs:", remotes);
     fmt::print("{:<19}{} requests sent, {} replies sent, {} received, {} neighbours learned\n", "arp:",
                v.at("arp_requests_sent").get<uint64_t>(), v.at("arp_replies_sent").get<uint64_t>(),

@@ -12,7 +12,8 @@
 namespace vusw {
 namespace {
 
-constexpr const char* kForm = "expected NAME,local=IP,remote=IP[,remote=IP...],vni=N[,dstport=PORT],underlay=NIC";
+constexpr const char* kForm =
+    "expected NAME,local=IP,remote=IP[,remote=IP...],vni=N|vni=N:VID[,vni=N:VID...][,dstport=PORT],underlay=NIC";
 
 std::optional<uint32_t> ipv4(const std::string& text)
 {
@@ -30,8 +31,43 @@ std::optional<uint32_t> number(const std::string& text, uint32_t lo, uint32_t hi
     return v >= lo && v <= hi ? std::optional(v) : std::nullopt;
 }
 
-// One `key=value` field into `s`; an error text if it is not one.
-std::optional<std::string> apply_field(const std::string& key, const std::string& value, VxlanSettings& s)
+// A pair of vni=N:VID into the map; an error text if it is not one or repeats a VNI or VLAN.
+std::optional<std::string> apply_mapped_vni(const std::string& value, std::size_t colon, VxlanSettings& s)
+{
+    const auto vni = number(value.substr(0, colon), 0, kVxlanMaxVni);
+    const auto vid = number(value.substr(colon + 1), 1, kVlanIdMax);
+    if (!vni || !vid)
+        return fmt::format("vni={}: expected VNI:VID, a VXLAN network identifier 0..{} and the VLAN id 1..{} "
+                           "its frames have in the switch", value, kVxlanMaxVni, kVlanIdMax);
+    for (const VniVlan& p : s.vni_map) {
+        if (p.vni == *vni)
+            return fmt::format("vni={}: VNI {} is mapped twice (one VLAN per VNI)", value, *vni);
+        if (p.vlan == *vid)
+            return fmt::format("vni={}: VLAN {} is mapped twice (one VNI per VLAN)", value, *vid);
+    }
+    s.vni_map.push_back(VniVlan{*vni, uint16_t(*vid)});
+    return std::nullopt;
+}
+
+// vni=N (once), or vni=N:VID (once per VLAN); `first`: no vni= came before.
+std::optional<std::string> apply_vni(const std::string& value, bool first, VxlanSettings& s)
+{
+    const auto colon = value.find(':');
+    if (!first && (colon == std::string::npos || s.vni_map.empty()))
+        return "vni= given twice, or vni=N mixed with vni=N:VID: give one vni=N for a single VNI, or vni=N:VID for "
+               "each VLAN the tunnel carries";
+    if (colon != std::string::npos)
+        return apply_mapped_vni(value, colon, s);
+    const auto v = number(value, 0, kVxlanMaxVni);
+    if (!v)
+        return fmt::format("vni={}: expected a VXLAN network identifier 0..{} (or VNI:VID to map it to a VLAN)",
+                           value, kVxlanMaxVni);
+    s.vni = *v;
+    return std::nullopt;
+}
+
+// One `key=value` field into `s`; an error text if it is not one. `first`: the key's first time.
+std::optional<std::string> apply_field(const std::string& key, const std::string& value, bool first, VxlanSettings& s)
 {
     if (key == "local" || key == "remote") {
         const auto ip = ipv4(value);
@@ -42,10 +78,7 @@ std::optional<std::string> apply_field(const std::string& key, const std::string
         else
             s.remotes.push_back(*ip);
     } else if (key == "vni") {
-        const auto v = number(value, 0, kVxlanMaxVni);
-        if (!v)
-            return fmt::format("vni={}: expected a VXLAN network identifier 0..{}", value, kVxlanMaxVni);
-        s.vni = *v;
+        return apply_vni(value, first, s);
     } else if (key == "dstport") {
         const auto v = number(value, 1, 65535);
         if (!v)
@@ -91,12 +124,13 @@ Result<VxlanSettings> parse_vxlan(const std::string& target)
         const auto eq = field.find('=');
         const std::string key = field.substr(0, eq);
         std::optional<std::string> why;
+        const bool first = eq != std::string::npos && seen.insert(key).second;
         if (eq == std::string::npos)
             why = fmt::format("`{}` is not KEY=VALUE", field);
-        else if (!seen.insert(key).second && key != "remote")
+        else if (!first && key != "remote" && key != "vni")
             why = fmt::format("{}= given twice", key);
         else
-            why = apply_field(key, field.substr(eq + 1), s);
+            why = apply_field(key, field.substr(eq + 1), first, s);
         if (why)
             return fail("config", fmt::format("--vxlan {}: {} ({})", target, *why, kForm));
     }
@@ -119,11 +153,18 @@ bool is_underlay(const Config& c, const std::string& nic)
     });
 }
 
-PortConfig tunnel_port_config(const PortSpec& tunnel, const PortSpec& underlay)
+PortConfig tunnel_port_config(const PortSpec& tunnel, const VxlanSettings& s, const PortSpec& underlay)
 {
     PortConfig p = tunnel.settings;
     if (!p.mtu_given)
         p.mtu = uint16_t(underlay.settings.mtu - kVxlanOverhead);
+    if (!s.vni_map.empty()) {  // a trunk of the mapped VLANs; its native VLAN 0 has no VNI (vxlan_no_vni)
+        p.vlan_mode = VlanMode::trunk;
+        p.vlan = 0;
+        p.trunks = VlanSet{};
+        for (const VniVlan& m : s.vni_map)
+            p.trunks.add(m.vlan);
+    }
     return p;
 }
 
@@ -146,6 +187,10 @@ Status check_vxlans(const Config& c)
             return fail("config", fmt::format("--vxlan {}: the underlay --nic {} has VLAN options, but an underlay is no "
                                               "switch port; drop them (the tunnel port takes VLAN options)",
                                               t.target, nic->name));
+        if (!s->vni_map.empty() && !(t.settings.vlan_plain() && t.settings.trunks == VlanSet::all_vlans()))
+            return fail("config", fmt::format("--vxlan {}: a tunnel with vni=N:VID is a trunk of the mapped VLANs; drop "
+                                              "its vlan=, vlan-mode= and trunks= options (or give one vni=N and "
+                                              "VLAN options)", t.target));
         const int room = int(nic->settings.mtu) - int(kVxlanOverhead);
         if (room < PortConfig::kMinMtu)
             return fail("config", fmt::format("--vxlan {}: the underlay's MTU {} leaves no room for frames after the {} "

@@ -20,7 +20,7 @@ constexpr std::array<std::string_view, std::size_t(Drop::count_)> kDropNames = {
     "vlan_tagged_on_access", "vlan_not_allowed",
     "mtu_exceeded",
     "underlay_other", "vxlan_bad_header", "vxlan_fragment", "vxlan_bad_checksum", "vxlan_bad_flags",
-    "vxlan_unknown_vni", "vxlan_unknown_remote", "no_neighbour",
+    "vxlan_unknown_vni", "vxlan_unknown_remote", "no_neighbour", "vxlan_no_vni",
 };
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace vusw {
@@ -62,6 +63,14 @@ UnderlayVerdict refuse(Drop why)
     return UnderlayVerdict{UnderlayKind::drop, why};
 }
 
+// The segment of `vni` on this tunnel (0: its only VNI), or VniMap::kNone.
+int segment_of(const VtepConfig& vtep, uint32_t vni)
+{
+    if (vtep.map == nullptr)  // one VNI: one compare, as before maps existed
+        return vni == vtep.vni ? 0 : VniMap::kNone;
+    return vtep.map->of_vni(vni);
+}
+
 // The checks after the Ethernet header of an IPv4 frame to our MAC.
 UnderlayVerdict classify_ipv4(std::span<const std::byte> b, uint32_t frame_len, const VtepConfig& vtep)
 {
@@ -89,13 +98,29 @@ UnderlayVerdict classify_ipv4(std::span<const std::byte> b, uint32_t frame_len, 
     const std::size_t vx = udp + kUdp;
     if ((uint8_t(b[vx]) & kVxlanFlagI) == 0)
         return refuse(Drop::vxlan_bad_flags);
-    if (load32(b, vx + 4) >> 8 != vtep.vni)
+    const int segment = segment_of(vtep, load32(b, vx + 4) >> 8);
+    if (segment == VniMap::kNone)
         return refuse(Drop::vxlan_unknown_vni);
     return UnderlayVerdict{UnderlayKind::vxlan, Drop::underlay_other, uint16_t(vx + kVxlan),
-                           udp_len - kUdp - kVxlan, load32(b, kEth + 12)};
+                           udp_len - kUdp - kVxlan, load32(b, kEth + 12), uint16_t(segment)};
 }
 
 }  // namespace
+
+VniMap::VniMap(std::span<const VniVlan> pairs) : pairs_(pairs.begin(), pairs.end())
+{
+    for (std::size_t i = 0; i < pairs_.size(); ++i) {
+        by_vni_.emplace_back(pairs_[i].vni, uint16_t(i));
+        by_vlan_[pairs_[i].vlan & kVidMask] = uint16_t(i + 1);
+    }
+    std::sort(by_vni_.begin(), by_vni_.end());
+}
+
+int VniMap::of_vni(uint32_t vni) const
+{
+    const auto it = std::lower_bound(by_vni_.begin(), by_vni_.end(), std::pair<uint32_t, uint16_t>(vni, 0));
+    return it != by_vni_.end() && it->first == vni ? int(it->second) : kNone;
+}
 
 void write_outer_header(std::span<std::byte, kVxlanOverhead> out, const VxlanOuter& o, uint16_t src_port,
                         uint32_t inner_len, bool ip_cksum_by_nic)

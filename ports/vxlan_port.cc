@@ -42,6 +42,25 @@ bool multicast(uint64_t mac)
     return (mac >> 40) & 1;
 }
 
+// The ethertype of a frame whose first segment holds its Ethernet header (0: it does not).
+uint16_t ether_type(const rte_mbuf* m)
+{
+    if (rte_pktmbuf_data_len(m) < 14)
+        return 0;
+    const auto* p = rte_pktmbuf_mtod(m, const uint8_t*);
+    return uint16_t(p[12] << 8 | p[13]);
+}
+
+// The VID of a frame tagged in its bytes (how the switch hands frames to a trunk,
+// vlan.h); 0 (the native VLAN, never mapped) if untagged.
+uint16_t tagged_vid(const rte_mbuf* m)
+{
+    if (ether_type(m) != kVlanTpid || rte_pktmbuf_data_len(m) < 16)
+        return 0;
+    const auto* p = rte_pktmbuf_mtod(m, const uint8_t*);
+    return uint16_t((p[14] << 8 | p[15]) & kVidMask);
+}
+
 }  // namespace
 
 std::string ipv4_text(uint32_t ip)
@@ -72,6 +91,17 @@ VxlanPort::VxlanPort(std::string name, VxlanSettings settings, std::unique_ptr<E
       ip_cksum_by_nic_(underlay_->offloads().ipv4_csum), unknown_neighbours_(unsigned(settings_.remotes.size())),
       inner_macs_(kInnerMacCapacity)
 {
+    if (settings_.vni_map.empty())
+        return;
+    map_.emplace(settings_.vni_map);
+    vtep_.map = &*map_;
+    for (auto& by_segment : vni_counters_)
+        by_segment = std::vector<VniCounters>(map_->size());
+}
+
+std::vector<VniVlan> VxlanPort::vnis() const
+{
+    return map_ ? settings_.vni_map : std::vector<VniVlan>{VniVlan{settings_.vni, 0}};
 }
 
 int VxlanPort::remote_index(uint32_t ip) const
@@ -109,6 +139,14 @@ std::array<std::size_t, kMaxVxlanRemotes> VxlanPort::inner_macs_by_remote() cons
 VxlanTotals VxlanPort::vxlan_totals() const
 {
     VxlanTotals t;
+    t.vni_encapsulated.assign(map_ ? map_->size() : 1, 0);
+    t.vni_decapsulated.assign(t.vni_encapsulated.size(), 0);
+    for (const std::vector<VniCounters>& by_segment : vni_counters_) {
+        for (std::size_t i = 0; i < by_segment.size(); ++i) {
+            t.vni_encapsulated[i] += by_segment[i].encapsulated.get();
+            t.vni_decapsulated[i] += by_segment[i].decapsulated.get();
+        }
+    }
     for (const VxlanCounters& c : vx_counters_) {
         t.arp_requests_sent += c.arp_requests_sent.get();
         t.arp_replies_sent += c.arp_replies_sent.get();
@@ -117,6 +155,12 @@ VxlanTotals VxlanPort::vxlan_totals() const
         for (std::size_t r = 0; r < kMaxVxlanRemotes; ++r) {
             t.encapsulated[r] += c.encapsulated[r].get();
             t.decapsulated[r] += c.decapsulated[r].get();
+        }
+    }
+    if (!map_) {  // the one VNI: what went to and came from every remote
+        for (std::size_t r = 0; r < kMaxVxlanRemotes; ++r) {
+            t.vni_encapsulated[0] += t.encapsulated[r];
+            t.vni_decapsulated[0] += t.decapsulated[r];
         }
     }
     return t;
@@ -171,9 +215,27 @@ bool VxlanPort::take_vxlan(PmdContext& ctx, rte_mbuf* m, const UnderlayVerdict& 
         drop(ctx, m, Drop::vxlan_bad_header);
         return false;
     }
+    uint16_t vlan = 0;  // the inner-MAC map's key: the VNI's VLAN, 0 with one VNI
+    if (map_) {
+        if (!enter_vlan(ctx, m, v.segment))
+            return false;
+        vlan = m->vlan_tci;
+    }
     if (const uint64_t src = inner_mac(m, 6); !multicast(src))
-        inner_macs_.learn(src, 0, uint16_t(r));
+        inner_macs_.learn(src, vlan, uint16_t(r));
     vx_counters_[ctx.slot].decapsulated[std::size_t(r)].add();
+    return true;
+}
+
+bool VxlanPort::enter_vlan(PmdContext& ctx, rte_mbuf* m, uint16_t segment)
+{
+    if (ether_type(m) == kVlanTpid) {  // its own tag would choose its VLAN: a VNI is an access segment
+        drop(ctx, m, Drop::vlan_tagged_on_access);
+        return false;
+    }
+    m->vlan_tci = (*map_)[segment].vlan;  // the switch reads a stripped tag here (L2Switch::classify)
+    m->ol_flags |= RTE_MBUF_F_RX_VLAN | RTE_MBUF_F_RX_VLAN_STRIPPED;
+    vni_counters_[ctx.slot][segment].decapsulated.add();
     return true;
 }
 
@@ -235,37 +297,63 @@ void VxlanPort::transmit(PmdContext& ctx, uint16_t, rte_mbuf** pkts, uint16_t n)
 {
     std::array<rte_mbuf*, kMaxSoftwareSegments> done;
     for (uint16_t i = 0; i < n; ++i) {
-        if ((pkts[i]->ol_flags & kOffloadRequests) == 0) {
-            encap_frame(ctx, pkts[i]);
+        rte_mbuf* m = pkts[i];
+        uint16_t segment = 0;
+        if (map_ && (m = leave_vlan(ctx, m, segment)) == nullptr)
+            continue;
+        if ((m->ol_flags & kOffloadRequests) == 0) {
+            encap_frame(ctx, m, segment);
             continue;
         }
         // The underlay would apply checksum and segmentation requests to the outer
         // headers: the inner frame gets them in software first.
-        const uint16_t made = resolve_offloads(&pkts[i], 1, OffloadCaps{}, ctx.pool, counters(ctx.slot), done.data(),
-                                               uint16_t(done.size()));
+        const uint16_t made =
+            resolve_offloads(&m, 1, OffloadCaps{}, ctx.pool, counters(ctx.slot), done.data(), uint16_t(done.size()));
         for (uint16_t k = 0; k < made; ++k)
-            encap_frame(ctx, done[k]);
+            encap_frame(ctx, done[k], segment);
     }
     send_staged(ctx);
 }
 
-void VxlanPort::encap_frame(PmdContext& ctx, rte_mbuf* m)
+rte_mbuf* VxlanPort::leave_vlan(PmdContext& ctx, rte_mbuf* m, uint16_t& segment)
+{
+    const int s = map_->of_vlan(tagged_vid(m));
+    if (s == VniMap::kNone) {
+        drop(ctx, m, Drop::vxlan_no_vni);
+        return nullptr;
+    }
+    // A flood may share m with other ports (vlan_reform's `own`): then it gets a new head
+    // and our reference goes; a frame ours alone loses its tag in place.
+    const bool alone = rte_mbuf_refcnt_read(m) == 1;
+    rte_mbuf* untagged = vlan_reform(m, alone, true, std::nullopt, ctx.pool);
+    if (untagged == nullptr) {
+        drop(ctx, m, Drop::no_mbuf);
+        return nullptr;
+    }
+    if (!alone)
+        rte_pktmbuf_free(m);
+    segment = uint16_t(s);
+    return untagged;
+}
+
+void VxlanPort::encap_frame(PmdContext& ctx, rte_mbuf* m, uint16_t segment)
 {
     const uint16_t src_port = vxlan_source_port(flow_hash(m));
     const uint64_t dst = inner_mac(m, 0);
-    const uint16_t r = multicast(dst) ? Fdb::kUnknown : inner_macs_.lookup(dst, 0);
+    const uint16_t vlan = map_ ? (*map_)[segment].vlan : 0;
+    const uint16_t r = multicast(dst) ? Fdb::kUnknown : inner_macs_.lookup(dst, vlan);
     if (r < settings_.remotes.size()) {
-        encap_to(ctx, r, m, src_port);
+        encap_to(ctx, r, m, src_port, segment);
         return;
     }
     const std::size_t n = settings_.remotes.size();  // head-end replication: one reference per remote
     if (n > 1)
         rte_pktmbuf_refcnt_update(m, int16_t(n - 1));
     for (std::size_t k = 0; k < n; ++k)
-        encap_to(ctx, k, m, src_port);
+        encap_to(ctx, k, m, src_port, segment);
 }
 
-void VxlanPort::encap_to(PmdContext& ctx, std::size_t r, rte_mbuf* m, uint16_t src_port)
+void VxlanPort::encap_to(PmdContext& ctx, std::size_t r, rte_mbuf* m, uint16_t src_port, uint16_t segment)
 {
     const uint64_t w = remotes_[r].mac.load(std::memory_order_relaxed);
     if ((w & kKnown) == 0) {
@@ -273,7 +361,8 @@ void VxlanPort::encap_to(PmdContext& ctx, std::size_t r, rte_mbuf* m, uint16_t s
         ask_neighbours(ctx);
         return;
     }
-    const VxlanOuter o{vtep_.mac, mac_of_word(w), vtep_.ip, settings_.remotes[r], vtep_.port, vtep_.vni};
+    const uint32_t vni = map_ ? (*map_)[segment].vni : vtep_.vni;
+    const VxlanOuter o{vtep_.mac, mac_of_word(w), vtep_.ip, settings_.remotes[r], vtep_.port, vni};
     const uint32_t inner_len = rte_pktmbuf_pkt_len(m);
     rte_mbuf* out = vxlan_encap(m, o, src_port, ctx.pool, ip_cksum_by_nic_);
     if (out == nullptr) {  // no header mbuf, or no room for one more segment
@@ -285,6 +374,8 @@ void VxlanPort::encap_to(PmdContext& ctx, std::size_t r, rte_mbuf* m, uint16_t s
     c.tx_bytes.add(inner_len);
     queue_counters(0).tx_packets.add();
     vx_counters_[ctx.slot].encapsulated[r].add();
+    if (map_)
+        vni_counters_[ctx.slot][segment].encapsulated.add();
     staged_[n_staged_++] = out;
     if (n_staged_ == kStage)
         send_staged(ctx);

@@ -13,6 +13,13 @@
 // dropped as no_neighbour; the tunnel asks for every unknown remote as soon as it is
 // polled, so this is the first second's traffic at most.
 //
+// With a VNI map (vni=N:VID, vxlan.h) the port is a trunk of the mapped VLANs: a frame
+// decapsulated from VNI N enters the switch in VLAN VID (in vlan_tci, as from a NIC that
+// strips tags; a tagged inner frame is dropped as vlan_tagged_on_access, it would pick
+// its own VLAN); a frame of VLAN VID leaves untagged in VNI N, one of a VLAN without a VNI
+// (the native VLAN 0) is dropped as vxlan_no_vni. Inner MACs are learned per VLAN. Every
+// remote carries every VNI: broadcast in VLAN VID goes to all remotes in VNI N.
+//
 // The port has one queue; its owner core runs both directions, so the neighbour table
 // and the inner-MAC map have one writer. One tunnel per underlay NIC.
 #pragma once
@@ -20,6 +27,7 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,7 +44,8 @@ inline constexpr std::size_t kMaxVxlanRemotes = 32;
 struct VxlanSettings {
     uint32_t local_ip = 0;           // local=
     std::vector<uint32_t> remotes;   // remote=, 1..kMaxVxlanRemotes
-    uint32_t vni = 0;                // vni=
+    uint32_t vni = 0;                // vni=N: the one VNI (unused with a map)
+    std::vector<VniVlan> vni_map;    // vni=N:VID...: the VNIs and their VLANs; empty: one VNI
     uint16_t dst_port = kVxlanDefaultPort;  // dstport=
     std::string underlay;            // underlay=: the --nic port's name
     bool operator==(const VxlanSettings&) const = default;
@@ -53,9 +62,17 @@ struct VxlanCounters {
     std::array<Counter, kMaxVxlanRemotes> decapsulated;  // by remote: frames received from it
 };
 
+// By segment of a VNI map (vxlan.h): frames into and out of its VNI.
+struct VniCounters {
+    Counter encapsulated;
+    Counter decapsulated;
+};
+
 struct VxlanTotals {
     uint64_t arp_requests_sent = 0, arp_replies_sent = 0, arp_received = 0, neighbours_learned = 0;
     std::array<uint64_t, kMaxVxlanRemotes> encapsulated{}, decapsulated{};  // by remote
+    // By VNI (VxlanPort::vnis()): with one VNI, the sums over the remotes.
+    std::vector<uint64_t> vni_encapsulated, vni_decapsulated;
 };
 
 class VxlanPort final : public Port {
@@ -72,6 +89,9 @@ public:
     const VxlanSettings& settings() const { return settings_; }
     const EthdevPort& underlay() const { return *underlay_; }
     const MacAddr& local_mac() const { return vtep_.mac; }
+    // Control: the VNIs it carries with their VLANs in the switch: the map's, or the one
+    // VNI in VLAN 0 (the port's own VLAN options apply then).
+    std::vector<VniVlan> vnis() const;
     VxlanTotals vxlan_totals() const;
     // Control: remote i's MAC as last learned, or nullopt while unknown.
     std::optional<MacAddr> neighbour(std::size_t i) const;
@@ -94,6 +114,8 @@ private:
     VxlanPort(std::string name, VxlanSettings settings, std::unique_ptr<EthdevPort> underlay, const MacAddr& mac);
     // Receive side, per underlay frame; each consumes m or keeps it (true: switch it).
     bool take_vxlan(PmdContext& ctx, rte_mbuf* m, const UnderlayVerdict& v);
+    // With a map: the decapsulated frame of `segment` enters its VLAN (false: dropped).
+    bool enter_vlan(PmdContext& ctx, rte_mbuf* m, uint16_t segment);
     void take_arp(PmdContext& ctx, rte_mbuf* m);
     void drop(PmdContext& ctx, rte_mbuf* m, Drop why);
     // The index of remote VTEP `ip`, or -1.
@@ -102,19 +124,25 @@ private:
     // ARP requests for the remotes whose MAC is unknown (each at most once a second).
     void ask_neighbours(PmdContext& ctx);
     void send_arp_request(PmdContext& ctx, std::size_t r);
-    // Transmit side: one inner frame (no offload requests left) to its remote or all.
-    void encap_frame(PmdContext& ctx, rte_mbuf* m);
-    void encap_to(PmdContext& ctx, std::size_t r, rte_mbuf* m, uint16_t src_port);
+    // Transmit side, with a map: the frame without its tag and the segment of its VLAN,
+    // or nullptr when it was dropped.
+    rte_mbuf* leave_vlan(PmdContext& ctx, rte_mbuf* m, uint16_t& segment);
+    // One inner frame (no offload requests left) to its remote or all, in the VNI of
+    // `segment` (the map's; 0 with one VNI).
+    void encap_frame(PmdContext& ctx, rte_mbuf* m, uint16_t segment);
+    void encap_to(PmdContext& ctx, std::size_t r, rte_mbuf* m, uint16_t src_port, uint16_t segment);
     void send_staged(PmdContext& ctx);  // the frames gathered for the underlay
 
     VxlanSettings settings_;
     std::unique_ptr<EthdevPort> underlay_;
+    std::optional<VniMap> map_;  // vni=N:VID...; nullopt: the one vni=N
     VtepConfig vtep_;
     bool ip_cksum_by_nic_;
     std::array<Remote, kMaxVxlanRemotes> remotes_;
     unsigned unknown_neighbours_;  // owner core: remotes whose MAC is unknown
     Fdb inner_macs_;               // inner source MAC -> remote index, learned on decapsulation
     std::array<VxlanCounters, kMaxPmds + 1> vx_counters_;
+    std::array<std::vector<VniCounters>, kMaxPmds + 1> vni_counters_;  // by core, then segment; with a map
     std::array<rte_mbuf*, kStage> staged_{};  // owner core
     uint16_t n_staged_ = 0;
 };

@@ -24,6 +24,9 @@
 #   nic               tests/system/nic.sh (netns + veth + net_af_packet)
 #   vxlan             tests/system/vxlan.sh (a VXLAN tunnel port to the Linux kernel's VTEP
 #                     in a netns: ping and TCP both ways with a guest, MTU 1450, counts)
+#   vxlan_vnis        tests/system/vxlan_vnis.sh (one tunnel, VNIs 5000/5001 mapped to VLANs
+#                     10/20, two kernel VNI devices on one underlay IP: each pings only its own
+#                     VLAN's guest; an unmapped VNI is dropped; per-VNI counts)
 #   vxlan_pair        tests/system/vxlan_pair.sh (two vuswitchd joined by VXLAN over a veth,
 #                     a guest on each; a guest that moves between them is learned again)
 #   vlan_nic          tests/system/vlan_nic.sh (a net_af_packet trunk port, 802.1Q-tagged
@@ -58,7 +61,7 @@
 #                     frames, iperf3 throughput)
 #   fuzz              tests/fuzz/run.sh (build-asan's libFuzzer targets, 10 s each; perf/fuzz.sh
 #                     for long runs)
-#   nic asan, vxlan asan, vxlan_pair asan, vlan_nic asan, null_nic asan, nic_jumbo asan, privileges asan, cni asan,
+#   nic asan, vxlan asan, vxlan_vnis asan, vxlan_pair asan, vlan_nic asan, null_nic asan, nic_jumbo asan, privileges asan, cni asan,
 #   virtio_matrix asan   the same against build-asan's vuswitchd
 # A suite whose build failed is counted as failed, not skipped. A system test that
 # exits 77 (e.g. no hugepages possible) is counted as skipped, with its reason.
@@ -207,7 +210,7 @@ fi
 
 # System tests: once against build/, once against the sanitizer build's daemon.
 # A bound on each whole script; every step inside has its own timeout as well.
-for t in testpmd_pair nic vxlan vxlan_pair vlan_nic null_nic nic_jumbo virtio_matrix prometheus monitoring_config service_notify \
+for t in testpmd_pair nic vxlan vxlan_vnis vxlan_pair vlan_nic null_nic nic_jumbo virtio_matrix prometheus monitoring_config service_notify \
   privileges hugepages_missing cni k8s_manifests; do
   if ((build_ok)); then
     suite "$t" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"
@@ -218,7 +221,7 @@ done
 # Against build-asan: the NIC paths (the integration suite, already run against the
 # sanitized daemon, has no NIC traffic) and the privilege drop; guest traffic through
 # real DPDK front-ends is virtio_matrix asan's.
-for t in nic vxlan vxlan_pair vlan_nic null_nic nic_jumbo privileges cni; do
+for t in nic vxlan vxlan_vnis vxlan_pair vlan_nic null_nic nic_jumbo privileges cni; do
   if ((asan_ok)); then
     suite "$t asan" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build-asan" "tests/system/$t.sh"
   else

@@ -52,6 +52,7 @@ enum class Drop : uint8_t {
     vxlan_unknown_vni,  // a VNI this tunnel does not carry
     vxlan_unknown_remote,  // from a VTEP not among the tunnel's remote= addresses
     no_neighbour,       // to a remote VTEP whose MAC is not known yet (an ARP request went out)
+    vxlan_no_vni,       // a tunnel with a VNI map (vni=N:VID) got a frame of a VLAN it maps to no VNI
     count_
 };
 std::string_view drop_name(Drop d);

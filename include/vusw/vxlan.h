@@ -10,8 +10,12 @@
 // inner frame's flow hash, within 49152..65535 (§5), so ECMP in the underlay keeps each
 // inner flow on one path.
 //
-// The byte-level functions (write_outer_header, classify_underlay, the ARP ones) are pure
-// and need no DPDK EAL; the burst functions work on mbufs.
+// A tunnel carries one VNI (vni=N), or several mapped to VLANs (vni=N:VID, repeated: the
+// "vlan_tunnel" model of hardware VTEPs and Linux bridges): VNI N's frames belong to VLAN
+// VID inside the switch, and VLAN VID's frames leave in VNI N, untagged on the wire.
+//
+// The byte-level functions (write_outer_header, classify_underlay, the ARP ones, VniMap)
+// are pure and need no DPDK EAL; the burst functions work on mbufs.
 #pragma once
 
 #include <array>
@@ -19,8 +23,11 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <utility>
+#include <vector>
 
 #include "vusw/counters.h"
+#include "vusw/vlan.h"
 
 struct rte_mbuf;
 struct rte_mempool;
@@ -35,12 +42,39 @@ inline constexpr uint32_t kArpFrameLen = 42;                 // Ethernet + ARP f
 using MacAddr = std::array<uint8_t, 6>;
 inline constexpr MacAddr kBroadcastMac = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
+// One vni=N:VID of a tunnel: VNI `vni` is VLAN `vlan` (1..4094) in the switch.
+struct VniVlan {
+    uint32_t vni = 0;
+    uint16_t vlan = 0;
+    bool operator==(const VniVlan&) const = default;
+};
+
+// A tunnel's VNI <-> VLAN map, both ways: by VLAN one load (a table indexed by VID), by
+// VNI a binary search of the sorted VNIs. A "segment" is a pair's index, in the order given.
+class VniMap {
+public:
+    static constexpr int kNone = -1;
+    // `pairs`: distinct VNIs and distinct VLANs 1..4094 (parse_vxlan checks both).
+    explicit VniMap(std::span<const VniVlan> pairs);
+    // The segment of VNI `vni` / of VLAN `vlan`, or kNone.
+    int of_vni(uint32_t vni) const;
+    int of_vlan(uint16_t vlan) const { return int(by_vlan_[vlan & kVidMask]) - 1; }
+    const VniVlan& operator[](std::size_t segment) const { return pairs_[segment]; }
+    std::size_t size() const { return pairs_.size(); }
+
+private:
+    std::vector<VniVlan> pairs_;                  // as given
+    std::vector<std::pair<uint32_t, uint16_t>> by_vni_;  // (VNI, segment), sorted
+    std::array<uint16_t, 4096> by_vlan_{};        // segment + 1 by VID; 0: none
+};
+
 // One tunnel's end of the underlay. IPv4 addresses in host byte order.
 struct VtepConfig {
     MacAddr mac{};         // the underlay NIC's
     uint32_t ip = 0;       // local=
     uint16_t port = kVxlanDefaultPort;  // dstport=
-    uint32_t vni = 0;      // vni=
+    uint32_t vni = 0;      // vni=N: the one VNI, when map is null
+    const VniMap* map = nullptr;  // vni=N:VID...: the VNIs taken (vni unused)
 };
 
 // The outer headers towards one remote VTEP.
@@ -68,13 +102,15 @@ struct UnderlayVerdict {
     uint16_t outer_len = 0;              // vxlan: bytes in front of the inner frame
     uint32_t inner_len = 0;              // vxlan: the inner frame's length (outer padding excluded)
     uint32_t src_ip = 0;                 // vxlan: the sending VTEP
+    uint16_t segment = 0;                // vxlan: its VNI's index in vtep.map (0 without a map)
 };
 // The checks, in order: Ethernet length (runt); ARP (to our MAC or broadcast) goes to
 // the ARP handling; IPv4 to our MAC, else underlay_other; version 4, IHL >= 5, total
 // length within the frame (vxlan_bad_header); to our IP and UDP (underlay_other); not a
 // fragment (vxlan_fragment); header checksum (vxlan_bad_checksum); UDP to our port
 // (underlay_other); UDP length matching, room for VXLAN and an inner Ethernet header
-// (vxlan_bad_header); the I flag (vxlan_bad_flags); our VNI (vxlan_unknown_vni).
+// (vxlan_bad_header); the I flag (vxlan_bad_flags); our VNI, or one of vtep.map's
+// (vxlan_unknown_vni).
 UnderlayVerdict classify_underlay(std::span<const std::byte> head, uint32_t frame_len, const VtepConfig& vtep);
 
 // An ARP packet for IPv4 over Ethernet (RFC 826), as far as a VTEP cares.

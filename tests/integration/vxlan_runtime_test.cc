@@ -170,7 +170,7 @@ TEST_CASE("add_port vxlan, del_port: the tunnel switches at once, its counters a
   finish(d);
 }
 
-TEST_CASE("vuswitchctl add-port vxlan: human and --json output, exit codes") {
+TEST_CASE("vuswitchctl add-port vxlan: human and --json output, exit codes, a VNI map") {
   Daemon d(with_nic_and_tunnel());
   const std::string spec = "'vx2," + kRemotes + ",underlay=u2'";
   CtlRun r = run_ctl(d, "add-port vxlan " + spec + " --underlay 'net_null9,no-rx=1' --vlan 20 --underlay-mtu 2000");
@@ -197,6 +197,26 @@ TEST_CASE("vuswitchctl add-port vxlan: human and --json output, exit codes") {
   r = run_ctl(d, "--json add-port vxlan " + spec + " --underlay 'net_null9,no-rx=1'");
   CHECK(r.status == 0);
   CHECK(nlohmann::json::parse(r.out)["port"]["vxlan"]["underlay"]["name"] == "u2");
+
+  // Several VNIs mapped to VLANs: the same spec as --vxlan; a trunk of the mapped VLANs.
+  const std::string mapped = "'vx4,local=10.9.0.1,remote=10.9.0.2,vni=5000:10,vni=5001:20,underlay=u4'";
+  r = run_ctl(d, "add-port vxlan " + mapped + " --underlay 'net_null11,no-rx=1' --vlan 10");
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "drop its vlan=, vlan-mode= and trunks= options"));
+  r = run_ctl(d, "add-port vxlan " + mapped + " --underlay 'net_null11,no-rx=1'");
+  CHECK(r.status == 0);
+  const nlohmann::json vx4 = d.port("vx4");
+  CHECK(vx4["vlan_mode"] == "trunk");
+  CHECK(vx4["trunks"] == "10,20");
+  CHECK(vx4["vxlan"]["vni"].is_null());
+  CHECK(vx4["vxlan"]["vni_map"] == nlohmann::json::parse(
+                                       R"([{"vni":5000,"vlan":10,"encapsulated":0,"decapsulated":0},
+                                           {"vni":5001,"vlan":20,"encapsulated":0,"decapsulated":0}])"));
+  r = run_ctl(d, "show port vx4");
+  CHECK(has(r.out, "VNIs 5000 (VLAN 10; 0 frames out, 0 in), 5001 (VLAN 20; 0 frames out, 0 in), local 10.9.0.1"));
+  CHECK(has_metric(d, "vusw_vxlan_vni_encapsulated_packets_total", {{"port", "vx4"}, {"vni", "5001"}}));
+  CHECK(has_metric(d, "vusw_vxlan_vni_decapsulated_packets_total", {{"port", "vx4"}, {"vni", "5000"}}));
+  CHECK(has_metric(d, "vusw_vxlan_vni_decapsulated_packets_total", {{"port", "vx2"}, {"vni", "77"}}));  // one VNI too
   finish(d);
 }
 

@@ -1,6 +1,6 @@
 // --vxlan (control/vxlan_config.h): a tunnel's fields, its underlay NIC (no switch port of
-// its own), its MTU (the underlay's less 50), and an error naming the field and what it
-// takes for every kind of mistake.
+// its own), its MTU (the underlay's less 50), its VNI map (vni=N:VID: a trunk of the mapped
+// VLANs), and an error naming the field and what it takes for every kind of mistake.
 #include "control/vxlan_config.h"
 
 #include <doctest/doctest.h>
@@ -48,12 +48,12 @@ TEST_CASE("--vxlan: the underlay NIC is part of the tunnel, not a port; the tunn
     const auto specs = port_specs(r->config);
     REQUIRE(specs.size() == 2);
     CHECK(specs[0].first == PortKind::vxlan);
-    CHECK(tunnel_port_config(specs[0].second, r->config.nics[0]).mtu == 1450);
+    CHECK(tunnel_port_config(specs[0].second, VxlanSettings{}, r->config.nics[0]).mtu == 1450);
 
     auto jumbo = parse({"--nic", "net_pcap0,iface=veth0|mtu=9000", "--vxlan",
                         "vx,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay=net_pcap0|mtu=8000"});
     REQUIRE(jumbo.has_value());
-    CHECK(tunnel_port_config(jumbo->config.vxlans[0], jumbo->config.nics[0]).mtu == 8000);
+    CHECK(tunnel_port_config(jumbo->config.vxlans[0], VxlanSettings{}, jumbo->config.nics[0]).mtu == 8000);
     // A NIC no tunnel names stays a port.
     auto other = parse({"--nic", kNic, "--nic", "net_null0", "--vxlan",
                         "vx,local=10.0.0.1,remote=10.0.0.2,vni=1,underlay=net_af_packet0"});
@@ -94,6 +94,55 @@ TEST_CASE("--help documents --vxlan")
 {
     auto help = parse({"--help"});
     REQUIRE(help.has_value());
-    for (const char* text : {"--vxlan", "local=IP", "remote=IP", "vni=N", "underlay=NIC", "1450"})
+    for (const char* text : {"--vxlan", "local=IP", "remote=IP", "vni=N", "vni=N:VID", "vxlan_no_vni", "underlay=NIC", "1450"})
         CHECK(mentions(help->print, text));
+}
+
+TEST_CASE("--vxlan vni=N:VID, repeated: a VNI map; the tunnel is a trunk of the mapped VLANs")
+{
+    auto s = parse_vxlan("vx,local=10.0.0.1,remote=10.0.0.2,vni=5000:10,vni=5001:20,underlay=u");
+    REQUIRE(s.has_value());
+    CHECK(s->vni_map == std::vector<VniVlan>{{5000, 10}, {5001, 20}});
+    auto edges = parse_vxlan("vx,local=10.0.0.1,remote=10.0.0.2,vni=0:1,vni=16777215:4094,underlay=u");
+    REQUIRE(edges.has_value());
+    CHECK(edges->vni_map == std::vector<VniVlan>{{0, 1}, {16777215, 4094}});
+    auto one = parse_vxlan("vx,local=10.0.0.1,remote=10.0.0.2,vni=7:30,underlay=u");
+    REQUIRE(one.has_value());
+    CHECK(one->vni_map == std::vector<VniVlan>{{7, 30}});
+
+    auto r = parse({"--nic", kNic, "--vxlan", "vx,local=10.0.0.1,remote=10.0.0.2,vni=5000:10,vni=5001:20,underlay=net_af_packet0"});
+    REQUIRE(r.has_value());
+    const PortConfig p = tunnel_port_config(r->config.vxlans[0], *s, r->config.nics[0]);
+    CHECK(p.vlan_mode == VlanMode::trunk);
+    CHECK(p.vlan == 0);
+    CHECK(p.trunks.to_string() == "10,20");
+    CHECK(p.mtu == 1450);
+    // One VNI keeps the port's own VLAN options.
+    auto plain = parse({"--nic", kNic, "--vxlan", "vx,local=10.0.0.1,remote=10.0.0.2,vni=9,underlay=net_af_packet0|vlan=20"});
+    REQUIRE(plain.has_value());
+    const auto nine = parse_vxlan(plain->config.vxlans[0].target);
+    REQUIRE(nine.has_value());
+    CHECK(nine->vni_map.empty());
+    CHECK(tunnel_port_config(plain->config.vxlans[0], *nine, plain->config.nics[0]).vlan == 20);
+}
+
+TEST_CASE("--vxlan vni=N:VID: every mistake is an error naming what to give")
+{
+    const auto bad = [](const std::string& vnis, const char* options = "") {
+        const std::string value = "vx,local=10.0.0.1,remote=10.0.0.2," + vnis + ",underlay=net_af_packet0" + options;
+        return error_of({"--nic", kNic, "--vxlan", value.c_str()});
+    };
+    CHECK(mentions(bad("vni=5000:10,vni=7"), "mixed with vni=N:VID"));
+    CHECK(mentions(bad("vni=7,vni=5000:10"), "mixed with vni=N:VID"));
+    CHECK(mentions(bad("vni=5000:10,vni=5000:20"), "VNI 5000 is mapped twice"));
+    CHECK(mentions(bad("vni=5000:10,vni=5001:10"), "VLAN 10 is mapped twice"));
+    CHECK(mentions(bad("vni=5000:0"), "VLAN id 1..4094"));
+    CHECK(mentions(bad("vni=5000:4095"), "VLAN id 1..4094"));
+    CHECK(mentions(bad("vni=16777216:10"), "0..16777215"));
+    CHECK(mentions(bad("vni=5000:"), "expected VNI:VID"));
+    CHECK(mentions(bad("vni=:10"), "expected VNI:VID"));
+    CHECK(mentions(bad("vni=5000:10:3"), "expected VNI:VID"));
+    CHECK(mentions(bad("vni=x"), "or VNI:VID"));
+    for (const char* option : {"|vlan=10", "|vlan-mode=trunk", "|vlan-mode=trunk|trunks=10,20"})
+        CHECK(mentions(bad("vni=5000:10,vni=5001:20", option), "drop its vlan=, vlan-mode= and trunks= options"));
 }

@@ -1,6 +1,7 @@
 // VXLAN headers (vxlan.h) as bytes: the outer header a tunnel writes is RFC 7348's, field
 // by field, with a valid IPv4 checksum; what it writes, classify_underlay() accepts; every
-// refusal has its reason; ARP packets parse and are written back as they were read.
+// refusal has its reason; ARP packets parse and are written back as they were read; a VNI
+// map (vni=N:VID) finds its pairs both ways and classify_underlay() takes its VNIs only.
 #include "vusw/vxlan.h"
 
 #include <cstring>
@@ -234,4 +235,46 @@ TEST_CASE("ARP to our MAC or broadcast goes to the ARP handling; a reply written
     f.resize(kArpFrameLen);
     f[19] = std::byte(16);  // an IPv6-sized protocol address
     CHECK_FALSE(parse_arp(f));
+}
+
+TEST_CASE("a VNI map finds each pair by VNI and by VLAN; nothing else is found")
+{
+    const std::vector<VniVlan> pairs{{5001, 20}, {5000, 10}, {7, 4094}, {16777215, 1}};
+    const VniMap map(pairs);
+    REQUIRE(map.size() == 4);
+    for (std::size_t i = 0; i < pairs.size(); ++i) {
+        CHECK(map.of_vni(pairs[i].vni) == int(i));  // segments in the order given, VNIs sorted inside
+        CHECK(map.of_vlan(pairs[i].vlan) == int(i));
+        CHECK(map[i] == pairs[i]);
+    }
+    for (const uint32_t vni : {0u, 6u, 8u, 4999u, 5002u, 16777214u})
+        CHECK(map.of_vni(vni) == VniMap::kNone);
+    for (const uint16_t vlan : {0, 2, 11, 4093, 4095})
+        CHECK(map.of_vlan(vlan) == VniMap::kNone);
+}
+
+TEST_CASE("with a VNI map, a frame of any mapped VNI is accepted with its segment; other VNIs are refused")
+{
+    const std::vector<VniVlan> pairs{{5000, 10}, {5001, 20}};
+    const VniMap map(pairs);
+    VtepConfig vtep = kLocal;
+    vtep.map = &map;
+    for (const auto& [vni, segment] : {std::pair{5000u, 0}, std::pair{5001u, 1}}) {
+        VxlanOuter o = kToLocal;
+        o.vni = vni;
+        const auto f = encapsulated(o);
+        const UnderlayVerdict v = classify_underlay(f, uint32_t(f.size()), vtep);
+        CHECK(v.kind == UnderlayKind::vxlan);
+        CHECK(v.segment == segment);
+        CHECK(v.outer_len == 50);
+    }
+    for (const uint32_t vni : {42u, 4999u, 5002u}) {  // 42: vtep.vni, unused with a map
+        VxlanOuter o = kToLocal;
+        o.vni = vni;
+        const auto f = encapsulated(o);
+        const UnderlayVerdict v = classify_underlay(f, uint32_t(f.size()), vtep);
+        CHECK(v.kind == UnderlayKind::drop);
+        CHECK(v.reason == Drop::vxlan_unknown_vni);
+    }
+    CHECK(classify(encapsulated()).segment == 0);  // one VNI: segment 0
 }
