@@ -81,6 +81,37 @@ sys_cleanup() {
   exit "$rc"
 }
 
+# ---------------------------------------------------------------- checks
+
+# expect DESCRIPTION CONDITION...: run the condition, log "ok" or "MISMATCH"; mismatches
+# are counted in `errors`, which the script checks at its end. refuse: the condition
+# must fail.
+errors=0
+expect() {
+  local what=$1
+  shift
+  if "$@"; then log "ok: $what"; else log "MISMATCH: $what"; errors=$((errors + 1)); fi
+}
+refuse() {
+  local what=$1
+  shift
+  if "$@"; then log "MISMATCH: $what"; errors=$((errors + 1)); else log "ok: $what"; fi
+}
+
+# metric_sum NAME [LABEL=VALUE...] <METRICS: the sum of NAME's samples that have these
+# labels, in Prometheus text on stdin (a /metrics scrape), as a whole number.
+metric_sum() {
+  "$PYTHON" -c '
+import re, sys
+name, want, total = sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:]), 0
+for line in sys.stdin:
+    m = re.match(r"(\w+)(?:\{(.*)\})? (\S+)$", line.strip())
+    labels = dict(re.findall(r"(\w+)=\"([^\"]*)\"", m.group(2) or "")) if m else {}
+    if m and m.group(1) == name and all(labels.get(k) == v for k, v in want.items()):
+        total += float(m.group(3))
+print(int(total))' "$@"
+}
+
 # ---------------------------------------------------------------- network namespaces
 
 NS=

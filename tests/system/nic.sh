@@ -38,7 +38,6 @@ tp_start vm --lcores 0@0,1@0 --main-lcore 0 --no-pci --single-file-segments \
   --vdev "net_virtio_user0,path=$SYS_TMP/vm1.sock,mac=$VM_MAC" \
   -- --forward-mode=rxonly --eth-peer=0,"$NS_MAC" --total-num-mbufs=16384
 tp_wait_ready vm
-errors=0
 port_ready() { [[ $(vusw_port_json vm1 state 2>/dev/null) == ready ]]; }
 for ((i = 0; i < 100; i++)); do port_ready && break; sleep 0.1; done
 if port_ready; then
@@ -104,11 +103,6 @@ print(ports[sys.argv[1]]["rx_packets"], ports[sys.argv[1]]["tx_packets"], ports[
 ' "$NIC_PORT" <<<"$json") || fail "cannot parse vuswitchctl --json output: $json"
 log "switch $NIC_PORT: rx $nic_rx tx $nic_tx; vm1: rx $vm_rx tx $vm_tx"
 
-expect() { # DESCRIPTION CONDITION...
-  local what=$1
-  shift
-  if "$@"; then log "ok: $what"; else log "MISMATCH: $what"; errors=$((errors + 1)); fi
-}
 expected=$(( ROUNDS * 100 * $(wc -w <<<"$SIZES") ))
 expect "namespace sent $expected frames" test "$ns_sent" -eq "$expected"
 expect "front-end received all $ns_sent namespace frames" test "$vm_got" -eq "$ns_sent"

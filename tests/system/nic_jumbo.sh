@@ -44,12 +44,6 @@ J_HOST=$VETH_HOST J_NS=$VETH_NS J_MAC=$VETH_NS_MAC
 sys_veth
 S_HOST=$VETH_HOST S_NS=$VETH_NS S_MAC=$VETH_NS_MAC
 
-errors=0
-expect() { # DESCRIPTION CONDITION...
-  local what=$1
-  shift
-  if "$@"; then log "ok: $what"; else log "MISMATCH: $what"; errors=$((errors + 1)); fi
-}
 
 # ---- 1. a device that cannot take the MTU: a start-up error that says what to do
 bad_log=$SYS_TMP/vuswitchd-bad.log

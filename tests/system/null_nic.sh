@@ -37,12 +37,6 @@ ready=0
 for ((i = 0; i < 100; i++)); do [[ $(vusw_port_json vm1 state 2>/dev/null) == ready ]] && ready=1 && break; sleep 0.1; done
 ((ready)) || fail "port vm1 not ready 10 s after the front-end started"
 
-errors=0
-expect() { # DESCRIPTION CONDITION...
-  local what=$1
-  shift
-  if "$@"; then log "ok: $what"; else log "MISMATCH: $what"; errors=$((errors + 1)); fi
-}
 
 read -r _ nic_tx0 _ < <(counters net_null0)
 vm_tx0=$(tp_stat vm 1 0 3)

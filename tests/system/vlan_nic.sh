@@ -101,12 +101,6 @@ for p in json.load(sys.stdin)["ports"]:
         print(p["drops"].get(sys.argv[2], 0))' "$1" "$2"
 }
 
-errors=0
-expect() { # DESCRIPTION CONDITION...
-  local what=$1
-  shift
-  if "$@"; then log "ok: $what"; else log "MISMATCH: $what"; errors=$((errors + 1)); fi
-}
 
 ns_rx0=$(rx_of "$NS_IF")
 declare -A replies vids

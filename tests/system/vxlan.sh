@@ -62,12 +62,6 @@ VUSW_METRICS=127.0.0.1:$METRICS_PORT vusw_start vxlan --lcores 0,1 --log-level i
 
 tp_start_tap_guest guest "$GUEST_NS" "$SYS_TMP/vm1.sock" "$GUEST_IP/24"
 
-errors=0
-expect() { # DESCRIPTION CONDITION...
-  local what=$1
-  shift
-  if "$@"; then log "ok: $what"; else log "MISMATCH: $what"; errors=$((errors + 1)); fi
-}
 port_field() { vusw_port_json "$@"; }
 vx42() { # FIELD.PATH in `vuswitchctl --json show port vx42`
   vusw_ctl --json show port vx42 | "$PYTHON" -c '
@@ -171,15 +165,7 @@ expect "no other drops on vx42 ($drops)" test "${drops%% *}" -eq 0
 
 # ---- vx42 again, added at run time over the same device (closed when it was removed).
 metric() { # NAME [LABEL=VALUE...]: the sum of NAME's samples with these labels on /metrics
-  curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | "$PYTHON" -c '
-import re, sys
-name, want, total = sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:]), 0
-for line in sys.stdin:
-    m = re.match(r"(\w+)(?:\{(.*)\})? (\S+)$", line.strip())
-    labels = dict(re.findall(r"(\w+)=\"([^\"]*)\"", m.group(2) or "")) if m else {}
-    if m and m.group(1) == name and all(labels.get(k) == v for k, v in want.items()):
-        total += float(m.group(3))
-print(int(total))' "$@"
+  curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | metric_sum "$@"
 }
 series_of_vx42() { curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | grep -c 'port="vx42"' || true; }
 expect "vuswitchctl del-port vx42" vusw_ctl del-port vx42

@@ -50,12 +50,6 @@ A_CTL=$VUSW_CTL A_PID=$VUSW_PID
 host b 10.98.0.2 10.98.0.1 "$VB"
 B_CTL=$VUSW_CTL B_PID=$VUSW_PID
 
-errors=0
-expect() { # DESCRIPTION CONDITION...
-  local what=$1
-  shift
-  if "$@"; then log "ok: $what"; else log "MISMATCH: $what"; errors=$((errors + 1)); fi
-}
 ctl() { # a|b ARGS...
   local which=$1
   shift

@@ -63,17 +63,6 @@ VUSW_METRICS=127.0.0.1:$METRICS_PORT vusw_start vxlan_vnis --lcores 0,1 --log-le
 tp_start_tap_guest g10 "$G10" "$SYS_TMP/vm10.sock" 192.168.50.1/24
 tp_start_tap_guest g20 "$G20" "$SYS_TMP/vm20.sock" 192.168.50.3/24
 
-errors=0
-expect() { # DESCRIPTION CONDITION...
-  local what=$1
-  shift
-  if "$@"; then log "ok: $what"; else log "MISMATCH: $what"; errors=$((errors + 1)); fi
-}
-refuse() { # DESCRIPTION CONDITION...: the condition must fail
-  local what=$1
-  shift
-  if "$@"; then log "MISMATCH: $what"; errors=$((errors + 1)); else log "ok: $what"; fi
-}
 vx() { # FIELD.PATH in `vuswitchctl --json show port vx`
   vusw_ctl --json show port vx | "$PYTHON" -c '
 import json, sys
@@ -83,17 +72,7 @@ for k in sys.argv[1].split("."):
 print(v)' "$1"
 }
 scrape() { curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >"$SYS_TMP/metrics"; }
-metric() { # NAME [LABEL=VALUE...]: the sum of NAME's samples with these labels in the last scrape
-  "$PYTHON" -c '
-import re, sys
-name, want, total = sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:]), 0
-for line in sys.stdin:
-    m = re.match(r"(\w+)(?:\{(.*)\})? (\S+)$", line.strip())
-    labels = dict(re.findall(r"(\w+)=\"([^\"]*)\"", m.group(2) or "")) if m else {}
-    if m and m.group(1) == name and all(labels.get(k) == v for k, v in want.items()):
-        total += float(m.group(3))
-print(int(total))' "$@" <"$SYS_TMP/metrics"
-}
+metric() { metric_sum "$@" <"$SYS_TMP/metrics"; }  # NAME [LABEL=VALUE...] in the last scrape
 kstat() { in_ns cat "/sys/class/net/$1/statistics/$2"; }
 
 for ((i = 0; i < 50; i++)); do [[ $(vx vxlan.remotes) == *mac*:* ]] && break; sleep 0.1; done
