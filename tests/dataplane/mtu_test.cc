@@ -13,6 +13,8 @@
 
 #include <doctest/doctest.h>
 
+#include "mbuf_helpers.h"
+
 #include "vusw/port.h"
 
 using namespace vusw;
@@ -21,8 +23,7 @@ namespace {
 
 rte_mempool* pool()
 {
-    static rte_mempool* p = rte_pktmbuf_pool_create("mtu_test", 256, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-    REQUIRE(p != nullptr);
+    static rte_mempool* p = test::make_pool("mtu_test", 256);
     return p;
 }
 

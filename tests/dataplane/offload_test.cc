@@ -11,7 +11,10 @@
 
 #include <doctest/doctest.h>
 
+#include "mbuf_helpers.h"
+
 using namespace vusw;
+using test::bytes_of;
 
 namespace {
 
@@ -22,8 +25,7 @@ constexpr OffloadCaps kAllowAll{true, true, true, true, true, true};
 
 rte_mempool* pool()
 {
-    static rte_mempool* p = rte_pktmbuf_pool_create("offload_test", 4096, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-    REQUIRE(p != nullptr);
+    static rte_mempool* p = test::make_pool("offload_test", 4096);
     return p;
 }
 
@@ -153,14 +155,6 @@ rte_mbuf* to_mbuf(const std::vector<uint8_t>& b)
         done += n;
     }
     return head;
-}
-
-std::vector<uint8_t> bytes_of(const rte_mbuf* m)
-{
-    std::vector<uint8_t> out;
-    for (const rte_mbuf* s = m; s != nullptr; s = s->next)
-        out.insert(out.end(), rte_pktmbuf_mtod(s, const uint8_t*), rte_pktmbuf_mtod(s, const uint8_t*) + s->data_len);
-    return out;
 }
 
 virtio::NetHeader csum_header(const Frame& f, uint8_t proto)

@@ -11,7 +11,11 @@
 
 #include <doctest/doctest.h>
 
+#include "mbuf_helpers.h"
+
 using namespace vusw;
+using test::bytes_of;
+using test::mbuf_of;
 
 namespace {
 
@@ -19,8 +23,7 @@ using Bytes = std::vector<uint8_t>;
 
 rte_mempool* pool()
 {
-    static rte_mempool* p = rte_pktmbuf_pool_create("vlan_test", 1024, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-    REQUIRE(p != nullptr);
+    static rte_mempool* p = test::make_pool("vlan_test", 1024);
     return p;
 }
 
@@ -37,23 +40,6 @@ Bytes frame(std::size_t len, int vid = -1)
     if (vid >= 0)
         f.insert(f.begin() + 12, {0x81, 0x00, uint8_t(vid >> 8), uint8_t(vid)});
     return f;
-}
-
-rte_mbuf* mbuf_of(const Bytes& b)
-{
-    rte_mbuf* m = rte_pktmbuf_alloc(pool());
-    REQUIRE(m != nullptr);
-    std::memcpy(rte_pktmbuf_append(m, uint16_t(b.size())), b.data(), b.size());
-    return m;
-}
-
-Bytes bytes_of(const rte_mbuf* m)
-{
-    Bytes out;
-    for (const rte_mbuf* s = m; s != nullptr; s = s->next)
-        out.insert(out.end(), rte_pktmbuf_mtod(s, const uint8_t*), rte_pktmbuf_mtod(s, const uint8_t*) + s->data_len);
-    CHECK(out.size() == m->pkt_len);
-    return out;
 }
 
 // A guest buffer lent to an mbuf (external buffer), as the vhost port lends it.
@@ -85,7 +71,7 @@ struct NoLeak {
 TEST_CASE("an mbuf the caller alone holds is tagged, untagged and retagged in place")
 {
     NoLeak leak;
-    rte_mbuf* m = mbuf_of(frame(64));
+    rte_mbuf* m = mbuf_of(pool(), frame(64));
     m->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_CKSUM;
     m->l2_len = 14;
     m->l3_len = 20;
@@ -107,7 +93,7 @@ TEST_CASE("a shared frame is never written: each variant is a new head, the orig
     NoLeak leak;
     for (const std::size_t len : {64, 1500}) {
         CAPTURE(len);
-        rte_mbuf* m = mbuf_of(frame(len, 10));
+        rte_mbuf* m = mbuf_of(pool(), frame(len, 10));
         rte_pktmbuf_refcnt_update(m, 1);  // a flood gave it to two ports
         rte_mbuf* untagged = vlan_reform(m, false, true, std::nullopt, pool());
         rte_mbuf* retagged = vlan_reform(m, false, true, 0x0014, pool());
@@ -158,7 +144,7 @@ TEST_CASE("a lent guest buffer is never written and goes back once, when the las
 TEST_CASE("a new head carries the offload requests, with l2_len following the tag")
 {
     NoLeak leak;
-    rte_mbuf* m = mbuf_of(frame(1500, 10));
+    rte_mbuf* m = mbuf_of(pool(), frame(1500, 10));
     m->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_CKSUM | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
     m->l2_len = 18;
     m->l3_len = 20;
@@ -178,8 +164,8 @@ TEST_CASE("a multi-segment frame: the tail segments follow the new head")
 {
     NoLeak leak;
     const Bytes f = frame(3000);
-    rte_mbuf* m = mbuf_of(Bytes(f.begin(), f.begin() + 1000));
-    rte_mbuf* tail = mbuf_of(Bytes(f.begin() + 1000, f.end()));
+    rte_mbuf* m = mbuf_of(pool(), Bytes(f.begin(), f.begin() + 1000));
+    rte_mbuf* tail = mbuf_of(pool(), Bytes(f.begin() + 1000, f.end()));
     REQUIRE(rte_pktmbuf_chain(m, tail) == 0);
     rte_pktmbuf_refcnt_update(m, 1);  // every segment, as a flood does
     rte_mbuf* v = vlan_reform(m, false, false, 0x0064, pool());

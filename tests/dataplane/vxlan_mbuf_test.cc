@@ -12,6 +12,8 @@
 
 #include <doctest/doctest.h>
 
+#include "mbuf_helpers.h"
+
 using namespace vusw;
 
 namespace {
@@ -21,8 +23,7 @@ const VxlanOuter kToLocal{{0x02, 0, 0, 0, 0, 0x02}, {0x02, 0, 0, 0, 0, 0x01}, 0x
 
 rte_mempool* pool()
 {
-    static rte_mempool* p = rte_pktmbuf_pool_create("vxlan_test", 64, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-    REQUIRE(p != nullptr);
+    static rte_mempool* p = test::make_pool("vxlan_test", 64);
     return p;
 }
 

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+
+#include "mbuf_helpers.h"
 #include <fmt/format.h>
 
 #include "ports/ethdev_port.h"
@@ -21,6 +23,8 @@
 #include "vusw/rcu.h"
 
 using namespace vusw;
+using test::bytes_of;
+using test::mbuf_of;
 
 namespace {
 
@@ -33,8 +37,7 @@ const MacAddr kGuest{0x02, 0, 0, 0, 0, 0x47};
 
 rte_mempool* pool()
 {
-    static rte_mempool* p = rte_pktmbuf_pool_create("vni_test", 1024, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-    REQUIRE(p != nullptr);
+    static rte_mempool* p = test::make_pool("vni_test", 1024);
     return p;
 }
 
@@ -51,22 +54,6 @@ Bytes inner(const MacAddr& dst, const MacAddr& src, int vid = -1, std::size_t le
     return f;
 }
 
-rte_mbuf* mbuf_of(const Bytes& b)
-{
-    rte_mbuf* m = rte_pktmbuf_alloc(pool());
-    REQUIRE(m != nullptr);
-    std::memcpy(rte_pktmbuf_append(m, uint16_t(b.size())), b.data(), b.size());
-    return m;
-}
-
-Bytes bytes_of(const rte_mbuf* m)
-{
-    Bytes out;
-    for (const rte_mbuf* s = m; s != nullptr; s = s->next)
-        out.insert(out.end(), rte_pktmbuf_mtod(s, const uint8_t*), rte_pktmbuf_mtod(s, const uint8_t*) + s->data_len);
-    return out;
-}
-
 // Remote `ip` (MAC `mac`) sends `f` to us in VNI `vni`.
 rte_mbuf* from_remote(uint32_t ip, const MacAddr& mac, const MacAddr& our_mac, uint32_t vni, const Bytes& f)
 {
@@ -75,7 +62,7 @@ rte_mbuf* from_remote(uint32_t ip, const MacAddr& mac, const MacAddr& our_mac, u
     write_outer_header(std::span<std::byte, kVxlanOverhead>(reinterpret_cast<std::byte*>(out.data()), kVxlanOverhead),
                        o, 50000, uint32_t(f.size()), false);
     out.insert(out.end(), f.begin(), f.end());
-    return mbuf_of(out);
+    return mbuf_of(pool(), out);
 }
 
 rte_mbuf* arp_reply(uint32_t ip, const MacAddr& mac, const MacAddr& our_mac)
@@ -83,7 +70,7 @@ rte_mbuf* arp_reply(uint32_t ip, const MacAddr& mac, const MacAddr& our_mac)
     Bytes f(kArpFrameLen);
     write_arp(std::span<std::byte, kArpFrameLen>(reinterpret_cast<std::byte*>(f.data()), kArpFrameLen), our_mac,
               ArpPacket{kArpReply, mac, ip, our_mac, kLocalIp});
-    return mbuf_of(f);
+    return mbuf_of(pool(), f);
 }
 
 // A guest port: keeps what the switch sends it.
@@ -180,7 +167,7 @@ struct Rig {
     // A guest sends `f` into the switch.
     void from_guest(Guest& g, const Bytes& f)
     {
-        rte_mbuf* m = mbuf_of(f);
+        rte_mbuf* m = mbuf_of(pool(), f);
         sw.forward(ctx, g, &m, 1);
     }
     // What the tunnel sent since the last call (ARP left out).
@@ -233,8 +220,8 @@ TEST_CASE("VNI map: frames of VLAN 10 and 20 leave untagged in VNI 5000 and 5001
 
     // Straight to the tunnel (a trunk's forms): tagged 20 leaves in 5001; a frame of the
     // native VLAN 0 (untagged) or of an unmapped VLAN has no VNI.
-    rte_mbuf* frames[] = {mbuf_of(inner(kBroadcastMac, kGuest, 20)), mbuf_of(inner(kBroadcastMac, kGuest)),
-                          mbuf_of(inner(kBroadcastMac, kGuest, 30))};
+    rte_mbuf* frames[] = {mbuf_of(pool(), inner(kBroadcastMac, kGuest, 20)), mbuf_of(pool(), inner(kBroadcastMac, kGuest)),
+                          mbuf_of(pool(), inner(kBroadcastMac, kGuest, 30))};
     rte_mbuf* shared = frames[0];
     rte_pktmbuf_refcnt_update(shared, 1);  // as a flood shares it with another port: not written
     rig.tunnel->transmit(rig.ctx, 0, frames, 3);
