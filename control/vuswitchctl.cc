@@ -405,8 +405,8 @@ void print_config(const nlohmann::json& j)
                             "run-dir", "file-prefix", "memory", "log-level"})
         fmt::print("{} = {}\n", key, value_text(c.at(field_of(key))));
     // Set only in some configurations (and absent from older daemons' replies).
-    for (const char* key : {"mbufs", "huge-dir", "user", "group", "socket-mode", "socket-group", "ctl-socket-mode",
-                            "ctl-socket-group"})
+    for (const char* key : {"state-file", "mbufs", "huge-dir", "user", "group", "socket-mode", "socket-group",
+                            "ctl-socket-mode", "ctl-socket-group"})
         if (const std::string field = field_of(key); c.contains(field) && !c.at(field).is_null() && c.at(field) != "")
             fmt::print("{} = {}\n", key, value_text(c.at(field)));
     for (const char* flag : {"no-huge", "debug-dirty-log-always", "debug-no-dirty-log"})
