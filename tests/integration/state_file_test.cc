@@ -64,6 +64,8 @@ TEST_CASE("ports added at run time come back after a restart, with their names a
   CHECK(before[1]["origin"] == "runtime");
   CHECK(before[3]["vlan"] == 4);
   CHECK(has(run_ctl(d, "show ports").out, "ORIGIN"));
+  CHECK(has(run_ctl(d, "show port b").out, "runtime (add-port; restored when vuswitchd restarts)"));
+  CHECK(has(run_ctl(d, "show config").out, "state-file = " + d.run_dir() + "/ports.json"));
 
   const std::string file = d.run_dir() + "/ports.json";
   struct stat st {};
