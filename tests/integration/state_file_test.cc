@@ -7,17 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "fixture.h"
 
 namespace vusw::it {
 namespace {
-
-using std::chrono::milliseconds;
 
 // What a restart must keep of a port: its name, type, origin and settings.
 nlohmann::json settings_of(const Daemon& d, const std::string& name) {
@@ -85,8 +81,7 @@ TEST_CASE("ports added at run time come back after a restart, with their names a
   auto gb = attach(d, "b");
   REQUIRE(ga);
   REQUIRE(gb);
-  std::this_thread::sleep_for(milliseconds(300));  // the FDB clock's first tick (see hotplug_proof_test)
-  CHECK(pair_switches(*ga, kMacA, *gb, kMacB));
+  CHECK(learned_pair(*ga, kMacA, *gb, kMacB));
   gb.reset();
 
   // del_port forgets a port: it does not come back; the others do again.
