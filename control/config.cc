@@ -73,7 +73,8 @@ po::options_description describe()
         ("zero-copy-min", po::value<std::string>(), "BYTES: guest TX frames at least this long (without the virtio-net header) are lent to the switch without a copy, smaller ones copied; 60..65535 or `off` (default 1024: below it copying measured faster, perf/zero_copy.sh)")
         ("metrics", po::value<std::string>(), "ADDR:PORT for Prometheus /metrics, or `off` (default 127.0.0.1:9750)")
         ("control", po::value<std::string>(), "PATH of the management socket for vuswitchctl (default RUN_DIR/vuswitchd.ctl)")
-        ("run-dir", po::value<std::string>(), "DIR for the default sockets (default /run/vuswitch)")
+        ("run-dir", po::value<std::string>(), "DIR for the default sockets and the state file (default /run/vuswitch)")
+        ("state-file", po::value<std::string>(), "FILE where the ports added at run time (vuswitchctl add-port, vuswitch-cni) are recorded, to be added again when vuswitchd starts; or `none`: they go with the daemon (default RUN_DIR/ports.json: kept across a restart, not a reboot)")
         ("file-prefix", po::value<std::string>(), "DPDK file prefix, unique per DPDK process on the host (default vuswitch)")
         ("memory", po::value<long long>(), "MB of (huge page) memory for packet buffers, 64..65536 (default 256)")
         ("mbufs", po::value<long long>(), "N packet buffers in the pool, 511..4194303, each about 2.5 KiB of --memory (default: as many as fit in half of --memory, at most 16383); when all are in use, frames are dropped and counted as no_mbuf")
@@ -313,6 +314,20 @@ Status to_privileges(const po::variables_map& vm, Config& c)
     return to_socket_access(vm, "ctl-socket", c, c.ctl_socket_access);
 }
 
+// --state-file FILE or none (after --run-dir, whose ports.json is the default).
+Status to_state_file(const po::variables_map& vm, Config& c)
+{
+    c.state_file = c.run_dir + "/ports.json";
+    if (!vm.count("state-file"))
+        return {};
+    const std::string file = vm["state-file"].as<std::string>();
+    if (file.empty() || file.back() == '/')
+        return fail("config", fmt::format("--state-file `{}`: expected a FILE, or none to keep no ports across a restart",
+                                          file));
+    c.state_file = file == "none" ? "" : file;
+    return {};
+}
+
 Status to_config(const po::variables_map& vm, Config& c)
 {
     auto list = [&](const char* key) { return vm.count(key) ? vm[key].as<std::vector<std::string>>() : std::vector<std::string>{}; };
@@ -323,6 +338,8 @@ Status to_config(const po::variables_map& vm, Config& c)
     if (vm.count("metrics"))
         c.metrics = vm["metrics"].as<std::string>();
     c.control = vm.count("control") ? vm["control"].as<std::string>() : c.run_dir + "/vuswitchd.ctl";
+    if (auto ok = to_state_file(vm, c); !ok)
+        return ok;
     if (vm.count("file-prefix"))
         c.file_prefix = vm["file-prefix"].as<std::string>();
     if (auto ok = to_memory(vm, c); !ok)

@@ -43,6 +43,7 @@ struct Config {
     std::string metrics = "127.0.0.1:9750"; // "off" disables
     std::string control;                    // default: RUN_DIR/vuswitchd.ctl
     std::string run_dir = "/run/vuswitch";
+    std::string state_file;                 // --state-file: ports added at run time (default RUN_DIR/ports.json); "" = none
     std::string file_prefix = "vuswitch";
     unsigned memory_mb = 256;
     unsigned mbufs = 0;                     // --mbufs: packet buffers in the pool; 0 = pool_mbufs() sizes it

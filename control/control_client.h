@@ -12,8 +12,8 @@
 namespace vusw {
 
 // Why a request got no answer (Error::reason; compare the text, not the pointer: a
-// literal's address may differ between libraries), for callers that react differently (vuswitch-cni: a DEL
-// while vuswitchd is not running has nothing to delete; a busy daemon means "retry").
+// literal's address may differ between libraries), for callers that react differently
+// (vuswitchctl: what to check; a busy daemon means "retry").
 namespace control_client_error {
 inline constexpr const char* not_running = "not_running";  // no socket file, or nobody listening
 inline constexpr const char* no_permission = "no_permission";

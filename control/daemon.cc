@@ -75,7 +75,8 @@ std::vector<std::string> eal_args(const Config& c)
 
 }  // namespace
 
-Daemon::Daemon(Config config, std::vector<std::string> args) : config_(std::move(config)), args_(std::move(args))
+Daemon::Daemon(Config config, std::vector<std::string> args)
+    : config_(std::move(config)), args_(std::move(args)), state_(config_.state_file)
 {
     logged_faults_.resize(kMaxPorts);
 }
@@ -199,7 +200,7 @@ Status Daemon::start_serving()
                             return add_tunnel(spec, underlay);
                         }};
     management_ = std::make_unique<Management>(config_.control, loop_, ports_.list(), *fdb_, pmds_, *scheduler_, config_,
-                                               std::move(control));
+                                               std::move(control), state_);
     if (auto ok = management_->start(); !ok)
         return ok;
     if (config_.metrics != "off") {
@@ -210,12 +211,15 @@ Status Daemon::start_serving()
     return loop_.watch(signals_.get(), [this] { on_signal(); });
 }
 
-std::vector<std::string> Daemon::listening_sockets() const
+std::vector<std::string> Daemon::owned_files() const
 {
     std::vector<std::string> paths{config_.control};
     for (const Attached& a : attached_)
         if (a.kind == PortKind::vhost_server)
             paths.push_back(a.spec.target);
+    std::error_code ec;
+    if (!state_.path().empty() && std::filesystem::exists(state_.path(), ec))  // rewritten by the user later
+        paths.push_back(state_.path());
     return paths;
 }
 
@@ -301,7 +305,8 @@ Status Daemon::start_up()
             return ok;
     if (Status ok = start_serving(); !ok)
         return ok;
-    return drop_privileges(config_, listening_sockets());  // the last step: everything above may need root
+    restore_ports();  // after the configured ports, whose names and devices come first
+    return drop_privileges(config_, owned_files());  // the last step: everything above may need root
 }
 
 int Daemon::run()

@@ -10,6 +10,7 @@
 #include "control/config.h"
 #include "control/event_loop.h"
 #include "control/live_ports.h"
+#include "control/port_state.h"
 #include "vusw/result.h"
 
 struct rte_mempool;
@@ -52,7 +53,8 @@ public:
     Status remove_port(const std::string& name);
     // Reads the command line and its --config file again and applies the ports they
     // name: new ones added, missing or changed ones removed (and re-added), the rest
-    // left alone. Ports added with add_port() from vuswitchctl are not the file's.
+    // left alone. Ports added with add_port() from vuswitchctl are not the file's (they
+    // stay, and stay recorded in the state file).
     Result<ReloadReport> reload();
 
 private:
@@ -81,9 +83,13 @@ private:
     Status create_ports();
     void place_ports();
     Status start_serving();
+    // The ports of the state file, added again through the control socket's add_port;
+    // one that cannot be is logged and left out.
+    void restore_ports();
     Status start_endpoint(Attached& a);
-    // The vhost-user server sockets and the control socket (chowned by drop_privileges).
-    std::vector<std::string> listening_sockets() const;
+    // The vhost-user server sockets, the control socket and the state file (chowned by
+    // drop_privileges).
+    std::vector<std::string> owned_files() const;
     // `underlay`: a tunnel's NIC (nullptr: the configuration's --nic its underlay= names).
     Result<std::unique_ptr<Port>> make_port(PortKind kind, const PortSpec& spec, const PortSpec* underlay = nullptr) const;
     // add_port() and add_tunnel(): the port made, switched, placed and started.
@@ -118,6 +124,7 @@ private:
     std::unique_ptr<Fdb> fdb_;
     std::unique_ptr<L2Switch> l2_;
     std::vector<std::string> args_;
+    PortState state_;  // the ports added at run time (add_port), and their file
     std::vector<Attached> attached_;   // live ports, in the order they were added
     std::vector<Retiring> retiring_;
     // The live ports (of attached_), for the scheduler, management and metrics.

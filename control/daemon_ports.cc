@@ -231,6 +231,48 @@ Result<Port*> Daemon::attach(PortKind kind, const PortSpec& spec, bool from_conf
     return &port;
 }
 
+namespace {
+
+// Why a recorded port was not added again, and what to do about it.
+std::string restore_failure(const RecordedPort& p, const nlohmann::json& error, bool name_is_configured)
+{
+    const std::string why = name_is_configured
+                                ? "a configured port (command line or --config) has its name now; the configured one stays"
+                                : fmt::format("{}: {}", error.value("code", "?"), error.value("message", error.dump()));
+    return fmt::format("port {} (added at run time) not restored: {}. It is no longer recorded: if it is still needed, "
+                       "add it again (vuswitchctl add-port{}) once that is fixed. Its add_port request was {}",
+                       p.name, why, name_is_configured ? " ... --name ANOTHER" : "",
+                       p.request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+}  // namespace
+
+void Daemon::restore_ports()
+{
+    auto recorded = state_.take();
+    if (!recorded) {
+        log(LogLevel::error, "{}", recorded.error().detail);
+        return;
+    }
+    std::size_t restored = 0;
+    for (const RecordedPort& p : *recorded) {
+        const nlohmann::json reply = management_->handle(p.request);  // as the control socket adds it
+        if (!reply.contains("error")) {
+            ++restored;
+            continue;
+        }
+        const bool configured = std::any_of(attached_.begin(), attached_.end(), [&](const Attached& a) {
+            return a.from_config && a.port->name() == p.name;
+        });
+        log(LogLevel::warn, "{}", restore_failure(p, reply["error"], configured));
+    }
+    if (auto ok = state_.save(); !ok)  // without the ports left out
+        log(LogLevel::error, "{}; ports added at run time will not come back after the next restart", ok.error().detail);
+    if (!recorded->empty())
+        log(LogLevel::info, "state file {}: {} of {} ports added at run time restored", state_.path(), restored,
+            recorded->size());
+}
+
 Status Daemon::remove_port(const std::string& name)
 {
     const auto it = std::find_if(attached_.begin(), attached_.end(), [&](const Attached& a) { return a.port->name() == name; });

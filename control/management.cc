@@ -14,6 +14,7 @@
 #include <set>
 
 #include "control/config.h"
+#include "control/port_state.h"
 #include "control/scheduler.h"
 #include "control/vhost_user/message.h"
 #include "ports/vhost_port.h"
@@ -170,9 +171,10 @@ nlohmann::json describe_ports(const std::vector<Port*>& ports)
 }
 
 Management::Management(std::string path, EventLoop& loop, const std::vector<Port*>& ports, const Fdb& fdb,
-                       const std::vector<Pmd*>& pmds, Scheduler& scheduler, const Config& config, PortControl control)
+                       const std::vector<Pmd*>& pmds, Scheduler& scheduler, const Config& config, PortControl control,
+                       PortState& state)
     : path_(std::move(path)), loop_(loop), ports_(ports), fdb_(fdb), pmds_(pmds), scheduler_(scheduler), config_(config),
-      control_(std::move(control))
+      control_(std::move(control)), state_(state)
 {
 }
 
@@ -439,6 +441,7 @@ nlohmann::json describe_config(const Config& c)
             {"metrics", c.metrics},
             {"control", c.control},
             {"run_dir", c.run_dir},
+            {"state_file", c.state_file.empty() ? "none" : c.state_file},
             {"file_prefix", c.file_prefix},
             {"memory", c.memory_mb},
             {"mbufs", pool_mbufs(c)},
@@ -499,9 +502,17 @@ nlohmann::json Management::handle(const nlohmann::json& request)
     return std::move(reply.body);
 }
 
+nlohmann::json Management::ports_json(const std::vector<Port*>& ports) const
+{
+    nlohmann::json list = describe_ports(ports);
+    for (auto& port : list)
+        port["origin"] = state_.recorded(port.at("name").get<std::string>()) ? "runtime" : "config";
+    return list;
+}
+
 Management::Reply Management::show_ports(const nlohmann::json&)
 {
-    nlohmann::json ports = describe_ports(ports_);
+    nlohmann::json ports = ports_json(ports_);
     subtract_baseline(ports, base_ports_);
     return {{{"ports", std::move(ports)}}};
 }
@@ -577,7 +588,7 @@ Management::Reply Management::show_port(const nlohmann::json& request)
         return Reply::error(ErrorCode::no_such_port,
                             fmt::format("no port named `{}` (ports: {})", name, fmt::join(names, ", ")));
     }
-    nlohmann::json port = describe_ports({*it}).at(0);
+    nlohmann::json port = ports_json({*it}).at(0);
     for (const auto& base : base_ports_)
         if (base.value("name", "") == name)
             subtract_baseline(port, base);

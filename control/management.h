@@ -29,6 +29,7 @@ struct ReloadReport;
 enum class PortKind;
 class Fdb;
 class Pmd;
+class PortState;
 class Scheduler;
 
 // Bumped when a reply field changes meaning or goes away (new fields and commands do not).
@@ -60,8 +61,10 @@ struct PortControl {
 
 class Management {
 public:
+    // `state`: the ports added at run time; add_port records each, del_port forgets it.
     Management(std::string path, EventLoop& loop, const std::vector<Port*>& ports, const Fdb& fdb,
-               const std::vector<Pmd*>& pmds, Scheduler& scheduler, const Config& config, PortControl control);
+               const std::vector<Pmd*>& pmds, Scheduler& scheduler, const Config& config, PortControl control,
+               PortState& state);
     ~Management();
     Status start();
 
@@ -104,6 +107,11 @@ private:
     std::string refuse(ControlConnections::Drop why, const ControlConnections::Limits& limits) const;
 
     nlohmann::json pmd_counters() const;
+    // describe_ports() with each port's "origin": "runtime" (added with add_port, kept in
+    // the state file) or "config" (the command line, its --config file, a reload).
+    nlohmann::json ports_json(const std::vector<Port*>& ports) const;
+    // add_port's reply for `port`, made by `request`, which is recorded for the next start.
+    Reply added(Port& port, const nlohmann::json& request);
     nlohmann::json queue_details(const Port& port, const nlohmann::json& queues) const;
     static Result<std::optional<PortSpec>> underlay_spec(const nlohmann::json& request);
 
@@ -115,6 +123,7 @@ private:
     Scheduler& scheduler_;
     const Config& config_;
     PortControl control_;
+    PortState& state_;
     UniqueFd listen_;
     std::unique_ptr<ControlConnections> connections_;  // of listen_
     // clear_stats: the counters as they were then (describe_ports, pmd_counters).

@@ -8,6 +8,8 @@
 
 #include "control/config.h"
 #include "control/management.h"
+#include "control/port_state.h"
+#include "vusw/log.h"
 
 namespace vusw {
 
@@ -63,7 +65,7 @@ Management::Reply Management::add_port(const nlohmann::json& request)
     auto port = control_.add(kind, *spec);
     if (!port)
         return error_reply(port.error());
-    return {{{"port", describe_ports({*port}).at(0)}}};
+    return added(**port, request);
 }
 
 // {"cmd":"add_port","type":"vxlan","target":"NAME,local=IP,remote=IP[,remote=IP...],vni=N
@@ -94,7 +96,19 @@ Management::Reply Management::add_tunnel(const nlohmann::json& request)
     auto port = control_.add_tunnel(*spec, *underlay);
     if (!port)
         return error_reply(port.error());
-    return {{{"port", describe_ports({*port}).at(0)}}};
+    return added(**port, request);
+}
+
+// The port works whether or not it could be recorded: a state file that cannot be
+// written costs the port its restart, not its traffic (the reply's "persisted" says so).
+Management::Reply Management::added(Port& port, const nlohmann::json& request)
+{
+    const Status kept = state_.record(port.name(), request);
+    if (!kept)
+        log(LogLevel::error, "port {} added, but not recorded: {}; it will not come back when vuswitchd restarts (make the "
+                             "state file's directory writable for vuswitchd, or --state-file none)",
+                             port.name(), kept.error().detail);
+    return {{{"port", ports_json({&port}).at(0)}, {"persisted", kept.has_value() && !state_.path().empty()}}};
 }
 
 // add_port's "underlay" (DEVARGS) and "underlay_mtu" as a --nic; nullopt without them.
@@ -126,8 +140,15 @@ Management::Reply Management::del_port(const nlohmann::json& request)
     if (!request.contains("port") || !request["port"].is_string())
         return Reply::error(ErrorCode::bad_argument, "del_port: `port` must be a port name");
     const std::string name = request["port"].get<std::string>();
-    if (auto ok = control_.remove(name); !ok)
-        return error_reply(ok.error());
+    const Status removed = control_.remove(name);
+    // Forgotten once it is gone, even if a step of its removal failed (it is not coming back).
+    const bool gone = std::none_of(ports_.begin(), ports_.end(), [&](const Port* p) { return p->name() == name; });
+    if (auto ok = gone ? state_.forget(name) : Status(); !ok)
+        log(LogLevel::error, "port {} removed, but still recorded: {}; it will come back when vuswitchd restarts (make "
+                             "the state file's directory writable for vuswitchd, then del-port it again after the restart)",
+                             name, ok.error().detail);
+    if (!removed)
+        return error_reply(removed.error());
     return {{{"port", name}, {"removed", true}}};
 }
 

@@ -175,7 +175,7 @@ int bind_with_access(int fd, const sockaddr_un& addr, const std::string& path, c
     return ::chmod(path.c_str(), mode_t(access.mode));
 }
 
-Status drop_privileges(const Config& c, const std::vector<std::string>& sockets)
+Status drop_privileges(const Config& c, const std::vector<std::string>& files)
 {
     if (!c.user)
         return {};
@@ -189,7 +189,7 @@ Status drop_privileges(const Config& c, const std::vector<std::string>& sockets)
                             "before starting, e.g. LimitMEMLOCK=infinity)", strerror(errno));
     if (auto ok = own_run_dir(c, uid, gid); !ok)
         return ok;
-    for (const std::string& path : sockets)  // removable at exit, also from a sticky directory
+    for (const std::string& path : files)  // removable and replaceable later, also in a sticky directory
         if (auto ok = chown_path(path, uid, gid_t(-1)); !ok)
             return ok;
     auto groups = supplementary_groups(c, gid);

@@ -54,11 +54,12 @@ Result<unsigned> parse_mode(const std::string& flag, const std::string& text);
 // is created 0600 (umask), so no one else can connect before the chmod. 0 or -1 and errno.
 int bind_with_access(int fd, const sockaddr_un& addr, const std::string& path, const SocketAccess& access);
 
-// Continues as config.user / config.group: RUN_DIR and `sockets` (bound so far) are
+// Continues as config.user / config.group: RUN_DIR and `files` (the sockets bound so
+// far, the state file of the ports added at run time, which the user rewrites) are
 // chowned to them, supplementary groups become the user's plus the socket groups, then
 // every thread's gids and uids change (glibc applies set*id to all threads), which clears
 // every capability. Checks each thread in /proc/self/task; an error if one kept anything.
-Status drop_privileges(const Config& config, const std::vector<std::string>& sockets);
+Status drop_privileges(const Config& config, const std::vector<std::string>& files);
 
 // What one thread's /proc/.../status says about its identity.
 struct ThreadCredentials {

@@ -25,7 +25,10 @@ enum Exit { kOk = 0, kDaemonError = 1, kUsageError = 2, kUnreachable = 3 };
 constexpr const char* kUsage = R"(Usage: vuswitchctl [--control PATH] [--json] COMMAND
 
 Commands:
-  show ports       ports with state, counters and drops by reason, VLAN membership and MTU
+  show ports       ports with origin (config: the command line or --config file; runtime:
+                   added with add-port or by vuswitch-cni, recorded in the state file and
+                   added again when vuswitchd restarts), state, counters and drops by
+                   reason, VLAN membership and MTU
                    (the MTU the switch enforces, and where it comes from: config = the
                    port's mtu=, front-end = its NET_SET_MTU, default = 1500); for
                    vhost-user ports also the negotiated features, ring type
@@ -75,9 +78,13 @@ Commands:
       PORT OPTIONS: --name NAME (default: the socket's file name without extension, or the
                    devargs up to the first comma), --mtu BYTES, --vlan VID,
                    --vlan-mode access|trunk, --trunks LIST (see vuswitchd --help)
+                   Every port add-port adds is recorded in vuswitchd's state file
+                   (--state-file, default /run/vuswitch/ports.json) and added again when
+                   vuswitchd restarts (not after a reboot); show ports lists it as runtime
   del-port NAME    remove a port now: a connected front-end is disconnected (its rings
                    stop; its memory is unmapped once no buffer it lent is in flight), the
-                   port's learned MACs and its metric series go; other ports are untouched
+                   port's learned MACs and its metric series go, and it leaves the state
+                   file; other ports are untouched
   reload           read vuswitchd's command line and --config file again: ports added to
                    the file are added, ports gone from it (or changed) removed (and added
                    again as they are now), the others left alone; ports added with
@@ -200,11 +207,12 @@ void print_vxlan(const nlohmann::json& p)
 
 void print_ports(const nlohmann::json& j)
 {
-    fmt::print("{:<16} {:<10} {:<11} {:>12} {:>14} {:>12} {:>14}  {}\n", "PORT", "TYPE", "STATE", "RX_PKTS", "RX_BYTES",
-               "TX_PKTS", "TX_BYTES", "DROPS");
+    fmt::print("{:<16} {:<10} {:<8} {:<11} {:>12} {:>14} {:>12} {:>14}  {}\n", "PORT", "TYPE", "ORIGIN", "STATE", "RX_PKTS",
+               "RX_BYTES", "TX_PKTS", "TX_BYTES", "DROPS");
     for (const auto& p : j.at("ports"))
-        fmt::print("{:<16} {:<10} {:<11} {:>12} {:>14} {:>12} {:>14}  {}\n", p.at("name").get<std::string>(),
-                   p.at("type").get<std::string>(), p.at("state").get<std::string>(), p.at("rx_packets").get<uint64_t>(),
+        fmt::print("{:<16} {:<10} {:<8} {:<11} {:>12} {:>14} {:>12} {:>14}  {}\n", p.at("name").get<std::string>(),
+                   p.at("type").get<std::string>(), p.value("origin", "-"), p.at("state").get<std::string>(),
+                   p.at("rx_packets").get<uint64_t>(),
                    p.at("rx_bytes").get<uint64_t>(), p.at("tx_packets").get<uint64_t>(), p.at("tx_bytes").get<uint64_t>(),
                    drops_text(p.at("drops")));
     fmt::print("\n");
@@ -372,6 +380,9 @@ void print_port(const nlohmann::json& j)
     const nlohmann::json& p = j.at("port");
     fmt::print("{} ({}): {}, {}\n", p.at("name").get<std::string>(), p.at("type").get<std::string>(),
                p.at("state").get<std::string>(), vlan_text(p));
+    if (p.contains("origin"))  // daemons before the state file do not say
+        fmt::print("{:<19}{}\n", "origin:", p.at("origin") == "runtime" ? "runtime (add-port; restored when vuswitchd restarts)"
+                                                                         : "config");
     fmt::print("{:<19}{} packets, {} bytes ({} zero-copy)\n", "rx (from port):", p.at("rx_packets").get<uint64_t>(),
                p.at("rx_bytes").get<uint64_t>(), p.value("rx_zero_copy", uint64_t{0}));
     fmt::print("{:<19}{} packets, {} bytes\n", "tx (to port):", p.at("tx_packets").get<uint64_t>(),
@@ -414,8 +425,8 @@ void print_config(const nlohmann::json& j)
                             "run-dir", "file-prefix", "memory", "log-level"})
         fmt::print("{} = {}\n", key, value_text(c.at(field_of(key))));
     // Set only in some configurations (and absent from older daemons' replies).
-    for (const char* key : {"mbufs", "huge-dir", "user", "group", "socket-mode", "socket-group", "ctl-socket-mode",
-                            "ctl-socket-group"})
+    for (const char* key : {"state-file", "mbufs", "huge-dir", "user", "group", "socket-mode", "socket-group",
+                            "ctl-socket-mode", "ctl-socket-group"})
         if (const std::string field = field_of(key); c.contains(field) && !c.at(field).is_null() && c.at(field) != "")
             fmt::print("{} = {}\n", key, value_text(c.at(field)));
     for (const char* flag : {"no-huge", "debug-dirty-log-always", "debug-no-dirty-log"})

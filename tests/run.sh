@@ -51,7 +51,8 @@
 #   hugepages_missing tests/system/hugepages_missing.sh (no hugetlbfs at --huge-dir, too few
 #                     free pages for --memory: exit 1 with the command that fixes it)
 #   cni               tests/system/cni.sh (vuswitch-cni ADD/CHECK/DEL as kubelet calls them for
-#                     two netns "pods" whose testpmds exchange frames; CNI error codes)
+#                     two netns "pods" whose testpmds exchange frames, before and after a
+#                     vuswitchd restart that restores their ports; CNI error codes)
 #   k8s_manifests     tests/system/k8s_manifests.sh (deploy/k8s: YAML, required fields, the
 #                     objects agree; vuswitch-cni accepts the NetworkAttachmentDefinition)
 #   (the system tests run again against build-asan's daemon; virtio_matrix with

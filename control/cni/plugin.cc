@@ -1,8 +1,10 @@
 // ADD, DEL, CHECK and VERSION of vuswitch-cni, as the CNI 1.0 spec defines them:
 //   ADD    add_port (vhost-user server socket in socketDir) unless the pod's port is
 //          already there with that socket (a repeated ADD gives the same result);
-//   DEL    del_port; a port, socket or daemon that is gone is success (spec: DEL must
-//          tolerate missing resources, or kubelet retries it forever);
+//   DEL    del_port; a port or socket that is gone is success (spec: DEL must tolerate
+//          missing resources, or kubelet retries it forever). A daemon that is not
+//          running is try-again-later: it keeps the pods' ports in its state file and
+//          would add the port again when it starts;
 //   CHECK  the port exists with the expected socket, and the socket file is there.
 #include "control/cni/plugin.h"
 
@@ -30,16 +32,13 @@ struct Reply {
     std::string message() const { return ok() ? "" : body["error"].value("message", body["error"].dump()); }
 };
 
-// One request to vuswitchd. Unreachable or silent: try_again_later (kubelet retries),
-// with the error's reason kept in `not_running` for DEL.
-std::expected<Reply, CniError> call(const NetConf& conf, const nlohmann::json& request, bool* not_running = nullptr)
+// One request to vuswitchd. Unreachable or silent: try_again_later (kubelet retries).
+std::expected<Reply, CniError> call(const NetConf& conf, const nlohmann::json& request)
 {
     const auto line = ask(conf.control_socket, request.dump());
     auto reply = line ? parse_reply(conf.control_socket, *line) : std::unexpected(line.error());
     if (reply)
         return Reply{std::move(*reply)};
-    if (not_running != nullptr)
-        *not_running = std::string_view(reply.error().reason) == control_client_error::not_running;
     return cni_error(Code::try_again_later,
                  fmt::format("vuswitchd is not reachable at {} (\"controlSocket\"): start it (on Kubernetes: the "
                              "vuswitchd DaemonSet pod on this node) or fix \"controlSocket\"; then retry",
@@ -143,12 +142,14 @@ void remove_stale_socket(const std::string& path)
 
 std::expected<nlohmann::json, CniError> del(const NetConf& conf, const Env& env)
 {
-    bool not_running = false;
-    auto reply = call(conf, {{"cmd", "del_port"}, {"port", port_name(env)}}, &not_running);
-    if (!reply && !not_running)
-        return std::unexpected(reply.error());
-    // Not running: vuswitchd keeps no ports across restarts, so the pod's port is gone.
-    if (reply && !reply->ok() && reply->code() != "no_such_port")
+    auto reply = call(conf, {{"cmd", "del_port"}, {"port", port_name(env)}});
+    if (!reply) {  // kubelet retries; the port would come back from the state file if DEL let go now
+        CniError e = reply.error();
+        e.msg += fmt::format(" (vuswitchd keeps the pods' ports across its restart: port {} is removed once it answers)",
+                             port_name(env));
+        return std::unexpected(std::move(e));
+    }
+    if (!reply->ok() && reply->code() != "no_such_port")
         return cni_error(Code::daemon_refused, fmt::format("vuswitchd did not remove port {}: {}", port_name(env),
                                                        reply->message()),
                      reply->code());

@@ -16,6 +16,7 @@
 #include "control/config.h"
 #include "control/event_loop.h"
 #include "control/management.h"
+#include "control/port_state.h"
 #include "control/scheduler.h"
 #include "vusw/fdb.h"
 #include "vusw/log.h"
@@ -37,7 +38,8 @@ struct Stub {
         const char* argv[] = {"vuswitchd"};
         return vusw::parse_args(1, argv)->config;
     }();
-    vusw::Management management{"/nonexistent/ctl", loop, ports, fdb, pmds, scheduler, config, control()};
+    vusw::PortState state{""};  // no file: nothing is added anyway
+    vusw::Management management{"/nonexistent/ctl", loop, ports, fdb, pmds, scheduler, config, control(), state};
 
     static vusw::PortControl control()
     {

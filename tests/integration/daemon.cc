@@ -114,9 +114,22 @@ Daemon::Daemon(DaemonConfig cfg)
   for (const auto& s : cfg.servers) args.insert(args.end(), {"--vhost-user", socket_path(s)});
   for (const auto& c : cfg.clients) args.insert(args.end(), {"--vhost-user-client", socket_path(c)});
   args.insert(args.end(), cfg.extra_args.begin(), cfg.extra_args.end());
+  args_ = args;
   spawn(args);
   wait_ready();
 }
+
+int Daemon::restart() {
+  const int rc = stop();
+  exited_ = false;
+  exited_status_ = 0;
+  std::error_code ec;
+  fs::rename(log_path_, log_path_ + ".before-restart", ec);
+  spawn(args_);
+  wait_ready();
+  return rc;
+}
+
 
 Daemon::~Daemon() {
   if (pid_ > 0) {

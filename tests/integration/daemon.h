@@ -59,6 +59,10 @@ class Daemon {
   bool alive();
   // SIGTERM and wait (10 s, then SIGKILL). Exit code, 128+signal if killed, -1 if not running.
   int stop();
+  // stop(), then the same command line again (run directory, control socket, metrics
+  // port, state file) and the readiness wait; returns stop()'s exit code. log() shows the
+  // new run only (the previous one is moved to daemon.log.before-restart).
+  int restart();
   // Everything the daemon wrote to stdout/stderr so far.
   std::string log() const;
   std::string log_tail(size_t lines = 40) const;
@@ -81,6 +85,7 @@ class Daemon {
   std::string run_dir_;
   std::string log_path_;
   std::string eal_prefix_;  // DPDK --file-prefix of this daemon
+  std::vector<std::string> args_;  // its command line, for restart()
   uint16_t metrics_port_ = 0;
   pid_t pid_ = -1;
   bool exited_ = false;   // reaped by alive(); stop() reports exited_status_

@@ -11,10 +11,12 @@
 #     the port exist, the device-info file Multus asked for names the pod's path;
 #     ADD again: the same result, still one port;
 #   - the two pods' testpmds exchange frames both ways, counted exactly at both ends;
+#   - vuswitchd restarts (same run dir): both ports come back from its state file (origin
+#     runtime), CHECK passes for both pods, new testpmds in the pods exchange frames again;
 #   - CHECK passes; DEL removes port and socket; DEL again succeeds; CHECK then fails (101);
 #   - errors: bad config (7), not JSON (6), cniVersion 0.4.0 (1), missing env (4), a port
-#     name taken by another socket (102), daemon down on ADD/CHECK (11); DEL with the
-#     daemon down succeeds (it keeps no runtime ports across restarts).
+#     name taken by another socket (102), daemon down on ADD/CHECK/DEL (11: DEL too, as
+#     the daemon would add the pod's port again from its state file).
 #
 # Exit: 0 pass, 1 fail, 77 skip (not root / no hugepages / no testpmd / no python3-yaml).
 set -euo pipefail
@@ -89,7 +91,7 @@ expect_error 11 "ADD with vuswitchd down"
 cni CHECK "$ID_A" "$(netns_path "$NS_A")"
 expect_error 11 "CHECK with vuswitchd down"
 cni DEL "$ID_A" "$(netns_path "$NS_A")"
-check "DEL with vuswitchd down succeeds" "$CNI_RC" 0
+expect_error 11 "DEL with vuswitchd down (it would restore the port from its state file)"
 cni VERSION "" ""
 check "VERSION" "$CNI_OUT" '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}'
 
@@ -135,23 +137,13 @@ for pod in A B; do
   printf '#!/bin/sh\nexec ip netns exec %s %s "$@"\n' "${!ns}" "$(command -v dpdk-testpmd)" >"$SYS_TMP/testpmd-$pod"
   chmod +x "$SYS_TMP/testpmd-$pod"
 done
-SYS_TESTPMD=$SYS_TMP/testpmd-A tp_start_virtio_user A "$SOCKDIR/$PORT_A.sock" "$MAC_A" "$MAC_B"
-SYS_TESTPMD=$SYS_TMP/testpmd-B tp_start_virtio_user B "$SOCKDIR/$PORT_B.sock" "$MAC_B" "$MAC_A"
-check "testpmd A runs in pod A's namespace" "$(readlink "/proc/${TP_PID[A]}/ns/net")" \
-  "$(ip netns exec "$NS_A" readlink /proc/self/ns/net)"
-for ((i = 0; i < 100; i++)); do
-  [[ $(vusw_port_json "$PORT_A" state) == ready && $(vusw_port_json "$PORT_B" state) == ready ]] && break
-  sleep 0.1
-done
-check "pod A's port ready" "$(vusw_port_json "$PORT_A" state)" ready
-check "pod B's port ready" "$(vusw_port_json "$PORT_B" state)" ready
 
-# send FROM TO: ROUNDS x 128 frames FROM -> TO, each round waited for at the receiver
-# (TO receives nothing else), so no ring overflows while a core is busy elsewhere.
+# send FROM TO ROUNDS: ROUNDS x 128 frames FROM -> TO, each round waited for at the
+# receiver (TO receives nothing else), so no ring overflows while a core is busy elsewhere.
 send() {
-  local from=$1 to=$2 r i
+  local from=$1 to=$2 rounds=$3 r i
   tp_cmd "$to" start
-  for ((r = 1; r <= ROUNDS; r++)); do
+  for ((r = 1; r <= rounds; r++)); do
     tp_cmd "$from" "start tx_first 4"
     sleep 0.2
     tp_cmd "$from" stop
@@ -162,19 +154,52 @@ send() {
   done
   tp_cmd "$to" stop
 }
-log "pod A -> pod B, then B -> A: $ROUNDS x 128 frames each"
-send A B
-send B A
-read -r _ a_rx a_tx _ <<<"$(tp_stats A 1)"
-read -r _ b_rx b_tx _ <<<"$(tp_stats B 1)"
-check "A sent" "$a_tx" $((ROUNDS * 128))
-check "B received all A sent" "$b_rx" "$a_tx"
-check "B sent" "$b_tx" $((ROUNDS * 128))
-check "A received all B sent" "$a_rx" "$b_tx"
-check "switch: pod A's port received A's frames" "$(vusw_port_json "$PORT_A" rx_packets)" "$a_tx"
-check "switch: pod B's port drops" "$(vusw_port_json "$PORT_B" drops)" 0
-tp_quit A
-tp_quit B
+# exchange A B ROUNDS: testpmds named A and B in pods A and B, ROUNDS x 128 frames each
+# way, counted exactly at both ends and by the switch; both quit at the end.
+exchange() {
+  local a=$1 b=$2 rounds=$3 i a_rx a_tx b_rx b_tx
+  SYS_TESTPMD=$SYS_TMP/testpmd-A tp_start_virtio_user "$a" "$SOCKDIR/$PORT_A.sock" "$MAC_A" "$MAC_B"
+  SYS_TESTPMD=$SYS_TMP/testpmd-B tp_start_virtio_user "$b" "$SOCKDIR/$PORT_B.sock" "$MAC_B" "$MAC_A"
+  check "testpmd $a runs in pod A's namespace" "$(readlink "/proc/${TP_PID[$a]}/ns/net")" \
+    "$(ip netns exec "$NS_A" readlink /proc/self/ns/net)"
+  for ((i = 0; i < 100; i++)); do
+    [[ $(vusw_port_json "$PORT_A" state) == ready && $(vusw_port_json "$PORT_B" state) == ready ]] && break
+    sleep 0.1
+  done
+  check "pod A's port ready" "$(vusw_port_json "$PORT_A" state)" ready
+  check "pod B's port ready" "$(vusw_port_json "$PORT_B" state)" ready
+  log "pod A -> pod B, then B -> A: $rounds x 128 frames each"
+  send "$a" "$b" "$rounds"
+  send "$b" "$a" "$rounds"
+  read -r _ a_rx a_tx _ <<<"$(tp_stats "$a" 1)"
+  read -r _ b_rx b_tx _ <<<"$(tp_stats "$b" 1)"
+  check "A sent" "$a_tx" $((rounds * 128))
+  check "B received all A sent" "$b_rx" "$a_tx"
+  check "B sent" "$b_tx" $((rounds * 128))
+  check "A received all B sent" "$a_rx" "$b_tx"
+  check "switch: pod A's port received A's frames" "$(vusw_port_json "$PORT_A" rx_packets)" "$a_tx"
+  check "switch: pod B's port drops" "$(vusw_port_json "$PORT_B" drops)" 0
+  tp_quit "$a"
+  tp_quit "$b"
+}
+exchange A B "$ROUNDS"
+
+# ---- vuswitchd restarts (systemctl restart, a DaemonSet update): the pods' ports come
+# back from its state file (the same run dir), CHECK passes, new front-ends switch again
+check "the pods' ports are run-time ports" "$(vusw_port_json "$PORT_A" origin) $(vusw_port_json "$PORT_B" origin)" \
+  "runtime runtime"
+rc=0
+vusw_stop || rc=$?
+check "vuswitchd exit code on SIGTERM (restart)" "$rc" 0
+cp "$VUSW_LOG" "$SYS_TMP/vuswitchd-cni-before-restart.log"
+vusw_start cni --lcores 0,1 --log-level info
+grep -q '2 of 2 ports added at run time restored' "$VUSW_LOG" \
+  || { log "MISMATCH: no restore line in $VUSW_LOG"; errors=$((errors + 1)); }
+for pod in "$ID_A:$NS_A" "$ID_B:$NS_B"; do
+  cni CHECK "${pod%%:*}" "$(netns_path "${pod#*:}")"
+  check "CHECK pod ${pod:0:8} after the restart: exit status, no output" "$CNI_RC/$CNI_OUT" "0/"
+done
+exchange A2 B2 1
 
 # ---- DEL and CHECK after it
 cni DEL "$ID_A" "$(netns_path "$NS_A")"
@@ -230,4 +255,4 @@ cni ADD "$ID_B" "$(netns_path "$NS_B")"
 expect_error 11 "ADD after vuswitchd stopped"
 
 (( errors == 0 )) || fail "$errors check(s) failed"
-log "PASS: ADD/CHECK/DEL as kubelet calls them; two pods exchanged $((ROUNDS * 256)) frames"
+log "PASS: ADD/CHECK/DEL as kubelet calls them; two pods exchanged $((ROUNDS * 256)) frames, and 256 more after a vuswitchd restart"

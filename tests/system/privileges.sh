@@ -11,6 +11,8 @@
 #    the socket's group can;
 #  - add-port vhost-user still works after the drop (a new socket in RUN_DIR), del-port
 #    removes its socket; add-port of a NIC that needs capabilities fails saying why;
+#  - a port recorded in the state file is restored before the drop; the file is then the
+#    user's (0600) and the user rewrites it at add-port;
 #  - SIGTERM: exit 0, every socket removed, no hugepage or DPDK runtime file left
 #    (--in-memory; EAL leaves its empty runtime directory in any case);
 #  - the same with --no-huge (DPDK's legacy memory);
@@ -57,6 +59,11 @@ check "bad --socket-mode: exit status" "$rc" 2
   || { log "MISMATCH: bad --socket-mode message: $out"; errors=$((errors + 1)); }
 
 RUN=$SYS_TMP/run-priv
+# A port recorded by an earlier run (as root): restored before the drop, its state file
+# then given to the user, who rewrites it as ports come and go.
+mkdir -p "$RUN"
+printf '{"version":1,"ports":[{"name":"vm0","request":{"cmd":"add_port","type":"vhost-user","target":"%s"}}]}\n' \
+  "$RUN/vm0.sock" >"$RUN/ports.json"
 # Metrics on: its HTTP server's threads are checked too.
 METRICS_PORT=$((19000 + $$ % 1000))
 VUSW_METRICS=127.0.0.1:$METRICS_PORT vusw_start priv --lcores 0,1 --memory 256 --user "$TEST_USER" --socket-mode 0620 --socket-group nogroup \
@@ -90,6 +97,9 @@ check "show config: user" "$(vusw_ctl --json show config | "$PYTHON" -c 'import 
 check "vhost-user socket owner, group, mode" "$(stat -c '%U %G %a' "$RUN/vm1.sock")" "$TEST_USER nogroup 620"
 check "control socket owner, group, mode" "$(stat -c '%U %G %a' "$VUSW_CTL")" "$TEST_USER $TEST_USER 660"
 check "RUN_DIR owner" "$(stat -c '%U %G' "$RUN")" "$TEST_USER $TEST_USER"
+check "restored port vm0: origin, socket owner, group, mode" \
+  "$(vusw_port_json vm0 origin) $(stat -c '%U %G %a' "$RUN/vm0.sock" 2>&1)" "runtime $TEST_USER nogroup 620"
+check "state file owner, mode" "$(stat -c '%U %a' "$RUN/ports.json" 2>&1)" "$TEST_USER 600"
 
 # Another user may not connect to the control socket; a member of its group may.
 rc=0
@@ -126,6 +136,8 @@ tp_quit B
 # Ports at run time after the drop.
 vusw_ctl add-port vhost-user "$RUN/vm3.sock" || { log "MISMATCH: add-port vhost-user failed"; errors=$((errors + 1)); }
 check "added socket owner, group, mode" "$(stat -c '%U %G %a' "$RUN/vm3.sock" 2>&1)" "$TEST_USER nogroup 620"
+check "state file after add-port (written by the user)" \
+  "$("$PYTHON" -c 'import json,sys; print(*(p["name"] for p in json.load(open(sys.argv[1]))["ports"]))' "$RUN/ports.json")" "vm0 vm3"
 vusw_ctl del-port vm3 || { log "MISMATCH: del-port vm3 failed"; errors=$((errors + 1)); }
 [[ ! -e $RUN/vm3.sock ]] || { log "MISMATCH: del-port left $RUN/vm3.sock"; errors=$((errors + 1)); }
 rc=0

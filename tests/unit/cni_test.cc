@@ -200,7 +200,7 @@ TEST_CASE("documents on stdout: result, device-info, VERSION, error")
     CHECK_FALSE(error_result({Code::invalid_env, "x", ""}).contains("details"));
 }
 
-TEST_CASE("control client: no daemon at the path is not_running (DEL then succeeds)")
+TEST_CASE("control client: no daemon at the path is not_running")
 {
     const auto reply = vusw::ask("/nonexistent-vusw-dir/vuswitchd.ctl", "{\"cmd\":\"version\"}");
     REQUIRE_FALSE(reply);

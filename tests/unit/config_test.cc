@@ -185,7 +185,7 @@ TEST_CASE("--help mentions every flag; --version prints the version")
     REQUIRE(help.has_value());
     const std::string& text = help->print;
     for (const char* flag : {"--help", "--version", "--config", "--vhost-user", "--vhost-user-client", "--nic",
-                             "--lcores", "--metrics", "--control", "--run-dir", "--file-prefix", "--memory",
+                             "--lcores", "--metrics", "--control", "--run-dir", "--state-file", "--file-prefix", "--memory",
                              "--no-huge", "--log-level", "--huge-dir", "--user", "--group", "--socket-mode",
                              "--socket-group", "--ctl-socket-mode", "--ctl-socket-group"}) {
         CAPTURE(flag);

@@ -11,6 +11,7 @@
 #include "control/config.h"
 #include "control/event_loop.h"
 #include "control/management.h"
+#include "control/port_state.h"
 #include "control/scheduler.h"
 #include "tests/unit/config_args.h"
 #include "vusw/fdb.h"
@@ -28,7 +29,8 @@ struct Answering {
     Fdb fdb{64};
     Scheduler scheduler{ports, pmds, std::chrono::seconds(0), 25};
     Config config = parse({})->config;
-    Management m{"/nonexistent/ctl", loop, ports, fdb, pmds, scheduler, config, PortControl{}};
+    PortState state{""};  // no file
+    Management m{"/nonexistent/ctl", loop, ports, fdb, pmds, scheduler, config, PortControl{}, state};
 
     nlohmann::json answer(std::string_view line)
     {
