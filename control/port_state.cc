@@ -168,4 +168,19 @@ Status PortState::save() const
     return replace_file(path_, serialise_port_state(ports_));
 }
 
+Status forget_recorded_port(const std::string& path, const std::string& name)
+{
+    auto text = read_state(path);
+    if (!text)
+        return std::unexpected(text.error());
+    if (!*text)
+        return {};
+    auto ports = parse_port_state(**text);
+    if (!ports)
+        return fail("state", fmt::format("state file {}: {}", path, ports.error().detail));
+    if (std::erase_if(*ports, [&](const RecordedPort& p) { return p.name == name; }) == 0)
+        return {};
+    return replace_file(path, serialise_port_state(*ports));
+}
+
 }  // namespace vusw

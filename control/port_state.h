@@ -64,4 +64,9 @@ private:
     std::vector<RecordedPort> ports_;
 };
 
+// Port `name` forgotten in the state file at `path` while no vuswitchd runs (the CNI
+// plugin's DEL): it is not added again at the next start. No file, or no such port in it:
+// nothing to do. A file that cannot be read is left as it is, and the error says why.
+Status forget_recorded_port(const std::string& path, const std::string& name);
+
 }  // namespace vusw

@@ -2,13 +2,16 @@
 //   ADD    add_port (vhost-user server socket in socketDir) unless the pod's port is
 //          already there with that socket (a repeated ADD gives the same result);
 //   DEL    del_port; a port or socket that is gone is success (spec: DEL must tolerate
-//          missing resources, or kubelet retries it forever). A daemon that is not
-//          running is try-again-later: it keeps the pods' ports in its state file and
-//          would add the port again when it starts;
+//          missing resources, or kubelet retries it forever). With no daemon running
+//          (nothing listens on the control socket) the port is removed from its state
+//          file instead, so that it does not come back when vuswitchd starts; a daemon
+//          that runs but does not answer is try-again-later;
 //   CHECK  the port exists with the expected socket, and the socket file is there.
 #include "control/cni/plugin.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,6 +22,8 @@
 #include <fmt/format.h>
 
 #include "control/control_client.h"
+#include "control/port_state.h"
+#include "vusw/unique_fd.h"
 
 namespace vusw::cni {
 
@@ -140,13 +145,39 @@ void remove_stale_socket(const std::string& path)
         unlink(path.c_str());
 }
 
+// Whether no vuswitchd listens on `control_socket` (no socket file, or nobody accepting
+// on it): only then may the plugin edit the state file, which a running daemon rewrites
+// from memory.
+bool no_daemon_at(const std::string& control_socket)
+{
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (control_socket.size() >= sizeof addr.sun_path)
+        return false;
+    std::memcpy(addr.sun_path, control_socket.c_str(), control_socket.size() + 1);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
+        return false;
+    return errno == ENOENT || errno == ECONNREFUSED;
+}
+
 std::expected<nlohmann::json, CniError> del(const NetConf& conf, const Env& env)
 {
     auto reply = call(conf, {{"cmd", "del_port"}, {"port", port_name(env)}});
-    if (!reply) {  // kubelet retries; the port would come back from the state file if DEL let go now
+    if (!reply && no_daemon_at(conf.control_socket)) {  // stopped, or gone from the node for good
+        if (auto forgot = forget_recorded_port(conf.state_file, port_name(env)); !forgot)
+            return cni_error(Code::try_again_later,
+                             fmt::format("vuswitchd is not running and port {} could not be removed from its state "
+                                         "file {} (\"stateFile\"), so it would come back when vuswitchd starts: fix "
+                                         "or remove the file, or start vuswitchd; then retry",
+                                         port_name(env), conf.state_file),
+                             forgot.error().detail);
+        remove_stale_socket(host_socket_path(conf, env));
+        return nlohmann::json();
+    }
+    if (!reply) {  // a daemon that does not answer: kubelet retries
         CniError e = reply.error();
-        e.msg += fmt::format(" (vuswitchd keeps the pods' ports across its restart: port {} is removed once it answers)",
-                             port_name(env));
+        e.msg += fmt::format(" (port {} is removed once it answers)", port_name(env));
         return std::unexpected(std::move(e));
     }
     if (!reply->ok() && reply->code() != "no_such_port")

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
 #include <utility>
 
 #include <fmt/format.h>
@@ -187,6 +188,9 @@ std::expected<NetConf, CniError> parse_keys(const nlohmann::json& j)
     conf.name = f.required_string("name");
     f.required_string("type");
     conf.control_socket = f.path("controlSocket", conf.control_socket, kMaxPath);
+    // vuswitchd's default state file is in its run dir, beside its default control socket.
+    conf.state_file = f.path("stateFile", std::filesystem::path(conf.control_socket).replace_filename("ports.json"),
+                             kMaxPath);
     conf.socket_dir = f.path("socketDir", conf.socket_dir, kMaxSocketDir);
     conf.pod_socket_dir = f.path("podSocketDir", conf.socket_dir, kMaxSocketDir);
     conf.mtu = f.number("mtu", 68, 9000);

@@ -62,6 +62,7 @@ struct NetConf {
     std::string cni_version;
     std::string name;                                    // the network's name
     std::string control_socket = "/run/vuswitch/vuswitchd.ctl";
+    std::string state_file;                              // vuswitchd's --state-file (default: ports.json beside control_socket)
     std::string socket_dir = "/run/vuswitch/pods";      // host directory of the pods' sockets
     std::string pod_socket_dir;                          // where pods mount socket_dir (default: the same)
     std::optional<unsigned> mtu;                         // 68..9000

@@ -11,12 +11,14 @@
 #     the port exist, the device-info file Multus asked for names the pod's path;
 #     ADD again: the same result, still one port;
 #   - the two pods' testpmds exchange frames both ways, counted exactly at both ends;
-#   - vuswitchd restarts (same run dir): both ports come back from its state file (origin
-#     runtime), CHECK passes for both pods, new testpmds in the pods exchange frames again;
+#   - vuswitchd restarts (same run dir); pod B is deleted while it is down (DEL takes the
+#     port out of the state file): pod A's port comes back from the file (origin runtime),
+#     pod B's does not (CHECK 101) until ADD again; new testpmds in the pods exchange
+#     frames again;
 #   - CHECK passes; DEL removes port and socket; DEL again succeeds; CHECK then fails (101);
 #   - errors: bad config (7), not JSON (6), cniVersion 0.4.0 (1), missing env (4), a port
-#     name taken by another socket (102), daemon down on ADD/CHECK/DEL (11: DEL too, as
-#     the daemon would add the pod's port again from its state file).
+#     name taken by another socket (102), daemon down on ADD/CHECK (11); DEL with the
+#     daemon down and no state file succeeds.
 #
 # Exit: 0 pass, 1 fail, 77 skip (not root / no hugepages / no testpmd / no python3-yaml).
 set -euo pipefail
@@ -91,7 +93,7 @@ expect_error 11 "ADD with vuswitchd down"
 cni CHECK "$ID_A" "$(netns_path "$NS_A")"
 expect_error 11 "CHECK with vuswitchd down"
 cni DEL "$ID_A" "$(netns_path "$NS_A")"
-expect_error 11 "DEL with vuswitchd down (it would restore the port from its state file)"
+check "DEL with vuswitchd down and no state file: exit status, no output" "$CNI_RC/$CNI_OUT" "0/"
 cni VERSION "" ""
 check "VERSION" "$CNI_OUT" '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}'
 
@@ -185,16 +187,27 @@ exchange() {
 exchange A B "$ROUNDS"
 
 # ---- vuswitchd restarts (systemctl restart, a DaemonSet update): the pods' ports come
-# back from its state file (the same run dir), CHECK passes, new front-ends switch again
+# back from its state file (the same run dir), CHECK passes, new front-ends switch again.
+# Pod B is deleted while vuswitchd is down: DEL takes its port out of the state file.
 check "the pods' ports are run-time ports" "$(vusw_port_json "$PORT_A" origin) $(vusw_port_json "$PORT_B" origin)" \
   "runtime runtime"
 rc=0
 vusw_stop || rc=$?
 check "vuswitchd exit code on SIGTERM (restart)" "$rc" 0
 cp "$VUSW_LOG" "$SYS_TMP/vuswitchd-cni-before-restart.log"
+STATE=$SYS_TMP/run-cni/ports.json
+recorded() { "$PYTHON" -c 'import json, sys; print(" ".join(p["name"] for p in json.load(open(sys.argv[1]))["ports"]))' "$STATE"; }
+check "the state file records both pods' ports" "$(recorded)" "$PORT_A $PORT_B"
+cni DEL "$ID_B" "$(netns_path "$NS_B")"
+check "DEL pod B with vuswitchd down: exit status, no output" "$CNI_RC/$CNI_OUT" "0/"
+check "... took its port out of the state file" "$(recorded)" "$PORT_A"
 vusw_start cni --lcores 0,1 --log-level info
-grep -q '2 of 2 ports added at run time restored' "$VUSW_LOG" \
+grep -q '1 of 1 ports added at run time restored' "$VUSW_LOG" \
   || { log "MISMATCH: no restore line in $VUSW_LOG"; errors=$((errors + 1)); }
+cni CHECK "$ID_B" "$(netns_path "$NS_B")"
+expect_error 101 "CHECK pod B after the restart (deleted while vuswitchd was down)"
+cni ADD "$ID_B" "$(netns_path "$NS_B")"
+check "ADD pod B again: exit status" "$CNI_RC" 0
 for pod in "$ID_A:$NS_A" "$ID_B:$NS_B"; do
   cni CHECK "${pod%%:*}" "$(netns_path "${pod#*:}")"
   check "CHECK pod ${pod:0:8} after the restart: exit status, no output" "$CNI_RC/$CNI_OUT" "0/"

@@ -112,6 +112,7 @@ TEST_CASE("network config: defaults, vuswitch keys, runtimeConfig.CNIDeviceInfoF
     const NetConf plain = conf_of(R"({"cniVersion":"1.0.0","name":"vuswitch-net","type":"vuswitch-cni"})");
     CHECK(plain.name == "vuswitch-net");
     CHECK(plain.control_socket == "/run/vuswitch/vuswitchd.ctl");
+    CHECK(plain.state_file == "/run/vuswitch/ports.json");
     CHECK(plain.socket_dir == "/run/vuswitch/pods");
     CHECK(plain.pod_socket_dir == "/run/vuswitch/pods");
     CHECK_FALSE(plain.mtu);
@@ -122,6 +123,9 @@ TEST_CASE("network config: defaults, vuswitch keys, runtimeConfig.CNIDeviceInfoF
         "capabilities":{"CNIDeviceInfoFile":true},"ipam":{},
         "runtimeConfig":{"CNIDeviceInfoFile":"/var/run/k8s.cni.cncf.io/devinfo/cni/x-net1-device.json"}})");
     CHECK(full.control_socket == "/x/ctl");
+    CHECK(full.state_file == "/x/ports.json");  // beside the control socket, as vuswitchd's defaults are
+    CHECK(conf_of(R"({"cniVersion":"1.0.0","name":"n","type":"vuswitch-cni","stateFile":"/var/lib/v.json"})")
+              .state_file == "/var/lib/v.json");
     CHECK(full.socket_dir == "/var/lib/vusw");  // trailing / dropped
     CHECK(full.pod_socket_dir == "/var/run/vuswitch");
     CHECK(full.mtu == 9000u);
@@ -142,6 +146,7 @@ TEST_CASE("network config: not JSON is 6, another cniVersion 1, a bad key 7")
     CHECK(config_code(R"({"cniVersion":"1.0.0","name":"n"})") == 7);
     CHECK(config_code(head + R"(,"controlSocket":"relative.ctl"})") == 7);
     CHECK(config_code(head + R"(,"controlSocket":5})") == 7);
+    CHECK(config_code(head + R"(,"stateFile":"ports.json"})") == 7);
     CHECK(config_code(head + R"(,"socketDir":"/)" + std::string(70, 'd') + R"("})") == 7);  // socket path > 107
     CHECK(config_code(head + R"(,"socketDir":"/)" + std::string(68, 'd') + R"("})") == 0);
     CHECK(config_code(head + R"(,"mtu":67})") == 7);

@@ -137,3 +137,32 @@ TEST_CASE("--state-file: RUN_DIR/ports.json by default, a FILE, or none")
     CHECK(has_substr(test::error_of({"--state-file", ""}), "expected a FILE, or none"));
     CHECK(has_substr(test::error_of({"--state-file", "/tmp/"}), "expected a FILE, or none"));
 }
+
+TEST_CASE("state file: a port forgotten while no daemon runs (the CNI plugin's DEL)")
+{
+    TempDir dir;
+    const std::string path = dir.path + "/ports.json";
+    CHECK(forget_recorded_port(path, "vm1"));  // no file: nothing to do, and none made
+    CHECK_FALSE(std::filesystem::exists(path));
+    {
+        PortState state(path);
+        for (const RecordedPort& p : kPorts)
+            REQUIRE(state.record(p.name, p.request));
+    }
+    REQUIRE(forget_recorded_port(path, "n3"));
+    auto left = parse_port_state(read_text(path));
+    REQUIRE(left);
+    CHECK(*left == std::vector<RecordedPort>{kPorts[0], kPorts[2]});
+    const std::string before = read_text(path);
+    CHECK(forget_recorded_port(path, "n3"));  // not there (any more): unchanged
+    CHECK(read_text(path) == before);
+    struct stat st {};
+    REQUIRE(stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+
+    std::ofstream(path) << "{\"version\":1,\"ports\":[";  // cut short: left as it is, and said
+    auto bad = forget_recorded_port(path, "vm1");
+    REQUIRE_FALSE(bad);
+    CHECK(has_substr(bad.error().detail, path));
+    CHECK(read_text(path) == "{\"version\":1,\"ports\":[");
+}
