@@ -56,6 +56,16 @@ sys_require_daemon() {
   [[ -x $SYS_VUSWITCHCTL ]] || fail "vuswitchctl not built at $SYS_VUSWITCHCTL"
 }
 
+# sys_require_vxlan_host: what the tests against the kernel's VTEP use (skip without it),
+# and the kernel's vxlan module loaded.
+sys_require_vxlan_host() {
+  command -v "$PYTHON" >/dev/null || skip "python3 not installed"
+  command -v ethtool >/dev/null || skip "ethtool not installed"
+  command -v curl >/dev/null || skip "curl not installed (deploy/setup.sh installs it)"
+  command -v ping >/dev/null || skip "ping not installed (Debian package iputils-ping; deploy/setup.sh installs it)"
+  modprobe vxlan 2>/dev/null || true
+}
+
 # A DPDK file prefix unique to this run. sys_cleanup removes the hugepage files and
 # runtime directories of every prefix of this form ($$ is the script's PID, also in
 # subshells), since EAL leaves them behind and they would pin hugepages.
