@@ -112,6 +112,15 @@ for line in sys.stdin:
 print(int(total))' "$@"
 }
 
+# free_port FIRST LAST: the first TCP port in FIRST..LAST nobody listens on.
+free_port() {
+  local p
+  for ((p = $1; p <= $2; p++)); do
+    ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
+  done
+  fail "no free TCP port in $1..$2"
+}
+
 # ---------------------------------------------------------------- network namespaces
 
 NS=
@@ -241,6 +250,23 @@ for p in json.load(sys.stdin)["ports"]:
         print(sum(v.values()) if isinstance(v, dict) else v)
         sys.exit(0)
 sys.exit("no port %r in vuswitchctl output" % name)' "$1" "$2"
+}
+
+# vusw_port_field NAME FIELD.PATH: one (nested) field of `vuswitchctl --json show port
+# NAME`, e.g. vxlan.arp_received; 0 where the path is missing.
+vusw_port_field() {
+  vusw_ctl --json show port "$1" | "$PYTHON" -c '
+import json, sys
+v = json.load(sys.stdin)["port"]
+for k in sys.argv[1].split("."):
+    v = v.get(k, 0) if isinstance(v, dict) else 0
+print(v)' "$2"
+}
+
+# vusw_metric NAME [LABEL=VALUE...]: the sum of NAME's samples with these labels on the
+# daemon's /metrics (started with VUSW_METRICS=ADDR:PORT).
+vusw_metric() {
+  curl -sf "http://$VUSW_METRICS/metrics" | metric_sum "$@"
 }
 
 # ---------------------------------------------------------------- dpdk-testpmd
