@@ -5,12 +5,33 @@
 #include <rte_ring.h>
 
 #include <cstring>
+#include <memory>
+#include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "mbuf_helpers.h"
+#include "ports/ethdev_port.h"
 #include "vusw/vxlan.h"
 
 namespace vusw::test {
+
+// A new net_ring device `dev` (net_ring_...) opened as an underlay, and its one ring
+// ETH_RXTX0_<dev>: what the port sends lands there, what a test puts there it receives.
+struct RingUnderlay {
+    std::unique_ptr<EthdevPort> port;
+    rte_ring* wire = nullptr;
+};
+
+inline RingUnderlay ring_underlay(const std::string& dev, rte_mempool* pool)
+{
+    auto port = EthdevPort::open(dev, "u", 1500, pool);
+    REQUIRE_MESSAGE(port.has_value(), port.error().detail);
+    rte_ring* wire = rte_ring_lookup(fmt::format("ETH_RXTX0_{}", dev).c_str());
+    REQUIRE(wire != nullptr);
+    return {std::move(*port), wire};
+}
 
 // An IPv4 frame from `src` to `dst`, 802.1Q-tagged with `vid` when vid >= 0.
 inline Bytes inner_frame(const MacAddr& dst, const MacAddr& src, int vid = -1, std::size_t len = 100)

@@ -43,17 +43,15 @@ struct Rig {
     // Remotes kNear (on-link), kFar and kFar2 (behind the gateway) over net_ring device `dev`.
     explicit Rig(const std::string& dev)
     {
-        auto underlay = EthdevPort::open(dev, "u", 1500, pool());
-        REQUIRE_MESSAGE(underlay.has_value(), underlay.error().detail);
-        wire = rte_ring_lookup(fmt::format("ETH_RXTX0_{}", dev).c_str());
-        REQUIRE(wire != nullptr);
+        test::RingUnderlay underlay = test::ring_underlay(dev, pool());
+        wire = underlay.wire;
         VxlanSettings s;
         s.local_ip = kLocalIp;
         s.prefix = 24;
         s.gateway = kGateway;
         s.remotes = {kNear, kFar, kFar2};
         s.vni = 42;
-        auto t = VxlanPort::open("vx", s, std::move(*underlay));
+        auto t = VxlanPort::open("vx", s, std::move(underlay.port));
         REQUIRE(t.has_value());
         tunnel = std::move(*t);
         tunnel->set_config(PortConfig{});

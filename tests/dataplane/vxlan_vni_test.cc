@@ -93,18 +93,16 @@ struct Rig {
     Guest ten{"g10", 10}, twenty{"g20", 20};
     PmdContext ctx{0, pool()};
 
-    // Over a new net_ring device `dev` (net_ring_...): its one ring is ETH_RXTX0_<dev>.
+    // Over a new net_ring device `dev` (test::ring_underlay).
     explicit Rig(const std::string& dev)
     {
-        auto underlay = EthdevPort::open(dev, "u", 1500, pool());
-        REQUIRE_MESSAGE(underlay.has_value(), underlay.error().detail);
-        wire = rte_ring_lookup(fmt::format("ETH_RXTX0_{}", dev).c_str());
-        REQUIRE(wire != nullptr);
+        test::RingUnderlay underlay = test::ring_underlay(dev, pool());
+        wire = underlay.wire;
         VxlanSettings s;
         s.local_ip = kLocalIp;
         s.remotes = {kRemoteA, kRemoteB};
         s.vni_map = {{5000, 10}, {5001, 20}};
-        auto t = VxlanPort::open("vx", s, std::move(*underlay));
+        auto t = VxlanPort::open("vx", s, std::move(underlay.port));
         REQUIRE(t.has_value());
         tunnel = std::move(*t);
         PortConfig trunk;  // as tunnel_port_config makes it

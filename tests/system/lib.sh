@@ -56,6 +56,21 @@ sys_require_daemon() {
   [[ -x $SYS_VUSWITCHCTL ]] || fail "vuswitchctl not built at $SYS_VUSWITCHCTL"
 }
 
+# sys_require_tools TOOL...: skip unless each is installed (python3: Debian's, $PYTHON);
+# the message says where it comes from.
+sys_require_tools() {
+  local tool
+  for tool in "$@"; do
+    case $tool in
+      python3) command -v "$PYTHON" >/dev/null || skip "python3 not installed" ;;
+      curl) command -v curl >/dev/null || skip "curl not installed (deploy/setup.sh installs it)" ;;
+      ping) command -v ping >/dev/null \
+        || skip "ping not installed (Debian package iputils-ping; deploy/setup.sh installs it)" ;;
+      *) command -v "$tool" >/dev/null || skip "$tool not installed" ;;
+    esac
+  done
+}
+
 # A DPDK file prefix unique to this run. sys_cleanup removes the hugepage files and
 # runtime directories of every prefix of this form ($$ is the script's PID, also in
 # subshells), since EAL leaves them behind and they would pin hugepages.

@@ -28,10 +28,7 @@ GUEST_IP=192.168.97.1 VTEP_IP=192.168.97.2
 sys_init vxlan_routed
 sys_require_hugepages 600
 sys_require_daemon
-command -v "$PYTHON" >/dev/null || skip "python3 not installed"
-command -v ethtool >/dev/null || skip "ethtool not installed"
-command -v curl >/dev/null || skip "curl not installed (deploy/setup.sh installs it)"
-command -v ping >/dev/null || skip "ping not installed (Debian package iputils-ping; deploy/setup.sh installs it)"
+sys_require_tools python3 ethtool curl ping
 modprobe vxlan 2>/dev/null || true
 
 # The router (NS) with vuswitchd's underlay veth on 10.97.1.0/24.

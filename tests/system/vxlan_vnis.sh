@@ -24,9 +24,7 @@ LOCAL=10.99.0.1 REMOTE=10.99.0.2
 sys_init vxlan_vnis
 sys_require_hugepages 900
 sys_require_daemon
-command -v "$PYTHON" >/dev/null || skip "python3 not installed"
-command -v curl >/dev/null || skip "curl not installed (deploy/setup.sh installs it)"
-command -v ping >/dev/null || skip "ping not installed (Debian package iputils-ping; deploy/setup.sh installs it)"
+sys_require_tools python3 curl ping
 modprobe vxlan 2>/dev/null || true
 
 sys_netns
