@@ -41,7 +41,8 @@ std::string mac_text(const MacAddr& m)
     return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
 }
 
-// A tunnel's VTEPs, with each remote's MAC as learned (null: not yet), its VNI (null with
+// A tunnel's VTEPs, with each remote's next hop ("direct", or the gateway's IP) and the
+// MAC its frames go to as learned (null: not yet), its VNI (null with
 // a map) or VNI map with each VNI's frames, its ARP work and its underlay NIC's own
 // counters (frames on the wire, both ways).
 nlohmann::json vxlan_details(const VxlanPort& port)
@@ -52,7 +53,10 @@ nlohmann::json vxlan_details(const VxlanPort& port)
     nlohmann::json remotes = nlohmann::json::array();
     for (std::size_t i = 0; i < s.remotes.size(); ++i) {
         const auto mac = port.neighbour(i);
-        remotes.push_back({{"ip", ipv4_text(s.remotes[i])}, {"mac", mac ? nlohmann::json(mac_text(*mac)) : nlohmann::json()},
+        const uint32_t hop = port.next_hop(i);
+        remotes.push_back({{"ip", ipv4_text(s.remotes[i])},
+                           {"next_hop", hop == s.remotes[i] ? "direct" : ipv4_text(hop)},
+                           {"mac", mac ? nlohmann::json(mac_text(*mac)) : nlohmann::json()},
                            {"encapsulated", v.encapsulated[i]}, {"decapsulated", v.decapsulated[i]},
                            {"inner_macs", macs[i]}});
     }
@@ -66,6 +70,8 @@ nlohmann::json vxlan_details(const VxlanPort& port)
         vni_map.push_back({{"vni", s.vni_map[i].vni}, {"vlan", s.vni_map[i].vlan},
                            {"encapsulated", v.vni_encapsulated[i]}, {"decapsulated", v.vni_decapsulated[i]}});
     return {{"local", ipv4_text(s.local_ip)}, {"local_mac", mac_text(port.local_mac())},
+            {"prefix", s.prefix ? nlohmann::json(*s.prefix) : nlohmann::json()},
+            {"gateway", s.gateway != 0 ? nlohmann::json(ipv4_text(s.gateway)) : nlohmann::json()},
             {"vni", s.vni_map.empty() ? nlohmann::json(s.vni) : nlohmann::json()}, {"vni_map", vni_map},
             {"dstport", s.dst_port}, {"remotes", remotes},
             {"arp_requests_sent", v.arp_requests_sent}, {"arp_replies_sent", v.arp_replies_sent},

@@ -68,8 +68,8 @@ Management::Reply Management::add_port(const nlohmann::json& request)
     return added(**port, request);
 }
 
-// {"cmd":"add_port","type":"vxlan","target":"NAME,local=IP,remote=IP[,remote=IP...],vni=N
-// [,dstport=PORT],underlay=NIC" (--vxlan's value), "underlay":DEVARGS of the NIC it opens
+// {"cmd":"add_port","type":"vxlan","target":"NAME,local=IP[/PREFIX],remote=IP[,remote=IP...]
+// [,gateway=IP],vni=N[,dstport=PORT],underlay=NIC" (--vxlan's value), "underlay":DEVARGS of the NIC it opens
 // as NIC (optional "underlay_mtu"), optional "mtu", "vlan_mode", "vlan", "trunks"}. Without
 // "underlay", underlay=NIC names a --nic of the configuration no port uses now.
 Management::Reply Management::add_tunnel(const nlohmann::json& request)
@@ -77,7 +77,8 @@ Management::Reply Management::add_tunnel(const nlohmann::json& request)
     const std::string target = request.value("target", "");
     if (target.empty() || target.find('|') != std::string::npos)
         return Reply::error(ErrorCode::bad_argument, "add_port: a vxlan `target` is --vxlan's value without `|` options: "
-                                                     "NAME,local=IP,remote=IP[,remote=IP...],vni=N[,dstport=PORT],underlay=NIC");
+                                                     "NAME,local=IP[/PREFIX],remote=IP[,remote=IP...][,gateway=IP],vni=N[,dstport=PORT],"
+                                                     "underlay=NIC");
     for (const char* key : {"name", "client"})
         if (request.contains(key))
             return Reply::error(ErrorCode::bad_argument, fmt::format("add_port: `{}` is not for vxlan ports (the name is "

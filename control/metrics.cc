@@ -214,7 +214,9 @@ private:
                             MetricType::Counter);
         auto decap = family("vusw_vxlan_decapsulated_packets_total", "Frames received from the remote VTEP and decapsulated",
                             MetricType::Counter);
-        auto known = family("vusw_vxlan_remote_resolved", "1 once the remote VTEP's MAC is known (frames to it go out)",
+        auto known = family("vusw_vxlan_remote_resolved",
+                            "1 once the MAC of the remote VTEP's next hop (itself, or the gateway when off-link) is "
+                            "known: frames to it go out",
                             MetricType::Gauge);
         auto macs = family("vusw_vxlan_remote_inner_macs", "Inner MACs learned behind the remote VTEP", MetricType::Gauge);
         auto vni_encap = family("vusw_vxlan_vni_encapsulated_packets_total",

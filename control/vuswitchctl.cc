@@ -66,7 +66,7 @@ Commands:
   add-port nic DEVARGS [PORT OPTIONS]
                    a DPDK virtual device now (net_tap0,iface=x  net_af_packet0,iface=veth0
                    net_null0 ...); PCI NICs are given at start-up (--nic)
-  add-port vxlan NAME,local=IP,remote=IP[,remote=IP...],vni=N[,dstport=PORT],underlay=NIC
+  add-port vxlan NAME,local=IP[/PREFIX],remote=IP[,remote=IP...][,gateway=IP],vni=N[,dstport=PORT],underlay=NIC
                  [--underlay DEVARGS] [--underlay-mtu BYTES] [PORT OPTIONS but --name]
                    a VXLAN tunnel now (as vuswitchd's --vxlan) over a DPDK virtual device it
                    opens as its underlay, named NIC (net_af_packet0,iface=eth1 ...; its MTU
@@ -172,19 +172,34 @@ std::string vlan_text(const nlohmann::json& p)
     return fmt::format("access VLAN {}, {}", vlan, mtu);
 }
 
-// A tunnel: its VNI or VNI map (each VNI's VLAN and frames), its VTEPs and remotes (MAC
-// as learned by ARP, `?` until then; frames to and from each, inner MACs learned behind
-// each), its ARP work
-// and its underlay NIC's own counts (rx: frames on the wire, of any kind; tx: encapsulated
-// frames and ARP).
+// A tunnel: its VNI or VNI map (each VNI's VLAN and frames), its VTEPs (local with its
+// prefix and gateway, if given) and remotes (`via GATEWAY` when off-link; the MAC frames
+// to it go to as learned by ARP, `?` until then; frames to and from each, inner MACs
+// learned behind each), its ARP work and its underlay NIC's own counts (rx: frames on the
+// wire, of any kind; tx: encapsulated frames and ARP).
+// "10.97.1.1/24", or "10.97.1.1" without a prefix (every remote on-link).
+std::string local_text(const nlohmann::json& v)
+{
+    const nlohmann::json prefix = v.value("prefix", nlohmann::json());
+    return v.at("local").get<std::string>() + (prefix.is_null() ? "" : fmt::format("/{}", prefix.get<unsigned>()));
+}
+
+// "via 10.97.1.254, " for a remote behind the gateway; "" for one reached directly.
+std::string via_text(const nlohmann::json& remote)
+{
+    const std::string hop = remote.value("next_hop", "direct");
+    return hop == "direct" ? "" : fmt::format("via {}, ", hop);
+}
+
 void print_vxlan(const nlohmann::json& p)
 {
     const nlohmann::json& v = p.at("vxlan");
     const nlohmann::json& u = v.at("underlay");
     std::string remotes;
     for (const auto& r : v.at("remotes"))
-        remotes += fmt::format("{}{} ({}; {} frames out, {} in, {} inner MACs)", remotes.empty() ? "" : ", ",
-                               r.at("ip").get<std::string>(), r.at("mac").is_null() ? "?" : r.at("mac").get<std::string>(),
+        remotes += fmt::format("{}{} ({}{}; {} frames out, {} in, {} inner MACs)", remotes.empty() ? "" : ", ",
+                               r.at("ip").get<std::string>(), via_text(r),
+                               r.at("mac").is_null() ? "?" : r.at("mac").get<std::string>(),
                                r.value("encapsulated", uint64_t(0)), r.value("decapsulated", uint64_t(0)),
                                r.value("inner_macs", uint64_t(0)));
     std::string vnis;  // "VNI 42", or "VNIs 5000 (VLAN 10; 3 frames out, 4 in), 5001 (VLAN 20; ...)"
@@ -194,8 +209,10 @@ void print_vxlan(const nlohmann::json& p)
                             m.value("encapsulated", uint64_t(0)), m.value("decapsulated", uint64_t(0)));
     if (vnis.empty())
         vnis = fmt::format("VNI {}", v.at("vni").get<unsigned>());
-    fmt::print("{:<19}{}, local {} ({}) UDP port {}, over {}\n", "vxlan:", vnis, v.at("local").get<std::string>(),
-               v.at("local_mac").get<std::string>(), v.at("dstport").get<unsigned>(), u.at("name").get<std::string>());
+    fmt::print("{:<19}{}, local {} ({}) UDP port {}{}, over {}\n", "vxlan:", vnis, local_text(v),
+               v.at("local_mac").get<std::string>(), v.at("dstport").get<unsigned>(),
+               v.value("gateway", nlohmann::json()).is_null() ? "" : ", gateway " + v.at("gateway").get<std::string>(),
+               u.at("name").get<std::string>());
     fmt::print("{:<19}{}\n", "remote VTEPs:", remotes);
     fmt::print("{:<19}{} requests sent, {} replies sent, {} received, {} neighbours learned\n", "arp:",
                v.at("arp_requests_sent").get<uint64_t>(), v.at("arp_replies_sent").get<uint64_t>(),
@@ -575,7 +592,7 @@ const std::vector<CtlVerb>& verbs()
         {{"add-port", "nic"}, 1, "add-port nic DEVARGS [--name NAME] [--mtu BYTES] [--vlan VID] [--vlan-mode MODE] "
                                  "[--trunks LIST]",
          [](const auto& a, std::string& error) { return add_port_request("nic", a, error); }, print_added, true},
-        {{"add-port", "vxlan"}, 1, "add-port vxlan NAME,local=IP,remote=IP[,remote=IP...],vni=N[,dstport=PORT],"
+        {{"add-port", "vxlan"}, 1, "add-port vxlan NAME,local=IP[/PREFIX],remote=IP[,remote=IP...][,gateway=IP],vni=N[,dstport=PORT],"
                                    "underlay=NIC [--underlay DEVARGS] [--underlay-mtu BYTES] [--mtu BYTES] [--vlan VID] "
                                    "[--vlan-mode MODE] [--trunks LIST]",
          [](const auto& a, std::string& error) { return add_port_request("vxlan", a, error); }, print_added, true},

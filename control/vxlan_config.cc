@@ -13,7 +13,8 @@ namespace vusw {
 namespace {
 
 constexpr const char* kForm =
-    "expected NAME,local=IP,remote=IP[,remote=IP...],vni=N|vni=N:VID[,vni=N:VID...][,dstport=PORT],underlay=NIC";
+    "expected NAME,local=IP[/PREFIX],remote=IP[,remote=IP...][,gateway=IP],vni=N|vni=N:VID[,vni=N:VID...]"
+    "[,dstport=PORT],underlay=NIC";
 
 std::optional<uint32_t> ipv4(const std::string& text)
 {
@@ -66,15 +67,36 @@ std::optional<std::string> apply_vni(const std::string& value, bool first, Vxlan
     return std::nullopt;
 }
 
+// local=IP or local=IP/PREFIX into `s`; an error text if it is not one.
+std::optional<std::string> apply_local(const std::string& value, VxlanSettings& s)
+{
+    const auto slash = value.find('/');
+    const auto ip = ipv4(value.substr(0, slash));
+    if (!ip || *ip == 0)
+        return fmt::format("local={}: expected an IPv4 address like 10.99.0.1, optionally with its prefix length like "
+                           "10.99.0.1/24 (the underlay is IPv4 only)", value);
+    s.local_ip = *ip;
+    if (slash == std::string::npos)
+        return std::nullopt;
+    const auto prefix = number(value.substr(slash + 1), 0, 32);
+    if (!prefix)
+        return fmt::format("local={}: expected a prefix length 0..32 after the `/` (the underlay subnet, like "
+                           "10.99.0.1/24)", value);
+    s.prefix = uint8_t(*prefix);
+    return std::nullopt;
+}
+
 // One `key=value` field into `s`; an error text if it is not one. `first`: the key's first time.
 std::optional<std::string> apply_field(const std::string& key, const std::string& value, bool first, VxlanSettings& s)
 {
-    if (key == "local" || key == "remote") {
+    if (key == "local") {
+        return apply_local(value, s);
+    } else if (key == "remote" || key == "gateway") {
         const auto ip = ipv4(value);
         if (!ip || *ip == 0)
             return fmt::format("{}={}: expected an IPv4 address like 10.99.0.1 (the underlay is IPv4 only)", key, value);
-        if (key == "local")
-            s.local_ip = *ip;
+        if (key == "gateway")
+            s.gateway = *ip;
         else
             s.remotes.push_back(*ip);
     } else if (key == "vni") {
@@ -89,12 +111,29 @@ std::optional<std::string> apply_field(const std::string& key, const std::string
             return "underlay=: expected the name of a --nic port";
         s.underlay = value;
     } else {
-        return fmt::format("unknown field `{}` (fields: local, remote, vni, dstport, underlay)", key);
+        return fmt::format("unknown field `{}` (fields: local, remote, gateway, vni, dstport, underlay)", key);
     }
     return std::nullopt;
 }
 
-// What a parsed tunnel still lacks or repeats.
+// A gateway= that cannot be the next hop, or a remote= that has none: an error text.
+std::optional<std::string> unroutable(const VxlanSettings& s)
+{
+    if (s.gateway != 0 && !s.prefix)
+        return fmt::format("gateway={} needs local= with a prefix length (local={}/24, say) to tell the remotes "
+                           "behind it from those on the underlay's own subnet", ipv4_text(s.gateway), ipv4_text(s.local_ip));
+    if (s.gateway != 0 && (!on_link(s.local_ip, *s.prefix, s.gateway) || s.gateway == s.local_ip))
+        return fmt::format("gateway={} is not another address in local={}/{}: give the router's address on the "
+                           "underlay's subnet", ipv4_text(s.gateway), ipv4_text(s.local_ip), *s.prefix);
+    for (const uint32_t r : s.remotes)
+        if (s.prefix && s.gateway == 0 && !on_link(s.local_ip, *s.prefix, r))
+            return fmt::format("remote={} is outside local={}/{} and no gateway= is given: add gateway=IP (the "
+                               "router towards it), or widen the prefix if it is on the same L2 segment",
+                               ipv4_text(r), ipv4_text(s.local_ip), *s.prefix);
+    return std::nullopt;
+}
+
+// What a parsed tunnel still lacks, repeats, or cannot reach.
 std::optional<std::string> missing(const VxlanSettings& s, const std::set<std::string>& seen)
 {
     for (const char* key : {"local", "vni", "underlay"})
@@ -108,7 +147,7 @@ std::optional<std::string> missing(const VxlanSettings& s, const std::set<std::s
         return "a remote= is given twice";
     if (std::find(s.remotes.begin(), s.remotes.end(), s.local_ip) != s.remotes.end())
         return "remote= must not be the local= address";
-    return std::nullopt;
+    return unroutable(s);
 }
 
 }  // namespace

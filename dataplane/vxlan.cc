@@ -122,6 +122,22 @@ int VniMap::of_vni(uint32_t vni) const
     return it != by_vni_.end() && it->first == vni ? int(it->second) : kNone;
 }
 
+NextHops next_hops(std::span<const uint32_t> remotes, uint32_t local, std::optional<uint8_t> prefix,
+                   uint32_t gateway)
+{
+    NextHops h;
+    const auto index_of = [&h](uint32_t ip) {  // the neighbour `ip`, added if new
+        const auto it = std::find(h.neighbours.begin(), h.neighbours.end(), ip);
+        if (it != h.neighbours.end())
+            return uint8_t(it - h.neighbours.begin());
+        h.neighbours.push_back(ip);
+        return uint8_t(h.neighbours.size() - 1);
+    };
+    for (const uint32_t r : remotes)
+        h.of_remote.push_back(index_of(!prefix || gateway == 0 || on_link(local, *prefix, r) ? r : gateway));
+    return h;
+}
+
 void write_outer_header(std::span<std::byte, kVxlanOverhead> out, const VxlanOuter& o, uint16_t src_port,
                         uint32_t inner_len, bool ip_cksum_by_nic)
 {

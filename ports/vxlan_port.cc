@@ -88,7 +88,9 @@ Result<std::unique_ptr<VxlanPort>> VxlanPort::open(std::string name, VxlanSettin
 VxlanPort::VxlanPort(std::string name, VxlanSettings settings, std::unique_ptr<EthdevPort> underlay, const MacAddr& mac)
     : Port(std::move(name), "vxlan", 1), settings_(std::move(settings)), underlay_(std::move(underlay)),
       vtep_{mac, settings_.local_ip, settings_.dst_port, settings_.vni},
-      ip_cksum_by_nic_(underlay_->offloads().ipv4_csum), unknown_neighbours_(unsigned(settings_.remotes.size())),
+      ip_cksum_by_nic_(underlay_->offloads().ipv4_csum),
+      hops_(next_hops(settings_.remotes, settings_.local_ip, settings_.prefix, settings_.gateway)),
+      unknown_neighbours_(unsigned(hops_.neighbours.size())),
       inner_macs_(kInnerMacCapacity)
 {
     if (settings_.vni_map.empty())
@@ -110,20 +112,26 @@ int VxlanPort::remote_index(uint32_t ip) const
     return it == settings_.remotes.end() ? -1 : int(it - settings_.remotes.begin());
 }
 
+int VxlanPort::neighbour_index(uint32_t ip) const
+{
+    const auto it = std::find(hops_.neighbours.begin(), hops_.neighbours.end(), ip);
+    return it == hops_.neighbours.end() ? -1 : int(it - hops_.neighbours.begin());
+}
+
 std::optional<MacAddr> VxlanPort::neighbour(std::size_t i) const
 {
-    const uint64_t w = remotes_[i].mac.load(std::memory_order_relaxed);
+    const uint64_t w = neighbours_[hops_.of_remote[i]].mac.load(std::memory_order_relaxed);
     return w & kKnown ? std::optional(mac_of_word(w)) : std::nullopt;
 }
 
-void VxlanPort::learn_neighbour(PmdContext& ctx, std::size_t r, const MacAddr& mac)
+void VxlanPort::learn_neighbour(PmdContext& ctx, std::size_t n, const MacAddr& mac)
 {
-    const uint64_t before = remotes_[r].mac.load(std::memory_order_relaxed);
+    const uint64_t before = neighbours_[n].mac.load(std::memory_order_relaxed);
     const uint64_t now = kKnown | mac_key(mac.data());
     if (before == now)
-        return;  // every ARP from a remote teaches its MAC again: count what changed
+        return;  // every ARP from a next hop teaches its MAC again: count what changed
     unknown_neighbours_ -= (before & kKnown) == 0;
-    remotes_[r].mac.store(now, std::memory_order_relaxed);
+    neighbours_[n].mac.store(now, std::memory_order_relaxed);
     vx_counters_[ctx.slot].neighbours_learned.add();
 }
 
@@ -248,8 +256,8 @@ void VxlanPort::take_arp(PmdContext& ctx, rte_mbuf* m)
     }
     VxlanCounters& c = vx_counters_[ctx.slot];
     c.arp_received.add();
-    if (const int r = remote_index(arp->sender_ip); r >= 0)  // RFC 826: learn the sender from any ARP
-        learn_neighbour(ctx, std::size_t(r), arp->sender_mac);
+    if (const int n = neighbour_index(arp->sender_ip); n >= 0)  // RFC 826: learn the sender from any ARP
+        learn_neighbour(ctx, std::size_t(n), arp->sender_mac);
     if (arp->op != kArpRequest || arp->target_ip != vtep_.ip || m->nb_segs != 1) {
         rte_pktmbuf_free(m);  // a reply (learned above) or a question for another host: not a drop of ours
         return;
@@ -268,23 +276,23 @@ void VxlanPort::take_arp(PmdContext& ctx, rte_mbuf* m)
 void VxlanPort::ask_neighbours(PmdContext& ctx)
 {
     const uint64_t now = rte_get_tsc_cycles();
-    for (std::size_t r = 0; r < settings_.remotes.size(); ++r) {
-        Remote& remote = remotes_[r];
-        if ((remote.mac.load(std::memory_order_relaxed) & kKnown) || now < remote.next_arp_tsc)
+    for (std::size_t n = 0; n < hops_.neighbours.size(); ++n) {
+        Neighbour& hop = neighbours_[n];
+        if ((hop.mac.load(std::memory_order_relaxed) & kKnown) || now < hop.next_arp_tsc)
             continue;
-        remote.next_arp_tsc = now + rte_get_tsc_hz();
-        send_arp_request(ctx, r);
+        hop.next_arp_tsc = now + rte_get_tsc_hz();
+        send_arp_request(ctx, n);
     }
 }
 
-void VxlanPort::send_arp_request(PmdContext& ctx, std::size_t r)
+void VxlanPort::send_arp_request(PmdContext& ctx, std::size_t n)
 {
     rte_mbuf* m = rte_pktmbuf_alloc(ctx.pool);
     if (m == nullptr) {
         counters(ctx.slot).drop(Drop::no_mbuf);
         return;
     }
-    const ArpPacket request{kArpRequest, vtep_.mac, vtep_.ip, MacAddr{}, settings_.remotes[r]};
+    const ArpPacket request{kArpRequest, vtep_.mac, vtep_.ip, MacAddr{}, hops_.neighbours[n]};
     auto* bytes = reinterpret_cast<std::byte*>(rte_pktmbuf_append(m, kArpFrameLen));
     write_arp(std::span<std::byte, kArpFrameLen>(bytes, kArpFrameLen), kBroadcastMac, request);
     vx_counters_[ctx.slot].arp_requests_sent.add();
@@ -355,7 +363,7 @@ void VxlanPort::encap_frame(PmdContext& ctx, rte_mbuf* m, uint16_t segment)
 
 void VxlanPort::encap_to(PmdContext& ctx, std::size_t r, rte_mbuf* m, uint16_t src_port, uint16_t segment)
 {
-    const uint64_t w = remotes_[r].mac.load(std::memory_order_relaxed);
+    const uint64_t w = neighbours_[hops_.of_remote[r]].mac.load(std::memory_order_relaxed);
     if ((w & kKnown) == 0) {
         drop(ctx, m, Drop::no_neighbour);
         ask_neighbours(ctx);

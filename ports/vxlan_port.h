@@ -5,13 +5,16 @@
 // Receive: the underlay's frames are classified (vxlan.h). VXLAN to our IP and VNI from
 // one of the remote= VTEPs is decapsulated and switched as received on this port, the
 // tunnel remembering which VTEP each inner source MAC came from; ARP requests for local=
-// are answered, ARP from a remote teaches its MAC; everything else is dropped and counted
-// by reason on this port.
+// are answered, ARP from a next hop (a remote, or the gateway) teaches its MAC;
+// everything else is dropped and counted by reason on this port.
 // Transmit: a frame to an inner MAC learned from a VTEP goes to that VTEP; broadcast,
-// multicast and unknown unicast go to every remote (head-end replication). A remote
-// whose MAC is not known yet gets an ARP request (at most one a second) and the frame is
-// dropped as no_neighbour; the tunnel asks for every unknown remote as soon as it is
-// polled, so this is the first second's traffic at most.
+// multicast and unknown unicast go to every remote (head-end replication). Each remote's
+// frames go to its next hop's MAC: its own, or with local=IP/PREFIX,gateway=IP the
+// gateway's when it is outside local's subnet (vxlan.h: next_hops). A next hop whose MAC
+// is not known yet gets an ARP request (at most one a second) and the frame is dropped as
+// no_neighbour; the tunnel asks for every unknown next hop as soon as it is polled, so
+// this is the first second's traffic at most. Frames from an off-link remote come with the
+// gateway's source MAC: the remote is known by its outer source IP alone.
 //
 // With a VNI map (vni=N:VID, vxlan.h) the port is a trunk of the mapped VLANs: a frame
 // decapsulated from VNI N enters the switch in VLAN VID (in vlan_tci, as from a NIC that
@@ -43,6 +46,8 @@ inline constexpr std::size_t kMaxVxlanRemotes = 32;
 // What --vxlan says (control/vxlan_config.h parses it). IPv4 addresses in host order.
 struct VxlanSettings {
     uint32_t local_ip = 0;           // local=
+    std::optional<uint8_t> prefix;   // local=IP/PREFIX: its subnet; nullopt: every remote on-link
+    uint32_t gateway = 0;            // gateway=: the next hop to remotes outside the subnet; 0: none
     std::vector<uint32_t> remotes;   // remote=, 1..kMaxVxlanRemotes
     uint32_t vni = 0;                // vni=N: the one VNI (unused with a map)
     std::vector<VniVlan> vni_map;    // vni=N:VID...: the VNIs and their VLANs; empty: one VNI
@@ -93,8 +98,11 @@ public:
     // VNI in VLAN 0 (the port's own VLAN options apply then).
     std::vector<VniVlan> vnis() const;
     VxlanTotals vxlan_totals() const;
-    // Control: remote i's MAC as last learned, or nullopt while unknown.
+    // Control: the MAC frames to remote i go to (its next hop's) as last learned, or
+    // nullopt while unknown.
     std::optional<MacAddr> neighbour(std::size_t i) const;
+    // Control: remote i's next hop: its own IP when on-link, else the gateway's.
+    uint32_t next_hop(std::size_t i) const { return hops_.neighbours[hops_.of_remote[i]]; }
     // Control: by remote, the inner MACs learned behind it (where frames to them go).
     std::array<std::size_t, kMaxVxlanRemotes> inner_macs_by_remote() const;
     // Control, as the switch's FDB (Daemon::tick): the clock inner MACs are learned with,
@@ -104,7 +112,7 @@ public:
     std::size_t age_inner_macs(uint32_t max_age_s) noexcept { return inner_macs_.age(max_age_s); }
 
 private:
-    struct Remote {
+    struct Neighbour {  // a next hop on the underlay's segment (hops_.neighbours)
         std::atomic<uint64_t> mac{0};  // kKnown | the MAC; 0 = unknown (the owner core writes it)
         uint64_t next_arp_tsc = 0;     // owner core: no ARP request before this
     };
@@ -118,12 +126,13 @@ private:
     bool enter_vlan(PmdContext& ctx, rte_mbuf* m, uint16_t segment);
     void take_arp(PmdContext& ctx, rte_mbuf* m);
     void drop(PmdContext& ctx, rte_mbuf* m, Drop why);
-    // The index of remote VTEP `ip`, or -1.
+    // The index of remote VTEP `ip` / of next hop `ip`, or -1.
     int remote_index(uint32_t ip) const;
-    void learn_neighbour(PmdContext& ctx, std::size_t r, const MacAddr& mac);
-    // ARP requests for the remotes whose MAC is unknown (each at most once a second).
+    int neighbour_index(uint32_t ip) const;
+    void learn_neighbour(PmdContext& ctx, std::size_t n, const MacAddr& mac);
+    // ARP requests for the next hops whose MAC is unknown (each at most once a second).
     void ask_neighbours(PmdContext& ctx);
-    void send_arp_request(PmdContext& ctx, std::size_t r);
+    void send_arp_request(PmdContext& ctx, std::size_t n);
     // Transmit side, with a map: the frame without its tag and the segment of its VLAN,
     // or nullptr when it was dropped.
     rte_mbuf* leave_vlan(PmdContext& ctx, rte_mbuf* m, uint16_t& segment);
@@ -138,8 +147,9 @@ private:
     std::optional<VniMap> map_;  // vni=N:VID...; nullopt: the one vni=N
     VtepConfig vtep_;
     bool ip_cksum_by_nic_;
-    std::array<Remote, kMaxVxlanRemotes> remotes_;
-    unsigned unknown_neighbours_;  // owner core: remotes whose MAC is unknown
+    NextHops hops_;                // resolved at open: by remote, its next hop
+    std::array<Neighbour, kMaxVxlanRemotes> neighbours_;  // by hops_.neighbours' index (never more than remotes)
+    unsigned unknown_neighbours_;  // owner core: next hops whose MAC is unknown
     Fdb inner_macs_;               // inner source MAC -> remote index, learned on decapsulation
     std::array<VxlanCounters, kMaxPmds + 1> vx_counters_;
     std::array<std::vector<VniCounters>, kMaxPmds + 1> vni_counters_;  // by core, then segment; with a map

@@ -27,6 +27,9 @@
 #   vxlan_vnis        tests/system/vxlan_vnis.sh (one tunnel, VNIs 5000/5001 mapped to VLANs
 #                     10/20, two kernel VNI devices on one underlay IP: each pings only its own
 #                     VLAN's guest; an unmapped VNI is dropped; per-VNI counts)
+#   vxlan_routed      tests/system/vxlan_routed.sh (a tunnel with local=IP/24,gateway=: its
+#                     remote kernel VTEP on another subnet behind a router netns; the router's
+#                     MAC is the next hop; pings both ways with a guest)
 #   vxlan_pair        tests/system/vxlan_pair.sh (two vuswitchd joined by VXLAN over a veth,
 #                     a guest on each; a guest that moves between them is learned again)
 #   vlan_nic          tests/system/vlan_nic.sh (a net_af_packet trunk port, 802.1Q-tagged
@@ -212,7 +215,7 @@ fi
 
 # System tests: once against build/, once against the sanitizer build's daemon.
 # A bound on each whole script; every step inside has its own timeout as well.
-for t in testpmd_pair nic vxlan vxlan_vnis vxlan_pair vlan_nic null_nic nic_jumbo virtio_matrix prometheus monitoring_config service_notify \
+for t in testpmd_pair nic vxlan vxlan_vnis vxlan_routed vxlan_pair vlan_nic null_nic nic_jumbo virtio_matrix prometheus monitoring_config service_notify \
   privileges hugepages_missing cni k8s_manifests; do
   if ((build_ok)); then
     suite "$t" timeout --kill-after=30 600 env VUSW_BUILD="$ROOT/build" "tests/system/$t.sh"

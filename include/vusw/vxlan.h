@@ -85,6 +85,26 @@ struct VxlanOuter {
     uint32_t vni = 0;
 };
 
+// The underlay's next hops (local=IP/PREFIX, gateway=IP): a remote VTEP inside local's
+// subnet is reached directly (ARP for it), one outside through the gateway (ARP for the
+// gateway; the outer IPv4 destination stays the remote's). Without a prefix every remote
+// is on-link, as on one L2 segment.
+constexpr uint32_t subnet_mask(unsigned prefix) { return prefix == 0 ? 0 : ~0u << (32 - prefix); }
+constexpr bool on_link(uint32_t local, unsigned prefix, uint32_t ip)
+{
+    return ((local ^ ip) & subnet_mask(prefix)) == 0;
+}
+// The neighbours a tunnel ARPs for, and by remote the index of its next hop among them,
+// resolved once at configuration time: the hot path does one index load per frame.
+struct NextHops {
+    std::vector<uint32_t> neighbours;  // distinct IPs, in the order the remotes first need them
+    std::vector<uint8_t> of_remote;    // by remote: its next hop in neighbours
+};
+// `prefix`: nullopt = every remote on-link. An off-link remote needs a `gateway` (nonzero;
+// parse_vxlan checks it): this does not check, it sends such a remote to the gateway.
+NextHops next_hops(std::span<const uint32_t> remotes, uint32_t local, std::optional<uint8_t> prefix,
+                   uint32_t gateway);
+
 // The UDP source port for an inner frame whose flow hash is `hash`: 49152..65535.
 constexpr uint16_t vxlan_source_port(uint32_t hash) { return uint16_t(0xc000u | (hash & 0x3fffu)); }
 

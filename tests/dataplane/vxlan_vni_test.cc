@@ -14,16 +14,17 @@
 
 #include <doctest/doctest.h>
 
-#include "mbuf_helpers.h"
 #include <fmt/format.h>
 
 #include "ports/ethdev_port.h"
 #include "ports/vxlan_port.h"
 #include "vusw/l2switch.h"
 #include "vusw/rcu.h"
+#include "vxlan_frames.h"
 
 using namespace vusw;
 using test::bytes_of;
+using test::inner_frame;
 using test::mbuf_of;
 
 namespace {
@@ -41,36 +42,15 @@ rte_mempool* pool()
     return p;
 }
 
-// An IPv4 frame from `src` to `dst`, 802.1Q-tagged with `vid` when vid >= 0.
-Bytes inner(const MacAddr& dst, const MacAddr& src, int vid = -1, std::size_t len = 100)
-{
-    Bytes f(len, 0x5a);
-    std::memcpy(f.data(), dst.data(), 6);
-    std::memcpy(f.data() + 6, src.data(), 6);
-    f[12] = 0x08;
-    f[13] = 0x00;
-    if (vid >= 0)
-        f.insert(f.begin() + 12, {0x81, 0x00, uint8_t(vid >> 8), uint8_t(vid)});
-    return f;
-}
-
 // Remote `ip` (MAC `mac`) sends `f` to us in VNI `vni`.
 rte_mbuf* from_remote(uint32_t ip, const MacAddr& mac, const MacAddr& our_mac, uint32_t vni, const Bytes& f)
 {
-    Bytes out(kVxlanOverhead);
-    const VxlanOuter o{mac, our_mac, ip, kLocalIp, kVxlanDefaultPort, vni};
-    write_outer_header(std::span<std::byte, kVxlanOverhead>(reinterpret_cast<std::byte*>(out.data()), kVxlanOverhead),
-                       o, 50000, uint32_t(f.size()), false);
-    out.insert(out.end(), f.begin(), f.end());
-    return mbuf_of(pool(), out);
+    return test::vxlan_frame(pool(), VxlanOuter{mac, our_mac, ip, kLocalIp, kVxlanDefaultPort, vni}, f);
 }
 
 rte_mbuf* arp_reply(uint32_t ip, const MacAddr& mac, const MacAddr& our_mac)
 {
-    Bytes f(kArpFrameLen);
-    write_arp(std::span<std::byte, kArpFrameLen>(reinterpret_cast<std::byte*>(f.data()), kArpFrameLen), our_mac,
-              ArpPacket{kArpReply, mac, ip, our_mac, kLocalIp});
-    return mbuf_of(pool(), f);
+    return test::arp_reply_frame(pool(), ip, mac, kLocalIp, our_mac);
 }
 
 // A guest port: keeps what the switch sends it.
@@ -102,12 +82,7 @@ public:
     std::vector<rte_mbuf*> got;
 };
 
-// The VXLAN frames the tunnel put on its underlay: (remote IP, VNI, inner frame).
-struct Sent {
-    uint32_t remote;
-    uint32_t vni;
-    Bytes inner;
-};
+using Sent = test::SentVxlan;
 
 struct Rig {
     Reclaimer reclaimer{1};
@@ -118,18 +93,16 @@ struct Rig {
     Guest ten{"g10", 10}, twenty{"g20", 20};
     PmdContext ctx{0, pool()};
 
-    // Over a new net_ring device `dev` (net_ring_...): its one ring is ETH_RXTX0_<dev>.
+    // Over a new net_ring device `dev` (test::ring_underlay).
     explicit Rig(const std::string& dev)
     {
-        auto underlay = EthdevPort::open(dev, "u", 1500, pool());
-        REQUIRE_MESSAGE(underlay.has_value(), underlay.error().detail);
-        wire = rte_ring_lookup(fmt::format("ETH_RXTX0_{}", dev).c_str());
-        REQUIRE(wire != nullptr);
+        test::RingUnderlay underlay = test::ring_underlay(dev, pool());
+        wire = underlay.wire;
         VxlanSettings s;
         s.local_ip = kLocalIp;
         s.remotes = {kRemoteA, kRemoteB};
         s.vni_map = {{5000, 10}, {5001, 20}};
-        auto t = VxlanPort::open("vx", s, std::move(*underlay));
+        auto t = VxlanPort::open("vx", s, std::move(underlay.port));
         REQUIRE(t.has_value());
         tunnel = std::move(*t);
         PortConfig trunk;  // as tunnel_port_config makes it
@@ -171,21 +144,7 @@ struct Rig {
         sw.forward(ctx, g, &m, 1);
     }
     // What the tunnel sent since the last call (ARP left out).
-    std::vector<Sent> sent()
-    {
-        std::vector<Sent> out;
-        void* obj = nullptr;
-        while (rte_ring_dequeue(wire, &obj) == 0) {
-            auto* m = static_cast<rte_mbuf*>(obj);
-            const Bytes b = bytes_of(m);
-            rte_pktmbuf_free(m);
-            if (b.size() < kVxlanOverhead || b[12] != 0x08 || b[13] != 0x00)
-                continue;
-            out.push_back({uint32_t(b[30]) << 24 | uint32_t(b[31]) << 16 | uint32_t(b[32]) << 8 | b[33],
-                           uint32_t(b[46]) << 16 | uint32_t(b[47]) << 8 | b[48], Bytes(b.begin() + 50, b.end())});
-        }
-        return out;
-    }
+    std::vector<Sent> sent() { return test::take_wire(wire).vxlan; }
     uint64_t drops(Drop why) const { return tunnel->totals().drops[std::size_t(why)]; }
 };
 
@@ -200,7 +159,7 @@ TEST_CASE("VNI map: frames of VLAN 10 and 20 leave untagged in VNI 5000 and 5001
 {
     NoLeak leak;
     Rig rig("net_ring_vni0");
-    const Bytes b10 = inner(kBroadcastMac, kGuest), b20 = inner(kBroadcastMac, kGuest, -1, 300);
+    const Bytes b10 = inner_frame(kBroadcastMac, kGuest), b20 = inner_frame(kBroadcastMac, kGuest, -1, 300);
     rig.from_guest(rig.ten, b10);
     std::vector<Sent> out = rig.sent();
     REQUIRE(out.size() == 2);  // to both remotes
@@ -220,8 +179,8 @@ TEST_CASE("VNI map: frames of VLAN 10 and 20 leave untagged in VNI 5000 and 5001
 
     // Straight to the tunnel (a trunk's forms): tagged 20 leaves in 5001; a frame of the
     // native VLAN 0 (untagged) or of an unmapped VLAN has no VNI.
-    rte_mbuf* frames[] = {mbuf_of(pool(), inner(kBroadcastMac, kGuest, 20)), mbuf_of(pool(), inner(kBroadcastMac, kGuest)),
-                          mbuf_of(pool(), inner(kBroadcastMac, kGuest, 30))};
+    rte_mbuf* frames[] = {mbuf_of(pool(), inner_frame(kBroadcastMac, kGuest, 20)), mbuf_of(pool(), inner_frame(kBroadcastMac, kGuest)),
+                          mbuf_of(pool(), inner_frame(kBroadcastMac, kGuest, 30))};
     rte_mbuf* shared = frames[0];
     rte_pktmbuf_refcnt_update(shared, 1);  // as a flood shares it with another port: not written
     rig.tunnel->transmit(rig.ctx, 0, frames, 3);
@@ -230,7 +189,7 @@ TEST_CASE("VNI map: frames of VLAN 10 and 20 leave untagged in VNI 5000 and 5001
     CHECK(out[0].vni == 5001);
     CHECK(out[1].vni == 5001);
     CHECK(out[0].inner == b10);
-    CHECK(bytes_of(shared) == inner(kBroadcastMac, kGuest, 20));
+    CHECK(bytes_of(shared) == inner_frame(kBroadcastMac, kGuest, 20));
     rte_pktmbuf_free(shared);
     CHECK(rig.drops(Drop::vxlan_no_vni) == 2);
 
@@ -244,10 +203,10 @@ TEST_CASE("VNI map: VNI 5001 reaches only the VLAN-20 guest; unmapped VNIs and t
 {
     NoLeak leak;
     Rig rig("net_ring_vni1");
-    const Bytes hello = inner(kBroadcastMac, kInnerX);
+    const Bytes hello = inner_frame(kBroadcastMac, kInnerX);
     const MacAddr mac = rig.tunnel->local_mac();
     rte_mbuf* in[] = {from_remote(kRemoteA, kMacA, mac, 5001, hello), from_remote(kRemoteA, kMacA, mac, 5002, hello),
-                      from_remote(kRemoteA, kMacA, mac, 5000, inner(kBroadcastMac, kInnerX, 20))};
+                      from_remote(kRemoteA, kMacA, mac, 5000, inner_frame(kBroadcastMac, kInnerX, 20))};
     REQUIRE(rte_ring_enqueue_bulk(rig.wire, reinterpret_cast<void**>(in), 3, nullptr) == 3);
     CHECK(rig.drain() == 1);
     CHECK(rig.ten.take().empty());
@@ -258,12 +217,12 @@ TEST_CASE("VNI map: VNI 5001 reaches only the VLAN-20 guest; unmapped VNIs and t
 
     // X is behind remote A in VLAN 20 only: to X in VLAN 20 goes to A alone, in VLAN 10
     // X is unknown and goes to both.
-    rig.from_guest(rig.twenty, inner(kInnerX, kGuest));
+    rig.from_guest(rig.twenty, inner_frame(kInnerX, kGuest));
     std::vector<Sent> out = rig.sent();
     REQUIRE(out.size() == 1);
     CHECK(out[0].remote == kRemoteA);
     CHECK(out[0].vni == 5001);
-    rig.from_guest(rig.ten, inner(kInnerX, kGuest));
+    rig.from_guest(rig.ten, inner_frame(kInnerX, kGuest));
     out = rig.sent();
     REQUIRE(out.size() == 2);
     CHECK(out[0].vni == 5000);

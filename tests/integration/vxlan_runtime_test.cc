@@ -170,7 +170,7 @@ TEST_CASE("add_port vxlan, del_port: the tunnel switches at once, its counters a
   finish(d);
 }
 
-TEST_CASE("vuswitchctl add-port vxlan: human and --json output, exit codes, a VNI map") {
+TEST_CASE("vuswitchctl add-port vxlan: human and --json output, exit codes, a VNI map, a gateway") {
   Daemon d(with_nic_and_tunnel());
   const std::string spec = "'vx2," + kRemotes + ",underlay=u2'";
   CtlRun r = run_ctl(d, "add-port vxlan " + spec + " --underlay 'net_null9,no-rx=1' --vlan 20 --underlay-mtu 2000");
@@ -217,6 +217,26 @@ TEST_CASE("vuswitchctl add-port vxlan: human and --json output, exit codes, a VN
   CHECK(has_metric(d, "vusw_vxlan_vni_encapsulated_packets_total", {{"port", "vx4"}, {"vni", "5001"}}));
   CHECK(has_metric(d, "vusw_vxlan_vni_decapsulated_packets_total", {{"port", "vx4"}, {"vni", "5000"}}));
   CHECK(has_metric(d, "vusw_vxlan_vni_decapsulated_packets_total", {{"port", "vx2"}, {"vni", "77"}}));  // one VNI too
+
+  // A routed underlay: an off-link remote needs gateway=; with it, its next hop is shown.
+  r = run_ctl(d, "add-port vxlan 'vx5,local=10.9.5.1/24,remote=10.9.8.2,vni=5,underlay=u5' --underlay 'net_null12,no-rx=1'");
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "remote=10.9.8.2 is outside local=10.9.5.1/24 and no gateway= is given"));
+  r = run_ctl(d, "add-port vxlan 'vx5,local=10.9.5.1/24,gateway=10.9.5.254,remote=10.9.5.2,remote=10.9.8.2,vni=5,"
+                 "underlay=u5' --underlay 'net_null12,no-rx=1'");
+  CHECK(r.status == 0);
+  const nlohmann::json vx5 = d.port("vx5")["vxlan"];
+  CHECK(vx5["prefix"] == 24);
+  CHECK(vx5["gateway"] == "10.9.5.254");
+  CHECK(vx5["remotes"][0]["next_hop"] == "direct");
+  CHECK(vx5["remotes"][1]["next_hop"] == "10.9.5.254");
+  CHECK(vx5["remotes"][1]["mac"].is_null());  // the gateway never answers here
+  r = run_ctl(d, "show port vx5");
+  CHECK(has(r.out, "local 10.9.5.1/24"));
+  CHECK(has(r.out, ", gateway 10.9.5.254, over u5"));
+  CHECK(has(r.out, "10.9.5.2 (?; 0 frames out"));
+  CHECK(has(r.out, "10.9.8.2 (via 10.9.5.254, ?; 0 frames out"));
+  CHECK(metric(d, "vusw_vxlan_remote_resolved", {{"port", "vx5"}, {"remote", "10.9.8.2"}}) == 0);
   finish(d);
 }
 

@@ -56,14 +56,19 @@ sys_require_daemon() {
   [[ -x $SYS_VUSWITCHCTL ]] || fail "vuswitchctl not built at $SYS_VUSWITCHCTL"
 }
 
-# sys_require_vxlan_host: what the tests against the kernel's VTEP use (skip without it),
-# and the kernel's vxlan module loaded.
-sys_require_vxlan_host() {
-  command -v "$PYTHON" >/dev/null || skip "python3 not installed"
-  command -v ethtool >/dev/null || skip "ethtool not installed"
-  command -v curl >/dev/null || skip "curl not installed (deploy/setup.sh installs it)"
-  command -v ping >/dev/null || skip "ping not installed (Debian package iputils-ping; deploy/setup.sh installs it)"
-  modprobe vxlan 2>/dev/null || true
+# sys_require_tools TOOL...: skip unless each is installed (python3: Debian's, $PYTHON);
+# the message says where it comes from.
+sys_require_tools() {
+  local tool
+  for tool in "$@"; do
+    case $tool in
+      python3) command -v "$PYTHON" >/dev/null || skip "python3 not installed" ;;
+      curl) command -v curl >/dev/null || skip "curl not installed (deploy/setup.sh installs it)" ;;
+      ping) command -v ping >/dev/null \
+        || skip "ping not installed (Debian package iputils-ping; deploy/setup.sh installs it)" ;;
+      *) command -v "$tool" >/dev/null || skip "$tool not installed" ;;
+    esac
+  done
 }
 
 # A DPDK file prefix unique to this run. sys_cleanup removes the hugepage files and
@@ -120,6 +125,15 @@ for line in sys.stdin:
     if m and m.group(1) == name and all(labels.get(k) == v for k, v in want.items()):
         total += float(m.group(3))
 print(int(total))' "$@"
+}
+
+# free_port FIRST LAST: the first TCP port in FIRST..LAST nobody listens on.
+free_port() {
+  local p
+  for ((p = $1; p <= $2; p++)); do
+    ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
+  done
+  fail "no free TCP port in $1..$2"
 }
 
 # ---------------------------------------------------------------- network namespaces
@@ -251,6 +265,23 @@ for p in json.load(sys.stdin)["ports"]:
         print(sum(v.values()) if isinstance(v, dict) else v)
         sys.exit(0)
 sys.exit("no port %r in vuswitchctl output" % name)' "$1" "$2"
+}
+
+# vusw_port_field NAME FIELD.PATH: one (nested) field of `vuswitchctl --json show port
+# NAME`, e.g. vxlan.arp_received; 0 where the path is missing.
+vusw_port_field() {
+  vusw_ctl --json show port "$1" | "$PYTHON" -c '
+import json, sys
+v = json.load(sys.stdin)["port"]
+for k in sys.argv[1].split("."):
+    v = v.get(k, 0) if isinstance(v, dict) else 0
+print(v)' "$2"
+}
+
+# vusw_metric NAME [LABEL=VALUE...]: the sum of NAME's samples with these labels on the
+# daemon's /metrics (started with VUSW_METRICS=ADDR:PORT).
+vusw_metric() {
+  curl -sf "http://$VUSW_METRICS/metrics" | metric_sum "$@"
 }
 
 # ---------------------------------------------------------------- dpdk-testpmd

@@ -47,14 +47,6 @@ command -v curl >/dev/null || fail "curl not installed (deploy/setup.sh installs
 sys_require_hugepages 1100
 sys_require_daemon
 
-# free_port FIRST LAST: the first TCP port in FIRST..LAST nobody listens on.
-free_port() {
-  local p
-  for ((p = $1; p <= $2; p++)); do
-    ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
-  done
-  fail "no free TCP port in $1..$2"
-}
 METRICS_PORT=$(free_port 19470 19489)
 PROM_PORT=$(free_port $((METRICS_PORT + 1)) 19499)
 

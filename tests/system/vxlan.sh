@@ -30,7 +30,8 @@ GUEST_IP=192.168.42.1 VTEP_IP=192.168.42.2
 sys_init vxlan
 sys_require_hugepages 600
 sys_require_daemon
-sys_require_vxlan_host
+sys_require_tools python3 ethtool curl ping
+modprobe vxlan 2>/dev/null || true
 
 sys_netns
 sys_veth
@@ -48,8 +49,7 @@ in_ns ip addr add "$VTEP_IP/24" dev vx0
 in_ns ip link set vx0 up
 log "kernel VTEP: vx0 $VTEP_IP VNI $VNI, $REMOTE on $VETH_NS -> remote $LOCAL; vx0 MTU $(in_ns cat /sys/class/net/vx0/mtu)"
 
-METRICS_PORT=19520
-while ss -Htln "sport = :$METRICS_PORT" | grep -q .; do METRICS_PORT=$((METRICS_PORT + 1)); done
+METRICS_PORT=$(free_port 19520 19539)
 echo "mac-age = 300" >"$SYS_TMP/vuswitchd.conf"  # lowered at the end, by a reload
 VUSW_METRICS=127.0.0.1:$METRICS_PORT vusw_start vxlan --lcores 0,1 --log-level info --config "$SYS_TMP/vuswitchd.conf" \
   --nic "net_af_packet0,iface=$VETH_HOST" \
@@ -59,14 +59,7 @@ VUSW_METRICS=127.0.0.1:$METRICS_PORT vusw_start vxlan --lcores 0,1 --log-level i
 tp_start_tap_guest guest "$GUEST_NS" "$SYS_TMP/vm1.sock" "$GUEST_IP/24"
 
 port_field() { vusw_port_json "$@"; }
-vx42() { # FIELD.PATH in `vuswitchctl --json show port vx42`
-  vusw_ctl --json show port vx42 | "$PYTHON" -c '
-import json, sys
-v = json.load(sys.stdin)["port"]
-for k in sys.argv[1].split("."):
-    v = v.get(k, 0) if isinstance(v, dict) else 0
-print(v)' "$1"
-}
+vx42() { vusw_port_field vx42 "$1"; }  # FIELD.PATH in `vuswitchctl --json show port vx42`
 vx0_stat() { in_ns cat "/sys/class/net/vx0/statistics/$1"; }
 wire_stat() { in_ns cat "/sys/class/net/$VETH_NS/statistics/$1"; }
 # The counts compared at the end, from here on: "vx42 rx, tx, ARP in, ARP out; underlay rx, tx;
@@ -160,9 +153,7 @@ print(sum(d.values()), d)')
 expect "no other drops on vx42 ($drops)" test "${drops%% *}" -eq 0
 
 # ---- vx42 again, added at run time over the same device (closed when it was removed).
-metric() { # NAME [LABEL=VALUE...]: the sum of NAME's samples with these labels on /metrics
-  curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | metric_sum "$@"
-}
+metric() { VUSW_METRICS=127.0.0.1:$METRICS_PORT vusw_metric "$@"; }
 series_of_vx42() { curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | grep -c 'port="vx42"' || true; }
 expect "vuswitchctl del-port vx42" vusw_ctl del-port vx42
 expect "vx42's series left /metrics" test "$(series_of_vx42)" -eq 0

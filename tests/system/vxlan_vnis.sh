@@ -24,7 +24,8 @@ LOCAL=10.99.0.1 REMOTE=10.99.0.2
 sys_init vxlan_vnis
 sys_require_hugepages 900
 sys_require_daemon
-sys_require_vxlan_host
+sys_require_tools python3 curl ping
+modprobe vxlan 2>/dev/null || true
 
 sys_netns
 sys_veth
@@ -50,8 +51,7 @@ kernel_vtep vx0 5000 192.168.50.2/24
 kernel_vtep vx1 5001 192.168.50.4/24
 kernel_vtep vx2 5002 192.168.52.2/24
 
-METRICS_PORT=19620
-while ss -Htln "sport = :$METRICS_PORT" | grep -q .; do METRICS_PORT=$((METRICS_PORT + 1)); done
+METRICS_PORT=$(free_port 19620 19639)
 VUSW_METRICS=127.0.0.1:$METRICS_PORT vusw_start vxlan_vnis --lcores 0,1 --log-level info \
   --nic "net_af_packet0,iface=$VETH_HOST" \
   --vxlan "vx,local=$LOCAL,remote=$REMOTE,vni=5000:10,vni=5001:20,underlay=net_af_packet0" \
@@ -60,14 +60,7 @@ VUSW_METRICS=127.0.0.1:$METRICS_PORT vusw_start vxlan_vnis --lcores 0,1 --log-le
 tp_start_tap_guest g10 "$G10" "$SYS_TMP/vm10.sock" 192.168.50.1/24
 tp_start_tap_guest g20 "$G20" "$SYS_TMP/vm20.sock" 192.168.50.3/24
 
-vx() { # FIELD.PATH in `vuswitchctl --json show port vx`
-  vusw_ctl --json show port vx | "$PYTHON" -c '
-import json, sys
-v = json.load(sys.stdin)["port"]
-for k in sys.argv[1].split("."):
-    v = v.get(k, 0) if isinstance(v, dict) else 0
-print(v)' "$1"
-}
+vx() { vusw_port_field vx "$1"; }  # FIELD.PATH in `vuswitchctl --json show port vx`
 scrape() { curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >"$SYS_TMP/metrics"; }
 metric() { metric_sum "$@" <"$SYS_TMP/metrics"; }  # NAME [LABEL=VALUE...] in the last scrape
 kstat() { in_ns cat "/sys/class/net/$1/statistics/$2"; }

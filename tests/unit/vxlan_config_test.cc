@@ -4,6 +4,7 @@
 #include "control/vxlan_config.h"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "tests/unit/config_args.h"
 
@@ -145,4 +146,53 @@ TEST_CASE("--vxlan vni=N:VID: every mistake is an error naming what to give")
     CHECK(mentions(bad("vni=x"), "or VNI:VID"));
     for (const char* option : {"|vlan=10", "|vlan-mode=trunk", "|vlan-mode=trunk|trunks=10,20"})
         CHECK(mentions(bad("vni=5000:10,vni=5001:20", option), "drop its vlan=, vlan-mode= and trunks= options"));
+}
+
+TEST_CASE("--vxlan local=IP/PREFIX,gateway=IP: a routed underlay")
+{
+    auto s = parse_vxlan("vx,local=10.97.1.1/24,remote=10.97.1.2,remote=10.97.2.2,gateway=10.97.1.254,vni=42,underlay=u");
+    REQUIRE(s.has_value());
+    CHECK(s->local_ip == 0x0a610101);
+    CHECK(s->prefix == 24);
+    CHECK(s->gateway == 0x0a6101fe);
+    // A prefix alone: every remote inside it; no prefix: no subnet, every remote on-link.
+    auto subnet = parse_vxlan("vx,local=10.97.1.1/16,remote=10.97.2.2,vni=42,underlay=u");
+    REQUIRE(subnet.has_value());
+    CHECK(subnet->prefix == 16);
+    CHECK(subnet->gateway == 0);
+    auto flat = parse_vxlan("vx,local=10.97.1.1,remote=192.0.2.7,vni=42,underlay=u");
+    REQUIRE(flat.has_value());
+    CHECK(!flat->prefix.has_value());
+    CHECK(parse_vxlan("vx,local=10.97.1.1/32,remote=10.97.2.2,gateway=10.97.1.254,vni=1,underlay=u").has_value() == false);
+    CHECK(parse_vxlan("vx,local=10.97.1.1/0,remote=10.97.2.2,vni=1,underlay=u").has_value());
+}
+
+TEST_CASE("--vxlan gateway=: a bad prefix, a gateway outside the subnet, an off-link remote without one are errors")
+{
+    const auto bad = [](const char* value) {
+        const auto s = parse_vxlan(value);
+        return s ? std::string() : s.error().detail;
+    };
+    for (const char* prefix : {"/33", "/", "/x", "/-1", "/024x", "/24/8"})
+        CHECK(mentions(bad(fmt::format("vx,local=10.97.1.1{},remote=10.97.1.2,vni=1,underlay=u", prefix).c_str()),
+                       "prefix length 0..32"));
+    CHECK(mentions(bad("vx,local=10.97.1.1/24,remote=10.97.2.2,vni=1,underlay=u"),
+                   "remote=10.97.2.2 is outside local=10.97.1.1/24 and no gateway= is given"));
+    CHECK(mentions(bad("vx,local=10.97.1.1/24,remote=10.97.2.2,gateway=10.97.2.1,vni=1,underlay=u"),
+                   "gateway=10.97.2.1 is not another address in local=10.97.1.1/24"));
+    CHECK(mentions(bad("vx,local=10.97.1.1/24,remote=10.97.2.2,gateway=10.97.1.1,vni=1,underlay=u"),
+                   "is not another address"));
+    CHECK(mentions(bad("vx,local=10.97.1.1,remote=10.97.2.2,gateway=10.97.1.254,vni=1,underlay=u"),
+                   "gateway=10.97.1.254 needs local= with a prefix length"));
+    CHECK(mentions(bad("vx,local=10.97.1.1/24,remote=10.97.2.2,gateway=10.97.1.254,gateway=10.97.1.253,vni=1,underlay=u"),
+                   "gateway= given twice"));
+    CHECK(mentions(bad("vx,local=10.97.1.1/24,remote=10.97.2.2,gateway=nowhere,vni=1,underlay=u"), "IPv4 address"));
+}
+
+TEST_CASE("--help documents local=IP/PREFIX and gateway=")
+{
+    auto help = parse({"--help"});
+    REQUIRE(help.has_value());
+    for (const char* text : {"local=IP[/PREFIX]", "gateway=IP"})
+        CHECK(mentions(help->print, text));
 }

@@ -278,3 +278,32 @@ TEST_CASE("with a VNI map, a frame of any mapped VNI is accepted with its segmen
     }
     CHECK(classify(encapsulated()).segment == 0);  // one VNI: segment 0
 }
+
+TEST_CASE("next hops: on-link remotes are their own, off-link ones share the gateway; no prefix: all on-link")
+{
+    constexpr uint32_t local = 0x0a610101, near = 0x0a610102, far1 = 0x0a610202, far2 = 0x0a610302, gw = 0x0a6101fe;
+    CHECK(subnet_mask(24) == 0xffffff00);
+    CHECK(subnet_mask(0) == 0);
+    CHECK(subnet_mask(32) == 0xffffffff);
+    CHECK(on_link(local, 24, near));
+    CHECK_FALSE(on_link(local, 24, far1));
+    CHECK(on_link(local, 16, far1));
+    CHECK(on_link(local, 0, 0xc0000207));
+
+    const std::vector<uint32_t> remotes{far1, near, far2};
+    const NextHops h = next_hops(remotes, local, 24, gw);
+    CHECK(h.neighbours == std::vector<uint32_t>{gw, near});  // one neighbour for both off-link remotes
+    CHECK(h.of_remote == std::vector<uint8_t>{0, 1, 0});
+
+    const NextHops flat = next_hops(remotes, local, std::nullopt, 0);
+    CHECK(flat.neighbours == remotes);
+    CHECK(flat.of_remote == std::vector<uint8_t>{0, 1, 2});
+    const NextHops wide = next_hops(remotes, local, 8, gw);  // every remote inside: the gateway is not asked for
+    CHECK(wide.neighbours == remotes);
+
+    // A router that is also a VTEP: one neighbour, whether reached as a remote or as the gateway.
+    const std::vector<uint32_t> with_router{gw, far1};
+    const NextHops shared = next_hops(with_router, local, 24, gw);
+    CHECK(shared.neighbours == std::vector<uint32_t>{gw});
+    CHECK(shared.of_remote == std::vector<uint8_t>{0, 0});
+}
