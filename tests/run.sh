@@ -4,18 +4,20 @@
 #   tests/run.sh
 #
 # Suites, in order (each counted once in the summary):
-#   build             meson setup build (debugoptimized) + ninja
+#   build             meson setup build (debugoptimized) + ninja of everything but the unit
+#                     tests (they run under the sanitizers; `ninja -C build` builds them too)
 #   build-asan        meson setup build-asan (clang 16, -Db_sanitize=address,undefined, -O1 with
-#                     line tables: a third of GCC's compile time for the same checks; compiled
-#                     for coverage too, -Dfuzz=true) + ninja of the daemon, vuswitchctl,
-#                     vuswitch-cni, the unit and dataplane tests and the libFuzzer targets
-#   meson test        meson test -C build unit dataplane (the in-process doctest suites)
+#                     line tables: a third of GCC's compile time for the same checks; its
+#                     libraries compiled for coverage too, -Dfuzz=true) + ninja of the daemon,
+#                     vuswitchctl, vuswitch-cni, the unit and dataplane tests and the libFuzzer
+#                     targets
+#   meson test        meson test -C build dataplane (mbufs through GCC -O2's dataplane code)
 #   asan tests        the unit and dataplane tests under ASan/UBSan, and build/'s
 #                     integration suite against build-asan's vuswitchd (the integration
 #                     suite runs once, against the sanitized daemon; the system tests, the
 #                     soak and the VMs drive build/'s)
 #   tsan              tests/tsan/run.sh (build-tsan: clang 16 -fsanitize=thread and
-#                     -Wthread-safety; integration cases of control<->PMD paths, 30 s of soak)
+#                     -Wthread-safety; integration cases of control<->PMD paths, 15 s of soak)
 #   soak              perf/soak.sh --minutes 1 (byte-checked traffic through memory
 #                     re-layouts, queue moves, reconnections, port add/del; no loss, no leaks)
 #   scale             perf/scale.sh (1,000 guest lives, 10,000 ADD/REM_MEM_REG cycles under
@@ -161,14 +163,17 @@ fi
 
 build_ok=0
 asan_ok=0
-suite "build" build build --buildtype=debugoptimized && build_ok=1
+# Every binary the suites run from build/ (the unit tests run once, in build-asan).
+BUILD_TARGETS="control/vuswitchd control/vuswitchctl control/vuswitch-cni tests/dataplane/dataplane_tests"
+BUILD_TARGETS+=" tests/integration/integration_tests perf/hotplug_bench perf/queue_bench"
+suite "build" build build --buildtype=debugoptimized -- $BUILD_TARGETS && build_ok=1
 # clang 16 (deploy/setup.sh installs it; GCC with -g1 if it is missing) at -O1 with line
 # tables only: what the sanitizers need for exact reports, at a third of GCC's -O2 -g
 # compile time. With clang the code is also compiled for coverage and the libFuzzer
 # targets are linked here: the fuzz suite shares these objects instead of compiling them
 # again (tests/fuzz/run.sh with FUZZ_BUILD).
 if ASAN_CXX=$(command -v clang++-16); then
-  ASAN_ARGS=(-Dcpp_args="-gline-tables-only -fsanitize=fuzzer-no-link" -Dfuzz=true)
+  ASAN_ARGS=(-Dcpp_args=-gline-tables-only -Dfuzz=true)
   ASAN_TARGETS+=" tests/fuzz/fuzz_dispatch tests/fuzz/fuzz_virtqueue tests/fuzz/fuzz_packed_queue tests/fuzz/fuzz_memtable"
   ASAN_TARGETS+=" tests/fuzz/fuzz_config tests/fuzz/fuzz_control"
   FUZZ_ENV=(FUZZ_BUILD="$ROOT/build-asan")
@@ -179,7 +184,7 @@ CXX=$ASAN_CXX suite "build-asan" build build-asan --buildtype=debugoptimized -Do
   "${ASAN_ARGS[@]}" -Db_sanitize=address,undefined -Db_lundef=false -- $ASAN_TARGETS && asan_ok=1
 
 if ((build_ok)); then
-  suite "meson test" meson test -C build --print-errorlogs unit dataplane
+  suite "meson test" meson test -C build --no-rebuild --print-errorlogs dataplane
 else
   not_run "meson test" "build failed"
 fi

@@ -4,7 +4,8 @@
 # non-zero if the build fails or a target finds a crash; crash inputs are kept in
 # $OUT/<target>.crashes/.
 #
-#   tests/fuzz/run.sh                 # every target, FUZZ_TIME seconds each (default 20)
+#   tests/fuzz/run.sh                 # every target, FUZZ_TIME seconds each (default 20),
+#                                     # FUZZ_JOBS at a time (default: one per core)
 #   FUZZ_TIME=300 tests/fuzz/run.sh fuzz_virtqueue
 #   tests/fuzz/run.sh --build-only
 #
@@ -51,7 +52,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   }
   # -O1 with line tables, as build-asan: exact reports at a fraction of -O2 -g's compile time.
   CXX=$CXX meson setup "$BUILD" --buildtype=debugoptimized -Doptimization=1 -Ddebug=false \
-    -Dcpp_args="-gline-tables-only -fsanitize=fuzzer-no-link" -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dcpp_args=-gline-tables-only -Db_sanitize=address,undefined -Db_lundef=false \
     -Dtests=disabled -Dfuzz=true >/dev/null || { echo "fuzz: meson setup of $BUILD failed" >&2; exit 1; }
 fi
 [ -f "$OUT/.gitignore" ] || echo "*" >"$OUT/.gitignore"  # build output, never committed
@@ -60,20 +61,33 @@ ninja -C "$BUILD" "${TARGETS[@]/#/tests/fuzz/}" || { echo "fuzz: building the ta
 
 # A UBSan report is a finding: abort, which libFuzzer catches and keeps the input of.
 export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1
-status=0
-for t in "${TARGETS[@]}"; do
-  corpus="$OUT/corpus/$t"
+# run_one TARGET: fuzz it for TIME seconds and print its verdict; a finding leaves
+# $OUT/TARGET.failed.
+run_one() {
+  local t=$1 corpus="$OUT/corpus/$1" seeds=()
   mkdir -p "$corpus" "$OUT/$t.crashes"
-  seeds=()
   [ -d "$ROOT/tests/fuzz/corpus/$t" ] && seeds=("$ROOT/tests/fuzz/corpus/$t")
-  echo "fuzz: running $t for ${TIME}s"
   if ! "$BUILD/tests/fuzz/$t" -max_total_time="$TIME" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$OUT/$t.crashes/" "$corpus" "${seeds[@]}" >"$OUT/$t.log" 2>&1; then
     echo "fuzz: $t FAILED; tail of $OUT/$t.log:" >&2
     tail -40 "$OUT/$t.log" >&2
-    status=1
-  else
-    echo "fuzz: $t ok ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$OUT/$t.log" | grep -o '[0-9]*$') runs)"
+    touch "$OUT/$t.failed"
+    return
   fi
+  echo "fuzz: $t ok ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$OUT/$t.log" | grep -o '[0-9]*$') runs)"
+}
+
+# One target per core at a time (FUZZ_JOBS): each libFuzzer process is single-threaded.
+JOBS=${FUZZ_JOBS:-$(nproc)}
+echo "fuzz: ${#TARGETS[@]} target(s), ${TIME}s each, $JOBS at a time"
+for t in "${TARGETS[@]}"; do
+  rm -f "$OUT/$t.failed"
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+  run_one "$t" &
+done
+wait
+status=0
+for t in "${TARGETS[@]}"; do
+  [ ! -e "$OUT/$t.failed" ] || status=1
 done
 exit $status

@@ -4,7 +4,7 @@
 # control thread, the PMD cores and the metrics threads meet: memory tables published and
 # reclaimed under traffic, loans returned from other cores, queues moved between PMD
 # cores, GET_VRING_BASE under traffic, ports added and deleted, /metrics scraped while
-# ports change, and 30 s of the soak (all of it at once, at random). Any report stops the daemon (halt_on_error) and fails the run; the
+# ports change, and 15 s of the soak (all of it at once, at random). Any report stops the daemon (halt_on_error) and fails the run; the
 # reports are printed. The clang build also checks the control side's lock annotations
 # (-Wthread-safety, include/vusw/mutex.h).
 #
@@ -56,7 +56,7 @@ trap 'rm -rf "$REPORTS"' EXIT
 filter=$(IFS=,; echo "${CASES[*]}")
 echo "tsan: ${#CASES[@]} case patterns against $OUT/control/vuswitchd"
 env TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$ROOT/tests/tsan/suppressions.txt log_path=$REPORTS/report" \
-  VUSW_SOAK_SECONDS=${VUSW_SOAK_SECONDS:-30} VUSWITCHD="$OUT/control/vuswitchd" VUSWITCHCTL="$OUT/control/vuswitchctl" VUSW_SOURCE_DIR="$ROOT" \
+  VUSW_SOAK_SECONDS=${VUSW_SOAK_SECONDS:-15} VUSWITCHD="$OUT/control/vuswitchd" VUSWITCHCTL="$OUT/control/vuswitchctl" VUSW_SOURCE_DIR="$ROOT" \
   "$IT" --test-case="$filter"
 rc=$?
 shopt -s nullglob
