@@ -255,6 +255,7 @@ void Daemon::restore_ports()
         return;
     }
     std::size_t restored = 0;
+    state_.hold();  // one write at the end, not one per port
     for (const RecordedPort& p : *recorded) {
         const nlohmann::json reply = management_->handle(p.request);  // as the control socket adds it
         if (!reply.contains("error")) {
@@ -266,7 +267,7 @@ void Daemon::restore_ports()
         });
         log(LogLevel::warn, "{}", restore_failure(p, reply["error"], configured));
     }
-    if (auto ok = state_.save(); !ok)  // without the ports left out
+    if (auto ok = state_.release(); !ok)  // without the ports left out
         log(LogLevel::error, "{}; ports added at run time will not come back after the next restart", ok.error().detail);
     if (!recorded->empty())
         log(LogLevel::info, "state file {}: {} of {} ports added at run time restored", state_.path(), restored,

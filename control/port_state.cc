@@ -146,14 +146,14 @@ Status PortState::record(const std::string& name, const nlohmann::json& request)
 {
     std::erase_if(ports_, [&](const RecordedPort& p) { return p.name == name; });
     ports_.push_back(RecordedPort{name, request});
-    return save();
+    return held_ ? Status() : save();
 }
 
 Status PortState::forget(const std::string& name)
 {
     if (std::erase_if(ports_, [&](const RecordedPort& p) { return p.name == name; }) == 0)
         return {};
-    return save();
+    return held_ ? Status() : save();
 }
 
 bool PortState::recorded(const std::string& name) const

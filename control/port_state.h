@@ -58,10 +58,19 @@ public:
     bool recorded(const std::string& name) const;
     // Writes the list to the file now (nothing without a file).
     Status save() const;
+    // While held (start-up adding the recorded ports again), record and forget change the
+    // list only; release() writes it once.
+    void hold() { held_ = true; }
+    Status release()
+    {
+        held_ = false;
+        return save();
+    }
 
 private:
     std::string path_;
     std::vector<RecordedPort> ports_;
+    bool held_ = false;
 };
 
 // Port `name` forgotten in the state file at `path` while no vuswitchd runs (the CNI

@@ -166,3 +166,23 @@ TEST_CASE("state file: a port forgotten while no daemon runs (the CNI plugin's D
     CHECK(has_substr(bad.error().detail, path));
     CHECK(read_text(path) == "{\"version\":1,\"ports\":[");
 }
+
+TEST_CASE("state file: while held (start-up restoring), changes are written once, at release")
+{
+    TempDir dir;
+    const std::string path = dir.path + "/ports.json";
+    PortState state(path);
+    state.hold();
+    for (const RecordedPort& p : kPorts)
+        REQUIRE(state.record(p.name, p.request));
+    REQUIRE(state.forget("n3"));
+    CHECK_FALSE(std::filesystem::exists(path));
+    REQUIRE(state.release());
+    auto written = parse_port_state(read_text(path));
+    REQUIRE(written);
+    CHECK(*written == std::vector<RecordedPort>{kPorts[0], kPorts[2]});
+    REQUIRE(state.forget("vm1"));  // released: written at once again
+    written = parse_port_state(read_text(path));
+    REQUIRE(written);
+    CHECK(*written == std::vector<RecordedPort>{kPorts[2]});
+}
